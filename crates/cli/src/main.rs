@@ -1,0 +1,5 @@
+//! `egress`: the command-line front end.
+
+fn main() {
+    println!("egress");
+}
