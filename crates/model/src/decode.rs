@@ -22,6 +22,8 @@ pub struct DecodeOptions {
 /// One successfully decoded object.
 #[derive(Debug, Clone)]
 pub struct Decoded {
+    /// The file it came from, as the user named it.
+    pub file: String,
     /// Its kind.
     pub info: &'static KindInfo,
     /// 0-based document index in the file.
@@ -213,6 +215,7 @@ pub fn decode_document(file: &str, doc: YamlDocument, opts: &DecodeOptions) -> O
         return Outcome::Invalid(diags);
     }
     Outcome::Valid(Box::new(Decoded {
+        file: file.to_owned(),
         info,
         document: index,
         pos,

@@ -108,7 +108,12 @@ impl fmt::Display for Diagnostic {
             Some(o) => write!(f, "{o}")?,
             None => write!(f, "document {}", self.document + 1)?,
         }
-        if self.field.is_empty() {
+        // Structural messages already start with their field (`spec.hosts: Required value`).
+        let prefixed = self
+            .message
+            .strip_prefix(self.field.as_str())
+            .is_some_and(|rest| rest.starts_with(':'));
+        if self.field.is_empty() || prefixed {
             write!(f, ": {}", self.message)
         } else {
             write!(f, ": {}: {}", self.field, self.message)

@@ -109,6 +109,8 @@ enum Frame {
         key: Option<(String, Pos)>,
         /// Keys that came from `<<` merges (may be overridden by explicit keys).
         merged: Vec<String>,
+        /// Character index just past the last plain key, for the flow-context fix-up below.
+        key_end: Option<usize>,
     },
 }
 
@@ -161,7 +163,7 @@ pub fn parse_stream(text: &str) -> Result<Vec<YamlDocument>, YamlError> {
                     }
                 }
             }
-            other => builder.event(other, &span)?,
+            other => builder.event(other, &span, text)?,
         }
     }
     Ok(docs)
@@ -199,7 +201,7 @@ impl Builder {
         }
     }
 
-    fn event(&mut self, event: Event<'_>, span: &Span) -> Result<(), YamlError> {
+    fn event(&mut self, event: Event<'_>, span: &Span, text: &str) -> Result<(), YamlError> {
         let pos = Pos::from_span(span);
         match event {
             Event::Scalar(text, style, anchor, tag) => {
@@ -208,6 +210,11 @@ impl Builder {
                     .is_some_and(|t| t.handle == "tag:yaml.org,2002:" && t.suffix == "str")
                     || tag.as_ref().is_some_and(|t| t.handle == "!!" && t.suffix == "str");
                 let is_key = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
+                if is_key && style == ScalarStyle::Plain {
+                    if let Some(Frame::Map { key_end, .. }) = self.stack.last_mut() {
+                        *key_end = Some(span.end.index());
+                    }
+                }
                 let value = if style != ScalarStyle::Plain || forced_str || is_key {
                     Value::String(text.into_owned())
                 } else {
@@ -252,6 +259,7 @@ impl Builder {
                     anchor,
                     key: None,
                     merged: Vec::new(),
+                    key_end: None,
                 });
                 Ok(())
             }
@@ -272,10 +280,15 @@ impl Builder {
                         anchor,
                         path,
                         key,
+                        key_end,
                         ..
                     } => {
                         if let Some((k, kpos)) = key {
                             return Err(self.err(kpos, format!("mapping key {k:?} has no value")));
+                        }
+                        if let Some(s) = colon_ended_scalar(&map, key_end, text) {
+                            let start = self.positions.lookup(&path).unwrap_or(pos);
+                            return self.attach(Value::String(s), start);
                         }
                         (
                             Value::Object(map),
@@ -411,6 +424,29 @@ fn merge_into(map: &mut Map<String, Value>, merged: &mut Vec<String>, value: Val
     Ok(())
 }
 
+/// Kubernetes' YAML parser (go-yaml v2) ends a plain scalar at `:` only when a blank follows,
+/// so `[1.2.3.4, 001:db8::]` holds the string `001:db8::`. A YAML 1.2 parser reads the final
+/// `:` before `]` or `,` as a value indicator and yields `{"001:db8:": null}`. Undo that: a
+/// one-entry mapping with a null value whose plain key is followed directly by `:` and a flow
+/// indicator was a scalar ending in `:`.
+fn colon_ended_scalar(map: &Map<String, Value>, key_end: Option<usize>, text: &str) -> Option<String> {
+    if map.len() != 1 {
+        return None;
+    }
+    let (k, v) = map.iter().next()?;
+    if !v.is_null() {
+        return None;
+    }
+    let mut rest = text.chars().skip(key_end?);
+    if rest.next() != Some(':') {
+        return None;
+    }
+    match rest.next() {
+        Some(',' | ']' | '}') => Some(format!("{k}:")),
+        _ => None,
+    }
+}
+
 fn count_nodes(v: &Value) -> usize {
     let mut n = 0;
     let mut stack = vec![v];
@@ -537,6 +573,14 @@ mod tests {
     fn quoted_scalars_stay_strings() {
         let docs = parse_stream("a: \"80\"\nb: '1.0'\nc: !!str 7\n").unwrap();
         assert_eq!(docs[0].value, json!({"a": "80", "b": "1.0", "c": "7"}));
+    }
+
+    #[test]
+    fn colon_ended_scalars_in_flow_sequences_read_as_kubernetes_does() {
+        let docs = parse_stream("addresses: [1.2.3.4, 001:db8::]\nb: [a:, c]\nm: [k: v]\n").unwrap();
+        assert_eq!(docs[0].value["addresses"], json!(["1.2.3.4", "001:db8::"]));
+        assert_eq!(docs[0].value["b"], json!(["a:", "c"]));
+        assert_eq!(docs[0].value["m"], json!([{"k": "v"}]));
     }
 
     #[test]

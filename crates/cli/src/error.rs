@@ -1,0 +1,61 @@
+//! Errors of the command's operations, printed the way kubectl prints them.
+
+use egress_store::StoreError;
+
+/// An operation failed; `Display` is the text printed after `error: ` (or a full
+/// `Error from server (...)` line, as kubectl prints server errors).
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// The command line was wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// Input was refused; the diagnostics were already printed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store refused or failed; `context` says what was being done.
+    #[error("Error from server ({}): {context}{source}", reason(source))]
+    Store {
+        /// e.g. `error when creating "cnn.yaml": `.
+        context: String,
+        /// The store's error.
+        source: StoreError,
+    },
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The path as the user gave it.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Writing output failed (e.g. a closed pipe).
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+fn reason(e: &StoreError) -> &'static str {
+    if e.is_not_found() {
+        "NotFound"
+    } else {
+        match e {
+            StoreError::AlreadyExists { .. } => "AlreadyExists",
+            StoreError::Conflict { .. } => "Conflict",
+            _ => "InternalError",
+        }
+    }
+}
+
+impl OpError {
+    /// A store error without context.
+    pub fn store(source: StoreError) -> Self {
+        OpError::Store {
+            context: String::new(),
+            source,
+        }
+    }
+
+    /// True when this error is already fully prefixed (kubectl's `Error from server` lines).
+    pub fn is_server_error(&self) -> bool {
+        matches!(self, OpError::Store { .. })
+    }
+}

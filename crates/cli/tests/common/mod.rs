@@ -1,0 +1,127 @@
+//! Shared helpers for the CLI's integration tests: a throwaway store and the real binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A temporary store and the `egress` binary pointed at it.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a command printed.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn fails(self) -> Run {
+        assert_ne!(self.code, 0, "command unexpectedly succeeded\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_egress")
+}
+
+impl Cluster {
+    pub fn new() -> Cluster {
+        Cluster {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--store").arg(self.store()).args(args);
+        c.env_remove("EGRESS_STORE");
+        c
+    }
+
+    /// Run `egress ARGS`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().unwrap())
+    }
+
+    /// Run `egress ARGS` with `input` on standard input.
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Run {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        Run::from(child.wait_with_output().unwrap())
+    }
+
+    /// Run a shell command line where `egress` means this binary and store.
+    pub fn sh(&self, line: &str) -> Run {
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(line)
+            .env("EGRESS_STORE", self.store())
+            .env("PATH", format!("{}:{}", Path::new(bin()).parent().unwrap().display(), std::env::var("PATH").unwrap_or_default()))
+            .output()
+            .unwrap();
+        Run::from(o)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn namespace(&self, ns: &str) {
+        self.run_stdin(&["apply", "-f", "-"], &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n")).ok();
+    }
+}
+
+/// The shared material beside the repository, if present.
+pub fn shared() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    p.is_dir().then_some(p)
+}
+
+/// Replace the AGE column (last) of a kubectl table with `AGE`-independent text.
+pub fn without_age(table: &str) -> String {
+    table
+        .lines()
+        .map(|l| {
+            let t = l.trim_end();
+            match t.rfind("   ") {
+                Some(i) => format!("{}   <age>", &t[..i]),
+                None => t.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
