@@ -18,7 +18,7 @@ pub enum OpError {
         /// e.g. `error when creating "cnn.yaml": `.
         context: String,
         /// The store's error.
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// A file could not be read.
     #[error("{path}: {source}")]
@@ -50,7 +50,7 @@ impl OpError {
     pub fn store(source: StoreError) -> Self {
         OpError::Store {
             context: String::new(),
-            source,
+            source: Box::new(source),
         }
     }
 

@@ -19,18 +19,29 @@ pub struct Source {
 
 /// Read every `-f` argument: files, directories (their `.yaml`, `.yml` and `.json` files in name
 /// order; recursively with `recursive`), `-` for standard input, and the Istio curl sample URL.
-pub fn read_sources(args: &[String], recursive: bool, stdin: &mut dyn Read) -> Result<Vec<Source>, OpError> {
+pub fn read_sources(
+    args: &[String],
+    recursive: bool,
+    stdin: &mut dyn Read,
+) -> Result<Vec<Source>, OpError> {
     let mut out = Vec::new();
     for arg in args {
         if arg == "-" {
             let mut text = String::new();
-            stdin.read_to_string(&mut text).map_err(|source| OpError::Read {
-                path: "-".into(),
-                source,
-            })?;
-            out.push(Source { name: "-".into(), text });
+            stdin
+                .read_to_string(&mut text)
+                .map_err(|source| OpError::Read {
+                    path: "-".into(),
+                    source,
+                })?;
+            out.push(Source {
+                name: "-".into(),
+                text,
+            });
         } else if arg.starts_with("http://") || arg.starts_with("https://") {
-            if arg.ends_with("/samples/curl/curl.yaml") || arg.ends_with("/samples/sleep/sleep.yaml") {
+            if arg.ends_with("/samples/curl/curl.yaml")
+                || arg.ends_with("/samples/sleep/sleep.yaml")
+            {
                 out.push(Source {
                     name: arg.clone(),
                     text: CURL_SAMPLE.to_owned(),
@@ -47,7 +58,13 @@ pub fn read_sources(args: &[String], recursive: bool, stdin: &mut dyn Read) -> R
     Ok(out)
 }
 
-fn read_path(path: &Path, shown: &str, recursive: bool, top: bool, out: &mut Vec<Source>) -> Result<(), OpError> {
+fn read_path(
+    path: &Path,
+    shown: &str,
+    recursive: bool,
+    top: bool,
+    out: &mut Vec<Source>,
+) -> Result<(), OpError> {
     let meta = std::fs::metadata(path).map_err(|source| OpError::Read {
         path: shown.to_owned(),
         source,
@@ -71,9 +88,7 @@ fn read_path(path: &Path, shown: &str, recursive: bool, top: bool, out: &mut Vec
                 .and_then(|e| e.to_str())
                 .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
             let shown = p.display().to_string();
-            if p.is_dir() {
-                read_path(&p, &shown, recursive, false, out)?;
-            } else if is_manifest {
+            if p.is_dir() || is_manifest {
                 read_path(&p, &shown, recursive, false, out)?;
             }
         }

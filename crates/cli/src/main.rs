@@ -118,7 +118,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let text = e.to_string();
-            if e.is_server_error() || text.starts_with("Error from server") || text.starts_with("error:") {
+            if e.is_server_error()
+                || text.starts_with("Error from server")
+                || text.starts_with("error:")
+            {
                 let _ = writeln!(io.err, "{text}");
             } else {
                 let _ = writeln!(io.err, "error: {text}");
@@ -149,7 +152,9 @@ fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), OpError> {
         } => {
             let all: Vec<String> = filename.into_iter().chain(files).collect();
             if all.is_empty() {
-                return Err(OpError::Usage("validate needs at least one file (-f FILE)".into()));
+                return Err(OpError::Usage(
+                    "validate needs at least one file (-f FILE)".into(),
+                ));
             }
             let sources = input::read_sources(&all, recursive, &mut stdin)?;
             validate::run(&sources, io)

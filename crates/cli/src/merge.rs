@@ -81,10 +81,18 @@ mod tests {
         live["status"] = json!({"phase": "Active"});
         let second = json!({"kind": "Namespace", "metadata": {"name": "a", "labels": {"x": "2"}}, "spec": {"p": 1}});
         let out = apply_merge(Some(&live), &second);
-        assert_eq!(out["metadata"]["labels"], json!({"x": "2", "istio.io/rev": "asm-1-24"}));
+        assert_eq!(
+            out["metadata"]["labels"],
+            json!({"x": "2", "istio.io/rev": "asm-1-24"})
+        );
         assert_eq!(out["spec"], json!({"p": 1}));
         assert_eq!(out["status"], json!({"phase": "Active"}));
-        let last: Value = serde_json::from_str(out["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap()).unwrap();
+        let last: Value = serde_json::from_str(
+            out["metadata"]["annotations"][LAST_APPLIED]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(last, second);
     }
 }

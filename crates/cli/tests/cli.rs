@@ -116,7 +116,9 @@ fn cluster_with_objects() -> Cluster {
 #[test]
 fn get_svc_prints_kubectls_table() {
     let c = cluster_with_objects();
-    let r = c.run(&["get", "svc", "asm-egress-test", "-n", "aks-istio-egress"]).ok();
+    let r = c
+        .run(&["get", "svc", "asm-egress-test", "-n", "aks-istio-egress"])
+        .ok();
     assert_eq!(
         without_age(&r.stdout),
         without_age(
@@ -124,7 +126,15 @@ fn get_svc_prints_kubectls_table() {
              asm-egress-test   ClusterIP   10.0.128.17   <none>        15021/TCP,80/TCP,443/TCP   0s\n"
         )
     );
-    let age = r.stdout.lines().nth(1).unwrap().split_whitespace().last().unwrap().to_owned();
+    let age = r
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_owned();
     assert!(age.ends_with('s'), "a fresh object is seconds old: {age}");
 }
 
@@ -134,12 +144,16 @@ fn get_deploy_and_pod_tables() {
     let d = c.run(&["get", "deploy", "-n", "aks-istio-egress"]).ok();
     assert_eq!(
         without_age(&d.stdout),
-        without_age("NAME                       READY   UP-TO-DATE   AVAILABLE   AGE\nasm-egress-test-asm-1-24   2/2     2            2           0s\n")
+        without_age(
+            "NAME                       READY   UP-TO-DATE   AVAILABLE   AGE\nasm-egress-test-asm-1-24   2/2     2            2           0s\n"
+        )
     );
     let p = c.run(&["get", "po", "-n", "aks-istio-egress"]).ok();
     assert_eq!(
         without_age(&p.stdout),
-        without_age("NAME                    READY   STATUS    RESTARTS   AGE\ncurl-5b549b49b8-bcgts   2/2     Running   0          0s\n")
+        without_age(
+            "NAME                    READY   STATUS    RESTARTS   AGE\ncurl-5b549b49b8-bcgts   2/2     Running   0          0s\n"
+        )
     );
 }
 
@@ -167,19 +181,51 @@ fn seed_jsonpath_queries_print_what_kubectl_prints() {
         .ok();
     assert_eq!(r.stdout, "pod=curl-5b549b49b8-bcgts\n");
     // A selector that matches nothing prints nothing, like kubectl.
-    let r = c.run(&["get", "pod", "-n", "aks-istio-egress", "-l", "app=nope", "-o", "jsonpath={.items..metadata.name}"]).ok();
+    let r = c
+        .run(&[
+            "get",
+            "pod",
+            "-n",
+            "aks-istio-egress",
+            "-l",
+            "app=nope",
+            "-o",
+            "jsonpath={.items..metadata.name}",
+        ])
+        .ok();
     assert_eq!(r.stdout, "");
 }
 
 #[test]
 fn output_formats_name_yaml_json() {
     let c = cluster_with_objects();
-    let r = c.run(&["get", "svc,deploy", "-n", "aks-istio-egress", "-o", "name"]).ok();
-    assert_eq!(r.stdout, "service/asm-egress-test\ndeployment.apps/asm-egress-test-asm-1-24\n");
-    let y = c.run(&["get", "svc", "asm-egress-test", "-n", "aks-istio-egress", "-o", "yaml"]).ok();
-    assert!(y.stdout.starts_with("apiVersion: v1\nkind: Service\n"), "{}", y.stdout);
+    let r = c
+        .run(&["get", "svc,deploy", "-n", "aks-istio-egress", "-o", "name"])
+        .ok();
+    assert_eq!(
+        r.stdout,
+        "service/asm-egress-test\ndeployment.apps/asm-egress-test-asm-1-24\n"
+    );
+    let y = c
+        .run(&[
+            "get",
+            "svc",
+            "asm-egress-test",
+            "-n",
+            "aks-istio-egress",
+            "-o",
+            "yaml",
+        ])
+        .ok();
+    assert!(
+        y.stdout.starts_with("apiVersion: v1\nkind: Service\n"),
+        "{}",
+        y.stdout
+    );
     assert!(y.stdout.contains("\n  resourceVersion: \""), "{}", y.stdout);
-    let j = c.run(&["get", "svc", "-n", "aks-istio-egress", "-o", "json"]).ok();
+    let j = c
+        .run(&["get", "svc", "-n", "aks-istio-egress", "-o", "json"])
+        .ok();
     let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
     assert_eq!(v["kind"], "List");
     assert_eq!(v["items"][0]["metadata"]["name"], "asm-egress-test");
@@ -195,9 +241,18 @@ fn one_invalid_document_applies_nothing_and_names_file_line_object_field() {
         "two.yaml",
         "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: good\nspec:\n  hosts: [edition.cnn.com]\n  resolution: DNS\n  ports:\n  - {number: 80, name: http, protocol: HTTP}\n---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: bad\nspec:\n  hosts:\n  - edition.cnn.com\n  ports:\n  - number: 80\n    name: http\n    protocol: HTTP\n  resolution: DNS\n  foo: 1\n",
     );
-    let r = c.run(&["apply", "-n", "egress", "-f", path.to_str().unwrap()]).fails();
+    let r = c
+        .run(&["apply", "-n", "egress", "-f", path.to_str().unwrap()])
+        .fails();
     let line = r.stderr.lines().next().unwrap();
-    assert!(line.starts_with(&format!("{}:23:3: error: ServiceEntry/egress/bad: spec.foo: unknown field \"spec.foo\"", path.display())), "{}", r.stderr);
+    assert!(
+        line.starts_with(&format!(
+            "{}:23:3: error: ServiceEntry/egress/bad: spec.foo: unknown field \"spec.foo\"",
+            path.display()
+        )),
+        "{}",
+        r.stderr
+    );
     assert_eq!(r.stdout, "");
     let g = c.run(&["get", "se", "-n", "egress"]).ok();
     assert_eq!(g.stdout, "", "nothing was applied");
@@ -208,15 +263,25 @@ fn namespace_flag_fills_and_conflicts_like_kubectl() {
     let c = Cluster::new();
     c.namespace("a");
     c.namespace("b");
-    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: a\ndata:\n  k: v\n";
+    let cm =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: a\ndata:\n  k: v\n";
     let r = c.run_stdin(&["apply", "-n", "b", "-f", "-"], cm).fails();
     assert!(r.stderr.contains("the namespace from the provided object \"a\" does not match the namespace \"b\". You must pass '--namespace=a' to perform this operation."), "{}", r.stderr);
     c.run_stdin(&["apply", "-n", "a", "-f", "-"], cm).ok();
     let bare = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata:\n  k: v\n";
     c.run_stdin(&["apply", "-n", "b", "-f", "-"], bare).ok();
-    assert_eq!(c.run(&["get", "cm", "-n", "b", "-o", "name"]).ok().stdout, "configmap/other\n");
-    let missing = c.run_stdin(&["apply", "-n", "nope", "-f", "-"], bare).fails();
-    assert!(missing.stderr.contains("namespaces \"nope\" not found"), "{}", missing.stderr);
+    assert_eq!(
+        c.run(&["get", "cm", "-n", "b", "-o", "name"]).ok().stdout,
+        "configmap/other\n"
+    );
+    let missing = c
+        .run_stdin(&["apply", "-n", "nope", "-f", "-"], bare)
+        .fails();
+    assert!(
+        missing.stderr.contains("namespaces \"nope\" not found"),
+        "{}",
+        missing.stderr
+    );
 }
 
 #[test]
@@ -224,11 +289,28 @@ fn apply_twice_is_unchanged_then_configured() {
     let c = Cluster::new();
     c.namespace("a");
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  k: v\n";
-    assert_eq!(c.run_stdin(&["apply", "-n", "a", "-f", "-"], cm).ok().stdout, "configmap/x created\n");
-    assert_eq!(c.run_stdin(&["apply", "-n", "a", "-f", "-"], cm).ok().stdout, "configmap/x unchanged\n");
+    assert_eq!(
+        c.run_stdin(&["apply", "-n", "a", "-f", "-"], cm)
+            .ok()
+            .stdout,
+        "configmap/x created\n"
+    );
+    assert_eq!(
+        c.run_stdin(&["apply", "-n", "a", "-f", "-"], cm)
+            .ok()
+            .stdout,
+        "configmap/x unchanged\n"
+    );
     let cm2 = cm.replace("k: v", "k: w");
-    assert_eq!(c.run_stdin(&["apply", "-n", "a", "-f", "-"], &cm2).ok().stdout, "configmap/x configured\n");
-    let v = c.run(&["get", "cm", "x", "-n", "a", "-o", "jsonpath={.data.k}"]).ok();
+    assert_eq!(
+        c.run_stdin(&["apply", "-n", "a", "-f", "-"], &cm2)
+            .ok()
+            .stdout,
+        "configmap/x configured\n"
+    );
+    let v = c
+        .run(&["get", "cm", "x", "-n", "a", "-o", "jsonpath={.data.k}"])
+        .ok();
     assert_eq!(v.stdout, "w");
 }
 
@@ -238,28 +320,82 @@ fn label_namespace_like_the_seed() {
     c.namespace("aks-istio-egress");
     let r = c.sh("ISTIO_EGRESS_NAMESPACE=aks-istio-egress; ASM_REVISION=asm-1-24; egress label namespace $ISTIO_EGRESS_NAMESPACE istio.io/rev=$ASM_REVISION").ok();
     assert_eq!(r.stdout, "namespace/aks-istio-egress labeled\n");
-    let again = c.run(&["label", "namespace", "aks-istio-egress", "istio.io/rev=asm-1-25"]).fails();
-    assert!(again.stderr.contains("'istio.io/rev' already has a value (asm-1-24), and --overwrite is false"), "{}", again.stderr);
-    c.run(&["label", "ns", "aks-istio-egress", "istio.io/rev=asm-1-25", "--overwrite"]).ok();
-    let v = c.run(&["get", "ns", "aks-istio-egress", "-o", "jsonpath={.metadata.labels.istio\\.io/rev}"]).ok();
+    let again = c
+        .run(&[
+            "label",
+            "namespace",
+            "aks-istio-egress",
+            "istio.io/rev=asm-1-25",
+        ])
+        .fails();
+    assert!(
+        again
+            .stderr
+            .contains("'istio.io/rev' already has a value (asm-1-24), and --overwrite is false"),
+        "{}",
+        again.stderr
+    );
+    c.run(&[
+        "label",
+        "ns",
+        "aks-istio-egress",
+        "istio.io/rev=asm-1-25",
+        "--overwrite",
+    ])
+    .ok();
+    let v = c
+        .run(&[
+            "get",
+            "ns",
+            "aks-istio-egress",
+            "-o",
+            "jsonpath={.metadata.labels.istio\\.io/rev}",
+        ])
+        .ok();
     assert_eq!(v.stdout, "asm-1-25");
     // The label survives a re-apply of the namespace manifest (three-way merge).
     c.namespace("aks-istio-egress");
-    let v = c.run(&["get", "ns", "aks-istio-egress", "-o", "jsonpath={.metadata.labels.istio\\.io/rev}"]).ok();
+    let v = c
+        .run(&[
+            "get",
+            "ns",
+            "aks-istio-egress",
+            "-o",
+            "jsonpath={.metadata.labels.istio\\.io/rev}",
+        ])
+        .ok();
     assert_eq!(v.stdout, "asm-1-25");
-    let r = c.run(&["label", "namespace", "aks-istio-egress", "istio.io/rev-"]).ok();
+    let r = c
+        .run(&["label", "namespace", "aks-istio-egress", "istio.io/rev-"])
+        .ok();
     assert_eq!(r.stdout, "namespace/aks-istio-egress unlabeled\n");
     let missing = c.run(&["label", "namespace", "nope", "a=b"]).fails();
-    assert!(missing.stderr.contains("Error from server (NotFound): namespaces \"nope\" not found"), "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .contains("Error from server (NotFound): namespaces \"nope\" not found"),
+        "{}",
+        missing.stderr
+    );
 }
 
 #[test]
 fn delete_by_name_and_by_file() {
     let c = cluster_with_objects();
-    let r = c.run(&["delete", "svc", "asm-egress-test", "-n", "aks-istio-egress"]).ok();
+    let r = c
+        .run(&["delete", "svc", "asm-egress-test", "-n", "aks-istio-egress"])
+        .ok();
     assert_eq!(r.stdout, "service \"asm-egress-test\" deleted\n");
-    let again = c.run(&["delete", "svc", "asm-egress-test", "-n", "aks-istio-egress"]).fails();
-    assert!(again.stderr.contains("Error from server (NotFound): services \"asm-egress-test\" not found"), "{}", again.stderr);
+    let again = c
+        .run(&["delete", "svc", "asm-egress-test", "-n", "aks-istio-egress"])
+        .fails();
+    assert!(
+        again
+            .stderr
+            .contains("Error from server (NotFound): services \"asm-egress-test\" not found"),
+        "{}",
+        again.stderr
+    );
     let f = c.write("pod.yaml", POD);
     let r = c.run(&["delete", "-f", f.to_str().unwrap()]).ok();
     assert_eq!(r.stdout, "pod \"curl-5b549b49b8-bcgts\" deleted\n");
@@ -270,14 +406,22 @@ fn corrupt_object_file_is_named_and_others_stay_readable() {
     let c = Cluster::new();
     c.namespace("a");
     for n in ["one", "two", "three"] {
-        c.run_stdin(&["apply", "-n", "a", "-f", "-"], &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\n")).ok();
+        c.run_stdin(
+            &["apply", "-n", "a", "-f", "-"],
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\n"),
+        )
+        .ok();
     }
     let file = c.store().join("objects/core/ConfigMap/a/two.json");
     assert!(file.is_file(), "layout changed? {}", file.display());
     std::fs::write(&file, "{ \"apiVersion\": \"v1\", oops").unwrap();
     let r = c.run(&["get", "cm", "-n", "a", "-o", "name"]).fails();
     assert_eq!(r.stdout, "configmap/one\nconfigmap/three\n");
-    assert!(r.stderr.contains(&file.display().to_string()), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&file.display().to_string()),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -294,18 +438,40 @@ fn two_apply_processes_at_once_leave_all_objects() {
     }
     let children: Vec<_> = paths
         .iter()
-        .map(|p| c.command(&["apply", "-n", "load", "-f", p.to_str().unwrap()]).stdout(std::process::Stdio::piped()).spawn().unwrap())
+        .map(|p| {
+            c.command(&["apply", "-n", "load", "-f", p.to_str().unwrap()])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     for child in children {
         let o = child.wait_with_output().unwrap();
         assert!(o.status.success());
-        assert_eq!(String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.ends_with(" created")).count(), 200);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.ends_with(" created"))
+                .count(),
+            200
+        );
     }
     let names = c.run(&["get", "cm", "-n", "load", "-o", "name"]).ok();
     assert_eq!(names.stdout.lines().count(), 400);
     let json = c.run(&["get", "cm", "-n", "load", "-o", "json"]).ok();
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    let mut rvs: Vec<u64> = v["items"].as_array().unwrap().iter().map(|o| o["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()).collect();
+    let mut rvs: Vec<u64> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            o["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
     rvs.sort_unstable();
     rvs.dedup();
     assert_eq!(rvs.len(), 400, "every object got its own resourceVersion");
@@ -316,9 +482,26 @@ fn validate_reports_every_error_and_exit_code() {
     let c = Cluster::new();
     let good = c.write("good.yaml", "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: cnn\nspec:\n  hosts: [edition.cnn.com]\n  ports:\n  - {number: 443, name: tls, protocol: TLS}\n  resolution: DNS\n");
     let r = c.run(&["validate", "-f", good.to_str().unwrap()]).ok();
-    assert_eq!(r.stdout, format!("{:?} is valid\n", good.display().to_string()));
+    assert_eq!(
+        r.stdout,
+        format!("{:?} is valid\n", good.display().to_string())
+    );
     let bad = c.write("bad.yaml", "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: a\nspec: {}\n---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: b\n");
     let r = c.run(&["validate", "-f", bad.to_str().unwrap()]).fails();
-    assert!(r.stderr.contains(&format!("{}:5:1: error: ServiceEntry/default/a: spec.hosts: Required value", bad.display())) || r.stderr.contains("ServiceEntry/default/a: spec.hosts: Required value"), "{}", r.stderr);
-    assert!(r.stderr.contains("ServiceEntry/default/b: spec: Required value"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "{}:5:1: error: ServiceEntry/default/a: spec.hosts: Required value",
+            bad.display()
+        )) || r
+            .stderr
+            .contains("ServiceEntry/default/a: spec.hosts: Required value"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("ServiceEntry/default/b: spec: Required value"),
+        "{}",
+        r.stderr
+    );
 }

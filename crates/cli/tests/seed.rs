@@ -21,7 +21,9 @@ fn seed_manifests(seed: &str) -> Vec<String> {
     let mut in_yaml_block = false;
     for line in seed.lines() {
         if let Some(buf) = cur.as_mut() {
-            if (in_yaml_block && line.trim_start().starts_with("```")) || (!in_yaml_block && line.trim() == "EOF") {
+            if (in_yaml_block && line.trim_start().starts_with("```"))
+                || (!in_yaml_block && line.trim() == "EOF")
+            {
                 out.push(cur.take().unwrap());
                 in_yaml_block = false;
             } else {
@@ -60,7 +62,11 @@ fn every_seed_manifest_validates_and_applies() {
         let path = c.write(&name, m);
         let v = c.run(&["validate", "-f", path.to_str().unwrap()]).ok();
         assert!(v.stdout.contains("is valid"), "{}", v.stdout);
-        assert!(!v.stderr.contains("error"), "manifest {i} has errors:\n{}", v.stderr);
+        assert!(
+            !v.stderr.contains("error"),
+            "manifest {i} has errors:\n{}",
+            v.stderr
+        );
         // The seed applies heredocs with `-n $ISTIO_EGRESS_NAMESPACE -f -`, the ConfigMap as is.
         let run = if m.contains("kind: ConfigMap") {
             c.run(&["apply", "-f", path.to_str().unwrap()])
@@ -73,10 +79,25 @@ fn every_seed_manifest_validates_and_applies() {
     }
     // 1 ConfigMap + (SE + GW + DR + VS) + (SE + GW + DR + VS) + (SE + GW + DR + VS + DR).
     assert_eq!(applied, 14);
-    let cm = c.run(&["get", "cm", "istio-shared-configmap-asm-1-24", "-n", "aks-istio-system", "-o", "jsonpath={.data.mesh}"]).ok();
+    let cm = c
+        .run(&[
+            "get",
+            "cm",
+            "istio-shared-configmap-asm-1-24",
+            "-n",
+            "aks-istio-system",
+            "-o",
+            "jsonpath={.data.mesh}",
+        ])
+        .ok();
     assert_eq!(cm.stdout, "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY");
-    let dr = c.run(&["get", "dr", "-n", "aks-istio-egress", "-o", "name"]).ok();
-    assert_eq!(dr.stdout, "destinationrule.networking.istio.io/egressgateway-for-cnn\ndestinationrule.networking.istio.io/originate-tls-for-edition-cnn-com\n");
+    let dr = c
+        .run(&["get", "dr", "-n", "aks-istio-egress", "-o", "name"])
+        .ok();
+    assert_eq!(
+        dr.stdout,
+        "destinationrule.networking.istio.io/egressgateway-for-cnn\ndestinationrule.networking.istio.io/originate-tls-for-edition-cnn-com\n"
+    );
     // The seed's cleanup commands.
     for cmd in [
         "egress delete serviceentry cnn -n aks-istio-egress",
@@ -91,6 +112,9 @@ fn every_seed_manifest_validates_and_applies() {
     for kind in ["se", "gw", "vs", "dr"] {
         let r = c.run(&["get", kind, "-n", "aks-istio-egress"]).ok();
         assert_eq!(r.stdout, "");
-        assert_eq!(r.stderr, "No resources found in aks-istio-egress namespace.\n");
+        assert_eq!(
+            r.stderr,
+            "No resources found in aks-istio-egress namespace.\n"
+        );
     }
 }

@@ -113,7 +113,10 @@ pub fn object_ref(v: &Value) -> ObjectRef {
     ObjectRef {
         kind: v["kind"].as_str().unwrap_or_default().to_owned(),
         namespace: v["metadata"]["namespace"].as_str().map(str::to_owned),
-        name: v["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+        name: v["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 
@@ -153,8 +156,16 @@ pub fn decode_document(file: &str, doc: YamlDocument, opts: &DecodeOptions) -> O
             ),
         }]);
     };
-    let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let api_version = map
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let kind = map
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let mut missing = Vec::new();
     if api_version.is_empty() {
         missing.push(Finding::error("apiVersion", "apiVersion not set"));
@@ -228,7 +239,10 @@ pub fn decode_document(file: &str, doc: YamlDocument, opts: &DecodeOptions) -> O
 
 /// Decode a JSON object of a known kind into its typed form. Unknown fields come back as
 /// errors beside the resource (strict decoding reports all of them, not just the first).
-pub fn to_resource(info: &KindInfo, value: &Value) -> Result<(Resource, Vec<Finding>), Vec<Finding>> {
+pub fn to_resource(
+    info: &KindInfo,
+    value: &Value,
+) -> Result<(Resource, Vec<Finding>), Vec<Finding>> {
     fn t<T: DeserializeOwned>(v: &Value) -> Result<(T, Vec<Finding>), Vec<Finding>> {
         typed(v)
     }
@@ -305,15 +319,19 @@ fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
         Path::Root => String::new(),
         Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
         Path::Map { parent, key } => crate::diag::join(&ignored_path(parent), key),
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            ignored_path(parent)
-        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_path(parent),
     }
 }
 
 /// serde_path_to_error prints `.` for the root and `a.b[0].c` otherwise.
 fn kubectl_path(p: &str) -> String {
-    if p == "." { String::new() } else { p.to_owned() }
+    if p == "." {
+        String::new()
+    } else {
+        p.to_owned()
+    }
 }
 
 /// The JSON value at a kubectl-style path, if present.
@@ -388,7 +406,9 @@ fn structural(path: &str, msg: &str, root: &Value) -> Finding {
             .unwrap_or_else(|| format!("\"{got}\""));
         return Finding::error(
             path,
-            format!("{path}: Invalid value: {shown}: {path} in body must be of type {want}: \"{got}\""),
+            format!(
+                "{path}: Invalid value: {shown}: {path} in body must be of type {want}: \"{got}\""
+            ),
         );
     }
     Finding::error(path, format!("{path}: Invalid value: {msg}"))
@@ -396,9 +416,11 @@ fn structural(path: &str, msg: &str, root: &Value) -> Finding {
 
 fn expected_json_type(expected: &str) -> &'static str {
     let e = expected.to_ascii_lowercase();
-    if ["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "integer", "usize", "isize"]
-        .iter()
-        .any(|t| e.contains(t))
+    if [
+        "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "integer", "usize", "isize",
+    ]
+    .iter()
+    .any(|t| e.contains(t))
     {
         "integer"
     } else if e.contains("f32") || e.contains("f64") || e.contains("float") {

@@ -58,8 +58,16 @@ pub struct ObjectRef {
 
 impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = if self.kind.is_empty() { "<unknown kind>" } else { &self.kind };
-        let name = if self.name.is_empty() { "<no name>" } else { &self.name };
+        let kind = if self.kind.is_empty() {
+            "<unknown kind>"
+        } else {
+            &self.kind
+        };
+        let name = if self.name.is_empty() {
+            "<no name>"
+        } else {
+            &self.name
+        };
         match &self.namespace {
             Some(ns) => write!(f, "{kind}/{ns}/{name}"),
             None => write!(f, "{kind}/{name}"),
@@ -146,12 +154,16 @@ impl Report {
 
     /// The error messages only.
     pub fn errors(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == Severity::Error)
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
     }
 
     /// The warning messages only.
     pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == Severity::Warning)
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
     }
 }
 

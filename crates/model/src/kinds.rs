@@ -52,24 +52,144 @@ macro_rules! kind {
 
 /// Every kind egress decodes.
 pub static KINDS: &[KindInfo] = &[
-    kind!("networking.istio.io", ISTIO_NET, "ServiceEntry", "serviceentries", "serviceentry", ["se"], true),
-    kind!("networking.istio.io", ISTIO_NET, "Gateway", "gateways", "gateway", ["gw"], true),
-    kind!("networking.istio.io", ISTIO_NET, "VirtualService", "virtualservices", "virtualservice", ["vs"], true),
-    kind!("networking.istio.io", ISTIO_NET, "DestinationRule", "destinationrules", "destinationrule", ["dr"], true),
-    kind!("networking.istio.io", ISTIO_NET, "Sidecar", "sidecars", "sidecar", [], true),
-    kind!("security.istio.io", ISTIO_SEC, "AuthorizationPolicy", "authorizationpolicies", "authorizationpolicy", ["ap"], true),
-    kind!("security.istio.io", ISTIO_SEC, "PeerAuthentication", "peerauthentications", "peerauthentication", ["pa"], true),
-    kind!("telemetry.istio.io", ISTIO_TEL, "Telemetry", "telemetries", "telemetry", ["telemetry"], true),
-    kind!("egressgateway.kubernetes.azure.com", &["v1alpha1"], "StaticGatewayConfiguration", "staticgatewayconfigurations", "staticgatewayconfiguration", ["sgc"], true),
-    kind!("", &["v1"], "Namespace", "namespaces", "namespace", ["ns"], false),
-    kind!("", &["v1"], "ConfigMap", "configmaps", "configmap", ["cm"], true),
+    kind!(
+        "networking.istio.io",
+        ISTIO_NET,
+        "ServiceEntry",
+        "serviceentries",
+        "serviceentry",
+        ["se"],
+        true
+    ),
+    kind!(
+        "networking.istio.io",
+        ISTIO_NET,
+        "Gateway",
+        "gateways",
+        "gateway",
+        ["gw"],
+        true
+    ),
+    kind!(
+        "networking.istio.io",
+        ISTIO_NET,
+        "VirtualService",
+        "virtualservices",
+        "virtualservice",
+        ["vs"],
+        true
+    ),
+    kind!(
+        "networking.istio.io",
+        ISTIO_NET,
+        "DestinationRule",
+        "destinationrules",
+        "destinationrule",
+        ["dr"],
+        true
+    ),
+    kind!(
+        "networking.istio.io",
+        ISTIO_NET,
+        "Sidecar",
+        "sidecars",
+        "sidecar",
+        [],
+        true
+    ),
+    kind!(
+        "security.istio.io",
+        ISTIO_SEC,
+        "AuthorizationPolicy",
+        "authorizationpolicies",
+        "authorizationpolicy",
+        ["ap"],
+        true
+    ),
+    kind!(
+        "security.istio.io",
+        ISTIO_SEC,
+        "PeerAuthentication",
+        "peerauthentications",
+        "peerauthentication",
+        ["pa"],
+        true
+    ),
+    kind!(
+        "telemetry.istio.io",
+        ISTIO_TEL,
+        "Telemetry",
+        "telemetries",
+        "telemetry",
+        ["telemetry"],
+        true
+    ),
+    kind!(
+        "egressgateway.kubernetes.azure.com",
+        &["v1alpha1"],
+        "StaticGatewayConfiguration",
+        "staticgatewayconfigurations",
+        "staticgatewayconfiguration",
+        ["sgc"],
+        true
+    ),
+    kind!(
+        "",
+        &["v1"],
+        "Namespace",
+        "namespaces",
+        "namespace",
+        ["ns"],
+        false
+    ),
+    kind!(
+        "",
+        &["v1"],
+        "ConfigMap",
+        "configmaps",
+        "configmap",
+        ["cm"],
+        true
+    ),
     kind!("", &["v1"], "Secret", "secrets", "secret", [], true),
-    kind!("", &["v1"], "ServiceAccount", "serviceaccounts", "serviceaccount", ["sa"], true),
+    kind!(
+        "",
+        &["v1"],
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        ["sa"],
+        true
+    ),
     kind!("", &["v1"], "Service", "services", "service", ["svc"], true),
     kind!("", &["v1"], "Pod", "pods", "pod", ["po"], true),
-    kind!("apps", &["v1"], "Deployment", "deployments", "deployment", ["deploy"], true),
-    kind!("autoscaling", &["v2", "v1"], "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", ["hpa"], true),
-    kind!("policy", &["v1"], "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", ["pdb"], true),
+    kind!(
+        "apps",
+        &["v1"],
+        "Deployment",
+        "deployments",
+        "deployment",
+        ["deploy"],
+        true
+    ),
+    kind!(
+        "autoscaling",
+        &["v2", "v1"],
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        ["hpa"],
+        true
+    ),
+    kind!(
+        "policy",
+        &["v1"],
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        ["pdb"],
+        true
+    ),
 ];
 
 /// Split `apiVersion` into (group, version): `v1` -> ("", "v1").

@@ -121,8 +121,7 @@ pub fn parse_stream(text: &str) -> Result<Vec<YamlDocument>, YamlError> {
     let mut doc_index: usize = 0;
     let mut started = false;
     let mut builder = Builder::default();
-    loop {
-        let Some(next) = parser.next() else { break };
+    for next in parser.by_ref() {
         let (event, span) = match next {
             Ok(ev) => ev,
             Err(e) => {
@@ -152,15 +151,15 @@ pub fn parse_stream(text: &str) -> Result<Vec<YamlDocument>, YamlError> {
             }
             Event::DocumentEnd => {
                 let b = std::mem::take(&mut builder);
-                if let Some((value, pos)) = b.root {
-                    if !value.is_null() {
-                        docs.push(YamlDocument {
-                            index: doc_index,
-                            pos,
-                            value,
-                            positions: b.positions,
-                        });
-                    }
+                if let Some((value, pos)) = b.root
+                    && !value.is_null()
+                {
+                    docs.push(YamlDocument {
+                        index: doc_index,
+                        pos,
+                        value,
+                        positions: b.positions,
+                    });
                 }
             }
             other => builder.event(other, &span, text)?,
@@ -208,12 +207,13 @@ impl Builder {
                 let forced_str = tag
                     .as_ref()
                     .is_some_and(|t| t.handle == "tag:yaml.org,2002:" && t.suffix == "str")
-                    || tag.as_ref().is_some_and(|t| t.handle == "!!" && t.suffix == "str");
+                    || tag
+                        .as_ref()
+                        .is_some_and(|t| t.handle == "!!" && t.suffix == "str");
                 let is_key = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
-                if is_key && style == ScalarStyle::Plain {
-                    if let Some(Frame::Map { key_end, .. }) = self.stack.last_mut() {
-                        *key_end = Some(span.end.index());
-                    }
+                if is_key && let Some(Frame::Map { key_end, .. }) = self.stack.last_mut() {
+                    // Only plain keys: a quoted "<<" is an ordinary key, not a merge.
+                    *key_end = (style == ScalarStyle::Plain).then(|| span.end.index());
                 }
                 let value = if style != ScalarStyle::Plain || forced_str || is_key {
                     Value::String(text.into_owned())
@@ -269,7 +269,10 @@ impl Builder {
                 };
                 let (value, anchor, start) = match frame {
                     Frame::Seq {
-                        items, anchor, path, ..
+                        items,
+                        anchor,
+                        path,
+                        ..
                     } => (
                         Value::Array(items),
                         anchor,
@@ -335,7 +338,10 @@ impl Builder {
             };
             let document = self.document;
             if let Some(Frame::Map {
-                map, merged, key: slot, ..
+                map,
+                merged,
+                key: slot,
+                ..
             }) = self.stack.last_mut()
             {
                 if map.contains_key(&key) && !merged.contains(&key) && key != "<<" {
@@ -370,7 +376,11 @@ impl Builder {
                 Ok(())
             }
             Some(Frame::Map {
-                map, key, merged, ..
+                map,
+                key,
+                merged,
+                key_end,
+                ..
             }) => {
                 let Some((k, kpos)) = key.take() else {
                     return Err(YamlError {
@@ -379,7 +389,7 @@ impl Builder {
                         message: "mapping keys must be scalars".into(),
                     });
                 };
-                if k == "<<" {
+                if k == "<<" && key_end.is_some() {
                     merge_into(map, merged, value).map_err(|m| YamlError {
                         pos: kpos,
                         document,
@@ -398,7 +408,11 @@ impl Builder {
 }
 
 /// Apply a YAML merge key (`<<: *base` or `<<: [*a, *b]`): keys already present win.
-fn merge_into(map: &mut Map<String, Value>, merged: &mut Vec<String>, value: Value) -> Result<(), String> {
+fn merge_into(
+    map: &mut Map<String, Value>,
+    merged: &mut Vec<String>,
+    value: Value,
+) -> Result<(), String> {
     let sources = match value {
         Value::Object(m) => vec![m],
         Value::Array(items) => {
@@ -406,7 +420,11 @@ fn merge_into(map: &mut Map<String, Value>, merged: &mut Vec<String>, value: Val
             for item in items {
                 match item {
                     Value::Object(m) => out.push(m),
-                    _ => return Err("map merge requires map or sequence of maps as the value".into()),
+                    _ => {
+                        return Err(
+                            "map merge requires map or sequence of maps as the value".into()
+                        );
+                    }
                 }
             }
             out
@@ -429,7 +447,11 @@ fn merge_into(map: &mut Map<String, Value>, merged: &mut Vec<String>, value: Val
 /// `:` before `]` or `,` as a value indicator and yields `{"001:db8:": null}`. Undo that: a
 /// one-entry mapping with a null value whose plain key is followed directly by `:` and a flow
 /// indicator was a scalar ending in `:`.
-fn colon_ended_scalar(map: &Map<String, Value>, key_end: Option<usize>, text: &str) -> Option<String> {
+fn colon_ended_scalar(
+    map: &Map<String, Value>,
+    key_end: Option<usize>,
+    text: &str,
+) -> Option<String> {
     if map.len() != 1 {
         return None;
     }
@@ -484,12 +506,11 @@ pub fn resolve_plain(s: &str) -> Result<Value, String> {
     if let Some(n) = parse_int(s) {
         return Ok(Value::Number(n));
     }
-    if looks_like_float(s) {
-        if let Ok(f) = s.replace('_', "").parse::<f64>() {
-            if let Some(n) = Number::from_f64(f) {
-                return Ok(Value::Number(n));
-            }
-        }
+    if looks_like_float(s)
+        && let Ok(f) = s.replace('_', "").parse::<f64>()
+        && let Some(n) = Number::from_f64(f)
+    {
+        return Ok(Value::Number(n));
     }
     Ok(Value::String(s.to_owned()))
 }
@@ -504,23 +525,31 @@ fn parse_int(s: &str) -> Option<Number> {
     if body.is_empty() {
         return None;
     }
-    let (radix, digits) = if let Some(d) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        (16, d)
-    } else if let Some(d) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
-        (2, d)
-    } else if let Some(d) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
-        (8, d)
-    } else if body.len() > 1 && body.starts_with('0') {
-        (8, &body[1..])
-    } else {
-        (10, body)
-    };
+    let (radix, digits) =
+        if let Some(d) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, d)
+        } else if let Some(d) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+            (2, d)
+        } else if let Some(d) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+            (8, d)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
     let mag = u64::from_str_radix(digits, radix).ok()?;
     if neg {
-        let v = i64::try_from(mag).ok().map(|m| -m).or(if mag == 1u64 << 63 { Some(i64::MIN) } else { None })?;
+        let v = i64::try_from(mag)
+            .ok()
+            .map(|m| -m)
+            .or(if mag == 1u64 << 63 {
+                Some(i64::MIN)
+            } else {
+                None
+            })?;
         Some(Number::from(v))
     } else {
         Some(Number::from(mag))
@@ -530,7 +559,8 @@ fn parse_int(s: &str) -> Option<Number> {
 fn looks_like_float(s: &str) -> bool {
     let t = s.trim_start_matches(['-', '+']);
     !t.is_empty()
-        && t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+' | '_'))
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+' | '_'))
         && t.chars().any(|c| c.is_ascii_digit())
 }
 
@@ -546,7 +576,10 @@ mod tests {
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].index, 0);
         assert_eq!(docs[1].index, 2);
-        assert_eq!(docs[1].value, json!({"kind": "X", "spec": {"ports": [{"name": "a", "number": 80}]}}));
+        assert_eq!(
+            docs[1].value,
+            json!({"kind": "X", "spec": {"ports": [{"name": "a", "number": 80}]}})
+        );
         let p = docs[1].positions.lookup("spec.ports[0].number").unwrap();
         assert_eq!((p.line, p.col), (9, 5), "the key of the field");
         let k = docs[1].positions.lookup("spec.ports[0].missing").unwrap();
@@ -577,7 +610,8 @@ mod tests {
 
     #[test]
     fn colon_ended_scalars_in_flow_sequences_read_as_kubernetes_does() {
-        let docs = parse_stream("addresses: [1.2.3.4, 001:db8::]\nb: [a:, c]\nm: [k: v]\n").unwrap();
+        let docs =
+            parse_stream("addresses: [1.2.3.4, 001:db8::]\nb: [a:, c]\nm: [k: v]\n").unwrap();
         assert_eq!(docs[0].value["addresses"], json!(["1.2.3.4", "001:db8::"]));
         assert_eq!(docs[0].value["b"], json!(["a:", "c"]));
         assert_eq!(docs[0].value["m"], json!([{"k": "v"}]));
@@ -594,6 +628,12 @@ mod tests {
     fn anchors_and_merge_keys() {
         let docs = parse_stream("base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  y: 3\n").unwrap();
         assert_eq!(docs[0].value["d"], json!({"x": 1, "y": 3}));
+        let quoted = parse_stream("d:\n  \"<<\": {x: 1}\n").unwrap();
+        assert_eq!(
+            quoted[0].value["d"],
+            json!({"<<": {"x": 1}}),
+            "a quoted << is a plain key"
+        );
     }
 
     #[test]

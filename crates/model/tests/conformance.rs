@@ -55,15 +55,23 @@ fn istio_validation_corpus() {
             let outcome = decode_document(&name, doc, &opts());
             match (invalid, expected, outcome) {
                 (false, _, Outcome::Valid(_)) => passed += 1,
-                (false, _, other) => failures.push(format!("{label}: expected valid, got {:?}", render(&other))),
+                (false, _, other) => {
+                    failures.push(format!("{label}: expected valid, got {:?}", render(&other)))
+                }
                 (true, Some(want), Outcome::Invalid(diags)) => {
                     if diags.iter().any(|d| d.to_string().contains(&want)) {
                         passed += 1;
                     } else {
-                        failures.push(format!("{label}: want an error containing {want:?}, got {:?}", render(&Outcome::Invalid(diags))));
+                        failures.push(format!(
+                            "{label}: want an error containing {want:?}, got {:?}",
+                            render(&Outcome::Invalid(diags))
+                        ));
                     }
                 }
-                (true, want, other) => failures.push(format!("{label}: expected rejection ({want:?}), got {:?}", render(&other))),
+                (true, want, other) => failures.push(format!(
+                    "{label}: expected rejection ({want:?}), got {:?}",
+                    render(&other)
+                )),
             }
         }
         total += count;
@@ -79,17 +87,26 @@ fn istio_validation_corpus() {
             match decode_document(&name, doc, &opts()) {
                 Outcome::Valid(_) => passed += 1,
                 Outcome::Unsupported { object, .. } => {
-                    println!("  {label}: {object} is a kind egress does not model (unsupported, not invalid)");
+                    println!(
+                        "  {label}: {object} is a kind egress does not model (unsupported, not invalid)"
+                    );
                     passed += 1;
                 }
-                other => failures.push(format!("{label}: expected valid, got {:?}", render(&other))),
+                other => {
+                    failures.push(format!("{label}: expected valid, got {:?}", render(&other)))
+                }
             }
         }
         total += count;
         println!("valid-configs/{name}: {passed}/{count} passed");
     }
     assert!(total > 0, "the corpus had no documents");
-    assert!(failures.is_empty(), "{} of {total} conformance cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {total} conformance cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn render(o: &Outcome) -> Vec<String> {

@@ -20,9 +20,17 @@ fn assert_round_trip(file: &str, text: &str) -> usize {
     for outcome in decode_file(file, text, &opts()) {
         if let Outcome::Valid(d) = outcome {
             let encoded = d.resource.to_value().unwrap();
-            let info = kinds::for_manifest(encoded["apiVersion"].as_str().unwrap(), encoded["kind"].as_str().unwrap()).unwrap();
-            let (again, unknown) = to_resource(info, &encoded).unwrap_or_else(|e| panic!("{file}: re-decoding failed: {e:?}"));
-            assert!(unknown.is_empty(), "{file}: encoding produced unknown fields {unknown:?}");
+            let info = kinds::for_manifest(
+                encoded["apiVersion"].as_str().unwrap(),
+                encoded["kind"].as_str().unwrap(),
+            )
+            .unwrap();
+            let (again, unknown) = to_resource(info, &encoded)
+                .unwrap_or_else(|e| panic!("{file}: re-decoding failed: {e:?}"));
+            assert!(
+                unknown.is_empty(),
+                "{file}: encoding produced unknown fields {unknown:?}"
+            );
             assert_eq!(again, d.resource, "{file}: {}", d.object_ref());
             // And the YAML text of the encoding decodes to the same object too.
             let yaml_again = parse_stream(&serde_json::to_string(&encoded).unwrap()).unwrap();
@@ -41,11 +49,17 @@ fn corpus_objects_round_trip() {
         return;
     }
     let mut count = 0;
-    for sub in ["conformance/istio/validation", "conformance/istio/valid-configs"] {
+    for sub in [
+        "conformance/istio/validation",
+        "conformance/istio/valid-configs",
+    ] {
         for e in std::fs::read_dir(root.join(sub)).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "yaml") {
-                count += assert_round_trip(&p.display().to_string(), &std::fs::read_to_string(&p).unwrap());
+                count += assert_round_trip(
+                    &p.display().to_string(),
+                    &std::fs::read_to_string(&p).unwrap(),
+                );
             }
         }
     }
@@ -66,13 +80,27 @@ fn sample_objects_round_trip() {
 fn shared_mesh_config_rejects_fields_the_addon_blocks() {
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio-shared-configmap-asm-1-24\n  namespace: aks-istio-system\ndata:\n  mesh: |-\n    outboundTrafficPolicy:\n      mode: REGISTRY_ONLY\n    configSources: []\n";
     let out = decode_file("cm.yaml", cm, &opts());
-    let Outcome::Invalid(d) = &out[0] else { panic!("expected invalid: {out:?}") };
+    let Outcome::Invalid(d) = &out[0] else {
+        panic!("expected invalid: {out:?}")
+    };
     let text = d[0].to_string();
-    assert!(text.contains("data.mesh") && text.contains("mesh config line 3: unknown field \"configSources\""), "{text}");
-    let bad_mode = cm.replace("REGISTRY_ONLY", "DENY_ALL").replace("    configSources: []\n", "");
+    assert!(
+        text.contains("data.mesh")
+            && text.contains("mesh config line 3: unknown field \"configSources\""),
+        "{text}"
+    );
+    let bad_mode = cm
+        .replace("REGISTRY_ONLY", "DENY_ALL")
+        .replace("    configSources: []\n", "");
     let out = decode_file("cm.yaml", &bad_mode, &opts());
-    let Outcome::Invalid(d) = &out[0] else { panic!("expected invalid") };
-    assert!(d[0].to_string().contains("Unsupported value: \"DENY_ALL\""), "{}", d[0]);
+    let Outcome::Invalid(d) = &out[0] else {
+        panic!("expected invalid")
+    };
+    assert!(
+        d[0].to_string().contains("Unsupported value: \"DENY_ALL\""),
+        "{}",
+        d[0]
+    );
 }
 
 const YAML_CHARS: &str = "ab:- \n\t{}[],&*!|>'\"%@`#?~.0123456789/\\";

@@ -79,7 +79,12 @@ pub fn decode_all(
 }
 
 /// Run `apply`.
-pub fn run(store: &Store, sources: &[Source], args: &ApplyArgs, io: &mut Io<'_>) -> Result<(), OpError> {
+pub fn run(
+    store: &Store,
+    sources: &[Source],
+    args: &ApplyArgs,
+    io: &mut Io<'_>,
+) -> Result<(), OpError> {
     let opts = DecodeOptions {
         default_namespace: Some(args.namespace.clone().unwrap_or_else(|| "default".into())),
         enforce_namespace: args.namespace.is_some(),
@@ -90,7 +95,11 @@ pub fn run(store: &Store, sources: &[Source], args: &ApplyArgs, io: &mut Io<'_>)
     }
     if args.dry_run {
         for d in &objects {
-            writeln!(io.out, "{} configured (dry run)", written_name(d.info, d.name()))?;
+            writeln!(
+                io.out,
+                "{} configured (dry run)",
+                written_name(d.info, d.name())
+            )?;
         }
         return Ok(());
     }
@@ -99,10 +108,14 @@ pub fn run(store: &Store, sources: &[Source], args: &ApplyArgs, io: &mut Io<'_>)
             let key = key_for(d.info, d.namespace(), d.name());
             let live = tx.get(&key).map_err(OpError::store)?;
             let merged = apply_merge(live.as_ref(), &d.value);
-            let verb = if live.is_some() { "patching" } else { "creating" };
+            let verb = if live.is_some() {
+                "patching"
+            } else {
+                "creating"
+            };
             tx.apply(&key, merged).map_err(|source| OpError::Store {
                 context: format!("error when {verb} {:?}: ", d.file),
-                source,
+                source: Box::new(source),
             })?;
         }
         Ok(())

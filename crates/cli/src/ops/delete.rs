@@ -20,7 +20,12 @@ pub struct DeleteArgs {
 }
 
 /// Run `delete` for names on the command line, or for every object in `sources`.
-pub fn run(store: &Store, args: &DeleteArgs, sources: &[Source], io: &mut Io<'_>) -> Result<(), OpError> {
+pub fn run(
+    store: &Store,
+    args: &DeleteArgs,
+    sources: &[Source],
+    io: &mut Io<'_>,
+) -> Result<(), OpError> {
     let ns = args.namespace.clone().unwrap_or_else(|| "default".into());
     let mut targets = Vec::new();
     if sources.is_empty() {

@@ -40,7 +40,9 @@ enum Format {
 }
 
 fn parse_format(o: Option<&str>) -> Result<Format, OpError> {
-    let Some(o) = o else { return Ok(Format::Table { wide: false }) };
+    let Some(o) = o else {
+        return Ok(Format::Table { wide: false });
+    };
     Ok(match o {
         "wide" => Format::Table { wide: true },
         "yaml" => Format::Yaml,
@@ -53,9 +55,11 @@ fn parse_format(o: Option<&str>) -> Result<Format, OpError> {
             match t {
                 Some(t) => {
                     let t = strip_quotes(t);
-                    Format::JsonPath(jsonpath::parse(t).map_err(|e| {
-                        OpError::Usage(format!("error parsing jsonpath {t}, {e}"))
-                    })?)
+                    Format::JsonPath(
+                        jsonpath::parse(t).map_err(|e| {
+                            OpError::Usage(format!("error parsing jsonpath {t}, {e}"))
+                        })?,
+                    )
                 }
                 None => {
                     return Err(OpError::Usage(format!(
@@ -85,18 +89,14 @@ pub fn parse_targets(args: &[String]) -> Result<Vec<(&'static KindInfo, Vec<Stri
     };
     let resolve = |name: &str| {
         kinds::for_cli_name(name).ok_or_else(|| {
-            OpError::Usage(format!(
-                "the server doesn't have a resource type {name:?}"
-            ))
+            OpError::Usage(format!("the server doesn't have a resource type {name:?}"))
         })
     };
     if first.contains('/') {
         let mut out: Vec<(&'static KindInfo, Vec<String>)> = Vec::new();
         for a in args {
             let Some((k, n)) = a.split_once('/') else {
-                return Err(OpError::Usage(format!(
-                    "there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'egress get resource/<resource_name>' instead of 'egress get resource resource/<resource_name>'"
-                )));
+                return Err(OpError::Usage("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'egress get resource/<resource_name>' instead of 'egress get resource resource/<resource_name>'".to_string()));
             };
             let info = resolve(k)?;
             match out.iter_mut().find(|(i, _)| i.kind == info.kind) {
@@ -198,19 +198,25 @@ pub fn run(store: &Store, args: &GetArgs, io: &mut Io<'_>) -> Result<(), OpError
                 }
                 first = false;
                 let now = SystemTime::now();
-                let mut headers: Vec<String> =
-                    table::columns(info.kind, *wide).into_iter().map(|c| c.name).collect();
+                let mut headers: Vec<String> = table::columns(info.kind, *wide)
+                    .into_iter()
+                    .map(|c| c.name)
+                    .collect();
                 let mut rows: Vec<Vec<String>> = items
                     .iter()
                     .map(|v| {
                         let mut r = table::row(info.kind, v, *wide, now);
-                        if multi {
-                            if let Some(name) = r.first_mut() {
-                                *name = format!("{}/{name}", info.qualified_singular());
-                            }
+                        if multi && let Some(name) = r.first_mut() {
+                            *name = format!("{}/{name}", info.qualified_singular());
                         }
                         if args.all_namespaces && info.namespaced {
-                            r.insert(0, v["metadata"]["namespace"].as_str().unwrap_or_default().to_owned());
+                            r.insert(
+                                0,
+                                v["metadata"]["namespace"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .to_owned(),
+                            );
                         }
                         if args.show_labels {
                             r.push(labels_text(v));
@@ -225,7 +231,11 @@ pub fn run(store: &Store, args: &GetArgs, io: &mut Io<'_>) -> Result<(), OpError
                     headers.push("LABELS".into());
                 }
                 rows.retain(|r| !r.is_empty());
-                write!(io.out, "{}", table::render(&headers, &rows, args.no_headers))?;
+                write!(
+                    io.out,
+                    "{}",
+                    table::render(&headers, &rows, args.no_headers)
+                )?;
             }
         }
         Format::Name => {
@@ -242,7 +252,7 @@ pub fn run(store: &Store, args: &GetArgs, io: &mut Io<'_>) -> Result<(), OpError
             } else {
                 yaml::list(all)
             };
-            if !(total == 0 && !failures.is_empty()) {
+            if total != 0 || failures.is_empty() {
                 match &format {
                     Format::Yaml => write!(io.out, "{}", yaml::to_yaml(&data))?,
                     Format::Json => write!(io.out, "{}", yaml::to_json(&data))?,

@@ -33,13 +33,17 @@ pub fn run(store: &Store, args: &LabelArgs, io: &mut Io<'_>) -> Result<(), OpErr
         .cloned()
         .partition(|a| a.contains('=') || (a.ends_with('-') && a.len() > 1));
     if change_args.is_empty() {
-        return Err(OpError::Usage("at least one label update is required".into()));
+        return Err(OpError::Usage(
+            "at least one label update is required".into(),
+        ));
     }
     let mut changes = Vec::new();
     for c in &change_args {
         if let Some((k, v)) = c.split_once('=') {
-            validate_label_key(k).map_err(|e| OpError::Usage(format!("invalid label spec: {c}: {e}")))?;
-            validate_label_value(v).map_err(|e| OpError::Usage(format!("invalid label value: {c:?}: {e}")))?;
+            validate_label_key(k)
+                .map_err(|e| OpError::Usage(format!("invalid label spec: {c}: {e}")))?;
+            validate_label_value(v)
+                .map_err(|e| OpError::Usage(format!("invalid label value: {c:?}: {e}")))?;
             changes.push(Change::Set(k.to_owned(), v.to_owned()));
         } else if let Some(k) = c.strip_suffix('-') {
             changes.push(Change::Remove(k.to_owned()));
@@ -53,7 +57,9 @@ pub fn run(store: &Store, args: &LabelArgs, io: &mut Io<'_>) -> Result<(), OpErr
     store.transact(|tx| -> Result<(), OpError> {
         for (info, names) in &targets {
             if names.is_empty() {
-                return Err(OpError::Usage("resource(s) were provided, but no name was specified".into()));
+                return Err(OpError::Usage(
+                    "resource(s) were provided, but no name was specified".into(),
+                ));
             }
             for name in names {
                 let key = key_for(info, Some(&ns), name);
@@ -66,9 +72,15 @@ pub fn run(store: &Store, args: &LabelArgs, io: &mut Io<'_>) -> Result<(), OpErr
                 let labels = obj
                     .get_mut("metadata")
                     .and_then(Value::as_object_mut)
-                    .map(|m| m.entry("labels").or_insert_with(|| Value::Object(Map::new())));
+                    .map(|m| {
+                        m.entry("labels")
+                            .or_insert_with(|| Value::Object(Map::new()))
+                    });
                 let Some(Value::Object(labels)) = labels else {
-                    return Err(OpError::Invalid(format!("{} {name:?} has no metadata", resource_name(info))));
+                    return Err(OpError::Invalid(format!(
+                        "{} {name:?} has no metadata",
+                        resource_name(info)
+                    )));
                 };
                 let before = labels.clone();
                 let mut removed_only = true;
@@ -76,12 +88,13 @@ pub fn run(store: &Store, args: &LabelArgs, io: &mut Io<'_>) -> Result<(), OpErr
                     match c {
                         Change::Set(k, v) => {
                             removed_only = false;
-                            if let Some(old) = labels.get(k).and_then(Value::as_str) {
-                                if old != v && !args.overwrite {
-                                    return Err(OpError::Usage(format!(
-                                        "'{k}' already has a value ({old}), and --overwrite is false"
-                                    )));
-                                }
+                            if let Some(old) = labels.get(k).and_then(Value::as_str)
+                                && old != v
+                                && !args.overwrite
+                            {
+                                return Err(OpError::Usage(format!(
+                                    "'{k}' already has a value ({old}), and --overwrite is false"
+                                )));
                             }
                             labels.insert(k.clone(), Value::String(v.clone()));
                         }

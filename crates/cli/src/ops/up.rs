@@ -13,8 +13,17 @@ pub fn run(store: &Store, io: &mut Io<'_>) -> Result<(), OpError> {
     writeln!(io.out, "  namespaces: {}", listed.items.len())?;
     writeln!(io.out, "  resourceVersion: {}", listed.resource_version)?;
     writeln!(io.out)?;
-    writeln!(io.out, "The store and the kubectl-style commands work now (apply, get, delete, label, validate).")?;
-    writeln!(io.out, "Not built yet, so nothing is started: the egress gateway data plane, the managed")?;
-    writeln!(io.out, "add-on reconciler (egress mesh ...), sidecars and the stand-in external hosts.")?;
+    writeln!(
+        io.out,
+        "The store and the kubectl-style commands work now (apply, get, delete, label, validate)."
+    )?;
+    writeln!(
+        io.out,
+        "Not built yet, so nothing is started: the egress gateway data plane, the managed"
+    )?;
+    writeln!(
+        io.out,
+        "add-on reconciler (egress mesh ...), sidecars and the stand-in external hosts."
+    )?;
     Ok(())
 }

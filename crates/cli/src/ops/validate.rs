@@ -33,7 +33,12 @@ pub fn run(sources: &[Source], io: &mut Io<'_>) -> Result<(), OpError> {
                         }
                     }
                 }
-                Outcome::Unsupported { pos, object, api_version, .. } => {
+                Outcome::Unsupported {
+                    pos,
+                    object,
+                    api_version,
+                    ..
+                } => {
                     writeln!(
                         io.err,
                         "{}:{}:{}: skipped: {object} ({api_version}) is not a kind egress validates",

@@ -201,7 +201,8 @@ impl MeshConfig {
     /// `self` laid over `base`: every top-level field `self` sets replaces `base`'s.
     pub fn merged_over(&self, base: &MeshConfig) -> MeshConfig {
         let mut out = serde_json::to_value(base).unwrap_or(Value::Null);
-        if let (Value::Object(o), Ok(Value::Object(mine))) = (&mut out, serde_json::to_value(self)) {
+        if let (Value::Object(o), Ok(Value::Object(mine))) = (&mut out, serde_json::to_value(self))
+        {
             for (k, v) in mine {
                 o.insert(k, v);
             }

@@ -10,16 +10,14 @@ use crate::diag::Report;
 
 static DNS1123_LABEL: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?$").ok());
-static WILDCARD_LABEL: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"^(\*|(\*|\*-)?[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?)$").ok()
-});
+static WILDCARD_LABEL: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^(\*|(\*|\*-)?[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?)$").ok());
 static HEADER_NAME: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^[!#$%&'*+\-.^_`|~A-Za-z0-9]+$").ok());
 static QUALIFIED_NAME: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$").ok());
-static LABEL_VALUE: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").ok()
-});
+static LABEL_VALUE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").ok());
 static DNS1123_SUBDOMAIN: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").ok()
 });
@@ -85,7 +83,9 @@ pub fn validate_dns1123_labels(domain: &str) -> Result<(), String> {
             continue;
         }
         if !is_dns1123_label(label) {
-            return Err(format!("domain name {domain:?} invalid (label {label:?} invalid)"));
+            return Err(format!(
+                "domain name {domain:?} invalid (label {label:?} invalid)"
+            ));
         }
     }
     Ok(())
@@ -106,7 +106,9 @@ pub fn validate_wildcard_domain(domain: &str) -> Result<(), String> {
         None => (domain, None),
     };
     if !is_wildcard_label(first) {
-        return Err(format!("domain name {domain:?} invalid (label {first:?} invalid)"));
+        return Err(format!(
+            "domain name {domain:?} invalid (label {first:?} invalid)"
+        ));
     }
     match rest {
         None => Ok(()),
@@ -116,7 +118,10 @@ pub fn validate_wildcard_domain(domain: &str) -> Result<(), String> {
 
 /// `ValidateWildcardDomainForVirtualServiceBoundToGateway`: also accepts the SNI form
 /// `outbound_.<port>_._.<host>` when `sni` is true.
-pub fn validate_wildcard_domain_for_vs_bound_to_gateway(sni: bool, domain: &str) -> Result<(), String> {
+pub fn validate_wildcard_domain_for_vs_bound_to_gateway(
+    sni: bool,
+    domain: &str,
+) -> Result<(), String> {
     check_dns1123_preconditions(domain)?;
     if sni && domain.starts_with("outbound_.") {
         let parts: Vec<&str> = domain.splitn(4, '.').collect();
@@ -199,7 +204,11 @@ impl Protocol {
     pub fn is_http(self) -> bool {
         matches!(
             self,
-            Protocol::Http | Protocol::Http2 | Protocol::HttpProxy | Protocol::Grpc | Protocol::GrpcWeb
+            Protocol::Http
+                | Protocol::Http2
+                | Protocol::HttpProxy
+                | Protocol::Grpc
+                | Protocol::GrpcWeb
         )
     }
 
@@ -207,7 +216,12 @@ impl Protocol {
     pub fn is_tcp(self) -> bool {
         matches!(
             self,
-            Protocol::Tcp | Protocol::Https | Protocol::Tls | Protocol::Mongo | Protocol::Redis | Protocol::Mysql
+            Protocol::Tcp
+                | Protocol::Https
+                | Protocol::Tls
+                | Protocol::Mongo
+                | Protocol::Redis
+                | Protocol::Mysql
         )
     }
 
@@ -308,7 +322,8 @@ pub fn validate_duration(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `exportTo` rules; `service_entry` allows `~`.
+/// Istio's `validateExportTo`: `.`, `*`, namespaces, and `~` for ServiceEntries only; a
+/// DestinationRule with a workload selector may only export to its own namespace.
 pub fn validate_export_to(
     r: &mut Report,
     field: &str,
@@ -317,41 +332,69 @@ pub fn validate_export_to(
     dr_with_selector: bool,
     namespace: &str,
 ) {
-    let mut seen: Vec<&str> = Vec::new();
-    let mut public = false;
-    let mut none = false;
-    for e in export_to {
-        let v = if e == "." { namespace } else { e.as_str() };
-        if seen.contains(&v) {
-            r.error(field, format!("duplicate entries in exportTo: {e}"));
+    let mut set: Vec<&str> = Vec::new();
+    for (i, e) in export_to.iter().enumerate() {
+        let path = crate::diag::idx(field, i);
+        let key = if e == "." { namespace } else { e.as_str() };
+        if set.contains(&key) {
+            if key != e {
+                r.error(
+                    path,
+                    format!("duplicate entries in exportTo: . and current namespace {namespace}"),
+                );
+            } else {
+                r.error(path, format!("duplicate entries in exportTo for entry {e}"));
+            }
             continue;
         }
-        seen.push(v);
-        match e.as_str() {
-            "*" => public = true,
-            "." => {}
-            "~" if service_entry => none = true,
-            "~" => r.error(field, "exportTo ~ (none) is not allowed for Istio configuration objects"),
-            other if is_k8s_dns1123_label(other) => {}
-            other => r.error(field, format!("only .,*, or a valid DNS 1123 label is allowed as exportTo entry, found {other:?}")),
+        match key {
+            "~" if service_entry => set.push(key),
+            "~" => r.error(
+                path,
+                "exportTo ~ (none) is not allowed for Istio configuration objects",
+            ),
+            "*" | "." => set.push(key),
+            k if is_dns1123_label(k) => set.push(key),
+            _ if service_entry => r.error(
+                path,
+                "only .,*,~, or a valid DNS 1123 label is allowed as exportTo entry",
+            ),
+            _ => r.error(
+                path,
+                "only .,*, or a valid DNS 1123 label is allowed as exportTo entry",
+            ),
         }
     }
-    if export_to.len() > 1 {
-        if public {
-            r.error(field, "cannot have both public (*) and non-public exportTo values for a resource");
-        }
-        if none {
-            r.error(field, "cannot export service entry to no one (~) and someone");
+    if dr_with_selector && !set.is_empty() {
+        if !set.contains(&namespace) {
+            r.error(field, "destination rule with workload selector cannot have exportTo beyond current namespace");
+        } else if set.len() > 1 {
+            r.error(
+                field,
+                "destination rule with workload selector cannot have multiple entries in exportTo",
+            );
         }
     }
-    if dr_with_selector && export_to.iter().any(|e| e != "." && e != namespace) {
-        r.error(field, "destination rule with workload selector cannot have non-local exportTo");
+    if set.contains(&"*") && export_to.len() > 1 {
+        r.error(
+            field,
+            "cannot have both public (*) and non-public exportTo values for a resource",
+        );
+    }
+    if service_entry && set.contains(&"~") && export_to.len() > 1 {
+        r.error(
+            field,
+            "cannot export service entry to no one (~) and someone",
+        );
     }
 }
 
 /// `ValidateNamespaceSlashWildcardHostname` for Gateway servers (`is_gateway`) and Sidecar
 /// egress hosts.
-pub fn validate_namespace_slash_wildcard_hostname(host: &str, is_gateway: bool) -> Result<(), String> {
+pub fn validate_namespace_slash_wildcard_hostname(
+    host: &str,
+    is_gateway: bool,
+) -> Result<(), String> {
     let (ns, name) = match host.split_once('/') {
         Some((ns, name)) => (ns, name),
         None if is_gateway => ("*", host),
@@ -390,13 +433,17 @@ pub fn validate_label_key(key: &str) -> Result<(), String> {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
     };
-    if let Some(p) = prefix {
-        if p.is_empty() || !is_k8s_dns1123_subdomain(p) {
-            return Err(format!("prefix part {p:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"));
-        }
+    if let Some(p) = prefix
+        && (p.is_empty() || !is_k8s_dns1123_subdomain(p))
+    {
+        return Err(format!(
+            "prefix part {p:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+        ));
     }
     if name.is_empty() || name.len() > 63 || !matches(&QUALIFIED_NAME, name) {
-        return Err(format!("name part {name:?} must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') and must be no more than 63 characters"));
+        return Err(format!(
+            "name part {name:?} must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') and must be no more than 63 characters"
+        ));
     }
     Ok(())
 }
@@ -404,7 +451,9 @@ pub fn validate_label_key(key: &str) -> Result<(), String> {
 /// Kubernetes label value check.
 pub fn validate_label_value(value: &str) -> Result<(), String> {
     if value.len() > 63 || !matches(&LABEL_VALUE, value) {
-        return Err(format!("{value:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?') and must be no more than 63 characters"));
+        return Err(format!(
+            "{value:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?') and must be no more than 63 characters"
+        ));
     }
     Ok(())
 }
@@ -438,20 +487,41 @@ mod tests {
     #[test]
     fn wildcard_domain_table() {
         // agent/validation_test.go table.
-        for ok in ["*", "*.bar.com", "*foo", "*foo.bar.com", "*-foo.bar.com", "foo.bar.com", "istio.io."] {
+        for ok in [
+            "*",
+            "*.bar.com",
+            "*foo",
+            "*foo.bar.com",
+            "*-foo.bar.com",
+            "foo.bar.com",
+            "istio.io.",
+        ] {
             assert!(validate_wildcard_domain(ok).is_ok(), "{ok}");
         }
         for (bad, msg) in [
             // Istio reports the remainder after the first label, as its code does.
-            ("foo.*.com", "domain name \"*.com\" invalid (label \"*\" invalid)"),
-            ("foo*.bar.com", "domain name \"foo*.bar.com\" invalid (label \"foo*\" invalid)"),
-            ("1.1.1.1", "domain name \"1.1.1\" invalid (top level domain \"1\" cannot be all-numeric)"),
+            (
+                "foo.*.com",
+                "domain name \"*.com\" invalid (label \"*\" invalid)",
+            ),
+            (
+                "foo*.bar.com",
+                "domain name \"foo*.bar.com\" invalid (label \"foo*\" invalid)",
+            ),
+            (
+                "1.1.1.1",
+                "domain name \"1.1.1\" invalid (top level domain \"1\" cannot be all-numeric)",
+            ),
             ("", "empty domain name not allowed"),
         ] {
             assert_eq!(validate_wildcard_domain(bad).unwrap_err(), msg, "{bad}");
         }
         let long = "a".repeat(256);
-        assert!(validate_wildcard_domain(&long).unwrap_err().contains("too long (max 255)"));
+        assert!(
+            validate_wildcard_domain(&long)
+                .unwrap_err()
+                .contains("too long (max 255)")
+        );
     }
 
     #[test]
@@ -459,26 +529,46 @@ mod tests {
         assert!(validate_fqdn("reviews").is_ok());
         assert!(validate_fqdn("edition.cnn.com").is_ok());
         assert!(validate_fqdn("*.cnn.com").is_err());
-        assert_eq!(validate_partial_wildcard("*foo.com").unwrap_err(), "partial wildcard \"*foo.com\" not allowed");
+        assert_eq!(
+            validate_partial_wildcard("*foo.com").unwrap_err(),
+            "partial wildcard \"*foo.com\" not allowed"
+        );
         assert!(validate_partial_wildcard("*.foo.com").is_ok());
         assert!(validate_partial_wildcard("*").is_ok());
     }
 
     #[test]
     fn ports_protocols_durations_subnets() {
-        assert_eq!(validate_port(0).unwrap_err(), "port number 0 must be in the range 1..65535");
+        assert_eq!(
+            validate_port(0).unwrap_err(),
+            "port number 0 must be in the range 1..65535"
+        );
         assert!(validate_port(65535).is_ok());
-        assert_eq!(validate_protocol("bogus").unwrap_err(), "unsupported protocol: bogus");
+        assert_eq!(
+            validate_protocol("bogus").unwrap_err(),
+            "unsupported protocol: bogus"
+        );
         assert!(validate_protocol("").is_ok());
         assert!(validate_protocol("hTTps").is_ok());
         assert!(validate_duration("10s").is_ok());
         assert!(validate_duration("1h2m").is_ok());
-        assert_eq!(validate_duration("0.5ms").unwrap_err(), "duration must be greater than 1ms");
-        assert_eq!(validate_duration("1.5ms").unwrap_err(), "only durations to ms precision are supported");
+        assert_eq!(
+            validate_duration("0.5ms").unwrap_err(),
+            "duration must be greater than 1ms"
+        );
+        assert_eq!(
+            validate_duration("1.5ms").unwrap_err(),
+            "only durations to ms precision are supported"
+        );
         assert!(validate_duration("10x").is_err());
         assert!(validate_ip_subnet("1.2.3.4/16").is_ok());
-        assert_eq!(validate_ip_subnet("1.2.3.4/99").unwrap_err(), "1.2.3.4/99 is not a valid CIDR block");
-        assert!(validate_ip_subnet("001:db8::").is_ok() || validate_ip_subnet("2001:db8::").is_ok());
+        assert_eq!(
+            validate_ip_subnet("1.2.3.4/99").unwrap_err(),
+            "1.2.3.4/99 is not a valid CIDR block"
+        );
+        assert!(
+            validate_ip_subnet("001:db8::").is_ok() || validate_ip_subnet("2001:db8::").is_ok()
+        );
     }
 
     #[test]
@@ -509,13 +599,33 @@ mod tests {
     #[test]
     fn export_to_rules() {
         let mut r = Report::default();
-        validate_export_to(&mut r, "spec.exportTo", &["*".into(), "foo".into()], false, false, "ns");
-        assert!(r.errors().any(|f| f.message == "cannot have both public (*) and non-public exportTo values for a resource"));
+        validate_export_to(
+            &mut r,
+            "spec.exportTo",
+            &["*".into(), "foo".into()],
+            false,
+            false,
+            "ns",
+        );
+        assert!(r.errors().any(|f| f.message
+            == "cannot have both public (*) and non-public exportTo values for a resource"));
         let mut r = Report::default();
         validate_export_to(&mut r, "spec.exportTo", &["~".into()], false, false, "ns");
-        assert!(r.errors().any(|f| f.message == "exportTo ~ (none) is not allowed for Istio configuration objects"));
+        assert!(r.errors().any(
+            |f| f.message == "exportTo ~ (none) is not allowed for Istio configuration objects"
+        ));
         let mut r = Report::default();
-        validate_export_to(&mut r, "spec.exportTo", &[".".into(), "ns".into()], true, false, "ns");
-        assert!(r.errors().any(|f| f.message.starts_with("duplicate entries in exportTo")));
+        validate_export_to(
+            &mut r,
+            "spec.exportTo",
+            &["ns".into(), ".".into()],
+            true,
+            false,
+            "ns",
+        );
+        assert!(
+            r.errors()
+                .any(|f| f.message == "duplicate entries in exportTo: . and current namespace ns")
+        );
     }
 }

@@ -27,26 +27,30 @@ pub fn validate_config_map(cm: &ConfigMap, r: &mut Report) {
                     ..f
                 });
             }
-            if let Some(t) = mesh.connect_timeout.as_deref() {
-                if let Err(e) = validate_duration(t) {
-                    r.error(&field, format!("mesh config: connectTimeout: {e}"));
-                }
+            if let Some(t) = mesh.connect_timeout.as_deref()
+                && let Err(e) = validate_duration(t)
+            {
+                r.error(&field, format!("mesh config: connectTimeout: {e}"));
             }
-            if let Some(t) = mesh.dns_refresh_rate.as_deref() {
-                if let Err(e) = validate_duration(t) {
-                    r.error(&field, format!("mesh config: dnsRefreshRate: {e}"));
-                }
+            if let Some(t) = mesh.dns_refresh_rate.as_deref()
+                && let Err(e) = validate_duration(t)
+            {
+                r.error(&field, format!("mesh config: dnsRefreshRate: {e}"));
             }
         }
-        Err(errs) => r.findings.extend(errs.into_iter().map(|f| crate::diag::Finding {
-            field: field.clone(),
-            ..f
-        })),
+        Err(errs) => r
+            .findings
+            .extend(errs.into_iter().map(|f| crate::diag::Finding {
+                field: field.clone(),
+                ..f
+            })),
     }
 }
 
 /// Parse MeshConfig YAML strictly. Findings carry the inner field and line in their message.
-pub fn parse_mesh_config(text: &str) -> Result<(MeshConfig, Vec<crate::diag::Finding>), Vec<crate::diag::Finding>> {
+pub fn parse_mesh_config(
+    text: &str,
+) -> Result<(MeshConfig, Vec<crate::diag::Finding>), Vec<crate::diag::Finding>> {
     let docs = crate::yaml::parse_stream(text).map_err(|e| {
         vec![crate::diag::Finding::error(
             "",
@@ -84,36 +88,58 @@ pub fn validate_sgc(sgc: &StaticGatewayConfiguration, r: &mut Report) {
         r.error("spec", "spec: Required value");
         return;
     };
-    if let Some(size) = spec.gateway_vmss_profile.as_ref().and_then(|p| p.public_ip_prefix_size) {
-        if !(0..=31).contains(&size) {
-            let f = "spec.gatewayVmssProfile.publicIpPrefixSize";
-            r.error(f, format!("{f}: Invalid value: {size}: {f} in body should be less than or equal to 31"));
-        }
+    if let Some(size) = spec
+        .gateway_vmss_profile
+        .as_ref()
+        .and_then(|p| p.public_ip_prefix_size)
+        && !(0..=31).contains(&size)
+    {
+        let f = "spec.gatewayVmssProfile.publicIpPrefixSize";
+        r.error(
+            f,
+            format!("{f}: Invalid value: {size}: {f} in body should be less than or equal to 31"),
+        );
     }
 }
 
 /// kube-egress-gateway's controller rules (`validate()`), in its words. Empty when valid.
 pub fn sgc_controller_errors(spec: &StaticGatewayConfigurationSpec) -> Vec<String> {
     let mut errs = Vec::new();
-    let pool = spec.gateway_nodepool_name.as_deref().is_some_and(|s| !s.is_empty());
+    let pool = spec
+        .gateway_nodepool_name
+        .as_deref()
+        .is_some_and(|s| !s.is_empty());
     match (&spec.gateway_vmss_profile, pool) {
-        (None, false) => errs.push("Either GatewayNodepoolName or GatewayVmssProfile must be provided".to_owned()),
-        (Some(_), true) => errs.push("Only one of GatewayNodepoolName and GatewayVmssProfile should be provided".to_owned()),
+        (None, false) => errs
+            .push("Either GatewayNodepoolName or GatewayVmssProfile must be provided".to_owned()),
+        (Some(_), true) => errs.push(
+            "Only one of GatewayNodepoolName and GatewayVmssProfile should be provided".to_owned(),
+        ),
         (Some(p), false) => {
-            if p.vmss_resource_group.as_deref().unwrap_or_default().is_empty() {
+            if p.vmss_resource_group
+                .as_deref()
+                .unwrap_or_default()
+                .is_empty()
+            {
                 errs.push("Gateway vmss resource group is empty".to_owned());
             }
             if p.vmss_name.as_deref().unwrap_or_default().is_empty() {
                 errs.push("Gateway vmss name is empty".to_owned());
             }
             if !(0..=31).contains(&p.public_ip_prefix_size.unwrap_or_default()) {
-                errs.push("Gateway vmss public ip prefix size should be between 0 and 31 inclusively".to_owned());
+                errs.push(
+                    "Gateway vmss public ip prefix size should be between 0 and 31 inclusively"
+                        .to_owned(),
+                );
             }
         }
         (None, true) => {}
     }
     if spec.provision_public_ips == Some(false)
-        && spec.public_ip_prefix_id.as_deref().is_some_and(|s| !s.is_empty())
+        && spec
+            .public_ip_prefix_id
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
     {
         errs.push("PublicIpPrefixId should be empty when ProvisionPublicIps is false".to_owned());
     }
@@ -149,11 +175,11 @@ pub fn validate_service(svc: &Service, r: &mut Report) {
             }
             None => {}
         }
-        if let Some(proto) = p.protocol.as_deref() {
-            if !matches!(proto, "TCP" | "UDP" | "SCTP") {
-                let pf = join(&f, "protocol");
-                r.error(&pf, format!("{pf}: Unsupported value: {proto:?}: supported values: \"SCTP\", \"TCP\", \"UDP\""));
-            }
+        if let Some(proto) = p.protocol.as_deref()
+            && !matches!(proto, "TCP" | "UDP" | "SCTP")
+        {
+            let pf = join(&f, "protocol");
+            r.error(&pf, format!("{pf}: Unsupported value: {proto:?}: supported values: \"SCTP\", \"TCP\", \"UDP\""));
         }
     }
 }
@@ -165,8 +191,18 @@ pub fn validate_deployment(d: &Deployment, r: &mut Report) {
         return;
     };
     let want = spec.selector.match_labels.clone().unwrap_or_default();
-    if want.is_empty() && spec.selector.match_expressions.as_deref().unwrap_or_default().is_empty() {
-        r.error("spec.selector", "spec.selector: Invalid value: \"null\": empty selector is invalid for deployment");
+    if want.is_empty()
+        && spec
+            .selector
+            .match_expressions
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty()
+    {
+        r.error(
+            "spec.selector",
+            "spec.selector: Invalid value: \"null\": empty selector is invalid for deployment",
+        );
     }
     let have = spec
         .template
@@ -180,8 +216,16 @@ pub fn validate_deployment(d: &Deployment, r: &mut Report) {
             "spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`",
         );
     }
-    let containers = spec.template.spec.as_ref().map(|s| s.containers.len()).unwrap_or(0);
+    let containers = spec
+        .template
+        .spec
+        .as_ref()
+        .map(|s| s.containers.len())
+        .unwrap_or(0);
     if containers == 0 {
-        r.error("spec.template.spec.containers", "spec.template.spec.containers: Required value");
+        r.error(
+            "spec.template.spec.containers",
+            "spec.template.spec.containers: Required value",
+        );
     }
 }

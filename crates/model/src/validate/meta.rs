@@ -36,13 +36,13 @@ pub fn validate_metadata(resource: &Resource, r: &mut Report) {
             }
         }
     }
-    if let Some(ns) = meta.namespace.as_deref() {
-        if !is_k8s_dns1123_label(ns) {
-            r.error(
-                "metadata.namespace",
-                format!("metadata.namespace: Invalid value: {ns:?}: {LABEL_MSG}"),
-            );
-        }
+    if let Some(ns) = meta.namespace.as_deref()
+        && !is_k8s_dns1123_label(ns)
+    {
+        r.error(
+            "metadata.namespace",
+            format!("metadata.namespace: Invalid value: {ns:?}: {LABEL_MSG}"),
+        );
     }
     if let Some(labels) = &meta.labels {
         for (k, v) in labels {
@@ -85,11 +85,16 @@ pub fn validate_metadata(resource: &Resource, r: &mut Report) {
             } else if v != "true" && v != "false" {
                 r.error(
                     "metadata.annotations.istio.io/dry-run",
-                    format!("invalid annotation istio.io/dry-run: {v:?}, must be \"true\" or \"false\""),
+                    format!(
+                        "invalid annotation istio.io/dry-run: {v:?}, must be \"true\" or \"false\""
+                    ),
                 );
             }
         }
-        if annotations.keys().any(|k| k.starts_with("internal.istio.io/parents")) {
+        if annotations
+            .keys()
+            .any(|k| k.starts_with("internal.istio.io/parents"))
+        {
             r.error(
                 "metadata.annotations",
                 "annotation internal.istio.io/parents is reserved for internal use",

@@ -307,11 +307,25 @@ fn containers_and_images(o: &Value) -> (String, String) {
     (names.join(","), images.join(","))
 }
 
+/// Deployment's SELECTOR: `LabelSelectorAsSelector(...).String()`.
 fn selector_text(o: &Value) -> String {
     match o.pointer("/spec/selector") {
         None | Some(Value::Null) => String::new(),
         Some(s) => Selector::from_label_selector(s)
             .map_or_else(|_| "<invalid>".to_string(), |sel| sel.to_string()),
+    }
+}
+
+/// `metav1.FormatLabelSelector`: like [`selector_text`] but `<none>` when empty, `<error>` when bad.
+fn format_label_selector(o: &Value) -> String {
+    let selector = match o.pointer("/spec/selector") {
+        None | Some(Value::Null) => return "<none>".into(),
+        Some(s) => Selector::from_label_selector(s),
+    };
+    match selector {
+        Ok(sel) if sel.is_empty() => "<none>".into(),
+        Ok(sel) => sel.to_string(),
+        Err(_) => "<error>".into(),
     }
 }
 
@@ -346,7 +360,7 @@ fn replica_set(o: &Value, _wide: bool, now: SystemTime) -> Vec<String> {
         age_of(o, now),
         containers,
         images,
-        selector_text(o),
+        format_label_selector(o),
     ]
 }
 

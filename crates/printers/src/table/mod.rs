@@ -160,17 +160,23 @@ pub fn print_table(kind: &str, objects: &[Value], opts: &TableOptions, now: Syst
     render(&head, &rows, opts.no_headers)
 }
 
-/// A cell as kubectl prints it: cut at the first line break, marked with `...`.
+/// A cell as kubectl prints it: cut at the first line break (marked with `...`), terminal
+/// escapes defused (`ESC` as `^[`).
 fn clean_cell(cell: &str) -> String {
-    match cell.find(['\n', '\r', '\u{c}']) {
+    let cut = match cell.find(['\n', '\r', '\u{c}']) {
         Some(i) => format!("{}...", &cell[..i]),
         None => cell.to_string(),
-    }
+    };
+    cut.replace('\u{1b}', "^[")
 }
 
 /// Lay out a table like kubectl's tabwriter: every column but the last padded to its widest
-/// cell plus 3 spaces (at least 6), lines ending without trailing spaces.
+/// cell plus 3 spaces (at least 6), no padding after the last column. Like kubectl, nothing at
+/// all (not even headers) is printed when there are no rows.
 pub fn render(headers: &[String], rows: &[Vec<String>], no_headers: bool) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
     let mut lines: Vec<Vec<String>> = Vec::new();
     if !no_headers {
         lines.push(headers.iter().map(|h| clean_cell(h)).collect());

@@ -460,6 +460,13 @@ fn render_layout() {
         "A     B          C\nx     multi...   \n"
     );
     assert_eq!(render(&h, &[], true), "");
+    assert_eq!(
+        render(&h, &[], false),
+        "",
+        "kubectl prints no headers without rows"
+    );
+    let esc = vec![vec!["\u{1b}[31mred".to_string(), "x".to_string()]];
+    assert_eq!(render(&h[..2], &esc, true), "^[[31mred   x\n");
 }
 
 #[test]

@@ -57,12 +57,13 @@ pub fn validate(obj: &CustomObject<DestinationRule>, r: &mut Report) {
         }
     }
 
-    util::export_to(
+    crate::validate::common::validate_export_to(
         r,
         "spec.exportTo",
-        namespace,
         dr.export_to(),
+        false,
         dr.workload_selector.is_some(),
+        namespace,
     );
     if let Some(ws) = &dr.workload_selector {
         workload_selector(r, "spec.workloadSelector", ws);

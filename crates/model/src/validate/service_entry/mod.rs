@@ -14,7 +14,7 @@ use crate::diag::{Report, idx, join};
 use crate::resources::CustomObject;
 use crate::resources::service_entry::{Resolution, ServiceEntry, WorkloadEntry, WorkloadSelector};
 use crate::validate::common::{
-    Protocol, is_dns1123_label, is_ip, validate_fqdn, validate_ip_subnet, validate_label_key,
+    Protocol, is_ip, validate_fqdn, validate_ip_subnet, validate_label_key,
     validate_partial_wildcard, validate_port, validate_port_name, validate_protocol,
     validate_wildcard_domain,
 };
@@ -164,7 +164,14 @@ fn webhook(
         );
     }
 
-    validate_export_to(r, "spec.exportTo", spec.export_to(), namespace);
+    crate::validate::common::validate_export_to(
+        r,
+        "spec.exportTo",
+        spec.export_to(),
+        true,
+        false,
+        namespace,
+    );
 }
 
 /// `validateWorkloadEntry(endpoint, servicePorts, allowFQDN=false)` for STATIC resolution.
@@ -353,46 +360,6 @@ fn dynamic_dns(spec: &ServiceEntry, labels: &BTreeMap<String, String>, r: &mut R
             format!(
                 "MESH_INTERNAL location is not supported with a waypoint for resolution mode {mode}"
             ),
-        );
-    }
-}
-
-/// Istio's `validateExportTo` for a ServiceEntry (`~` allowed alone).
-fn validate_export_to(r: &mut Report, field: &str, export_to: &[String], namespace: &str) {
-    let mut set: Vec<&str> = Vec::new();
-    for (i, e) in export_to.iter().enumerate() {
-        let path = idx(field, i);
-        let key = if e == "." { namespace } else { e.as_str() };
-        if set.contains(&key) {
-            if key != e {
-                r.error(
-                    path,
-                    format!("duplicate entries in exportTo: . and current namespace {namespace}"),
-                );
-            } else {
-                r.error(path, format!("duplicate entries in exportTo for entry {e}"));
-            }
-            continue;
-        }
-        if e == "~" || key == "." || key == "*" || is_dns1123_label(key) {
-            set.push(key);
-        } else {
-            r.error(
-                path,
-                "only .,*,~, or a valid DNS 1123 label is allowed as exportTo entry",
-            );
-        }
-    }
-    if set.contains(&"*") && export_to.len() > 1 {
-        r.error(
-            field,
-            "cannot have both public (*) and non-public exportTo values for a resource",
-        );
-    }
-    if set.contains(&"~") && export_to.len() > 1 {
-        r.error(
-            field,
-            "cannot export service entry to no one (~) and someone",
         );
     }
 }

@@ -132,7 +132,14 @@ pub fn validate(obj: &CustomObject<VirtualService>, r: &mut Report) {
         validate_tcp_route(r, &idx("spec.tcp", i), route);
     }
 
-    util::export_to(r, "spec.exportTo", namespace, vs.export_to(), false);
+    crate::validate::common::validate_export_to(
+        r,
+        "spec.exportTo",
+        vs.export_to(),
+        false,
+        false,
+        namespace,
+    );
 
     analysis::unreachable_rules(r, vs);
 }
