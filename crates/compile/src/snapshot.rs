@@ -1,0 +1,474 @@
+//! The snapshot a gateway serves: everything the data plane needs, resolved and immutable.
+//!
+//! Names follow Envoy-as-configured-by-Istio so access logs and errors read the same:
+//! listeners `0.0.0.0_8080`, clusters `outbound|<port>|<subset>|<host>`, virtual hosts
+//! `<host>:<port>`, route names `<ns>.<virtualservice>.<index>` unless the route is named.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Who this gateway instance is: what it selects Gateways with and what it is called.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GatewayIdentity {
+    /// Pod namespace (Gateway `selector`s and `credentialName` Secrets are looked up here).
+    pub namespace: String,
+    /// Pod labels, matched against Gateway `spec.selector`.
+    pub labels: BTreeMap<String, String>,
+    /// Service account (its SPIFFE identity is the gateway's mesh identity).
+    pub service_account: String,
+    /// Control-plane revision (`asm-1-24`), if any.
+    pub revision: Option<String>,
+    /// Service port -> target port of the gateway's Service (80->8080, 443->8443 by default).
+    pub service_ports: BTreeMap<u16, u16>,
+}
+
+/// Everything one gateway instance serves.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Snapshot {
+    /// Monotonic version (the store's resourceVersion it was compiled from).
+    pub version: u64,
+    /// Listeners by bind address and target port.
+    pub listeners: Vec<Listener>,
+    /// Upstream clusters by name (`outbound|443||edition.cnn.com`).
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Access logging.
+    pub access_log: AccessLog,
+    /// Mesh-wide settings.
+    pub mesh: MeshSettings,
+    /// Non-fatal problems found while compiling (Istio logs these and skips the piece).
+    pub warnings: Vec<String>,
+}
+
+impl Snapshot {
+    /// The route table called `name` (plaintext listener or HTTPS-terminated chain).
+    pub fn route_config(&self, name: &str) -> Option<&RouteConfig> {
+        self.listeners.iter().find_map(|l| match &l.kind {
+            ListenerKind::Http(rc) if rc.name == name => Some(rc),
+            ListenerKind::Http(_) => None,
+            ListenerKind::Chains(chains) => chains.iter().find_map(|c| match &c.action {
+                ChainAction::Http(rc) if rc.name == name => Some(rc),
+                _ => None,
+            }),
+        })
+    }
+}
+
+/// Mesh-wide settings from MeshConfig.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeshSettings {
+    /// Trust domain (`cluster.local`).
+    pub trust_domain: String,
+    /// Upstream connect timeout (MeshConfig `connectTimeout`, 10s).
+    pub connect_timeout: Duration,
+    /// DNS refresh when no TTL is known (MeshConfig `dnsRefreshRate`, 60s).
+    pub dns_refresh_rate: Duration,
+}
+
+impl Default for MeshSettings {
+    fn default() -> Self {
+        MeshSettings {
+            trust_domain: "cluster.local".into(),
+            connect_timeout: Duration::from_secs(10),
+            dns_refresh_rate: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Access-log settings (MeshConfig `accessLogFile`/`Encoding`/`Format`, Telemetry).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AccessLog {
+    /// Where lines go; `None` = off. `/dev/stdout` is the usual value.
+    pub path: Option<String>,
+    /// TEXT or JSON.
+    pub encoding: LogEncoding,
+    /// Custom format (Envoy command operators); `None` = Istio's default for the encoding.
+    pub format: Option<String>,
+}
+
+/// Access-log encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogEncoding {
+    /// Istio's default text line.
+    #[default]
+    Text,
+    /// Istio's default JSON keys.
+    Json,
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    /// `<bind>_<targetPort>`, e.g. `0.0.0.0_8080`.
+    pub name: String,
+    /// Bind address; `None` = all addresses (the instance's pod IP in the local cluster).
+    pub bind: Option<IpAddr>,
+    /// The port bound (the Service targetPort).
+    pub port: u16,
+    /// What the listener does with a connection.
+    pub kind: ListenerKind,
+}
+
+/// Plaintext HTTP, or TLS-ish chains selected by SNI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListenerKind {
+    /// Plaintext HTTP servers sharing one route table (RDS `http.<targetPort>`).
+    Http(RouteConfig),
+    /// TLS or TCP servers: filter chains matched on SNI in order; no match closes the
+    /// connection (`NR`, `filter_chain_not_found`). A chain with no server names matches all.
+    Chains(Vec<FilterChain>),
+}
+
+/// One filter chain of a TLS/TCP listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterChain {
+    /// SNI names (`edition.cnn.com`, `*.cnn.com`); empty = any (including no SNI).
+    pub server_names: Vec<String>,
+    /// The Gateway server's port number (the Service port), for matching and logs.
+    pub server_port: u16,
+    /// TLS termination; `None` = bytes pass through untouched (PASSTHROUGH).
+    pub tls: Option<ServerTls>,
+    /// What happens to the (decrypted, if terminated) stream.
+    pub action: ChainAction,
+}
+
+/// Downstream TLS termination.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerTls {
+    /// Mesh mTLS with the gateway's workload certificate; a client certificate from the mesh
+    /// CA is required; `subject_alt_names` (exact) restrict the peer if non-empty.
+    IstioMutual {
+        /// Allowed peer SANs (exact match); empty = any mesh identity.
+        subject_alt_names: Vec<String>,
+    },
+    /// SIMPLE (server certificate only) or MUTUAL/OPTIONAL_MUTUAL (client CA).
+    Certificates {
+        /// Certificate chain and key.
+        identity: PemIdentity,
+        /// CA bundle for client certificates (MUTUAL); `None` = no client certificate asked.
+        client_ca: Option<String>,
+        /// OPTIONAL_MUTUAL: ask for but do not require a client certificate.
+        optional: bool,
+        /// Allowed client SANs (exact); empty = any.
+        subject_alt_names: Vec<String>,
+    },
+}
+
+/// A certificate chain and private key, PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PemIdentity {
+    /// Certificate chain, PEM.
+    pub cert_chain: String,
+    /// Private key, PEM.
+    pub private_key: String,
+}
+
+/// What a filter chain does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChainAction {
+    /// TCP proxy to weighted clusters (passthrough and TLS-terminated TCP servers).
+    TcpProxy {
+        /// Destinations; one is picked per connection by weight.
+        clusters: Vec<WeightedCluster>,
+        /// Route/VirtualService that produced it, for logs (`-` when none).
+        route_name: Option<String>,
+    },
+    /// HTTP over the terminated stream (HTTPS servers), with their own route table.
+    Http(RouteConfig),
+}
+
+/// A route table: virtual hosts matched by Host/:authority (lower-cased, port ignored).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RouteConfig {
+    /// `http.8080` or `https.443.https.<gw>.<ns>`.
+    pub name: String,
+    /// In order; the first whose domains match wins (exact before wildcard, as Envoy does).
+    pub virtual_hosts: Vec<VirtualHost>,
+}
+
+/// One virtual host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualHost {
+    /// `<host>:<serverPort>`.
+    pub name: String,
+    /// Domains: exact names, `*.suffix`, or `*`.
+    pub domains: Vec<String>,
+    /// Routes in order; the first match wins. None matching = 404 `NR`.
+    pub routes: Vec<Route>,
+    /// `httpsRedirect`: every request gets a 301 to `https://`.
+    pub require_tls: bool,
+}
+
+/// One route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// Route name for `%ROUTE_NAME%` (`<ns>.<vs>.<index>` or the HTTPRoute's name).
+    pub name: String,
+    /// Request conditions (all must hold); `None` fields match anything.
+    pub matcher: RouteMatch,
+    /// What to do.
+    pub action: RouteAction,
+    /// Header operations on the request sent upstream.
+    pub request_headers: HeaderOps,
+    /// Header operations on the response sent downstream.
+    pub response_headers: HeaderOps,
+}
+
+/// Request conditions of a route (from one HTTPMatchRequest; a VirtualService rule with
+/// several matches becomes several routes).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RouteMatch {
+    /// Path condition.
+    pub uri: Option<StringMatch>,
+    /// `:scheme` condition.
+    pub scheme: Option<StringMatch>,
+    /// Method condition.
+    pub method: Option<StringMatch>,
+    /// Host/:authority condition.
+    pub authority: Option<StringMatch>,
+    /// Header conditions (lower-case names); `None` value = presence.
+    pub headers: Vec<(String, Option<StringMatch>)>,
+    /// Headers that must NOT match.
+    pub without_headers: Vec<(String, Option<StringMatch>)>,
+    /// Query parameter conditions.
+    pub query_params: Vec<(String, Option<StringMatch>)>,
+    /// Case-insensitive path matching.
+    pub ignore_uri_case: bool,
+}
+
+/// Istio StringMatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StringMatch {
+    /// Equal.
+    Exact(String),
+    /// Starts with.
+    Prefix(String),
+    /// RE2 regex matching the whole value.
+    Regex(String),
+}
+
+/// What a matched route does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteAction {
+    /// Proxy to weighted clusters.
+    Forward(Forward),
+    /// Redirect.
+    Redirect(Redirect),
+    /// Answer locally.
+    DirectResponse {
+        /// Status code.
+        status: u16,
+        /// Body.
+        body: Option<String>,
+    },
+}
+
+/// Proxying settings of a route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward {
+    /// Destinations with weights (0-weight entries already dropped).
+    pub clusters: Vec<WeightedCluster>,
+    /// Route timeout; `None` = no timeout (Istio's default).
+    pub timeout: Option<Duration>,
+    /// Retries; `None` = no retry policy (`attempts: 0`).
+    pub retry: Option<RetryPolicy>,
+    /// Path rewrite.
+    pub rewrite_uri: Option<String>,
+    /// Authority/Host rewrite.
+    pub rewrite_authority: Option<String>,
+}
+
+/// One weighted destination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightedCluster {
+    /// Cluster name; may name a cluster that does not exist (then 503 `NC`).
+    pub cluster: String,
+    /// Relative weight (>0).
+    pub weight: u32,
+    /// Per-destination header operations (request).
+    pub request_headers: HeaderOps,
+    /// Per-destination header operations (response).
+    pub response_headers: HeaderOps,
+}
+
+/// Retry policy (Istio's default: 2 attempts on
+/// `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first try.
+    pub attempts: u32,
+    /// Per-try timeout.
+    pub per_try_timeout: Option<Duration>,
+    /// Envoy retry-on conditions.
+    pub retry_on: Vec<String>,
+    /// Status codes retried under `retriable-status-codes`.
+    pub retriable_status_codes: Vec<u16>,
+}
+
+impl RetryPolicy {
+    /// Istio's default policy when a route sets no `retries`.
+    pub fn istio_default() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 2,
+            per_try_timeout: None,
+            retry_on: ["connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            retriable_status_codes: Vec::new(),
+        }
+    }
+}
+
+/// Redirect settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redirect {
+    /// New path.
+    pub uri: Option<String>,
+    /// New authority.
+    pub authority: Option<String>,
+    /// New scheme.
+    pub scheme: Option<String>,
+    /// New port.
+    pub port: Option<u16>,
+    /// Status (default 301).
+    pub status: u16,
+}
+
+/// Header operations.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeaderOps {
+    /// Set (replace).
+    pub set: Vec<(String, String)>,
+    /// Append.
+    pub add: Vec<(String, String)>,
+    /// Remove.
+    pub remove: Vec<String>,
+}
+
+/// An upstream cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// `outbound|<port>|<subset>|<host>`.
+    pub name: String,
+    /// The service host (`edition.cnn.com`, `x.ns.svc.cluster.local`).
+    pub host: String,
+    /// The service port.
+    pub port: u16,
+    /// How endpoints are found.
+    pub discovery: Discovery,
+    /// Load balancing.
+    pub lb: LbPolicy,
+    /// Upstream TLS origination; `None` = plaintext.
+    pub tls: Option<UpstreamTls>,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Connection pool limits.
+    pub pool: PoolSettings,
+    /// Outlier detection; `None` = off.
+    pub outlier: Option<OutlierDetection>,
+    /// True for MESH_EXTERNAL services (metadata `istio.external`).
+    pub external: bool,
+}
+
+/// Endpoint discovery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Discovery {
+    /// STRICT_DNS: every address the name resolves to (ServiceEntry `DNS`).
+    StrictDns {
+        /// Name to resolve.
+        hostname: String,
+        /// Port to connect to.
+        port: u16,
+    },
+    /// LOGICAL_DNS: the first address only (`DNS_ROUND_ROBIN`).
+    LogicalDns {
+        /// Name to resolve.
+        hostname: String,
+        /// Port to connect to.
+        port: u16,
+    },
+    /// Fixed endpoints (`STATIC` ServiceEntries, in-cluster Services' ready pods).
+    Static(Vec<Endpoint>),
+    /// DNS endpoints of a ServiceEntry with `endpoints:` of hostnames (resolved each).
+    DnsEndpoints(Vec<(String, u16, u32)>),
+}
+
+/// A static endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Address.
+    pub address: SocketAddr,
+    /// Weight (1 when unset).
+    pub weight: u32,
+}
+
+/// Load-balancing policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LbPolicy {
+    /// Round robin.
+    #[default]
+    RoundRobin,
+    /// Least request (power of two choices).
+    LeastRequest,
+    /// Random.
+    Random,
+}
+
+/// Upstream TLS origination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamTls {
+    /// SIMPLE, MUTUAL or ISTIO_MUTUAL.
+    pub mode: UpstreamTlsMode,
+    /// SNI to send; `None` = from the downstream Host/:authority (`auto_sni`).
+    pub sni: Option<String>,
+    /// Accepted server SANs; empty with `sni: None` = check against the Host (`auto_san`).
+    pub subject_alt_names: Vec<String>,
+    /// Roots; `None` = system roots plus the cluster's extra roots (ISTIO_MUTUAL: mesh root).
+    pub ca_certificates: Option<String>,
+    /// Client certificate for MUTUAL (ISTIO_MUTUAL uses the workload certificate).
+    pub client_identity: Option<PemIdentity>,
+    /// Skip server certificate verification.
+    pub insecure_skip_verify: bool,
+    /// ALPN to offer.
+    pub alpn: Vec<String>,
+}
+
+/// Upstream TLS modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamTlsMode {
+    /// Server-authenticated TLS.
+    Simple,
+    /// Mutual TLS with user certificates.
+    Mutual,
+    /// Mesh mTLS with the workload certificate.
+    IstioMutual,
+}
+
+/// Connection pool limits.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PoolSettings {
+    /// Max TCP connections (unlimited when `None`).
+    pub max_connections: Option<u32>,
+    /// Max pending HTTP/1 requests.
+    pub http1_max_pending_requests: Option<u32>,
+    /// Max requests per connection (0/None = unlimited).
+    pub max_requests_per_connection: Option<u32>,
+    /// Idle timeout of pooled connections (1h default).
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Outlier detection basics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutlierDetection {
+    /// Consecutive 5xx before ejection.
+    pub consecutive_5xx: u32,
+    /// Consecutive local-origin (connect) failures before ejection.
+    pub consecutive_local_origin_failures: u32,
+    /// Ejection analysis interval.
+    pub interval: Duration,
+    /// Base ejection time.
+    pub base_ejection_time: Duration,
+    /// Max ejected percentage.
+    pub max_ejection_percent: u32,
+}

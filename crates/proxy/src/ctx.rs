@@ -1,0 +1,63 @@
+//! What every connection handler shares: the current snapshot, the resolver, the workload
+//! identity, the access logger, and per-connection facts.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use egress_compile::snapshot::Snapshot;
+use tokio::sync::watch;
+
+/// Static options of a proxy instance.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyOptions {
+    /// Bind upstream connections to this source address (the static egress IP).
+    pub source_address: Option<IpAddr>,
+    /// Address listeners bind when a Gateway server has no `bind` (the pod IP); `None` = 0.0.0.0.
+    pub listen_address: Option<IpAddr>,
+    /// Health port (15021); `None` disables the health server.
+    pub health_port: Option<u16>,
+    /// Resolver overrides: names answered locally (`edition.cnn.com` -> 127.0.0.1).
+    pub hosts: Vec<(String, Vec<IpAddr>)>,
+    /// Extra PEM roots trusted for upstream TLS besides the system store.
+    pub extra_roots_pem: Vec<String>,
+}
+
+/// Facts about one downstream connection, for routing, policy and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// Client address.
+    pub downstream_remote: SocketAddr,
+    /// Address the client connected to.
+    pub downstream_local: SocketAddr,
+    /// SNI of the ClientHello, if any.
+    pub sni: Option<String>,
+    /// Peer SPIFFE identity when mesh mTLS was terminated.
+    pub peer_identity: Option<String>,
+    /// The Gateway server's (Service) port this connection arrived on.
+    pub server_port: u16,
+    /// True when downstream TLS was terminated here.
+    pub tls_terminated: bool,
+}
+
+/// Shared state of a proxy instance.
+pub struct Ctx {
+    /// The latest snapshot.
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// Options.
+    pub options: ProxyOptions,
+    /// Upstream connection machinery (resolver, TLS connectors, pools).
+    pub connector: crate::connect::Connector,
+    /// The workload identity used for ISTIO_MUTUAL (server and client side).
+    pub identity: Option<Arc<egress_identity::IdentityHandle>>,
+    /// Access-log sink.
+    pub access_log: crate::accesslog::AccessLogger,
+    /// Graceful drain signal.
+    pub drain: crate::drain::Drain,
+}
+
+impl Ctx {
+    /// The snapshot to use for a new connection or request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshots.borrow().clone()
+    }
+}
