@@ -5,42 +5,7 @@
 
 mod common;
 
-use common::{Cluster, shared};
-
-const VARS: &[(&str, &str)] = &[
-    ("$ISTIO_EGRESS_NAMESPACE", "aks-istio-egress"),
-    ("$ISTIO_EGRESS_NAME", "asm-egress-test"),
-    ("$EGRESS_GTW_SELECTOR", "asm-egress-test"),
-    ("$ASM_REVISION", "asm-1-24"),
-];
-
-/// The seed's manifests: ```yaml blocks and `<<EOF` heredocs, in order.
-fn seed_manifests(seed: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur: Option<String> = None;
-    let mut in_yaml_block = false;
-    for line in seed.lines() {
-        if let Some(buf) = cur.as_mut() {
-            if (in_yaml_block && line.trim_start().starts_with("```"))
-                || (!in_yaml_block && line.trim() == "EOF")
-            {
-                out.push(cur.take().unwrap());
-                in_yaml_block = false;
-            } else {
-                buf.push_str(line);
-                buf.push('\n');
-            }
-        } else if line.trim_start() == "```yaml" {
-            cur = Some(String::new());
-            in_yaml_block = true;
-        } else if line.contains("<<EOF") {
-            cur = Some(String::new());
-        }
-    }
-    out.into_iter()
-        .map(|m| VARS.iter().fold(m, |acc, (k, v)| acc.replace(k, v)))
-        .collect()
-}
+use common::{Cluster, seed_manifests, shared};
 
 #[test]
 fn every_seed_manifest_validates_and_applies() {

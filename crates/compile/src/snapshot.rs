@@ -2,7 +2,7 @@
 //!
 //! Names follow Envoy-as-configured-by-Istio so access logs and errors read the same:
 //! listeners `0.0.0.0_8080`, clusters `outbound|<port>|<subset>|<host>`, virtual hosts
-//! `<host>:<port>`, route names `<ns>.<virtualservice>.<index>` unless the route is named.
+//! `<host>:<port>`, route names the HTTPRoute's `name` (empty, logged as `-`, when unnamed).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -145,7 +145,8 @@ pub enum ServerTls {
     Certificates {
         /// Certificate chain and key.
         identity: PemIdentity,
-        /// CA bundle for client certificates (MUTUAL); `None` = no client certificate asked.
+        /// CA bundle for client certificates (MUTUAL), PEM or `file:<path>` (see
+        /// [`PemSource`]); `None` = no client certificate asked.
         client_ca: Option<String>,
         /// OPTIONAL_MUTUAL: ask for but do not require a client certificate.
         optional: bool,
@@ -154,13 +155,41 @@ pub enum ServerTls {
     },
 }
 
-/// A certificate chain and private key, PEM.
+/// A certificate chain and private key: inline PEM, or `file:<path>` (see [`PemSource`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PemIdentity {
-    /// Certificate chain, PEM.
+    /// Certificate chain: PEM, or `file:<path>` of a PEM file.
     pub cert_chain: String,
-    /// Private key, PEM.
+    /// Private key: PEM, or `file:<path>` of a PEM file.
     pub private_key: String,
+}
+
+/// Prefix of a certificate, key or CA value that names a file instead of holding PEM.
+///
+/// Gateway `serverCertificate`/`privateKey`/`caCertificates` and DestinationRule
+/// `clientCertificate`/`privateKey`/`caCertificates` are paths on the proxy's file system
+/// (Istio serves them over SDS as `file-cert:`/`file-root:` resources). The compiler is pure and
+/// never reads files, so it passes such paths on as `file:<path>`; the data plane loads (and
+/// re-reads) them. Values from Kubernetes Secrets (`credentialName`) are always inline PEM.
+pub const FILE_PREFIX: &str = "file:";
+
+/// Where a PEM value of the snapshot comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PemSource<'a> {
+    /// The PEM text itself.
+    Inline(&'a str),
+    /// A path to read the PEM text from.
+    File(&'a str),
+}
+
+impl<'a> PemSource<'a> {
+    /// Classify a certificate/key/CA value of the snapshot (`file:<path>` or inline PEM).
+    pub fn of(value: &'a str) -> PemSource<'a> {
+        match value.strip_prefix(FILE_PREFIX) {
+            Some(path) => PemSource::File(path),
+            None => PemSource::Inline(value),
+        }
+    }
 }
 
 /// What a filter chain does.
@@ -202,7 +231,10 @@ pub struct VirtualHost {
 /// One route.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
-    /// Route name for `%ROUTE_NAME%` (`<ns>.<vs>.<index>` or the HTTPRoute's name).
+    /// Route name for `%ROUTE_NAME%`: the HTTPRoute's `name` (plus `.<match name>` when the
+    /// match is named). Empty when the HTTPRoute is unnamed, as Istio leaves Envoy's route name
+    /// unset for VirtualService routes, so `%ROUTE_NAME%` prints `-`. (The `<ns>.<name>.<index>`
+    /// names in istio.io's logs come from Gateway API HTTPRoutes, which egress does not serve.)
     pub name: String,
     /// Request conditions (all must hold); `None` fields match anything.
     pub matcher: RouteMatch,
@@ -311,11 +343,18 @@ impl RetryPolicy {
         RetryPolicy {
             attempts: 2,
             per_try_timeout: None,
-            retry_on: ["connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"]
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-            retriable_status_codes: Vec::new(),
+            retry_on: [
+                "connect-failure",
+                "refused-stream",
+                "unavailable",
+                "cancelled",
+                "retriable-status-codes",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+            // Istio's DefaultPolicy retries upstream 503s under `retriable-status-codes`.
+            retriable_status_codes: vec![503],
         }
     }
 }
@@ -424,7 +463,8 @@ pub struct UpstreamTls {
     pub sni: Option<String>,
     /// Accepted server SANs; empty with `sni: None` = check against the Host (`auto_san`).
     pub subject_alt_names: Vec<String>,
-    /// Roots; `None` = system roots plus the cluster's extra roots (ISTIO_MUTUAL: mesh root).
+    /// Roots (PEM or `file:<path>`, see [`PemSource`]); `None` = system roots plus the
+    /// cluster's extra roots (ISTIO_MUTUAL: mesh root).
     pub ca_certificates: Option<String>,
     /// Client certificate for MUTUAL (ISTIO_MUTUAL uses the workload certificate).
     pub client_identity: Option<PemIdentity>,

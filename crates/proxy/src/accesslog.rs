@@ -1,1 +1,566 @@
-//! Placeholder: being written.
+//! Access logs as Istio configures Envoy to write them: one line per HTTP request or TCP
+//! connection, in Istio's default TEXT line, Istio's default JSON keys, or a custom format of
+//! Envoy command operators (MeshConfig `accessLogFile`/`accessLogEncoding`/`accessLogFormat`).
+//!
+//! [`AccessLogger`] is a cheap clonable handle: every clone writes to the same sink with the
+//! same format. Each entry is rendered to a complete line first and written with one
+//! `write_all` + `flush` under a mutex, so lines from many tasks never interleave.
+//! [`AccessLogger::configure`] swaps the format when the snapshot's [`AccessLog`] changes; a
+//! format with an unknown operator is reported once (as a configuration error) and Istio's
+//! default for the encoding is used instead.
+
+mod format;
+mod time;
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use egress_compile::snapshot::{AccessLog, LogEncoding};
+use tokio::sync::Notify;
+
+pub use format::{FormatError, Formatter};
+pub use time::format_start_time;
+
+/// Envoy's response flags (`%RESPONSE_FLAGS%`), in the order Envoy prints them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ResponseFlag {
+    /// `LH`: failed local health check.
+    FailedLocalHealthCheck,
+    /// `UH`: no healthy upstream host.
+    NoHealthyUpstream,
+    /// `UT`: upstream request timeout.
+    UpstreamRequestTimeout,
+    /// `LR`: connection local reset.
+    LocalReset,
+    /// `UR`: upstream remote reset.
+    UpstreamRemoteReset,
+    /// `UF`: upstream connection failure.
+    UpstreamConnectionFailure,
+    /// `UC`: upstream connection termination.
+    UpstreamConnectionTermination,
+    /// `UO`: upstream overflow (circuit breaking).
+    UpstreamOverflow,
+    /// `NR`: no route (or no filter chain) found.
+    NoRouteFound,
+    /// `DI`: delay injected.
+    DelayInjected,
+    /// `FI`: fault injected.
+    FaultInjected,
+    /// `RL`: rate limited.
+    RateLimited,
+    /// `UAEX`: unauthorized by an external service.
+    UnauthorizedExternalService,
+    /// `RLSE`: rate-limit service error.
+    RateLimitServiceError,
+    /// `DC`: downstream connection termination.
+    DownstreamConnectionTermination,
+    /// `URX`: upstream retry limit exceeded.
+    UpstreamRetryLimitExceeded,
+    /// `SI`: stream idle timeout.
+    StreamIdleTimeout,
+    /// `IH`: invalid Envoy request headers.
+    InvalidEnvoyRequestHeaders,
+    /// `DPE`: downstream protocol error.
+    DownstreamProtocolError,
+    /// `UMSDR`: upstream max stream duration reached.
+    UpstreamMaxStreamDurationReached,
+    /// `RFCF`: response from cache filter.
+    ResponseFromCacheFilter,
+    /// `NFCF`: no filter config found.
+    NoFilterConfigFound,
+    /// `DT`: duration timeout.
+    DurationTimeout,
+    /// `UPE`: upstream protocol error.
+    UpstreamProtocolError,
+    /// `NC`: no cluster found.
+    NoClusterFound,
+    /// `OM`: overload manager.
+    OverloadManager,
+    /// `DF`: DNS resolution failed.
+    DnsResolutionFailed,
+    /// `DO`: drop overload.
+    DropOverload,
+    /// `DR`: downstream remote reset.
+    DownstreamRemoteReset,
+}
+
+const ALL_FLAGS: [ResponseFlag; 29] = {
+    use ResponseFlag::*;
+    [
+        FailedLocalHealthCheck,
+        NoHealthyUpstream,
+        UpstreamRequestTimeout,
+        LocalReset,
+        UpstreamRemoteReset,
+        UpstreamConnectionFailure,
+        UpstreamConnectionTermination,
+        UpstreamOverflow,
+        NoRouteFound,
+        DelayInjected,
+        FaultInjected,
+        RateLimited,
+        UnauthorizedExternalService,
+        RateLimitServiceError,
+        DownstreamConnectionTermination,
+        UpstreamRetryLimitExceeded,
+        StreamIdleTimeout,
+        InvalidEnvoyRequestHeaders,
+        DownstreamProtocolError,
+        UpstreamMaxStreamDurationReached,
+        ResponseFromCacheFilter,
+        NoFilterConfigFound,
+        DurationTimeout,
+        UpstreamProtocolError,
+        NoClusterFound,
+        OverloadManager,
+        DnsResolutionFailed,
+        DropOverload,
+        DownstreamRemoteReset,
+    ]
+};
+
+impl ResponseFlag {
+    /// The short name Envoy logs (`UF`, `URX`, ...).
+    pub fn short_name(self) -> &'static str {
+        use ResponseFlag::*;
+        match self {
+            FailedLocalHealthCheck => "LH",
+            NoHealthyUpstream => "UH",
+            UpstreamRequestTimeout => "UT",
+            LocalReset => "LR",
+            UpstreamRemoteReset => "UR",
+            UpstreamConnectionFailure => "UF",
+            UpstreamConnectionTermination => "UC",
+            UpstreamOverflow => "UO",
+            NoRouteFound => "NR",
+            DelayInjected => "DI",
+            FaultInjected => "FI",
+            RateLimited => "RL",
+            UnauthorizedExternalService => "UAEX",
+            RateLimitServiceError => "RLSE",
+            DownstreamConnectionTermination => "DC",
+            UpstreamRetryLimitExceeded => "URX",
+            StreamIdleTimeout => "SI",
+            InvalidEnvoyRequestHeaders => "IH",
+            DownstreamProtocolError => "DPE",
+            UpstreamMaxStreamDurationReached => "UMSDR",
+            ResponseFromCacheFilter => "RFCF",
+            NoFilterConfigFound => "NFCF",
+            DurationTimeout => "DT",
+            UpstreamProtocolError => "UPE",
+            NoClusterFound => "NC",
+            OverloadManager => "OM",
+            DnsResolutionFailed => "DF",
+            DropOverload => "DO",
+            DownstreamRemoteReset => "DR",
+        }
+    }
+
+    /// The flag with this short name.
+    pub fn from_short_name(name: &str) -> Option<ResponseFlag> {
+        ALL_FLAGS.into_iter().find(|f| f.short_name() == name)
+    }
+}
+
+/// A set of [`ResponseFlag`]s; displays as Envoy does (`UF,URX`, or `-` when empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct ResponseFlags(u32);
+
+impl ResponseFlags {
+    /// No flags.
+    pub const fn empty() -> ResponseFlags {
+        ResponseFlags(0)
+    }
+
+    /// Adds a flag.
+    pub fn insert(&mut self, flag: ResponseFlag) {
+        self.0 |= 1 << (flag as u8);
+    }
+
+    /// Adds a flag by its short name (`"UF"`); false if the name is unknown.
+    pub fn insert_short(&mut self, name: &str) -> bool {
+        match ResponseFlag::from_short_name(name) {
+            Some(f) => {
+                self.insert(f);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// This set plus `flag`.
+    pub fn with(mut self, flag: ResponseFlag) -> ResponseFlags {
+        self.insert(flag);
+        self
+    }
+
+    /// True if `flag` is set.
+    pub fn contains(self, flag: ResponseFlag) -> bool {
+        self.0 & (1 << (flag as u8)) != 0
+    }
+
+    /// True if no flag is set.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The set flags in Envoy's order.
+    pub fn iter(self) -> impl Iterator<Item = ResponseFlag> {
+        ALL_FLAGS.into_iter().filter(move |f| self.contains(*f))
+    }
+}
+
+impl From<ResponseFlag> for ResponseFlags {
+    fn from(flag: ResponseFlag) -> Self {
+        ResponseFlags::empty().with(flag)
+    }
+}
+
+impl fmt::Display for ResponseFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("-");
+        }
+        for (i, flag) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(flag.short_name())?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything one access-log line can show. HTTP entries fill the request fields; TCP entries
+/// leave them `None` (and `response_code` 0), which renders `"- - -" 0`.
+///
+/// `%REQ(X)%` reads `method`/`path`/`authority`/`scheme` for the pseudo-headers, the
+/// `x_forwarded_for`/`user_agent`/`request_id` fields when set, and otherwise
+/// `request_headers`; `%RESP(X)%` reads `response_headers`.
+#[derive(Debug, Clone, Default)]
+pub struct LogEntry {
+    /// When the request (or connection) started; `None` renders `-`.
+    pub start_time: Option<SystemTime>,
+    /// `:method`.
+    pub method: Option<String>,
+    /// `:path` as sent upstream (after rewrites; the original is in `x-envoy-original-path`).
+    pub path: Option<String>,
+    /// `:authority` / Host.
+    pub authority: Option<String>,
+    /// `:scheme`.
+    pub scheme: Option<String>,
+    /// `HTTP/1.1`, `HTTP/2`; `None` for TCP.
+    pub protocol: Option<String>,
+    /// Response status; 0 when none was sent (TCP, or the downstream went away first).
+    pub response_code: u16,
+    /// Response flags.
+    pub response_flags: ResponseFlags,
+    /// `%RESPONSE_CODE_DETAILS%` (`via_upstream`, `route_not_found`, ...).
+    pub response_code_details: Option<String>,
+    /// `%CONNECTION_TERMINATION_DETAILS%`.
+    pub connection_termination_details: Option<String>,
+    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`.
+    pub upstream_transport_failure_reason: Option<String>,
+    /// Body (or stream) bytes received from downstream.
+    pub bytes_received: u64,
+    /// Body (or stream) bytes sent to downstream.
+    pub bytes_sent: u64,
+    /// Total duration; `None` renders `-`.
+    pub duration: Option<Duration>,
+    /// Upstream service time (also sent as `x-envoy-upstream-service-time`); used by
+    /// `%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%` when the header is not in `response_headers`.
+    pub upstream_service_time: Option<Duration>,
+    /// `x-forwarded-for` as forwarded.
+    pub x_forwarded_for: Option<String>,
+    /// `user-agent`.
+    pub user_agent: Option<String>,
+    /// `x-request-id`.
+    pub request_id: Option<String>,
+    /// Request headers as forwarded (for `%REQ(X)%` of any other header).
+    pub request_headers: http::HeaderMap,
+    /// Response headers as sent downstream (for `%RESP(X)%`).
+    pub response_headers: http::HeaderMap,
+    /// `%UPSTREAM_HOST%`: the upstream address connected (or tried).
+    pub upstream_host: Option<SocketAddr>,
+    /// `%UPSTREAM_CLUSTER%`: cluster name.
+    pub upstream_cluster: Option<String>,
+    /// `%UPSTREAM_LOCAL_ADDRESS%`.
+    pub upstream_local_address: Option<SocketAddr>,
+    /// `%DOWNSTREAM_LOCAL_ADDRESS%`.
+    pub downstream_local_address: Option<SocketAddr>,
+    /// `%DOWNSTREAM_REMOTE_ADDRESS%`.
+    pub downstream_remote_address: Option<SocketAddr>,
+    /// `%REQUESTED_SERVER_NAME%` (SNI).
+    pub requested_server_name: Option<String>,
+    /// `%ROUTE_NAME%`.
+    pub route_name: Option<String>,
+    /// `%DOWNSTREAM_PEER_URI_SAN%`.
+    pub peer_uri_san: Option<String>,
+}
+
+/// Where lines go.
+enum Sink {
+    Disabled,
+    Writer(Mutex<Box<dyn Write + Send>>),
+    Capture(Arc<CaptureInner>),
+}
+
+struct Inner {
+    sink: Sink,
+    format: ArcSwap<CurrentFormat>,
+    /// When set, lines are written only while the configured `accessLogFile` is non-empty
+    /// (a gateway process: MeshConfig/Telemetry switch logging on and off).
+    gated: bool,
+    /// Whether the last configuration asked for logging (used when `gated`).
+    wanted: std::sync::atomic::AtomicBool,
+}
+
+/// The formatter in use and the settings it was built from (`None` before any
+/// [`AccessLogger::configure`]).
+struct CurrentFormat {
+    settings: Option<(LogEncoding, Option<String>)>,
+    formatter: Formatter,
+}
+
+/// The access-log sink of a proxy instance; clones share the sink and the format.
+#[derive(Clone)]
+pub struct AccessLogger {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for AccessLogger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sink = match self.inner.sink {
+            Sink::Disabled => "disabled",
+            Sink::Writer(_) => "writer",
+            Sink::Capture(_) => "capture",
+        };
+        f.debug_struct("AccessLogger").field("sink", &sink).finish()
+    }
+}
+
+impl Default for AccessLogger {
+    fn default() -> Self {
+        AccessLogger::disabled()
+    }
+}
+
+impl AccessLogger {
+    fn with_sink(sink: Sink) -> AccessLogger {
+        AccessLogger {
+            inner: Arc::new(Inner {
+                sink,
+                format: ArcSwap::from_pointee(CurrentFormat {
+                    settings: None,
+                    formatter: Formatter::default_text(),
+                }),
+                gated: false,
+                wanted: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// A logger that writes nothing.
+    pub fn disabled() -> AccessLogger {
+        AccessLogger::with_sink(Sink::Disabled)
+    }
+
+    /// Appends lines to `path`; `/dev/stdout` and `/dev/stderr` write to the process streams.
+    pub fn to_path(path: &str) -> io::Result<AccessLogger> {
+        let writer: Box<dyn Write + Send> = match path {
+            "/dev/stdout" => Box::new(io::stdout()),
+            "/dev/stderr" => Box::new(io::stderr()),
+            _ => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
+        };
+        Ok(AccessLogger::to_writer(writer))
+    }
+
+    /// Standard output, written only while the snapshot's access-log settings name a file
+    /// (MeshConfig `accessLogFile`, Telemetry `accessLogging`): what a gateway process uses,
+    /// its container log being its standard output.
+    pub fn stdout_when_configured() -> AccessLogger {
+        let mut logger = AccessLogger::to_writer(Box::new(io::stdout()));
+        if let Some(inner) = Arc::get_mut(&mut logger.inner) {
+            inner.gated = true;
+        }
+        logger
+    }
+
+    /// Writes lines to `writer` (flushed after each line).
+    pub fn to_writer(writer: Box<dyn Write + Send>) -> AccessLogger {
+        AccessLogger::with_sink(Sink::Writer(Mutex::new(writer)))
+    }
+
+    /// Keeps lines in memory; the handle reads them (tests).
+    pub fn capture() -> (AccessLogger, CapturedLines) {
+        let inner = Arc::new(CaptureInner::default());
+        let handle = CapturedLines {
+            inner: Arc::clone(&inner),
+        };
+        (AccessLogger::with_sink(Sink::Capture(inner)), handle)
+    }
+
+    /// The logger a snapshot's settings ask for: off without a path, else the path with the
+    /// configured format.
+    pub fn from_config(config: &AccessLog) -> io::Result<AccessLogger> {
+        let logger = match &config.path {
+            Some(path) if !path.is_empty() => AccessLogger::to_path(path)?,
+            _ => AccessLogger::disabled(),
+        };
+        logger.configure(config);
+        Ok(logger)
+    }
+
+    /// True unless the logger is [`AccessLogger::disabled`].
+    pub fn is_enabled(&self) -> bool {
+        !matches!(self.inner.sink, Sink::Disabled)
+    }
+
+    /// Uses the encoding and format of `config` from now on (cheap when unchanged). A format
+    /// that does not compile is reported once and Istio's default for the encoding is used.
+    pub fn configure(&self, config: &AccessLog) {
+        self.inner.wanted.store(
+            config.path.as_deref().is_some_and(|p| !p.is_empty()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let current = self.inner.format.load();
+        if let Some((encoding, format)) = &current.settings
+            && *encoding == config.encoding
+            && *format == config.format
+        {
+            return;
+        }
+        let formatter = match Formatter::from_config(config) {
+            Ok(f) => f,
+            Err(err) => {
+                tracing::error!(
+                    error = %err,
+                    "invalid access log format; using the default format"
+                );
+                Formatter::default_for(config.encoding)
+            }
+        };
+        self.inner.format.store(Arc::new(CurrentFormat {
+            settings: Some((config.encoding, config.format.clone())),
+            formatter,
+        }));
+    }
+
+    /// Renders `entry` with the current format (without writing it).
+    pub fn render(&self, entry: &LogEntry) -> String {
+        self.inner.format.load().formatter.render(entry)
+    }
+
+    /// Writes one line for `entry`. Write errors are reported through `tracing` and dropped:
+    /// an access log never fails a request.
+    pub fn log(&self, entry: &LogEntry) {
+        if !self.is_enabled()
+            || (self.inner.gated && !self.inner.wanted.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return;
+        }
+        let mut line = self.render(entry);
+        if !line.ends_with('\n') {
+            line.push('\n');
+        }
+        match &self.inner.sink {
+            Sink::Disabled => {}
+            Sink::Writer(writer) => {
+                let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Err(err) = w.write_all(line.as_bytes()).and_then(|()| w.flush()) {
+                    tracing::warn!(error = %err, "access log write failed");
+                }
+            }
+            Sink::Capture(capture) => capture.push(line),
+        }
+    }
+}
+
+#[derive(Default)]
+struct CaptureInner {
+    lines: Mutex<Vec<String>>,
+    changed: Notify,
+}
+
+impl CaptureInner {
+    fn push(&self, mut line: String) {
+        while line.ends_with('\n') {
+            line.pop();
+        }
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(line);
+        self.changed.notify_waiters();
+    }
+}
+
+/// Lines kept by [`AccessLogger::capture`], without their trailing newline.
+#[derive(Clone)]
+pub struct CapturedLines {
+    inner: Arc<CaptureInner>,
+}
+
+impl fmt::Debug for CapturedLines {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.lines()).finish()
+    }
+}
+
+impl CapturedLines {
+    /// All lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.inner
+            .lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Number of lines so far.
+    pub fn len(&self) -> usize {
+        self.inner
+            .lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// True when nothing was logged yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until at least `n` lines were logged (or `timeout` passes) and returns all lines.
+    /// Access lines are written when a request completes, which may be just after the client
+    /// saw the response; tests wait here instead of sleeping.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let lines = self.lines();
+            if lines.len() >= n {
+                return lines;
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => return self.lines(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

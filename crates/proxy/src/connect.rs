@@ -1,1 +1,462 @@
-//! Placeholder: being written.
+//! Upstream connections: find a cluster's endpoints (static, or DNS through
+//! [`resolve::Resolver`]), pick one ([`lb::Balancer`]), open TCP from the configured source
+//! address (the static egress IP) within the cluster's connect timeout, and originate TLS when
+//! the cluster says so ([`tls`]).
+//!
+//! Failures are typed ([`ConnectError`]) and carry the access-log flag and
+//! `%UPSTREAM_TRANSPORT_FAILURE_REASON%` Envoy would print, so the TCP proxy and the HTTP
+//! router report them the same way.
+
+pub mod lb;
+pub mod resolve;
+pub mod tls;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use egress_compile::snapshot::{Cluster, Discovery, UpstreamTls};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::ctx::{Ctx, ProxyOptions};
+use lb::{Balancer, Candidate, Outcome, Picked};
+use resolve::Resolver;
+
+/// A byte stream to or from a peer.
+pub trait AsyncIo: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + ?Sized> AsyncIo for T {}
+
+/// A boxed byte stream.
+pub type BoxIo = Box<dyn AsyncIo>;
+
+/// Connect timeout used when a cluster carries none (MeshConfig `connectTimeout` default).
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An open upstream connection.
+pub struct Upstream {
+    /// The stream (TLS-wrapped when TLS was originated).
+    pub io: BoxIo,
+    /// The endpoint connected to (`%UPSTREAM_HOST%`).
+    pub peer: SocketAddr,
+    /// Our side of the connection (`%UPSTREAM_LOCAL_ADDRESS%`).
+    pub local: SocketAddr,
+    /// True when TLS was originated.
+    pub tls: bool,
+    /// ALPN protocol the upstream selected, when TLS was originated and ALPN offered.
+    pub alpn: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("peer", &self.peer)
+            .field("local", &self.local)
+            .field("tls", &self.tls)
+            .field("alpn", &self.alpn.as_deref().map(String::from_utf8_lossy))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why no upstream connection could be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The cluster has no endpoints, or all are ejected (`UH`, `no_healthy_upstream`).
+    #[error("no healthy upstream for cluster {cluster}")]
+    NoHealthyUpstream {
+        /// Cluster name.
+        cluster: String,
+    },
+    /// A DNS cluster's name did not resolve: the cluster has no hosts (`UH`).
+    #[error("resolving {host}: {reason}")]
+    Resolve {
+        /// The name.
+        host: String,
+        /// Resolver message.
+        reason: String,
+    },
+    /// TCP connect failed (`UF`).
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        /// Endpoint.
+        addr: SocketAddr,
+        /// OS error.
+        source: io::Error,
+    },
+    /// TCP connect or TLS handshake exceeded the connect timeout (`UF`).
+    #[error("connecting to {addr}: timed out")]
+    Timeout {
+        /// Endpoint.
+        addr: SocketAddr,
+    },
+    /// TLS origination failed (`UF`), e.g. certificate verification.
+    #[error("TLS to {addr}: {reason}")]
+    Tls {
+        /// Endpoint.
+        addr: SocketAddr,
+        /// rustls' message.
+        reason: String,
+    },
+}
+
+impl ConnectError {
+    /// Envoy's response flag: `UH` when there was nothing to connect to, `UF` otherwise.
+    pub fn response_flag(&self) -> &'static str {
+        match self {
+            ConnectError::NoHealthyUpstream { .. } | ConnectError::Resolve { .. } => "UH",
+            _ => "UF",
+        }
+    }
+
+    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%` in Envoy's words, where Envoy has one.
+    pub fn transport_failure_reason(&self) -> Option<String> {
+        match self {
+            ConnectError::Connect { source, .. } => {
+                let text = source.to_string();
+                let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
+                Some(format!("delayed_connect_error:_{}", text.replace(' ', "_")))
+            }
+            ConnectError::Tls { reason, .. } => Some(tls::envoy_failure_reason(reason)),
+            _ => None,
+        }
+    }
+
+    /// The endpoint involved, if one was picked.
+    pub fn upstream_host(&self) -> Option<SocketAddr> {
+        match self {
+            ConnectError::Connect { addr, .. }
+            | ConnectError::Timeout { addr }
+            | ConnectError::Tls { addr, .. } => Some(*addr),
+            _ => None,
+        }
+    }
+}
+
+/// Opens upstream connections for one proxy instance.
+pub struct Connector {
+    resolver: Resolver,
+    balancer: Balancer,
+    tls: tls::TlsClients,
+    source: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("resolver", &self.resolver)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    /// A connector for `options` (override table, source address, extra roots).
+    pub fn new(options: &ProxyOptions) -> Result<Connector, ConnectError> {
+        Ok(Connector {
+            resolver: Resolver::new(&options.hosts, options.system_dns),
+            balancer: Balancer::default(),
+            tls: tls::TlsClients::new(options.extra_roots_pem.clone()),
+            source: options.source_address,
+        })
+    }
+
+    /// Connects to an endpoint of `cluster`, originating TLS when the cluster has `tls`.
+    /// `authority` (the downstream Host/:authority or SNI) gives the SNI and the name checked
+    /// when the cluster sets neither (`auto_sni`, `auto_san_validation`).
+    pub async fn connect(
+        &self,
+        ctx: &Ctx,
+        cluster: &Cluster,
+        authority: Option<&str>,
+    ) -> Result<Upstream, ConnectError> {
+        self.open(ctx, cluster, authority, Origination::AsConfigured(None))
+            .await
+    }
+
+    /// Like [`Connector::connect`], offering `alpn` instead of the cluster's ALPN list.
+    pub async fn connect_with_alpn(
+        &self,
+        ctx: &Ctx,
+        cluster: &Cluster,
+        authority: Option<&str>,
+        alpn: &[&str],
+    ) -> Result<Upstream, ConnectError> {
+        self.open(
+            ctx,
+            cluster,
+            authority,
+            Origination::AsConfigured(Some(alpn)),
+        )
+        .await
+    }
+
+    /// Connects without ever originating TLS, whatever the cluster says: a TLS passthrough
+    /// chain forwards the client's own TLS bytes (Envoy's tcp_proxy on a passthrough chain
+    /// uses the cluster's plain TCP; originating TLS there would wrap TLS in TLS).
+    pub async fn connect_tcp(
+        &self,
+        ctx: &Ctx,
+        cluster: &Cluster,
+        authority: Option<&str>,
+    ) -> Result<Upstream, ConnectError> {
+        self.open(ctx, cluster, authority, Origination::Never).await
+    }
+
+    /// Reports the outcome of a request on `peer` (e.g. a 5xx) for outlier detection.
+    pub fn report(&self, cluster: &Cluster, peer: SocketAddr, outcome: Outcome) {
+        let total = match &cluster.discovery {
+            Discovery::Static(eps) => eps.len(),
+            _ => 1,
+        };
+        self.balancer.report(
+            &cluster.name,
+            peer,
+            outcome,
+            cluster.outlier.as_ref(),
+            total,
+        );
+    }
+
+    /// The endpoints of `cluster` now: static ones, or what its names resolve to (STRICT_DNS:
+    /// every address; LOGICAL_DNS: the first).
+    pub async fn endpoints(
+        &self,
+        ctx: &Ctx,
+        cluster: &Cluster,
+    ) -> Result<Vec<Candidate>, ConnectError> {
+        let refresh = ctx.snapshot().mesh.dns_refresh_rate;
+        let candidates = match &cluster.discovery {
+            Discovery::Static(eps) => eps
+                .iter()
+                .map(|e| Candidate {
+                    addr: e.address,
+                    weight: e.weight,
+                })
+                .collect(),
+            Discovery::StrictDns { hostname, port } => {
+                self.resolve_all(hostname, *port, 1, refresh).await?
+            }
+            Discovery::LogicalDns { hostname, port } => {
+                let mut all = self.resolve_all(hostname, *port, 1, refresh).await?;
+                all.truncate(1);
+                all
+            }
+            Discovery::DnsEndpoints(list) => {
+                let mut all = Vec::new();
+                let mut first_err = None;
+                for (host, port, weight) in list {
+                    match self.resolve_all(host, *port, *weight, refresh).await {
+                        Ok(found) => all.extend(found),
+                        Err(e) => {
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                }
+                match first_err {
+                    Some(e) if all.is_empty() => return Err(e),
+                    _ => all,
+                }
+            }
+        };
+        Ok(candidates)
+    }
+
+    async fn resolve_all(
+        &self,
+        host: &str,
+        port: u16,
+        weight: u32,
+        refresh: Duration,
+    ) -> Result<Vec<Candidate>, ConnectError> {
+        let addrs = self
+            .resolver
+            .resolve(host, refresh)
+            .await
+            .map_err(|reason| ConnectError::Resolve {
+                host: host.to_owned(),
+                reason,
+            })?;
+        Ok(addrs
+            .iter()
+            .map(|ip| Candidate {
+                addr: SocketAddr::new(*ip, port),
+                weight,
+            })
+            .collect())
+    }
+
+    async fn open(
+        &self,
+        ctx: &Ctx,
+        cluster: &Cluster,
+        authority: Option<&str>,
+        origination: Origination<'_>,
+    ) -> Result<Upstream, ConnectError> {
+        let candidates = self.endpoints(ctx, cluster).await?;
+        let no_healthy = || ConnectError::NoHealthyUpstream {
+            cluster: cluster.name.clone(),
+        };
+        let picked = self
+            .balancer
+            .pick(&cluster.name, cluster.lb, &candidates)
+            .ok_or_else(no_healthy)?;
+        let addr = picked.addr;
+        let timeout = if cluster.connect_timeout.is_zero() {
+            DEFAULT_CONNECT_TIMEOUT
+        } else {
+            cluster.connect_timeout
+        };
+        let tls_settings = match origination {
+            Origination::Never => None,
+            Origination::AsConfigured(alpn) => cluster.tls.as_ref().map(|t| (t, alpn)),
+        };
+        // A TLS configuration problem fails before any connection is opened, and is not the
+        // endpoint's fault (no outlier report).
+        let tls = match tls_settings {
+            None => None,
+            Some((settings, alpn)) => Some(
+                self.tls
+                    .prepare(ctx, cluster, settings, alpn)
+                    .map(|config| (settings, config))
+                    .map_err(|reason| ConnectError::Tls { addr, reason })?,
+            ),
+        };
+        let result = self
+            .open_endpoint(cluster, authority, tls, picked, timeout)
+            .await;
+        let outcome = if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::LocalOriginFailure
+        };
+        self.balancer.report(
+            &cluster.name,
+            addr,
+            outcome,
+            cluster.outlier.as_ref(),
+            candidates.len(),
+        );
+        result
+    }
+
+    async fn open_endpoint(
+        &self,
+        cluster: &Cluster,
+        authority: Option<&str>,
+        tls: Option<(&UpstreamTls, Arc<rustls::ClientConfig>)>,
+        picked: Picked,
+        timeout: Duration,
+    ) -> Result<Upstream, ConnectError> {
+        let addr = picked.addr;
+        let stream = tokio::time::timeout(timeout, self.tcp(addr))
+            .await
+            .map_err(|_| ConnectError::Timeout { addr })?
+            .map_err(|source| ConnectError::Connect { addr, source })?;
+        let local = stream
+            .local_addr()
+            .map_err(|source| ConnectError::Connect { addr, source })?;
+        let Some((settings, config)) = tls else {
+            return Ok(Upstream {
+                io: Box::new(Tracked {
+                    io: stream,
+                    _picked: picked,
+                }),
+                peer: addr,
+                local,
+                tls: false,
+                alpn: None,
+            });
+        };
+        let sni = tls::sni_for(settings, authority, &cluster.host);
+        let handshake = tls::TlsClients::handshake(config, &sni, stream);
+        let (io, negotiated) = tokio::time::timeout(timeout, handshake)
+            .await
+            .map_err(|_| ConnectError::Timeout { addr })?
+            .map_err(|reason| ConnectError::Tls { addr, reason })?;
+        Ok(Upstream {
+            io: Box::new(Tracked {
+                io,
+                _picked: picked,
+            }),
+            peer: addr,
+            local,
+            tls: true,
+            alpn: negotiated,
+        })
+    }
+
+    /// Opens TCP to `addr` from the source address, with TCP_NODELAY.
+    async fn tcp(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(source) = self.source {
+            if source.is_ipv4() != addr.is_ipv4() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("source address {source} cannot reach {addr}"),
+                ));
+            }
+            socket.bind(SocketAddr::new(source, 0))?;
+        }
+        socket.set_nodelay(true)?;
+        socket.connect(addr).await
+    }
+}
+
+/// Whether TLS is originated.
+#[derive(Clone, Copy)]
+enum Origination<'a> {
+    /// Never (passthrough).
+    Never,
+    /// When the cluster has `tls`, offering these ALPN protocols instead of the cluster's.
+    AsConfigured(Option<&'a [&'a str]>),
+}
+
+/// A stream that holds its endpoint's in-flight count while it lives.
+struct Tracked<I> {
+    io: I,
+    _picked: Picked,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}

@@ -18,6 +18,9 @@ pub struct ProxyOptions {
     pub health_port: Option<u16>,
     /// Resolver overrides: names answered locally (`edition.cnn.com` -> 127.0.0.1).
     pub hosts: Vec<(String, Vec<IpAddr>)>,
+    /// Resolve names missing from `hosts` with the system's DNS (`/etc/resolv.conf`). Off by
+    /// default, so tests can never send a query off the machine; a real gateway turns it on.
+    pub system_dns: bool,
     /// Extra PEM roots trusted for upstream TLS besides the system store.
     pub extra_roots_pem: Vec<String>,
 }

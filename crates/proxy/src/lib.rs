@@ -6,6 +6,8 @@
 //! `tls_server` terminates downstream TLS, `connect` resolves, balances and opens upstream
 //! connections (with TLS origination and an optional source address), `http` routes requests,
 //! `accesslog` writes Istio-format lines, `health` answers 15021, `drain` stops gracefully.
+//!
+//! [`Proxy::start`] is the entry point; [`Proxy::shutdown`] drains it.
 
 pub mod accesslog;
 pub mod connect;
@@ -14,8 +16,228 @@ pub mod drain;
 pub mod health;
 pub mod http;
 pub mod listener;
+pub mod pem;
 pub mod sni;
 pub mod tcp_proxy;
 pub mod tls_server;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use egress_compile::snapshot::Snapshot;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
 pub use ctx::{ConnInfo, Ctx, ProxyOptions};
+
+use connect::{ConnectError, Connector};
+use drain::Drain;
+use health::Readiness;
+use listener::{BindError, Listeners};
+
+/// How long connections get after a forced drain to notice it and close.
+const FORCE_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Why a proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// A listener of the first snapshot could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The health port could not be bound.
+    #[error("binding the health port on {addr}: {source}")]
+    Health {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The upstream connector could not be built.
+    #[error(transparent)]
+    Connector(#[from] ConnectError),
+}
+
+/// A running proxy instance.
+pub struct Proxy {
+    ctx: Arc<Ctx>,
+    listeners: Arc<Listeners>,
+    readiness: Arc<Readiness>,
+    applied: watch::Receiver<u64>,
+    reconciler: JoinHandle<()>,
+    health: Option<(SocketAddr, oneshot::Sender<()>, JoinHandle<()>)>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("listeners", &self.listeners)
+            .field("health", &self.health_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// Starts serving: binds the health port (when `options.health_port` is set; port 0 binds
+    /// an ephemeral port) and the listeners of the current snapshot, then follows the channel,
+    /// re-binding only what changes. Fails if the health port or a listener of the first
+    /// snapshot cannot be bound; later bind failures are logged and retried with the next
+    /// snapshot. The access logger's format follows each snapshot's `access_log` settings.
+    pub async fn start(
+        mut snapshots: watch::Receiver<Arc<Snapshot>>,
+        options: ProxyOptions,
+        identity: Option<Arc<egress_identity::IdentityHandle>>,
+        access_log: accesslog::AccessLogger,
+    ) -> Result<Proxy, ProxyError> {
+        let connector = Connector::new(&options)?;
+        let drain = Drain::new();
+        let ctx = Arc::new(Ctx {
+            snapshots: snapshots.clone(),
+            options,
+            connector,
+            identity,
+            access_log,
+            drain: drain.clone(),
+        });
+        let readiness = Arc::new(Readiness::new(drain));
+        let health = match ctx.options.health_port {
+            None => None,
+            Some(port) => {
+                let ip = ctx
+                    .options
+                    .listen_address
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                let addr = SocketAddr::new(ip, port);
+                let (socket, bound) = health::bind(addr)
+                    .await
+                    .map_err(|source| ProxyError::Health { addr, source })?;
+                let (stop, stopped) = oneshot::channel();
+                let task = tokio::spawn(health::serve(socket, Arc::clone(&readiness), stopped));
+                Some((bound, stop, task))
+            }
+        };
+        let listeners = Arc::new(Listeners::new(Arc::clone(&ctx)));
+        let first = snapshots.borrow_and_update().clone();
+        let (applied_tx, applied) = watch::channel(first.version);
+        if let Some(err) = apply(&ctx, &listeners, &readiness, &first)
+            .await
+            .into_iter()
+            .next()
+        {
+            listeners.stop_all().await;
+            if let Some((_, stop, task)) = health {
+                let _ = stop.send(());
+                let _ = task.await;
+            }
+            return Err(err.into());
+        }
+        let reconciler = tokio::spawn(follow(
+            snapshots,
+            Arc::clone(&ctx),
+            Arc::clone(&listeners),
+            Arc::clone(&readiness),
+            applied_tx,
+        ));
+        Ok(Proxy {
+            ctx,
+            listeners,
+            readiness,
+            applied,
+            reconciler,
+            health,
+        })
+    }
+
+    /// Listener name → the address it is bound to, sorted by name. A listener whose port is 0
+    /// is bound to an ephemeral port, shown here.
+    pub fn bound(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners.bound()
+    }
+
+    /// The bound health address, when the health server runs.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health.as_ref().map(|(addr, _, _)| *addr)
+    }
+
+    /// Version of the last snapshot applied (listeners reconciled).
+    pub fn applied_version(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Waits until a snapshot with version `version` or later has been applied; false if the
+    /// proxy stopped following snapshots first.
+    pub async fn wait_applied(&self, version: u64) -> bool {
+        let mut applied = self.applied.clone();
+        applied.wait_for(|v| *v >= version).await.is_ok()
+    }
+
+    /// True when the readiness probe answers 200.
+    pub fn is_ready(&self) -> bool {
+        self.readiness.is_ready()
+    }
+
+    /// The shared state (for embedding and tests).
+    pub fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
+    /// Drains: stops accepting (readiness turns 503), lets in-flight connections and requests
+    /// finish for up to `grace`, then closes whatever is left and stops the health server.
+    pub async fn shutdown(self, grace: Duration) {
+        let drain = &self.ctx.drain;
+        drain.signal();
+        self.reconciler.abort();
+        let _ = self.reconciler.await;
+        self.listeners.stop_all().await;
+        if !drain.wait_idle(grace).await {
+            tracing::info!(
+                in_flight = drain.in_flight(),
+                "drain grace period over; closing connections"
+            );
+            drain.force();
+            drain.wait_idle(FORCE_CLOSE_WAIT).await;
+        }
+        if let Some((_, stop, task)) = self.health {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+    }
+}
+
+/// Applies one snapshot: access-log format, listeners, readiness.
+async fn apply(
+    ctx: &Ctx,
+    listeners: &Listeners,
+    readiness: &Readiness,
+    snapshot: &Snapshot,
+) -> Vec<BindError> {
+    ctx.access_log.configure(&snapshot.access_log);
+    let errors = listeners.reconcile(snapshot).await;
+    if snapshot.version > 0 {
+        readiness.set_loaded();
+    }
+    tracing::info!(
+        version = snapshot.version,
+        listeners = snapshot.listeners.len(),
+        "snapshot applied"
+    );
+    errors
+}
+
+/// Applies every new snapshot until the sender goes away (then the last one keeps serving).
+async fn follow(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    ctx: Arc<Ctx>,
+    listeners: Arc<Listeners>,
+    readiness: Arc<Readiness>,
+    applied: watch::Sender<u64>,
+) {
+    while snapshots.changed().await.is_ok() {
+        let snapshot = snapshots.borrow_and_update().clone();
+        if ctx.drain.is_draining() {
+            return;
+        }
+        apply(&ctx, &listeners, &readiness, &snapshot).await;
+        applied.send_replace(snapshot.version);
+    }
+}

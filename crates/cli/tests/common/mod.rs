@@ -148,3 +148,48 @@ pub fn without_age(table: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+pub const VARS: &[(&str, &str)] = &[
+    ("$ISTIO_EGRESS_NAMESPACE", "aks-istio-egress"),
+    ("$ISTIO_EGRESS_NAME", "asm-egress-test"),
+    ("$EGRESS_GTW_SELECTOR", "asm-egress-test"),
+    ("$ASM_REVISION", "asm-1-24"),
+];
+
+/// The seed's manifests: ```yaml blocks and `<<EOF` heredocs, in order.
+pub fn seed_manifests(seed: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut in_yaml_block = false;
+    for line in seed.lines() {
+        if let Some(buf) = cur.as_mut() {
+            if (in_yaml_block && line.trim_start().starts_with("```"))
+                || (!in_yaml_block && line.trim() == "EOF")
+            {
+                out.push(cur.take().unwrap());
+                in_yaml_block = false;
+            } else {
+                buf.push_str(line);
+                buf.push('\n');
+            }
+        } else if line.trim_start() == "```yaml" {
+            cur = Some(String::new());
+            in_yaml_block = true;
+        } else if line.contains("<<EOF") {
+            cur = Some(String::new());
+        }
+    }
+    out.into_iter()
+        .map(|m| VARS.iter().fold(m, |acc, (k, v)| acc.replace(k, v)))
+        .collect()
+}
+
+/// The seed's manifests, variables filled in, or `None` (with a printed reason) without ../shared.
+pub fn seed() -> Option<Vec<String>> {
+    let Some(shared) = shared() else {
+        println!("SKIPPED: ../shared (the seed) is not beside the repository");
+        return None;
+    };
+    let text = std::fs::read_to_string(shared.join("seed/000_39c6bb10cf1ba6a2.txt")).unwrap();
+    Some(seed_manifests(&text))
+}

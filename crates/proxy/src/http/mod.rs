@@ -1,1 +1,349 @@
-//! Placeholder: being written.
+//! HTTP on a gateway listener, as Istio configures Envoy's HTTP connection manager and router:
+//! HTTP/1.1 and HTTP/2 (prior knowledge, or ALPN `h2` after TLS termination) on one
+//! connection ([`serve_http`]); per request the *current* snapshot's route table picks a
+//! virtual host and route ([`route`]); the request is answered locally (404 `NR`, redirects,
+//! direct responses) or forwarded through pooled upstream connections with retries and
+//! timeouts ([`forward`], [`pool`]); the access-log line is written when the response is done.
+//!
+//! Connection-manager behaviour: `use_remote_address: true` (`x-forwarded-for` gets the
+//! downstream address appended), `x-forwarded-proto` set, `x-request-id` generated when
+//! missing, `x-forwarded-client-cert` in `SANITIZE_SET` mode, hop-by-hop headers removed,
+//! `server: istio-envoy` on every response, path normalization (dot segments).
+
+pub mod body;
+pub mod failure;
+pub mod forward;
+pub mod headers;
+pub mod local;
+pub mod pool;
+pub mod route;
+
+use std::convert::Infallible;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::SystemTime;
+
+use egress_compile::snapshot::{RouteAction, Snapshot};
+use http::{HeaderMap, HeaderValue, Request, Response, Version, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::accesslog::{LogEntry, ResponseFlag};
+use crate::ctx::{ConnInfo, Ctx};
+use body::{Body, Counting, Logged, PendingLog};
+use forward::{Env, Prepared};
+pub use pool::HttpState;
+
+/// The `server` header of every response (Istio gateways overwrite it).
+pub const SERVER: &str = "istio-envoy";
+
+/// Serves HTTP/1.1 and HTTP/2 on `io` until the client closes or the proxy drains (then
+/// in-flight requests finish and keep-alive stops). Every request is routed with the route
+/// table `route_config` of the snapshot current *at that request*.
+pub async fn serve_http<I>(io: I, conn: ConnInfo, route_config: String, ctx: Arc<Ctx>)
+where
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let conn = Arc::new(conn);
+    let conn_span = Arc::clone(&conn);
+    let route_config: Arc<str> = route_config.into();
+    let state = state(&ctx);
+    let service = {
+        let ctx = Arc::clone(&ctx);
+        service_fn(move |req: Request<Incoming>| {
+            let ctx = Arc::clone(&ctx);
+            let conn = Arc::clone(&conn);
+            let route_config = Arc::clone(&route_config);
+            let state = Arc::clone(&state);
+            async move { Ok::<_, Infallible>(handle(&ctx, &state, &conn, &route_config, req).await) }
+        })
+    };
+    let span = tracing::debug_span!(
+        "http_connection",
+        remote = %conn_span.downstream_remote,
+        local = %conn_span.downstream_local,
+        sni = conn_span.sni.as_deref().unwrap_or("-"),
+    );
+    async move {
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let connection = builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(connection);
+        let drain = ctx.drain.clone();
+        tokio::select! {
+            res = connection.as_mut() => {
+                if let Err(err) = res {
+                    tracing::debug!(error = %err, "downstream HTTP connection ended");
+                }
+            }
+            () = drain.signaled() => {
+                connection.as_mut().graceful_shutdown();
+                if let Err(err) = connection.await {
+                    tracing::debug!(error = %err, "downstream HTTP connection ended while draining");
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// The HTTP state (upstream pools and counters) of the proxy instance `ctx` belongs to.
+pub fn state(ctx: &Arc<Ctx>) -> Arc<HttpState> {
+    type Registry = Mutex<Vec<(Weak<Ctx>, Arc<HttpState>)>>;
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    let mut all = REGISTRY
+        .get_or_init(Registry::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    all.retain(|(w, _)| w.strong_count() > 0);
+    let me = Arc::downgrade(ctx);
+    if let Some((_, s)) = all.iter().find(|(w, _)| w.ptr_eq(&me)) {
+        return Arc::clone(s);
+    }
+    let s = Arc::new(HttpState::default());
+    all.push((me, Arc::clone(&s)));
+    s
+}
+
+/// Upstream TLS handshakes made for `cluster` by the proxy instance of `ctx` (each new TLS
+/// connection makes one; reused connections make none).
+pub fn upstream_tls_handshakes(ctx: &Arc<Ctx>, cluster: &str) -> u64 {
+    state(ctx).upstream_tls_handshakes(cluster)
+}
+
+/// Upstream connections opened for `cluster` by the proxy instance of `ctx`.
+pub fn upstream_connections(ctx: &Arc<Ctx>, cluster: &str) -> u64 {
+    state(ctx).upstream_connections(cluster)
+}
+
+fn protocol_name(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+async fn handle(
+    ctx: &Arc<Ctx>,
+    state: &HttpState,
+    conn: &ConnInfo,
+    route_config: &str,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let started = Instant::now();
+    let start_time = SystemTime::now();
+    let (mut parts, incoming) = req.into_parts();
+    let received = Arc::new(AtomicU64::new(0));
+    let body = Counting::new(incoming, Arc::clone(&received)).boxed_unsync();
+    let scheme = if conn.tls_terminated { "https" } else { "http" };
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let path = route::normalize_path(parts.uri.path());
+    let query = parts.uri.query().map(str::to_owned);
+    let path_and_query = match &query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.clone(),
+    };
+
+    headers::strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::EXPECT);
+    headers::append_xff(&mut parts.headers, conn.downstream_remote.ip());
+    headers::set_xfp(&mut parts.headers, scheme);
+    let request_id = headers::ensure_request_id(&mut parts.headers);
+    let gateway_id = ctx.identity.as_ref().and_then(|i| i.spiffe_id());
+    let peer = conn
+        .peer_identity
+        .as_deref()
+        .filter(|_| conn.tls_terminated);
+    headers::sanitize_set_xfcc(&mut parts.headers, gateway_id.as_deref(), peer);
+
+    let text = |name: header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    // Header copies for the access log are only made when there is one.
+    let logging = ctx.access_log.is_enabled();
+    let entry = LogEntry {
+        start_time: Some(start_time),
+        method: Some(parts.method.as_str().to_owned()),
+        path: Some(path_and_query.clone()).filter(|p| !p.is_empty()),
+        authority: Some(authority.clone()),
+        scheme: Some(scheme.to_owned()),
+        protocol: Some(protocol_name(parts.version).to_owned()),
+        x_forwarded_for: text(header::HeaderName::from_static("x-forwarded-for")),
+        user_agent: text(header::USER_AGENT),
+        request_id: Some(request_id),
+        request_headers: if logging {
+            parts.headers.clone()
+        } else {
+            HeaderMap::new()
+        },
+        downstream_local_address: Some(conn.downstream_local),
+        downstream_remote_address: Some(conn.downstream_remote),
+        requested_server_name: conn.sni.clone(),
+        peer_uri_san: conn.peer_identity.clone(),
+        ..LogEntry::default()
+    };
+
+    let mut pending = Unanswered {
+        entry,
+        log: Some((ctx.access_log.clone(), started)),
+    };
+    let entry = &mut pending.entry;
+    let snapshot = ctx.snapshot();
+    let view = route::RequestView {
+        method: parts.method.as_str(),
+        scheme,
+        authority: &authority,
+        path: &path,
+        query: query.as_deref(),
+        headers: &parts.headers,
+    };
+    let mut response = match select(&snapshot, route_config, &view, conn.tls_terminated) {
+        Selected::NotFound => {
+            entry.response_flags.insert(ResponseFlag::NoRouteFound);
+            entry.response_code_details = Some("route_not_found".to_owned());
+            local::reply(404, "")
+        }
+        Selected::TlsRedirect => {
+            entry.response_code_details = Some("direct_response".to_owned());
+            local::redirect(301, &format!("https://{authority}{path_and_query}"))
+        }
+        Selected::Route(route) => {
+            entry.route_name = Some(route.name.clone()).filter(|n| !n.is_empty());
+            match &route.action {
+                RouteAction::DirectResponse { status, body } => {
+                    entry.response_code_details = Some("direct_response".to_owned());
+                    let mut resp = local::reply(*status, body.as_deref().unwrap_or(""));
+                    headers::apply_ops(resp.headers_mut(), &route.response_headers, None);
+                    resp
+                }
+                RouteAction::Redirect(r) => {
+                    entry.response_code_details = Some("direct_response".to_owned());
+                    let location = local::redirect_location(r, scheme, &authority, &path_and_query);
+                    let mut resp = local::redirect(r.status, &location);
+                    headers::apply_ops(resp.headers_mut(), &route.response_headers, None);
+                    resp
+                }
+                RouteAction::Forward(fwd) => {
+                    let env = Env {
+                        ctx,
+                        state,
+                        snapshot: &snapshot,
+                        started,
+                    };
+                    let prepared = Prepared {
+                        method: parts.method.clone(),
+                        path_and_query,
+                        authority,
+                        headers: parts.headers,
+                        body,
+                    };
+                    forward::forward(&env, route, fwd, prepared, entry).await
+                }
+            }
+        }
+    };
+    response
+        .headers_mut()
+        .insert(header::SERVER, HeaderValue::from_static(SERVER));
+    entry.response_code = response.status().as_u16();
+    if logging {
+        entry.response_headers = response.headers().clone();
+    }
+    let (parts, body) = response.into_parts();
+    let log = PendingLog {
+        entry: pending.answered(),
+        logger: ctx.access_log.clone(),
+        started: started.into_std(),
+        received,
+    };
+    Response::from_parts(parts, Logged::new(body, log).boxed_unsync())
+}
+
+/// A request still waiting for its response. If the downstream goes away first (the request
+/// future is dropped), the line is logged with `DC` and status 0, as Envoy does.
+struct Unanswered {
+    entry: LogEntry,
+    log: Option<(crate::accesslog::AccessLogger, Instant)>,
+}
+
+impl Unanswered {
+    /// The response is on its way: the line will be written by the response body.
+    fn answered(&mut self) -> LogEntry {
+        self.log = None;
+        std::mem::take(&mut self.entry)
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some((logger, started)) = self.log.take() {
+            self.entry.response_code = 0;
+            self.entry
+                .response_flags
+                .insert(ResponseFlag::DownstreamConnectionTermination);
+            self.entry.response_code_details = Some("downstream_remote_disconnect".to_owned());
+            self.entry.duration = Some(started.elapsed());
+            logger.log(&self.entry);
+        }
+    }
+}
+
+/// What the route table says about a request.
+enum Selected<'a> {
+    NotFound,
+    TlsRedirect,
+    Route(&'a egress_compile::snapshot::Route),
+}
+
+fn select<'a>(
+    snapshot: &'a Snapshot,
+    name: &str,
+    view: &route::RequestView<'_>,
+    tls: bool,
+) -> Selected<'a> {
+    // Gateway routes have no CONNECT matchers: Envoy answers CONNECT with 404 NR.
+    if view.method == "CONNECT" {
+        return Selected::NotFound;
+    }
+    let Some(rc) = snapshot.route_config(name) else {
+        return Selected::NotFound;
+    };
+    let Some(vh) = route::select_vhost(rc, view.authority) else {
+        return Selected::NotFound;
+    };
+    if vh.require_tls && !tls {
+        return Selected::TlsRedirect;
+    }
+    match vh
+        .routes
+        .iter()
+        .find(|r| route::route_matches(&r.matcher, view))
+    {
+        Some(r) => Selected::Route(r),
+        None => Selected::NotFound,
+    }
+}

@@ -1,0 +1,356 @@
+//! `egress gateway run`: the process a gateway Deployment's container starts. It reads the
+//! configuration (the cluster store's change feed, or a directory of YAML files), validates and
+//! compiles it into one snapshot for this gateway instance, and serves it with the data plane.
+//! A configuration that fails validation is refused with a logged error; the last good snapshot
+//! keeps serving.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use egress_compile::snapshot::{GatewayIdentity, Snapshot};
+use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
+use egress_model::decode::to_resource;
+use egress_model::{DecodeOptions, Outcome, Resource, decode_file, kinds};
+use egress_proxy::{Proxy, ProxyOptions};
+use egress_store::Store;
+use tokio::sync::watch;
+
+use crate::OpError;
+
+/// Kinds a gateway reads.
+const WATCHED: &[(&str, &str)] = &[
+    ("networking.istio.io", "Gateway"),
+    ("networking.istio.io", "VirtualService"),
+    ("networking.istio.io", "DestinationRule"),
+    ("networking.istio.io", "ServiceEntry"),
+    ("telemetry.istio.io", "Telemetry"),
+    ("", "Service"),
+    ("", "Pod"),
+    ("", "Secret"),
+    ("", "ConfigMap"),
+];
+
+/// Namespace and name of the Secret holding the local cluster's mesh root (as Istio's
+/// self-signed CA keeps `istio-ca-secret`).
+pub const CA_SECRET: (&str, &str) = ("aks-istio-system", "istio-ca-secret");
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// The cluster store (its change feed).
+    Store(Store),
+    /// A directory of YAML manifests, re-read when files change.
+    Dir(PathBuf),
+}
+
+/// Everything `egress gateway run` needs.
+#[derive(Debug, Clone)]
+pub struct GatewayRunArgs {
+    /// Who this instance is.
+    pub identity: GatewayIdentity,
+    /// Configuration source.
+    pub source: ConfigSource,
+    /// Data-plane options (listen and source addresses, health port, resolver overrides, roots).
+    pub options: ProxyOptions,
+    /// Mesh CA certificate and key files; without them the store's CA (store mode) or a
+    /// generated one (directory mode) is used.
+    pub ca_files: Option<(PathBuf, PathBuf)>,
+    /// Trust domain for the workload certificate.
+    pub trust_domain: String,
+    /// How long in-flight requests may take to finish on SIGTERM.
+    pub drain_grace: Duration,
+}
+
+/// Read and validate the configuration; `Err` carries every problem (the caller keeps the
+/// last good snapshot).
+pub fn load(source: &ConfigSource, namespace: &str) -> Result<(Vec<Resource>, u64), Vec<String>> {
+    match source {
+        ConfigSource::Dir(dir) => load_dir(dir, namespace),
+        ConfigSource::Store(store) => load_store(store),
+    }
+}
+
+fn load_dir(dir: &std::path::Path, namespace: &str) -> Result<(Vec<Resource>, u64), Vec<String>> {
+    let mut stdin = std::io::empty();
+    let args = [dir.display().to_string()];
+    let sources =
+        crate::input::read_sources(&args, true, &mut stdin).map_err(|e| vec![e.to_string()])?;
+    let opts = DecodeOptions {
+        default_namespace: Some(namespace.to_owned()),
+        enforce_namespace: false,
+    };
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for src in &sources {
+        for outcome in decode_file(&src.name, &src.text, &opts) {
+            match outcome {
+                Outcome::Valid(d) => out.push(d.resource),
+                Outcome::Invalid(diags) => {
+                    errors.extend(
+                        diags
+                            .iter()
+                            .filter(|d| d.is_error())
+                            .map(ToString::to_string),
+                    );
+                }
+                Outcome::Unsupported { .. } => {}
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok((out, fingerprint(&sources)))
+    } else {
+        Err(errors)
+    }
+}
+
+fn fingerprint(sources: &[crate::input::Source]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for s in sources {
+        s.name.hash(&mut h);
+        s.text.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn load_store(store: &Store) -> Result<(Vec<Resource>, u64), Vec<String>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut rv = 0;
+    for (group, kind) in WATCHED {
+        let Some(info) = kinds::for_kind(group, kind) else {
+            continue;
+        };
+        let listed = match store.list(group, kind, None) {
+            Ok(l) => l,
+            Err(e) => return Err(vec![e.to_string()]),
+        };
+        rv = rv.max(listed.resource_version);
+        for c in &listed.corrupt {
+            errors.push(format!("{}: {}", c.path.display(), c.message));
+        }
+        for v in &listed.items {
+            match to_resource(info, v) {
+                Ok((r, unknown)) if unknown.is_empty() => {
+                    let report = egress_model::validate::validate(&r);
+                    if report.has_errors() {
+                        let obj = egress_model::decode::object_ref(v);
+                        errors.extend(
+                            report
+                                .errors()
+                                .map(|f| format!("{obj}: {}: {}", f.field, f.message)),
+                        );
+                    } else {
+                        out.push(r);
+                    }
+                }
+                Ok((_, unknown)) | Err(unknown) => {
+                    let obj = egress_model::decode::object_ref(v);
+                    errors.extend(unknown.iter().map(|f| format!("{obj}: {}", f.message)));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok((out, rv))
+    } else {
+        Err(errors)
+    }
+}
+
+/// Load (or create) the mesh CA.
+fn mesh_ca(args: &GatewayRunArgs) -> Result<MeshCa, OpError> {
+    if let Some((cert, key)) = &args.ca_files {
+        let read = |p: &PathBuf| {
+            std::fs::read_to_string(p).map_err(|source| OpError::Read {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        return MeshCa::from_pem(&read(cert)?, &read(key)?)
+            .map_err(|e| OpError::Usage(format!("mesh CA: {e}")));
+    }
+    match &args.source {
+        ConfigSource::Store(store) => crate::ca::load_or_create(store, &args.trust_domain),
+        ConfigSource::Dir(_) => {
+            tracing::warn!(
+                "no --ca-cert/--ca-key: using a generated mesh CA; ISTIO_MUTUAL clients must trust it"
+            );
+            MeshCa::generate(&args.trust_domain)
+                .map_err(|e| OpError::Usage(format!("mesh CA: {e}")))
+        }
+    }
+}
+
+/// Run the gateway until SIGTERM/SIGINT, then drain.
+pub async fn run(args: GatewayRunArgs) -> Result<(), OpError> {
+    let ca = mesh_ca(&args)?;
+    let spiffe = SpiffeId::new(
+        &args.trust_domain,
+        &args.identity.namespace,
+        &args.identity.service_account,
+    )
+    .map_err(|e| OpError::Usage(format!("workload identity: {e}")))?;
+    let ttl = Duration::from_secs(24 * 3600);
+    let cert = ca
+        .issue(&spiffe, ttl)
+        .map_err(|e| OpError::Usage(format!("workload certificate: {e}")))?;
+    let identity = Arc::new(
+        IdentityHandle::new(cert, ca.root_pem())
+            .map_err(|e| OpError::Usage(format!("workload identity: {e}")))?,
+    );
+
+    let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
+    let access_log = egress_proxy::accesslog::AccessLogger::stdout_when_configured();
+    let proxy = Proxy::start(rx, args.options.clone(), Some(identity.clone()), access_log)
+        .await
+        .map_err(|e| OpError::Usage(format!("starting the data plane: {e}")))?;
+    for (name, addr) in proxy.bound() {
+        tracing::info!(listener = %name, %addr, "listening");
+    }
+    if let Some(h) = proxy.health_addr() {
+        tracing::info!(addr = %h, "health on /healthz/ready");
+    }
+
+    let reload = tokio::spawn(reload_loop(args.clone(), tx));
+    let rotation = tokio::spawn(rotation_loop(ca, spiffe, identity, ttl));
+
+    wait_for_signal().await;
+    tracing::info!(grace = ?args.drain_grace, "draining");
+    reload.abort();
+    rotation.abort();
+    proxy.shutdown(args.drain_grace).await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Recompile whenever the source changes; refuse invalid configurations.
+async fn reload_loop(args: GatewayRunArgs, tx: watch::Sender<Arc<Snapshot>>) {
+    let mut last_key: Option<u64> = None;
+    let mut version: u64 = 0;
+    loop {
+        let source = args.source.clone();
+        let ns = args.identity.namespace.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&source, &ns)).await;
+        match loaded {
+            Ok(Ok((resources, key))) => {
+                if last_key != Some(key) {
+                    last_key = Some(key);
+                    version += 1;
+                    let inputs = egress_compile::inputs_from_resources(resources);
+                    let snap = egress_compile::compile(&args.identity, &inputs, version);
+                    for w in &snap.warnings {
+                        tracing::warn!("{w}");
+                    }
+                    tracing::info!(
+                        version,
+                        listeners = snap.listeners.len(),
+                        clusters = snap.clusters.len(),
+                        "configuration loaded"
+                    );
+                    let _ = tx.send(Arc::new(snap));
+                }
+            }
+            Ok(Err(errors)) => {
+                for e in &errors {
+                    tracing::error!("configuration refused, last good snapshot keeps serving: {e}");
+                }
+            }
+            Err(e) => tracing::error!("configuration load task failed: {e}"),
+        }
+        wait_for_change(&args.source).await;
+    }
+}
+
+/// Block until the source may have changed.
+async fn wait_for_change(source: &ConfigSource) {
+    match source {
+        ConfigSource::Dir(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        ConfigSource::Store(store) => {
+            let store = store.clone();
+            let _ = tokio::task::spawn_blocking(move || -> Result<(), egress_store::StoreError> {
+                let rv = store.resource_version()?;
+                let mut w = store.watch(rv)?;
+                let _ = w.next_events(Duration::from_secs(30))?;
+                Ok(())
+            })
+            .await;
+        }
+    }
+}
+
+/// Re-issue the workload certificate before it expires.
+async fn rotation_loop(ca: MeshCa, id: SpiffeId, handle: Arc<IdentityHandle>, ttl: Duration) {
+    let rotator = egress_identity::Rotator::new(0.5);
+    loop {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        if rotator.needs_rotation(&handle.current(), SystemTime::now()) {
+            match ca.issue(&id, ttl) {
+                Ok(cert) => {
+                    if let Err(e) = handle.rotate(cert) {
+                        tracing::error!("rotating the workload certificate: {e}");
+                    }
+                }
+                Err(e) => tracing::error!("issuing the workload certificate: {e}"),
+            }
+        }
+    }
+}
+
+/// Parse `k=v,k2=v2`.
+pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, OpError> {
+    let mut out = BTreeMap::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| OpError::Usage(format!("invalid label {part:?}: want KEY=VALUE")))?;
+        out.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(out)
+}
+
+/// Parse `80:8080,443:8443`.
+pub fn parse_ports(s: &str) -> Result<BTreeMap<u16, u16>, OpError> {
+    let mut out = BTreeMap::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let bad = || {
+            OpError::Usage(format!(
+                "invalid port mapping {part:?}: want SERVICE_PORT:TARGET_PORT"
+            ))
+        };
+        let (a, b) = part.split_once(':').ok_or_else(bad)?;
+        out.insert(a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    }
+    Ok(out)
+}
+
+/// Parse resolver overrides `name=ip[+ip...]`.
+pub fn parse_host(s: &str) -> Result<(String, Vec<IpAddr>), OpError> {
+    let bad = || OpError::Usage(format!("invalid --host {s:?}: want NAME=IP[+IP...]"));
+    let (name, ips) = s.split_once('=').ok_or_else(bad)?;
+    let ips = ips
+        .split('+')
+        .map(|i| i.parse::<IpAddr>().map_err(|_| bad()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((name.to_ascii_lowercase(), ips))
+}

@@ -1,0 +1,432 @@
+//! Upstream HTTP connection pools, one per (cluster, authority when the SNI comes from it):
+//! idle HTTP/1.1 connections are reused last-in first-out, HTTP/2 connections (when the
+//! upstream TLS negotiated `h2`) are shared by concurrent requests. A pool follows its
+//! cluster's `PoolSettings`: `max_connections` open at once (more requests wait, up to
+//! `http1_max_pending_requests`; beyond that Envoy's overflow, `UO`), connections retired
+//! after `max_requests_per_connection` requests, idle connections dropped after
+//! `idle_timeout`. When a cluster's definition changes, its pool is replaced.
+//!
+//! [`HttpState`] also counts upstream connections and TLS handshakes per cluster, so tests and
+//! benchmarks can check that connections are reused.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use egress_compile::snapshot::Cluster;
+use hyper::client::conn::{TrySendError, http1, http2};
+use hyper::{Request, Response, body::Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::Notify;
+
+use super::body::Body;
+use crate::connect::ConnectError;
+use crate::ctx::Ctx;
+
+/// Idle timeout when a cluster sets none (Istio's default: 1h).
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Per-instance HTTP state: the upstream pools and their counters.
+#[derive(Default)]
+pub struct HttpState {
+    pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
+    stats: Mutex<HashMap<String, Arc<ClusterStats>>>,
+}
+
+impl std::fmt::Debug for HttpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpState").finish_non_exhaustive()
+    }
+}
+
+/// Counters of one cluster.
+#[derive(Debug, Default)]
+struct ClusterStats {
+    connections: AtomicU64,
+    tls_handshakes: AtomicU64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    cluster: String,
+    /// The authority when the cluster's SNI is taken from it (`auto_sni`), else `None`.
+    sni_authority: Option<String>,
+}
+
+impl HttpState {
+    /// Upstream TLS handshakes made for `cluster` so far (one per new TLS connection).
+    pub fn upstream_tls_handshakes(&self, cluster: &str) -> u64 {
+        self.stat(cluster).tls_handshakes.load(Ordering::Relaxed)
+    }
+
+    /// Upstream connections opened for `cluster` so far.
+    pub fn upstream_connections(&self, cluster: &str) -> u64 {
+        self.stat(cluster).connections.load(Ordering::Relaxed)
+    }
+
+    fn stat(&self, cluster: &str) -> Arc<ClusterStats> {
+        let mut map = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(map.entry(cluster.to_owned()).or_default())
+    }
+
+    /// The pool for `cluster` and `authority` (replaced when the cluster changed).
+    pub fn pool(&self, cluster: &Cluster, authority: &str) -> Arc<Pool> {
+        let auto_sni = cluster
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.sni.as_deref().is_none_or(str::is_empty));
+        let key = PoolKey {
+            cluster: cluster.name.clone(),
+            sni_authority: auto_sni.then(|| super::route::host_without_port(authority)),
+        };
+        let stats = self.stat(&cluster.name);
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(pool) = pools.get(&key)
+            && pool.cluster == *cluster
+        {
+            return Arc::clone(pool);
+        }
+        let pool = Arc::new(Pool {
+            cluster: cluster.clone(),
+            idle: Mutex::new(Vec::new()),
+            shared: Mutex::new(Vec::new()),
+            counters: Arc::new(Counters::default()),
+            stats,
+        });
+        pools.insert(key, Arc::clone(&pool));
+        pool
+    }
+}
+
+/// Open/pending accounting of one pool.
+#[derive(Default)]
+struct Counters {
+    open: AtomicUsize,
+    pending: AtomicUsize,
+    /// Woken when a connection goes idle or closes.
+    changed: Notify,
+}
+
+/// Holds one unit of `Counters::open` for the life of a connection.
+struct OpenGuard(Arc<Counters>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// Holds one unit of `Counters::pending` while a request waits for a connection.
+struct PendingGuard<'a>(&'a Counters);
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Facts about a pooled connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnMeta {
+    /// Upstream endpoint.
+    pub peer: SocketAddr,
+    /// Our address.
+    pub local: SocketAddr,
+}
+
+struct Idle {
+    sender: http1::SendRequest<Body>,
+    meta: ConnMeta,
+    uses: u32,
+    since: Instant,
+}
+
+struct Shared {
+    sender: http2::SendRequest<Body>,
+    meta: ConnMeta,
+    uses: Arc<AtomicU32>,
+}
+
+/// The connections of one cluster (and authority).
+pub struct Pool {
+    cluster: Cluster,
+    idle: Mutex<Vec<Idle>>,
+    shared: Mutex<Vec<Shared>>,
+    counters: Arc<Counters>,
+    stats: Arc<ClusterStats>,
+}
+
+/// Why no connection could be had.
+#[derive(Debug)]
+pub enum CheckoutError {
+    /// The connector failed (`UH` or `UF`).
+    Connect(ConnectError),
+    /// Too many connections and pending requests (`UO`).
+    Overflow,
+    /// The HTTP handshake on a new connection failed.
+    Handshake(hyper::Error, ConnMeta),
+}
+
+enum Sender {
+    H1 {
+        sender: http1::SendRequest<Body>,
+        uses: u32,
+    },
+    H2(http2::SendRequest<Body>),
+}
+
+/// A connection lent to one request.
+pub struct Lease {
+    sender: Sender,
+    /// Endpoint and local address.
+    pub meta: ConnMeta,
+    /// True when the connection had served a request before.
+    pub reused: bool,
+    pool: Weak<Pool>,
+}
+
+impl Lease {
+    /// True when the connection speaks HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        matches!(self.sender, Sender::H2(_))
+    }
+
+    /// Sends `req`; when the connection turned out to be unusable before the request was
+    /// written, the error carries the request back for another connection.
+    pub async fn send(
+        &mut self,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<Body>>> {
+        match &mut self.sender {
+            Sender::H1 { sender, uses } => {
+                *uses += 1;
+                sender.try_send_request(req).await
+            }
+            Sender::H2(sender) => sender.try_send_request(req).await,
+        }
+    }
+
+    /// Hands an HTTP/1.1 connection back for the next request (HTTP/2 ones stay shared).
+    pub fn release(self) {
+        let Sender::H1 { sender, uses } = self.sender else {
+            return;
+        };
+        let Some(pool) = self.pool.upgrade() else {
+            return;
+        };
+        let max = pool
+            .cluster
+            .pool
+            .max_requests_per_connection
+            .filter(|m| *m > 0);
+        if sender.is_closed() || max.is_some_and(|m| uses >= m) {
+            return;
+        }
+        pool.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Idle {
+                sender,
+                meta: self.meta,
+                uses,
+                since: Instant::now(),
+            });
+        pool.counters.changed.notify_waiters();
+    }
+}
+
+impl Pool {
+    fn idle_timeout(&self) -> Duration {
+        self.cluster
+            .pool
+            .idle_timeout
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_IDLE_TIMEOUT)
+    }
+
+    /// A connection for one request: an idle or shared one, a new one, or (at
+    /// `max_connections`) the next one freed, unless too many requests already wait.
+    pub async fn checkout(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        authority: &str,
+    ) -> Result<Lease, CheckoutError> {
+        let counters = Arc::clone(&self.counters);
+        let mut pending: Option<PendingGuard<'_>> = None;
+        loop {
+            let notified = counters.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(lease) = self.take_idle().await {
+                return Ok(lease);
+            }
+            if let Some(lease) = self.take_shared() {
+                return Ok(lease);
+            }
+            if let Some(guard) = self.reserve() {
+                drop(pending.take());
+                return self.open(ctx, authority, guard).await;
+            }
+            if pending.is_none() {
+                let max_pending = self
+                    .cluster
+                    .pool
+                    .http1_max_pending_requests
+                    .map_or(usize::MAX, |m| m as usize);
+                if counters.pending.fetch_add(1, Ordering::AcqRel) >= max_pending {
+                    counters.pending.fetch_sub(1, Ordering::AcqRel);
+                    return Err(CheckoutError::Overflow);
+                }
+                pending = Some(PendingGuard(&counters));
+            }
+            notified.await;
+        }
+    }
+
+    async fn take_idle(self: &Arc<Self>) -> Option<Lease> {
+        let idle_timeout = self.idle_timeout();
+        loop {
+            let idle = self
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()?;
+            if idle.since.elapsed() >= idle_timeout || idle.sender.is_closed() {
+                continue;
+            }
+            let mut sender = idle.sender;
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            return Some(Lease {
+                sender: Sender::H1 {
+                    sender,
+                    uses: idle.uses,
+                },
+                meta: idle.meta,
+                reused: true,
+                pool: Arc::downgrade(self),
+            });
+        }
+    }
+
+    fn take_shared(self: &Arc<Self>) -> Option<Lease> {
+        let max = self
+            .cluster
+            .pool
+            .max_requests_per_connection
+            .filter(|m| *m > 0);
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        shared.retain(|s| !s.sender.is_closed());
+        let s = shared.first()?;
+        let used = s.uses.fetch_add(1, Ordering::AcqRel) + 1;
+        let lease = Lease {
+            sender: Sender::H2(s.sender.clone()),
+            meta: s.meta,
+            reused: used > 1,
+            pool: Arc::downgrade(self),
+        };
+        if max.is_some_and(|m| used >= m) {
+            shared.remove(0);
+        }
+        Some(lease)
+    }
+
+    fn reserve(&self) -> Option<OpenGuard> {
+        let max = self
+            .cluster
+            .pool
+            .max_connections
+            .map_or(usize::MAX, |m| m as usize);
+        let c = &self.counters;
+        let mut open = c.open.load(Ordering::Acquire);
+        loop {
+            if open >= max {
+                return None;
+            }
+            match c
+                .open
+                .compare_exchange(open, open + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(OpenGuard(Arc::clone(c))),
+                Err(now) => open = now,
+            }
+        }
+    }
+
+    async fn open(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        authority: &str,
+        guard: OpenGuard,
+    ) -> Result<Lease, CheckoutError> {
+        let up = ctx
+            .connector
+            .connect(ctx, &self.cluster, Some(authority))
+            .await
+            .map_err(CheckoutError::Connect)?;
+        self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        if up.tls {
+            self.stats.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+        }
+        let meta = ConnMeta {
+            peer: up.peer,
+            local: up.local,
+        };
+        let io = TokioIo::new(up.io);
+        if up.alpn.as_deref() == Some(b"h2".as_slice()) {
+            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(io)
+                .await
+                .map_err(|e| CheckoutError::Handshake(e, meta))?;
+            tokio::spawn(async move {
+                if let Err(err) = conn.await {
+                    tracing::debug!(error = %err, "upstream HTTP/2 connection ended");
+                }
+                drop(guard);
+            });
+            let uses = Arc::new(AtomicU32::new(1));
+            let max = self
+                .cluster
+                .pool
+                .max_requests_per_connection
+                .filter(|m| *m > 0);
+            if max.is_none_or(|m| m > 1) {
+                self.shared
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(Shared {
+                        sender: sender.clone(),
+                        meta,
+                        uses,
+                    });
+            }
+            return Ok(Lease {
+                sender: Sender::H2(sender),
+                meta,
+                reused: false,
+                pool: Arc::downgrade(self),
+            });
+        }
+        let (sender, conn) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| CheckoutError::Handshake(e, meta))?;
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(error = %err, "upstream HTTP/1.1 connection ended");
+            }
+            drop(guard);
+        });
+        Ok(Lease {
+            sender: Sender::H1 { sender, uses: 0 },
+            meta,
+            reused: false,
+            pool: Arc::downgrade(self),
+        })
+    }
+}
