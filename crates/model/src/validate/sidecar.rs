@@ -466,7 +466,7 @@ fn validate_destination(r: &mut Report, path: &str, d: &Destination) {
         );
     }
     if let Some(port) = &d.port
-        && let Err(e) = validate_port(i64::from(port.number.unwrap_or_default()))
+        && let Err(e) = validate_port(port.number.unwrap_or_default())
     {
         r.error(join(path, "port.number"), e);
     }
