@@ -37,6 +37,20 @@ pub type BoxIo = Box<dyn AsyncIo>;
 /// Connect timeout used when a cluster carries none (MeshConfig `connectTimeout` default).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// An endpoint chosen for one request; it counts as in flight (least request) while it lives.
+#[derive(Debug)]
+pub struct Chosen {
+    picked: lb::Picked,
+    total: usize,
+}
+
+impl Chosen {
+    /// The endpoint.
+    pub fn addr(&self) -> SocketAddr {
+        self.picked.addr
+    }
+}
+
 /// An open upstream connection.
 pub struct Upstream {
     /// The stream (TLS-wrapped when TLS was originated).
@@ -289,6 +303,42 @@ impl Connector {
             .collect())
     }
 
+    /// Picks the endpoint of `cluster` the next request goes to. Envoy load-balances every
+    /// request and then uses the chosen host's connections, so HTTP pools choose first and
+    /// reuse only connections to the chosen endpoint.
+    pub async fn choose(&self, ctx: &Ctx, cluster: &Cluster) -> Result<Chosen, ConnectError> {
+        let candidates = self.endpoints(ctx, cluster).await?;
+        let picked = self
+            .balancer
+            .pick(&cluster.name, cluster.lb, &candidates)
+            .ok_or_else(|| ConnectError::NoHealthyUpstream {
+                cluster: cluster.name.clone(),
+            })?;
+        Ok(Chosen {
+            picked,
+            total: candidates.len(),
+        })
+    }
+
+    /// Connects to an endpoint picked by [`Connector::choose`], originating TLS as the
+    /// cluster says.
+    pub async fn connect_chosen(
+        &self,
+        ctx: &Ctx,
+        cluster: &Cluster,
+        authority: Option<&str>,
+        chosen: Chosen,
+    ) -> Result<Upstream, ConnectError> {
+        self.open_chosen(
+            ctx,
+            cluster,
+            authority,
+            Origination::AsConfigured(None),
+            chosen,
+        )
+        .await
+    }
+
     async fn open(
         &self,
         ctx: &Ctx,
@@ -296,14 +346,20 @@ impl Connector {
         authority: Option<&str>,
         origination: Origination<'_>,
     ) -> Result<Upstream, ConnectError> {
-        let candidates = self.endpoints(ctx, cluster).await?;
-        let no_healthy = || ConnectError::NoHealthyUpstream {
-            cluster: cluster.name.clone(),
-        };
-        let picked = self
-            .balancer
-            .pick(&cluster.name, cluster.lb, &candidates)
-            .ok_or_else(no_healthy)?;
+        let chosen = self.choose(ctx, cluster).await?;
+        self.open_chosen(ctx, cluster, authority, origination, chosen)
+            .await
+    }
+
+    async fn open_chosen(
+        &self,
+        ctx: &Ctx,
+        cluster: &Cluster,
+        authority: Option<&str>,
+        origination: Origination<'_>,
+        chosen: Chosen,
+    ) -> Result<Upstream, ConnectError> {
+        let Chosen { picked, total } = chosen;
         let addr = picked.addr;
         let timeout = if cluster.connect_timeout.is_zero() {
             DEFAULT_CONNECT_TIMEOUT
@@ -338,7 +394,7 @@ impl Connector {
             addr,
             outcome,
             cluster.outlier.as_ref(),
-            candidates.len(),
+            total,
         );
         result
     }

@@ -186,6 +186,8 @@ pub struct Lease {
     /// True when the connection had served a request before.
     pub reused: bool,
     pool: Weak<Pool>,
+    /// The endpoint choice of this request, held while the request runs (least request).
+    _chosen: Option<crate::connect::Chosen>,
 }
 
 impl Lease {
@@ -256,19 +258,45 @@ impl Pool {
     ) -> Result<Lease, CheckoutError> {
         let counters = Arc::clone(&self.counters);
         let mut pending: Option<PendingGuard<'_>> = None;
+        // Load-balance first, then use a connection to the chosen endpoint (as Envoy does):
+        // keep-alive reuse must not pin a cluster's traffic to one endpoint.
+        let mut chosen = Some(
+            ctx.connector
+                .choose(ctx, &self.cluster)
+                .await
+                .map_err(CheckoutError::Connect)?,
+        );
         loop {
             let notified = counters.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(lease) = self.take_idle().await {
+            let addr = match &chosen {
+                Some(c) => c.addr(),
+                None => {
+                    let c = ctx
+                        .connector
+                        .choose(ctx, &self.cluster)
+                        .await
+                        .map_err(CheckoutError::Connect)?;
+                    let a = c.addr();
+                    chosen = Some(c);
+                    a
+                }
+            };
+            if let Some(mut lease) = self.take_idle(addr).await {
+                lease._chosen = chosen.take();
                 return Ok(lease);
             }
-            if let Some(lease) = self.take_shared() {
+            if let Some(mut lease) = self.take_shared(addr) {
+                lease._chosen = chosen.take();
                 return Ok(lease);
             }
             if let Some(guard) = self.reserve() {
                 drop(pending.take());
-                return self.open(ctx, authority, guard).await;
+                let Some(c) = chosen.take() else {
+                    continue;
+                };
+                return self.open(ctx, authority, guard, c).await;
             }
             if pending.is_none() {
                 let max_pending = self
@@ -286,14 +314,14 @@ impl Pool {
         }
     }
 
-    async fn take_idle(self: &Arc<Self>) -> Option<Lease> {
+    async fn take_idle(self: &Arc<Self>, addr: SocketAddr) -> Option<Lease> {
         let idle_timeout = self.idle_timeout();
         loop {
-            let idle = self
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop()?;
+            let idle = {
+                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                let at = idle.iter().rposition(|i| i.meta.peer == addr)?;
+                idle.remove(at)
+            };
             if idle.since.elapsed() >= idle_timeout || idle.sender.is_closed() {
                 continue;
             }
@@ -309,11 +337,12 @@ impl Pool {
                 meta: idle.meta,
                 reused: true,
                 pool: Arc::downgrade(self),
+                _chosen: None,
             });
         }
     }
 
-    fn take_shared(self: &Arc<Self>) -> Option<Lease> {
+    fn take_shared(self: &Arc<Self>, addr: SocketAddr) -> Option<Lease> {
         let max = self
             .cluster
             .pool
@@ -321,16 +350,18 @@ impl Pool {
             .filter(|m| *m > 0);
         let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         shared.retain(|s| !s.sender.is_closed());
-        let s = shared.first()?;
+        let at = shared.iter().position(|s| s.meta.peer == addr)?;
+        let s = &shared[at];
         let used = s.uses.fetch_add(1, Ordering::AcqRel) + 1;
         let lease = Lease {
             sender: Sender::H2(s.sender.clone()),
             meta: s.meta,
             reused: used > 1,
             pool: Arc::downgrade(self),
+            _chosen: None,
         };
         if max.is_some_and(|m| used >= m) {
-            shared.remove(0);
+            shared.remove(at);
         }
         Some(lease)
     }
@@ -362,10 +393,11 @@ impl Pool {
         ctx: &Ctx,
         authority: &str,
         guard: OpenGuard,
+        chosen: crate::connect::Chosen,
     ) -> Result<Lease, CheckoutError> {
         let up = ctx
             .connector
-            .connect(ctx, &self.cluster, Some(authority))
+            .connect_chosen(ctx, &self.cluster, Some(authority), chosen)
             .await
             .map_err(CheckoutError::Connect)?;
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
@@ -410,6 +442,7 @@ impl Pool {
                 meta,
                 reused: false,
                 pool: Arc::downgrade(self),
+                _chosen: None,
             });
         }
         let (sender, conn) = http1::Builder::new()
@@ -427,6 +460,7 @@ impl Pool {
             meta,
             reused: false,
             pool: Arc::downgrade(self),
+            _chosen: None,
         })
     }
 }
