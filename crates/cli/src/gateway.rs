@@ -64,20 +64,24 @@ pub struct GatewayRunArgs {
     pub drain_grace: Duration,
 }
 
-/// Read and validate the configuration; `Err` carries every problem (the caller keeps the
-/// last good snapshot).
-pub fn load(source: &ConfigSource, namespace: &str) -> Result<(Vec<Resource>, u64), Vec<String>> {
+/// A configuration that was refused: every problem, and the key of the content refused.
+pub type Refused = (Vec<String>, Option<u64>);
+
+/// Read and validate the configuration, returning the objects and a key of their content (the
+/// directory's fingerprint, or the store's resourceVersion). `Err` carries every problem; the
+/// caller keeps the last good snapshot.
+pub fn load(source: &ConfigSource, namespace: &str) -> Result<(Vec<Resource>, u64), Refused> {
     match source {
         ConfigSource::Dir(dir) => load_dir(dir, namespace),
         ConfigSource::Store(store) => load_store(store),
     }
 }
 
-fn load_dir(dir: &std::path::Path, namespace: &str) -> Result<(Vec<Resource>, u64), Vec<String>> {
+fn load_dir(dir: &std::path::Path, namespace: &str) -> Result<(Vec<Resource>, u64), Refused> {
     let mut stdin = std::io::empty();
     let args = [dir.display().to_string()];
-    let sources =
-        crate::input::read_sources(&args, true, &mut stdin).map_err(|e| vec![e.to_string()])?;
+    let sources = crate::input::read_sources(&args, true, &mut stdin)
+        .map_err(|e| (vec![e.to_string()], None))?;
     let opts = DecodeOptions {
         default_namespace: Some(namespace.to_owned()),
         enforce_namespace: false,
@@ -100,10 +104,11 @@ fn load_dir(dir: &std::path::Path, namespace: &str) -> Result<(Vec<Resource>, u6
             }
         }
     }
+    let key = fingerprint(&sources);
     if errors.is_empty() {
-        Ok((out, fingerprint(&sources)))
+        Ok((out, key))
     } else {
-        Err(errors)
+        Err((errors, Some(key)))
     }
 }
 
@@ -117,7 +122,7 @@ fn fingerprint(sources: &[crate::input::Source]) -> u64 {
     h.finish()
 }
 
-fn load_store(store: &Store) -> Result<(Vec<Resource>, u64), Vec<String>> {
+fn load_store(store: &Store) -> Result<(Vec<Resource>, u64), Refused> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     let mut rv = 0;
@@ -127,7 +132,7 @@ fn load_store(store: &Store) -> Result<(Vec<Resource>, u64), Vec<String>> {
         };
         let listed = match store.list(group, kind, None) {
             Ok(l) => l,
-            Err(e) => return Err(vec![e.to_string()]),
+            Err(e) => return Err((vec![e.to_string()], None)),
         };
         rv = rv.max(listed.resource_version);
         for c in &listed.corrupt {
@@ -158,7 +163,7 @@ fn load_store(store: &Store) -> Result<(Vec<Resource>, u64), Vec<String>> {
     if errors.is_empty() {
         Ok((out, rv))
     } else {
-        Err(errors)
+        Err((errors, Some(rv)))
     }
 }
 
@@ -244,18 +249,23 @@ async fn wait_for_signal() {
     }
 }
 
-/// Recompile whenever the source changes; refuse invalid configurations.
+/// Recompile whenever the source changes; refuse invalid configurations (logged once per
+/// refused content), keeping the last good snapshot.
 async fn reload_loop(args: GatewayRunArgs, tx: watch::Sender<Arc<Snapshot>>) {
     let mut last_key: Option<u64> = None;
+    let mut refused_key: Option<u64> = None;
     let mut version: u64 = 0;
     loop {
         let source = args.source.clone();
         let ns = args.identity.namespace.clone();
         let loaded = tokio::task::spawn_blocking(move || load(&source, &ns)).await;
+        let mut seen = last_key;
         match loaded {
             Ok(Ok((resources, key))) => {
+                seen = Some(key);
                 if last_key != Some(key) {
                     last_key = Some(key);
+                    refused_key = None;
                     version += 1;
                     let inputs = egress_compile::inputs_from_resources(resources);
                     let snap = egress_compile::compile(&args.identity, &inputs, version);
@@ -271,30 +281,48 @@ async fn reload_loop(args: GatewayRunArgs, tx: watch::Sender<Arc<Snapshot>>) {
                     let _ = tx.send(Arc::new(snap));
                 }
             }
-            Ok(Err(errors)) => {
-                for e in &errors {
-                    tracing::error!("configuration refused, last good snapshot keeps serving: {e}");
+            Ok(Err((errors, key))) => {
+                if key.is_none() || key != refused_key {
+                    for e in &errors {
+                        tracing::error!(
+                            "configuration refused, last good snapshot keeps serving: {e}"
+                        );
+                    }
                 }
+                refused_key = key;
+                seen = key.or(seen);
             }
             Err(e) => tracing::error!("configuration load task failed: {e}"),
         }
-        wait_for_change(&args.source).await;
+        wait_for_change(&args.source, seen).await;
     }
 }
 
-/// Block until the source may have changed.
-async fn wait_for_change(source: &ConfigSource) {
+/// Wait until the source may have changed since `seen` (the store's resourceVersion the last
+/// listing reflected, so nothing committed in between is missed).
+async fn wait_for_change(source: &ConfigSource, seen: Option<u64>) {
     match source {
         ConfigSource::Dir(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         ConfigSource::Store(store) => {
             let store = store.clone();
-            let _ = tokio::task::spawn_blocking(move || -> Result<(), egress_store::StoreError> {
-                let rv = store.resource_version()?;
-                let mut w = store.watch(rv)?;
-                let _ = w.next_events(Duration::from_secs(30))?;
-                Ok(())
-            })
-            .await;
+            // Short watch slices: a blocking task cannot be cancelled, and shutdown must not
+            // wait long for one.
+            let changed =
+                tokio::task::spawn_blocking(move || -> Result<bool, egress_store::StoreError> {
+                    let from = match seen {
+                        Some(rv) => rv,
+                        None => store.resource_version()?,
+                    };
+                    let mut w = store.watch(from)?;
+                    Ok(!w.next_events(Duration::from_millis(500))?.is_empty())
+                })
+                .await;
+            match changed {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => Box::pin(wait_for_change(source, seen)).await,
+                // Expired or unreadable feed: relist.
+                Ok(Err(_)) | Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
         }
     }
 }

@@ -336,8 +336,10 @@ fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), OpError> {
 
 fn gateway_run(store_flag: Option<PathBuf>, g: GatewayRun) -> Result<(), OpError> {
     use egress_cli::gateway::{self, ConfigSource, GatewayRunArgs};
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -389,5 +391,8 @@ fn gateway_run(store_flag: Option<PathBuf>, g: GatewayRun) -> Result<(), OpError
         .enable_all()
         .build()
         .map_err(OpError::Output)?;
-    runtime.block_on(gateway::run(args))
+    let result = runtime.block_on(gateway::run(args));
+    // Do not wait for blocking helpers (a store watch slice) beyond a moment.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
