@@ -301,27 +301,31 @@ async fn reload_loop(args: GatewayRunArgs, tx: watch::Sender<Arc<Snapshot>>) {
 /// Wait until the source may have changed since `seen` (the store's resourceVersion the last
 /// listing reflected, so nothing committed in between is missed).
 async fn wait_for_change(source: &ConfigSource, seen: Option<u64>) {
-    match source {
-        ConfigSource::Dir(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        ConfigSource::Store(store) => {
-            let store = store.clone();
-            // Short watch slices: a blocking task cannot be cancelled, and shutdown must not
-            // wait long for one.
-            let changed =
-                tokio::task::spawn_blocking(move || -> Result<bool, egress_store::StoreError> {
-                    let from = match seen {
-                        Some(rv) => rv,
-                        None => store.resource_version()?,
-                    };
-                    let mut w = store.watch(from)?;
-                    Ok(!w.next_events(Duration::from_millis(500))?.is_empty())
-                })
-                .await;
-            match changed {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false)) => Box::pin(wait_for_change(source, seen)).await,
-                // Expired or unreadable feed: relist.
-                Ok(Err(_)) | Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+    let ConfigSource::Store(store) = source else {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        return;
+    };
+    loop {
+        let store = store.clone();
+        // Short watch slices: a blocking task cannot be cancelled, and shutdown must not
+        // wait long for one.
+        let changed =
+            tokio::task::spawn_blocking(move || -> Result<bool, egress_store::StoreError> {
+                let from = match seen {
+                    Some(rv) => rv,
+                    None => store.resource_version()?,
+                };
+                let mut w = store.watch(from)?;
+                Ok(!w.next_events(Duration::from_millis(500))?.is_empty())
+            })
+            .await;
+        match changed {
+            Ok(Ok(true)) => return,
+            Ok(Ok(false)) => {}
+            // Expired or unreadable feed: relist.
+            Ok(Err(_)) | Err(_) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return;
             }
         }
     }
