@@ -1,0 +1,300 @@
+//! What enabling an egress gateway creates, as Kubernetes objects (JSON), the way the AKS
+//! add-on renders Istio's `gateway` chart: a ClusterIP Service `<name>` shared by all
+//! revisions (ports `status-port` 15021, `http2` 80, `https` 443), a ServiceAccount `<name>`,
+//! and per control-plane revision a Deployment `<name>-<revision>` (pods annotated with the
+//! StaticGatewayConfiguration), an `autoscaling/v2` HPA (2..5, CPU 80%) and a PDB
+//! (`minAvailable: 1`).
+
+use serde_json::{Value, json};
+
+use crate::ops::revision_version;
+use crate::sgc::SGC_POD_ANNOTATION;
+
+/// Label the add-on puts on egress gateway objects.
+pub const COMPONENT_LABEL: &str = "azureservicemesh/istio.component";
+/// Its value for egress gateways.
+pub const COMPONENT_EGRESS: &str = "egress-gateway";
+/// Node label preferred (with weight) by gateway pods.
+pub const REPLICA_PREFERRED_LABEL: &str = "azureservicemesh/istio.replica.preferred";
+/// AKS system node label.
+pub const SYSTEM_MODE_LABEL: &str = "kubernetes.azure.com/mode";
+/// HPA bounds and target (istio-scale.md: min 2, max 5, CPU 80%).
+pub const HPA_MIN: i32 = 2;
+/// HPA maximum replicas.
+pub const HPA_MAX: i32 = 5;
+/// HPA CPU utilization target.
+pub const HPA_CPU: i32 = 80;
+/// The container's name.
+pub const CONTAINER: &str = "istio-proxy";
+/// Health (readiness) port.
+pub const STATUS_PORT: i32 = 15021;
+
+/// Everything needed to render one egress gateway.
+#[derive(Debug, Clone)]
+pub struct EgressGatewayObjects<'a> {
+    /// Gateway name (Service, ServiceAccount, `app`/`istio` labels).
+    pub name: &'a str,
+    /// Namespace (the SGC's namespace).
+    pub namespace: &'a str,
+    /// The StaticGatewayConfiguration the pods use.
+    pub gateway_configuration_name: &'a str,
+    /// Control-plane revisions; one Deployment/HPA/PDB each.
+    pub revisions: &'a [String],
+    /// The Service's cluster IP (allocated by the caller).
+    pub cluster_ip: &'a str,
+    /// The container image (runs `egress gateway run`).
+    pub image: &'a str,
+}
+
+/// The Helm release name the add-on uses (`asm-egx-<namespace>-<name>`). Past 53 characters
+/// the service shortens it to `asm-egx-` + first 15 + 15 hex digits of a hash + last 15; the
+/// service's hash is a SHA, this local one is FNV-1a, so long names differ from AKS's.
+pub fn helm_release_name(namespace: &str, name: &str) -> String {
+    let real = format!("{namespace}-{name}");
+    if real.len() <= 53 {
+        return format!("asm-egx-{real}");
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in real.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let hex = format!("{h:016x}");
+    let head: String = real.chars().take(15).collect();
+    let tail: String = real
+        .chars()
+        .rev()
+        .take(15)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("asm-egx-{head}{}{tail}", &hex[..15])
+}
+
+/// The Service/selector labels: `app`, `istio` (both the name) and the component label.
+pub fn gateway_labels(name: &str) -> Value {
+    json!({
+        "app": name,
+        "istio": name,
+        COMPONENT_LABEL: COMPONENT_EGRESS,
+    })
+}
+
+fn revision_labels(name: &str, revision: &str) -> Value {
+    let mut l = gateway_labels(name);
+    l["istio.io/rev"] = json!(revision);
+    l
+}
+
+fn metadata(s: &EgressGatewayObjects<'_>, name: &str, labels: Value) -> Value {
+    json!({
+        "name": name,
+        "namespace": s.namespace,
+        "labels": labels,
+        "annotations": {
+            "meta.helm.sh/release-name": helm_release_name(s.namespace, s.name),
+            "meta.helm.sh/release-namespace": s.namespace,
+        },
+    })
+}
+
+/// `(weight, key, value)` preferences: system nodes first before `asm-1-30`, the
+/// replica-preferred label first from `asm-1-30` on.
+pub fn node_affinity_weights(revision: &str) -> [(i32, &'static str, &'static str); 2] {
+    let from_1_30 = revision_version(revision).is_some_and(|v| v >= (1, 30));
+    if from_1_30 {
+        [
+            (100, REPLICA_PREFERRED_LABEL, "true"),
+            (50, SYSTEM_MODE_LABEL, "system"),
+        ]
+    } else {
+        [
+            (100, SYSTEM_MODE_LABEL, "system"),
+            (50, REPLICA_PREFERRED_LABEL, "true"),
+        ]
+    }
+}
+
+/// All objects, in apply order: ServiceAccount, Service, then Deployment, HPA and PDB per
+/// revision.
+pub fn egress_gateway_objects(s: &EgressGatewayObjects<'_>) -> Vec<Value> {
+    let mut out = vec![service_account(s), service(s)];
+    for rev in s.revisions {
+        out.push(deployment(s, rev));
+        out.push(hpa(s, rev));
+        out.push(pdb(s, rev));
+    }
+    out
+}
+
+/// The ServiceAccount `<name>`.
+pub fn service_account(s: &EgressGatewayObjects<'_>) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata(s, s.name, gateway_labels(s.name)),
+    })
+}
+
+/// The ClusterIP Service `<name>`, shared by every revision.
+pub fn service(s: &EgressGatewayObjects<'_>) -> Value {
+    let port = |name: &str, port: i32| json!({"name": name, "port": port, "protocol": "TCP", "targetPort": port});
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(s, s.name, gateway_labels(s.name)),
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": s.cluster_ip,
+            "clusterIPs": [s.cluster_ip],
+            "selector": {"app": s.name, "istio": s.name},
+            "ports": [port("status-port", STATUS_PORT), port("http2", 80), port("https", 443)],
+        },
+    })
+}
+
+/// The Deployment `<name>-<revision>`.
+pub fn deployment(s: &EgressGatewayObjects<'_>, revision: &str) -> Value {
+    let labels = revision_labels(s.name, revision);
+    let mut pod_labels = labels.clone();
+    pod_labels["sidecar.istio.io/inject"] = json!("false");
+    let pod_label_arg = format!(
+        "app={n},istio={n},{COMPONENT_LABEL}={COMPONENT_EGRESS},istio.io/rev={revision}",
+        n = s.name
+    );
+    let affinity: Vec<Value> = node_affinity_weights(revision)
+        .iter()
+        .map(|(w, k, v)| {
+            json!({
+                "weight": w,
+                "preference": {"matchExpressions": [{"key": k, "operator": "In", "values": [v]}]},
+            })
+        })
+        .collect();
+    let field_env = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}});
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(s, &format!("{}-{revision}", s.name), labels.clone()),
+        "spec": {
+            "replicas": HPA_MIN,
+            "selector": {"matchLabels": {"app": s.name, "istio": s.name, "istio.io/rev": revision}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"},
+            },
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {
+                        SGC_POD_ANNOTATION: s.gateway_configuration_name,
+                        "prometheus.io/path": "/stats/prometheus",
+                        "prometheus.io/port": "15020",
+                        "prometheus.io/scrape": "true",
+                    },
+                },
+                "spec": {
+                    "serviceAccountName": s.name,
+                    "affinity": {"nodeAffinity": {
+                        "preferredDuringSchedulingIgnoredDuringExecution": affinity,
+                    }},
+                    "securityContext": {
+                        "runAsUser": 1337,
+                        "runAsGroup": 1337,
+                        "runAsNonRoot": true,
+                        "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}],
+                    },
+                    "containers": [{
+                        "name": CONTAINER,
+                        "image": s.image,
+                        "args": [
+                            "gateway", "run",
+                            "--revision", revision,
+                            "--service-ports", "80:80,443:443",
+                            "--health-port", STATUS_PORT.to_string(),
+                        ],
+                        "env": [
+                            field_env("POD_NAME", "metadata.name"),
+                            field_env("POD_NAMESPACE", "metadata.namespace"),
+                            field_env("INSTANCE_IP", "status.podIP"),
+                            field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+                            {"name": "POD_LABELS", "value": pod_label_arg},
+                            {"name": "ISTIO_REVISION", "value": revision},
+                        ],
+                        "ports": [
+                            {"name": "status-port", "containerPort": STATUS_PORT, "protocol": "TCP"},
+                            {"name": "http2", "containerPort": 80, "protocol": "TCP"},
+                            {"name": "https", "containerPort": 443, "protocol": "TCP"},
+                            {"name": "http-envoy-prom", "containerPort": 15090, "protocol": "TCP"},
+                        ],
+                        "readinessProbe": {
+                            "httpGet": {"path": "/healthz/ready", "port": STATUS_PORT, "scheme": "HTTP"},
+                            "initialDelaySeconds": 1,
+                            "periodSeconds": 2,
+                            "failureThreshold": 30,
+                            "successThreshold": 1,
+                            "timeoutSeconds": 1,
+                        },
+                        "resources": {
+                            "requests": {"cpu": "100m", "memory": "128Mi"},
+                            "limits": {"cpu": "2000m", "memory": "1024Mi"},
+                        },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": false,
+                            "privileged": false,
+                            "readOnlyRootFilesystem": true,
+                            "runAsNonRoot": true,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                    }],
+                },
+            },
+        },
+    })
+}
+
+/// The `autoscaling/v2` HPA `<name>-<revision>`.
+pub fn hpa(s: &EgressGatewayObjects<'_>, revision: &str) -> Value {
+    let name = format!("{}-{revision}", s.name);
+    json!({
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": metadata(s, &name, revision_labels(s.name, revision)),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": HPA_MIN,
+            "maxReplicas": HPA_MAX,
+            "metrics": [{
+                "type": "Resource",
+                "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": HPA_CPU}},
+            }],
+        },
+    })
+}
+
+/// The `policy/v1` PDB `<name>-<revision>` (`minAvailable: 1`).
+pub fn pdb(s: &EgressGatewayObjects<'_>, revision: &str) -> Value {
+    json!({
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(s, &format!("{}-{revision}", s.name), revision_labels(s.name, revision)),
+        "spec": {
+            "minAvailable": 1,
+            "selector": {"matchLabels": {"app": s.name, "istio": s.name, "istio.io/rev": revision}},
+        },
+    })
+}
+
+/// The `PORT(S)` column kubectl prints for a Service object (`15021/TCP,80/TCP,443/TCP`).
+pub fn service_ports_column(service: &Value) -> String {
+    service["spec"]["ports"]
+        .as_array()
+        .map(|ports| {
+            ports
+                .iter()
+                .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
