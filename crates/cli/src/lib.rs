@@ -7,6 +7,7 @@ pub mod error;
 pub mod gateway;
 pub mod input;
 pub mod merge;
+pub mod mesh;
 pub mod ops;
 
 pub use error::OpError;

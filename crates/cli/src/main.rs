@@ -100,6 +100,11 @@ enum Command {
     },
     /// Run the local cluster.
     Up,
+    /// Azure Service Mesh add-on commands (like `az aks mesh`) on the local cluster.
+    Mesh {
+        #[command(subcommand)]
+        command: egress_cli::mesh::MeshCommand,
+    },
     /// Egress gateway processes.
     Gateway {
         #[command(subcommand)]
@@ -172,6 +177,9 @@ struct GatewayRun {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Mesh { command } = &cli.command {
+        return egress_cli::mesh::cli_main(open_store(cli.store), command);
+    }
     // Long-running processes write logs from many threads: no process-wide stream locks.
     if let Command::Gateway {
         command: GatewayCommand::Run(g),
@@ -326,7 +334,9 @@ fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), OpError> {
                 io,
             )
         }
-        Command::Gateway { .. } => Err(OpError::Usage("unreachable: handled before".into())),
+        Command::Gateway { .. } | Command::Mesh { .. } => {
+            Err(OpError::Usage("unreachable: handled before".into()))
+        }
         Command::Up => {
             let store = open_store(cli.store)?;
             up::run(&store, io)

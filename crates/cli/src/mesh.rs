@@ -1,0 +1,623 @@
+//! `egress mesh …`: the `az aks mesh …` commands against the embedded store.
+//!
+//! The local cluster's ManagedCluster is one cluster-scoped object (group
+//! [`MC_GROUP`], kind [`MC_KIND`], named after the cluster) whose `spec` is the
+//! [`ManagedCluster`] JSON `az aks show` prints. Each mutating command runs the add-on's pure
+//! rules ([`egress_addon::ops`]) and, in the same store transaction as the profile update,
+//! writes what the add-on deploys for the enabled egress gateways
+//! ([`egress_addon::objects::egress_gateway_objects`]): ServiceAccount and Service `<name>`,
+//! and per control-plane revision a Deployment, HPA and PDB `<name>-<revision>`.
+//! Errors print as az prints them: `ERROR: <message>` on standard error, exit code 1.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use egress_addon::objects::{EgressGatewayObjects, egress_gateway_objects};
+use egress_addon::ops::{self, AddonError};
+use egress_addon::profile::{
+    DEFAULT_EGRESS_NAMESPACE, NetworkProfile, SUPPORTED_REVISIONS, StaticEgressGatewayProfile,
+};
+use egress_addon::sgc::PREFIX_NOT_READY;
+use egress_addon::{ManagedCluster, ServiceMeshProfile};
+use egress_store::{ObjectKey, Store, StoreError, Transaction};
+use serde_json::{Value, json};
+
+use crate::{Io, OpError};
+
+/// API group of the stored ManagedCluster object.
+pub const MC_GROUP: &str = "containerservice.azure.com";
+/// Kind of the stored ManagedCluster object.
+pub const MC_KIND: &str = "ManagedCluster";
+/// Default cluster name and resource group.
+pub const DEFAULT_CLUSTER: &str = "egress-local";
+/// The local cluster's location.
+pub const LOCATION: &str = "local";
+/// Container image of the gateway Deployments (runs `egress gateway run`).
+pub const IMAGE: &str = "egress:latest";
+/// First and last cluster IPs handed to gateway Services (the local service range
+/// `10.0.0.0/16` without its network and broadcast addresses).
+pub const SERVICE_RANGE: (Ipv4Addr, Ipv4Addr) =
+    (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 255, 254));
+/// Group of StaticGatewayConfiguration objects.
+pub const SGC_GROUP: &str = "egressgateway.kubernetes.azure.com";
+/// az's refusal to prompt without a terminal.
+pub const NO_TTY: &str = "Unable to prompt for confirmation as no tty available. Use --yes.";
+/// az's answer to a declined confirmation.
+pub const CANCELLED: &str = "Operation cancelled.";
+
+/// Which cluster, and how to print it.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Resource group (default: the stored cluster's, else `egress-local`).
+    #[arg(short = 'g', long = "resource-group")]
+    pub resource_group: Option<String>,
+    /// Name of the managed cluster.
+    #[arg(short = 'n', long = "name", default_value = DEFAULT_CLUSTER)]
+    pub name: String,
+    /// Output format: `json` (the cluster, as `az aks show` prints it) or `none`.
+    #[arg(short = 'o', long = "output", default_value = "json", value_parser = ["json", "jsonc", "none"])]
+    pub output: String,
+    /// Accepted as az does. The local add-on writes everything synchronously and waiting
+    /// for gateway readiness is not implemented yet; with it, nothing is printed.
+    #[arg(long = "no-wait")]
+    pub no_wait: bool,
+}
+
+/// The egress gateway's name and namespace.
+#[derive(Args, Debug, Clone)]
+pub struct GatewayArgs {
+    /// Name of the Istio egress gateway (1-53 characters, lower case alphanumerics, `-`, `.`).
+    #[arg(long = "istio-egressgateway-name", visible_alias = "istio-eg-gtw-name")]
+    pub gateway_name: String,
+    /// Namespace of the Istio egress gateway. Defaults to "aks-istio-egress" if unspecified.
+    #[arg(
+        long = "istio-egressgateway-namespace",
+        visible_alias = "istio-eg-gtw-ns"
+    )]
+    pub gateway_namespace: Option<String>,
+}
+
+/// `egress mesh …`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum MeshCommand {
+    /// Show the managed cluster (like `az aks show`).
+    Show {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Enable Azure Service Mesh.
+    Enable {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Revision to install (`asm-X-Y`; default asm-1-24).
+        #[arg(long)]
+        revision: Option<String>,
+    },
+    /// Disable Azure Service Mesh.
+    Disable {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Do not prompt for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Canary upgrades of the control plane.
+    Upgrade {
+        /// The upgrade step.
+        #[command(subcommand)]
+        command: UpgradeCommand,
+    },
+    /// Enable an Azure Service Mesh egress gateway. The StaticGatewayConfiguration must
+    /// exist in the gateway's namespace; without an egress IP prefix yet the gateway stays
+    /// Pending (`--no-wait` is accepted; waiting for readiness is not implemented yet).
+    EnableEgressGateway {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// The egress gateway.
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// Name of the StaticGatewayConfiguration resource (in the gateway's namespace).
+        #[arg(long = "gateway-configuration-name", visible_alias = "gtw-config-name")]
+        gateway_configuration_name: String,
+    },
+    /// Disable an Azure Service Mesh egress gateway.
+    DisableEgressGateway {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// The egress gateway.
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// Do not prompt for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+}
+
+/// `egress mesh upgrade …`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum UpgradeCommand {
+    /// Start a canary upgrade: install another revision beside the current one.
+    Start {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Revision to upgrade to (`asm-X-Y`).
+        #[arg(long)]
+        revision: String,
+    },
+    /// Complete the upgrade: remove the lower revision.
+    Complete {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Do not prompt for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Roll the upgrade back: remove the higher revision.
+    Rollback {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Do not prompt for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+}
+
+/// A mesh command failed; `Display` is what follows `ERROR: `.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    /// One of az's (or the service's) refusals.
+    #[error("{}", addon_message(.0))]
+    Addon(#[from] AddonError),
+    /// A local precondition (missing namespace or StaticGatewayConfiguration, no terminal,
+    /// declined confirmation, unknown cluster).
+    #[error("{0}")]
+    Refused(String),
+    /// The stored ManagedCluster is not readable.
+    #[error("stored ManagedCluster {name} is corrupt: {reason}")]
+    Corrupt {
+        /// Cluster name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Opening the store or writing output failed.
+    #[error("{0}")]
+    Op(#[from] OpError),
+}
+
+impl From<std::io::Error> for MeshError {
+    fn from(e: std::io::Error) -> Self {
+        MeshError::Op(OpError::Output(e))
+    }
+}
+
+fn corrupt(name: &str) -> impl FnOnce(serde_json::Error) -> MeshError + '_ {
+    move |e| MeshError::Corrupt {
+        name: name.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+fn addon_message(e: &AddonError) -> String {
+    match e {
+        AddonError::BadRequest(m) => format!("(BadRequest) {m}"),
+        other => other.to_string(),
+    }
+}
+
+/// Asks a yes/no question; `Ok(false)` is "no".
+pub type Confirm<'a> = dyn FnMut(&str) -> Result<bool, MeshError> + 'a;
+
+/// The process entry point of `egress mesh`: runs the command on the opened store, prompts
+/// on the terminal (refusing without one), prints `ERROR: …` and exits 1 on failure.
+pub fn cli_main(store: Result<Store, OpError>, command: &MeshCommand) -> ExitCode {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut out = stdout.lock();
+    let mut err = stderr.lock();
+    let result = store.map_err(MeshError::from).and_then(|store| {
+        let mut io = Io {
+            out: &mut out,
+            err: &mut err,
+        };
+        let mut confirm = terminal_confirm;
+        run(&store, command, &mut io, &mut confirm)
+    });
+    let _ = out.flush();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(err, "ERROR: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// az's `prompt_y_n`: the question on standard error, the answer from a terminal on
+/// standard input (default "n"); no terminal is an error.
+pub fn terminal_confirm(question: &str) -> Result<bool, MeshError> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(MeshError::Refused(NO_TTY.into()));
+    }
+    let mut err = std::io::stderr();
+    write!(err, "{question} (y/n): ")?;
+    err.flush()?;
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// The mesh change a command asks for.
+#[derive(Debug, Clone)]
+enum Change<'a> {
+    Enable(Option<&'a str>),
+    Disable,
+    UpgradeStart(&'a str),
+    UpgradeFinish {
+        complete: bool,
+    },
+    EnableEgress {
+        name: &'a str,
+        namespace: Option<&'a str>,
+        sgc: &'a str,
+    },
+    DisableEgress {
+        name: &'a str,
+        namespace: Option<&'a str>,
+    },
+}
+
+impl Change<'_> {
+    fn apply(&self, p: &ServiceMeshProfile) -> Result<ServiceMeshProfile, AddonError> {
+        match self {
+            Change::Enable(rev) => ops::enable(p, *rev),
+            Change::Disable => ops::disable(p),
+            Change::UpgradeStart(rev) => ops::upgrade_start(p, rev),
+            Change::UpgradeFinish { complete: true } => Ok(ops::upgrade_complete(p)?.profile),
+            Change::UpgradeFinish { complete: false } => Ok(ops::upgrade_rollback(p)?.profile),
+            Change::EnableEgress {
+                name,
+                namespace,
+                sgc,
+            } => ops::enable_egress_gateway(p, name, *namespace, sgc),
+            Change::DisableEgress { name, namespace } => {
+                ops::disable_egress_gateway(p, name, *namespace)
+            }
+        }
+    }
+}
+
+/// Runs one `egress mesh` command; `confirm` answers az's confirmation prompts.
+pub fn run(
+    store: &Store,
+    command: &MeshCommand,
+    io: &mut Io<'_>,
+    confirm: &mut Confirm<'_>,
+) -> Result<(), MeshError> {
+    let (cluster, change) = match command {
+        MeshCommand::Show { cluster } => {
+            let mc = read_cluster(store, cluster)?;
+            return print_cluster(&mc, cluster, io);
+        }
+        MeshCommand::Enable { cluster, revision } => (cluster, Change::Enable(revision.as_deref())),
+        MeshCommand::Disable { cluster, yes } => {
+            if !yes && !confirm(ops::DISABLE_CONFIRMATION)? {
+                return Err(MeshError::Refused(CANCELLED.into()));
+            }
+            (cluster, Change::Disable)
+        }
+        MeshCommand::Upgrade { command } => match command {
+            UpgradeCommand::Start { cluster, revision } => {
+                (cluster, Change::UpgradeStart(revision))
+            }
+            UpgradeCommand::Complete { cluster, yes }
+            | UpgradeCommand::Rollback { cluster, yes } => {
+                let complete = matches!(command, UpgradeCommand::Complete { .. });
+                let mc = read_cluster(store, cluster)?;
+                let p = mc.mesh_profile_or_disabled();
+                let finish = if complete {
+                    ops::upgrade_complete(&p)?
+                } else {
+                    ops::upgrade_rollback(&p)?
+                };
+                if !yes && !confirm(&finish.prompt)? {
+                    // az's DecoratorEarlyExitException: nothing changes, nothing is printed.
+                    return Ok(());
+                }
+                (cluster, Change::UpgradeFinish { complete })
+            }
+        },
+        MeshCommand::EnableEgressGateway {
+            cluster,
+            gateway,
+            gateway_configuration_name,
+        } => (
+            cluster,
+            Change::EnableEgress {
+                name: &gateway.gateway_name,
+                namespace: gateway.gateway_namespace.as_deref(),
+                sgc: gateway_configuration_name,
+            },
+        ),
+        MeshCommand::DisableEgressGateway {
+            cluster,
+            gateway,
+            yes,
+        } => {
+            if !yes && !confirm(ops::GENERIC_CONFIRMATION)? {
+                return Err(MeshError::Refused(CANCELLED.into()));
+            }
+            (
+                cluster,
+                Change::DisableEgress {
+                    name: &gateway.gateway_name,
+                    namespace: gateway.gateway_namespace.as_deref(),
+                },
+            )
+        }
+    };
+    let committed = store.transact(|tx| commit(tx, cluster, &change))?;
+    let (mc, warnings) = committed.value;
+    for w in warnings {
+        writeln!(io.err, "WARNING: {w}")?;
+    }
+    if let Some(w) =
+        ops::unsupported_revision_warning(&mc.mesh_profile_or_disabled(), SUPPORTED_REVISIONS)
+    {
+        writeln!(io.err, "WARNING: {w}")?;
+    }
+    if cluster.no_wait {
+        return Ok(());
+    }
+    print_cluster(&mc, cluster, io)
+}
+
+/// The store key of the ManagedCluster called `name`.
+pub fn cluster_key(name: &str) -> ObjectKey {
+    ObjectKey::new(MC_GROUP, MC_KIND, None, name)
+}
+
+fn not_found(cluster: &ClusterArgs, rg: &str) -> MeshError {
+    MeshError::Refused(format!(
+        "(ResourceNotFound) The Resource 'Microsoft.ContainerService/managedClusters/{}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+        cluster.name
+    ))
+}
+
+/// The stored cluster, or the local cluster as it is before any mesh command.
+fn decode_cluster(
+    stored: Option<Value>,
+    cluster: &ClusterArgs,
+) -> Result<ManagedCluster, MeshError> {
+    let Some(obj) = stored else {
+        return Ok(ManagedCluster {
+            name: cluster.name.clone(),
+            resource_group: cluster
+                .resource_group
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CLUSTER.to_owned()),
+            location: LOCATION.to_owned(),
+            service_mesh_profile: None,
+            network_profile: Some(NetworkProfile {
+                static_egress_gateway_profile: Some(StaticEgressGatewayProfile { enabled: true }),
+            }),
+        });
+    };
+    let mc: ManagedCluster =
+        serde_json::from_value(obj.get("spec").cloned().unwrap_or(Value::Null))
+            .map_err(corrupt(&cluster.name))?;
+    match &cluster.resource_group {
+        Some(rg) if *rg != mc.resource_group => Err(not_found(cluster, rg)),
+        _ => Ok(mc),
+    }
+}
+
+/// Reads the cluster named by `cluster` (committed state).
+pub fn read_cluster(store: &Store, cluster: &ClusterArgs) -> Result<ManagedCluster, MeshError> {
+    decode_cluster(store.get(&cluster_key(&cluster.name))?, cluster)
+}
+
+fn print_cluster(
+    mc: &ManagedCluster,
+    cluster: &ClusterArgs,
+    io: &mut Io<'_>,
+) -> Result<(), MeshError> {
+    if cluster.output == "none" {
+        return Ok(());
+    }
+    let mut v = serde_json::to_value(mc).map_err(corrupt(&mc.name))?;
+    if let Some(m) = v.as_object_mut() {
+        m.insert(
+            "id".into(),
+            json!(format!(
+                "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/{}/providers/Microsoft.ContainerService/managedClusters/{}",
+                mc.resource_group, mc.name
+            )),
+        );
+        m.insert(
+            "type".into(),
+            json!("Microsoft.ContainerService/ManagedClusters"),
+        );
+    }
+    let text = serde_json::to_string_pretty(&v).map_err(corrupt(&mc.name))?;
+    writeln!(io.out, "{text}")?;
+    Ok(())
+}
+
+/// One transaction: the profile change, its preconditions, the gateway objects and the
+/// stored cluster.
+fn commit(
+    tx: &mut Transaction<'_>,
+    cluster: &ClusterArgs,
+    change: &Change<'_>,
+) -> Result<(ManagedCluster, Vec<String>), MeshError> {
+    let key = cluster_key(&cluster.name);
+    let mut mc = decode_cluster(tx.get(&key)?, cluster)?;
+    let old = mc.mesh_profile_or_disabled();
+    let new = change.apply(&old)?;
+    let mut warnings = Vec::new();
+    if let Change::EnableEgress {
+        name,
+        namespace,
+        sgc,
+    } = change
+    {
+        let ns = namespace.unwrap_or(DEFAULT_EGRESS_NAMESPACE);
+        if !tx.exists(&ObjectKey::for_namespace(ns))? {
+            return Err(MeshError::Refused(format!(
+                "namespace \"{ns}\" not found: egress gateway {name} is deployed in the namespace of its StaticGatewayConfiguration; create the namespace and StaticGatewayConfiguration \"{sgc}\" in it first"
+            )));
+        }
+        let sgc_key = ObjectKey::new(SGC_GROUP, "StaticGatewayConfiguration", Some(ns), *sgc);
+        let Some(obj) = tx.get(&sgc_key)? else {
+            return Err(MeshError::Refused(format!(
+                "StaticGatewayConfiguration \"{sgc}\" not found in namespace \"{ns}\": create it in the egress gateway's namespace before enabling egress gateway {name}"
+            )));
+        };
+        let prefix = obj
+            .pointer("/status/egressIpPrefix")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if prefix.is_empty() {
+            warnings.push(format!(
+                "StaticGatewayConfiguration {ns}/{sgc} has no egressIpPrefix yet: egress gateway {name} pods stay Pending (\"{PREFIX_NOT_READY}\") until one is assigned."
+            ));
+        }
+    }
+    sync_objects(tx, &old, &new)?;
+    mc.service_mesh_profile = Some(new);
+    let spec = serde_json::to_value(&mc).map_err(corrupt(&mc.name))?;
+    tx.apply(
+        &key,
+        json!({
+            "apiVersion": format!("{MC_GROUP}/v1"),
+            "kind": MC_KIND,
+            "metadata": {"name": cluster.name},
+            "spec": spec,
+        }),
+    )?;
+    Ok((mc, warnings))
+}
+
+/// `(name, namespace, gatewayConfigurationName)` of the enabled gateways, when the mesh is on.
+fn enabled_gateways(p: &ServiceMeshProfile) -> Vec<(&str, &str, &str)> {
+    if !p.is_enabled() {
+        return Vec::new();
+    }
+    p.enabled_egress_gateways()
+        .map(|g| {
+            (
+                g.name.as_str(),
+                g.namespace.as_str(),
+                g.gateway_configuration_name.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The keys of every object the add-on deploys for `p`.
+fn gateway_keys(p: &ServiceMeshProfile) -> BTreeSet<ObjectKey> {
+    let mut keys = BTreeSet::new();
+    for (name, ns, _) in enabled_gateways(p) {
+        keys.insert(ObjectKey::new("", "ServiceAccount", Some(ns), name));
+        keys.insert(ObjectKey::new("", "Service", Some(ns), name));
+        for rev in p.revisions() {
+            let obj = format!("{name}-{rev}");
+            keys.insert(ObjectKey::new("apps", "Deployment", Some(ns), obj.as_str()));
+            keys.insert(ObjectKey::new(
+                "autoscaling",
+                "HorizontalPodAutoscaler",
+                Some(ns),
+                obj.as_str(),
+            ));
+            keys.insert(ObjectKey::new(
+                "policy",
+                "PodDisruptionBudget",
+                Some(ns),
+                obj,
+            ));
+        }
+    }
+    keys
+}
+
+/// Deletes what `old` deployed and `new` does not, then writes what `new` deploys.
+fn sync_objects(
+    tx: &mut Transaction<'_>,
+    old: &ServiceMeshProfile,
+    new: &ServiceMeshProfile,
+) -> Result<(), MeshError> {
+    let keep = gateway_keys(new);
+    for key in gateway_keys(old).difference(&keep) {
+        if tx.exists(key)? {
+            tx.delete(key)?;
+        }
+    }
+    for (name, ns, sgc) in enabled_gateways(new) {
+        if !tx.exists(&ObjectKey::for_namespace(ns))? {
+            continue;
+        }
+        let service = tx.get(&ObjectKey::new("", "Service", Some(ns), name))?;
+        let existing_ip = service
+            .as_ref()
+            .and_then(|s| s.pointer("/spec/clusterIP"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let cluster_ip = match existing_ip {
+            Some(ip) => ip,
+            None => allocate_cluster_ip(tx)?.to_string(),
+        };
+        let objects = egress_gateway_objects(&EgressGatewayObjects {
+            name,
+            namespace: ns,
+            gateway_configuration_name: sgc,
+            revisions: new.revisions(),
+            cluster_ip: &cluster_ip,
+            image: IMAGE,
+        });
+        for obj in objects {
+            let Some(key) = ObjectKey::from_object(&obj) else {
+                continue;
+            };
+            tx.apply(&key, obj)?;
+        }
+    }
+    Ok(())
+}
+
+/// The lowest address of [`SERVICE_RANGE`] no Service uses as its cluster IP.
+pub fn allocate_cluster_ip(tx: &Transaction<'_>) -> Result<Ipv4Addr, MeshError> {
+    let used: BTreeSet<u32> = tx
+        .list("", "Service", None)?
+        .items
+        .iter()
+        .filter_map(|s| s.pointer("/spec/clusterIP").and_then(Value::as_str))
+        .filter_map(|ip| ip.parse::<Ipv4Addr>().ok())
+        .map(u32::from)
+        .collect();
+    let (first, last) = (u32::from(SERVICE_RANGE.0), u32::from(SERVICE_RANGE.1));
+    (first..=last)
+        .find(|ip| !used.contains(ip))
+        .map(Ipv4Addr::from)
+        .ok_or_else(|| {
+            MeshError::Refused("the service range 10.0.0.0/16 has no free cluster IP".into())
+        })
+}
