@@ -116,21 +116,34 @@ pub fn validate_wildcard_domain(domain: &str) -> Result<(), String> {
     }
 }
 
-/// `ValidateWildcardDomainForVirtualServiceBoundToGateway`: also accepts the SNI form
-/// `outbound_.<port>_._.<host>` when `sni` is true.
+/// `ValidateWildcardDomainForVirtualServiceBoundToGateway`: with `sni`, the auto-generated
+/// `outbound_.<PORT>_._.<HOSTNAME>` form is accepted too.
 pub fn validate_wildcard_domain_for_vs_bound_to_gateway(
     sni: bool,
     domain: &str,
 ) -> Result<(), String> {
     check_dns1123_preconditions(domain)?;
-    if sni && domain.starts_with("outbound_.") {
-        let parts: Vec<&str> = domain.splitn(4, '.').collect();
-        if parts.len() == 4 && parts[1].ends_with('_') && parts[2] == "_" {
-            let port = parts[1].trim_end_matches('_');
-            if port.parse::<u16>().is_ok_and(|p| p > 0) {
-                return validate_fqdn(parts[3]);
-            }
+    if sni && domain.starts_with("outbound_") {
+        const FORMAT: &str = "outbound_.<PORT>_._.<HOSTNAME>";
+        let parts: Vec<&str> = domain.split('_').collect();
+        if parts.len() < 4 {
+            return Err(format!(
+                "domain name {domain} invalid, should follow '{FORMAT}' format"
+            ));
         }
+        let port = parts[1].trim_matches('.');
+        if !port.chars().any(|c| c.is_ascii_digit()) {
+            return Err(format!(
+                "domain name {domain:?} invalid (label {port:?} invalid). should follow {FORMAT} format"
+            ));
+        }
+        let host = parts[3].trim_matches('.');
+        if !host.chars().any(|c| c.is_ascii_alphabetic()) {
+            return Err(format!(
+                "domain name {domain:?} invalid (label {host:?} invalid). should follow {FORMAT} format"
+            ));
+        }
+        return Ok(());
     }
     validate_wildcard_domain(domain)
 }
@@ -389,42 +402,58 @@ pub fn validate_export_to(
     }
 }
 
-/// `ValidateNamespaceSlashWildcardHostname` for Gateway servers (`is_gateway`) and Sidecar
-/// egress hosts.
+/// `ValidateIPAddress`.
+pub fn validate_ip_address(addr: &str) -> Result<(), String> {
+    if is_ip(addr) {
+        Ok(())
+    } else {
+        Err(format!("{addr} is not a valid IP"))
+    }
+}
+
+/// `ValidateNamespaceSlashWildcardHostname(host, isGateway, gatewaySemantics)`: every error,
+/// for Gateway server hosts (`ns/` optional) and Sidecar egress hosts (`ns/` required).
 pub fn validate_namespace_slash_wildcard_hostname(
     host: &str,
     is_gateway: bool,
-) -> Result<(), String> {
-    let (ns, name) = match host.split_once('/') {
-        Some((ns, name)) => (ns, name),
-        None if is_gateway => ("*", host),
-        None => return Err("host must be of form namespace/dnsName".into()),
+    semantics: bool,
+) -> Vec<String> {
+    let Some((ns, name)) = host.split_once('/') else {
+        if is_gateway {
+            return hostname_part(host, true);
+        }
+        return vec!["host must be of form namespace/dnsName".into()];
     };
+    let mut errs = Vec::new();
     if ns.is_empty() || name.is_empty() {
-        return Err("config namespace and dnsName in host entry cannot be empty".into());
+        errs.push("config namespace and dnsName in host entry cannot be empty".into());
     }
-    if !is_gateway && host.matches('/').count() != 1 {
-        return Err("host must be of form namespace/dnsName".into());
+    if is_gateway {
+        if ns != "*" && ns != "." && (ns != "~" || !semantics) && !is_dns1123_label(ns) {
+            errs.push(format!("invalid namespace value {ns:?} in gateway"));
+        }
+    } else if ns != "*" && ns != "." && ns != "~" && !is_dns1123_label(ns) {
+        errs.push(format!("invalid namespace value {ns:?} in sidecar"));
     }
-    let ns_ok = ns == "*" || ns == "." || is_k8s_dns1123_label(ns.trim_start_matches('~'));
-    if !ns_ok {
-        return Err(if is_gateway {
-            format!("invalid namespace value {ns:?} in gateway")
-        } else {
-            format!("invalid namespace value {ns:?} in sidecar")
-        });
+    errs.extend(hostname_part(name, is_gateway));
+    errs
+}
+
+/// `validateSidecarOrGatewayHostnamePart`.
+fn hostname_part(host: &str, is_gateway: bool) -> Vec<String> {
+    let mut errs = Vec::new();
+    if host != "*" && !host.contains('.') {
+        errs.push("short names (non FQDN) are not allowed".to_owned());
     }
-    if is_gateway && name != "*" && !name.contains('.') && !is_ip(name) {
-        return Err("short names (non FQDN) are not allowed".into());
+    if let Err(e) = validate_wildcard_domain(host)
+        && (!is_gateway || !is_ip(host))
+    {
+        errs.push(e);
     }
-    if name == "*" {
-        return Ok(());
+    if let Err(e) = validate_partial_wildcard(host) {
+        errs.push(e);
     }
-    if is_gateway && is_ip(name) {
-        return Ok(());
-    }
-    validate_wildcard_domain(name)?;
-    validate_partial_wildcard(name)
+    errs
 }
 
 /// Kubernetes label key check (`prefix/name`), in apimachinery's words.
@@ -458,26 +487,33 @@ pub fn validate_label_value(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Istio `workloadSelector.labels` / `selector.matchLabels` rules.
-pub fn validate_workload_selector<'a>(
+/// Istio's selector label rules (`workloadSelector.labels`, `selector.matchLabels`): no empty
+/// keys, no wildcards. Errors sit at `<labels_path>.<key>`; true when any was found.
+pub fn validate_selector_labels<'a>(
     r: &mut Report,
-    field: &str,
+    labels_path: &str,
     labels: impl IntoIterator<Item = (&'a String, &'a String)>,
-) {
+) -> bool {
+    let mut failed = false;
     for (k, v) in labels {
+        let pair = format!("{k}={v}");
+        let field = crate::diag::join(labels_path, k);
         if k.is_empty() {
-            r.error(field, "empty key is not supported in selector");
+            r.error(
+                &field,
+                format!("empty key is not supported in selector: {pair:?}"),
+            );
+            failed = true;
         }
         if k.contains('*') || v.contains('*') {
-            r.error(field, "wildcard is not supported in selector");
-        }
-        if let Err(e) = validate_label_key(k) {
-            r.error(field, e);
-        }
-        if let Err(e) = validate_label_value(v) {
-            r.error(field, e);
+            r.error(
+                &field,
+                format!("wildcard is not supported in selector: {pair:?}"),
+            );
+            failed = true;
         }
     }
+    failed
 }
 
 #[cfg(test)]
@@ -573,26 +609,27 @@ mod tests {
 
     #[test]
     fn gateway_hosts() {
-        assert!(validate_namespace_slash_wildcard_hostname("edition.cnn.com", true).is_ok());
-        assert!(validate_namespace_slash_wildcard_hostname("*/*.cnn.com", true).is_ok());
-        assert!(validate_namespace_slash_wildcard_hostname("./edition.cnn.com", true).is_ok());
-        assert!(validate_namespace_slash_wildcard_hostname("*", true).is_ok());
-        assert!(validate_namespace_slash_wildcard_hostname("1.2.3.4", true).is_ok());
-        assert_eq!(
-            validate_namespace_slash_wildcard_hostname("reviews", true).unwrap_err(),
-            "short names (non FQDN) are not allowed"
+        let ok = |h: &str| validate_namespace_slash_wildcard_hostname(h, true, false).is_empty();
+        let errs = |h: &str, gw: bool| validate_namespace_slash_wildcard_hostname(h, gw, false);
+        assert!(ok("edition.cnn.com"));
+        assert!(ok("*/*.cnn.com"));
+        assert!(ok("./edition.cnn.com"));
+        assert!(ok("*"));
+        assert!(ok("1.2.3.4"));
+        assert!(
+            errs("reviews", true).contains(&"short names (non FQDN) are not allowed".to_owned())
+        );
+        assert!(
+            errs("Bad_NS/foo.com", true)
+                .contains(&"invalid namespace value \"Bad_NS\" in gateway".to_owned())
+        );
+        assert!(
+            errs("*foo.com", true)
+                .contains(&"partial wildcard \"*foo.com\" not allowed".to_owned())
         );
         assert_eq!(
-            validate_namespace_slash_wildcard_hostname("Bad_NS/foo.com", true).unwrap_err(),
-            "invalid namespace value \"Bad_NS\" in gateway"
-        );
-        assert_eq!(
-            validate_namespace_slash_wildcard_hostname("*foo.com", true).unwrap_err(),
-            "partial wildcard \"*foo.com\" not allowed"
-        );
-        assert_eq!(
-            validate_namespace_slash_wildcard_hostname("foo.com", false).unwrap_err(),
-            "host must be of form namespace/dnsName"
+            errs("foo.com", false),
+            vec!["host must be of form namespace/dnsName".to_owned()]
         );
     }
 

@@ -9,8 +9,8 @@ use crate::diag::{Report, idx, join};
 use crate::resources::CustomObject;
 use crate::resources::gateway::{Gateway, Port, Server, ServerTlsSettings, TlsMode, TlsProtocol};
 use crate::validate::common::{
-    Protocol, is_dns1123_label, is_ip, validate_partial_wildcard, validate_port,
-    validate_wildcard_domain,
+    Protocol, is_dns1123_label, validate_ip_address, validate_namespace_slash_wildcard_hostname,
+    validate_port,
 };
 use crate::validate::service_entry::crd::{cel_object, max_items, min_items, required};
 
@@ -451,57 +451,4 @@ pub(crate) fn validate_unix_address(addr: &str) -> Result<(), String> {
         return Err(format!("{addr} is not an absolute path to a file"));
     }
     Ok(())
-}
-
-/// `ValidateIPAddress`.
-pub(crate) fn validate_ip_address(addr: &str) -> Result<(), String> {
-    if is_ip(addr) {
-        Ok(())
-    } else {
-        Err(format!("{addr} is not a valid IP"))
-    }
-}
-
-/// `ValidateNamespaceSlashWildcardHostname(host, isGateway, gatewaySemantics)`: every error.
-pub(crate) fn validate_namespace_slash_wildcard_hostname(
-    host: &str,
-    is_gateway: bool,
-    semantics: bool,
-) -> Vec<String> {
-    let Some((ns, name)) = host.split_once('/') else {
-        if is_gateway {
-            return hostname_part(host, true);
-        }
-        return vec!["host must be of form namespace/dnsName".into()];
-    };
-    let mut errs = Vec::new();
-    if ns.is_empty() || name.is_empty() {
-        errs.push("config namespace and dnsName in host entry cannot be empty".into());
-    }
-    if is_gateway {
-        if ns != "*" && ns != "." && (ns != "~" || !semantics) && !is_dns1123_label(ns) {
-            errs.push(format!("invalid namespace value {ns:?} in gateway"));
-        }
-    } else if ns != "*" && ns != "." && ns != "~" && !is_dns1123_label(ns) {
-        errs.push(format!("invalid namespace value {ns:?} in sidecar"));
-    }
-    errs.extend(hostname_part(name, is_gateway));
-    errs
-}
-
-/// `validateSidecarOrGatewayHostnamePart`.
-fn hostname_part(host: &str, is_gateway: bool) -> Vec<String> {
-    let mut errs = Vec::new();
-    if host != "*" && !host.contains('.') {
-        errs.push("short names (non FQDN) are not allowed".to_owned());
-    }
-    if let Err(e) = validate_wildcard_domain(host)
-        && (!is_gateway || !is_ip(host))
-    {
-        errs.push(e);
-    }
-    if let Err(e) = validate_partial_wildcard(host) {
-        errs.push(e);
-    }
-    errs
 }

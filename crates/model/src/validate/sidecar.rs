@@ -11,13 +11,11 @@ use crate::resources::sidecar::{
     IstioIngressListener, OutboundTrafficPolicy, OutboundTrafficPolicyMode, Sidecar, SidecarPort,
 };
 use crate::validate::common::{
-    Protocol, is_dns1123_label, parse_go_duration, validate_duration, validate_fqdn, validate_port,
+    Protocol, is_dns1123_label, parse_go_duration, validate_duration, validate_fqdn,
+    validate_ip_address, validate_namespace_slash_wildcard_hostname, validate_port,
     validate_port_name, validate_protocol, validate_wildcard_domain,
 };
-use crate::validate::gateway::{
-    UNIX_PREFIX, validate_ip_address, validate_namespace_slash_wildcard_hostname,
-    validate_server_tls, validate_unix_address,
-};
+use crate::validate::gateway::{UNIX_PREFIX, validate_server_tls, validate_unix_address};
 use crate::validate::service_entry::crd::required;
 use crate::validate::service_entry::validate_alpha_workload_selector;
 

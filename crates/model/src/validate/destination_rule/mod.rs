@@ -73,27 +73,11 @@ pub fn validate(obj: &CustomObject<DestinationRule>, r: &mut Report) {
 /// `validateWorkloadSelector` (`type.v1beta1.WorkloadSelector`).
 fn workload_selector(r: &mut Report, path: &str, ws: &WorkloadSelector) {
     let labels = ws.match_labels.as_ref();
-    for (k, v) in labels.into_iter().flatten() {
-        let field = join(&join(path, "matchLabels"), k);
-        if k.is_empty() {
-            r.error(
-                &field,
-                format!(
-                    "empty key is not supported in selector: {:?}",
-                    format!("{k}={v}")
-                ),
-            );
-        }
-        if k.contains('*') || v.contains('*') {
-            r.error(
-                &field,
-                format!(
-                    "wildcard is not supported in selector: {:?}",
-                    format!("{k}={v}")
-                ),
-            );
-        }
-    }
+    crate::validate::common::validate_selector_labels(
+        r,
+        &join(path, "matchLabels"),
+        labels.into_iter().flatten(),
+    );
     if labels.is_none_or(|l| l.is_empty()) {
         r.warn(path, "workload selector specified without labels");
     }

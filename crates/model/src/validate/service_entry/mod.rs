@@ -371,29 +371,9 @@ pub(crate) fn validate_alpha_workload_selector(
     path: &str,
     sel: &WorkloadSelector,
 ) -> bool {
-    let mut failed = false;
-    for (k, v) in sel.labels.iter().flatten() {
-        let lpath = join(&join(path, "labels"), k);
-        if k.is_empty() {
-            r.error(
-                lpath.clone(),
-                format!(
-                    "empty key is not supported in selector: {:?}",
-                    format!("{k}={v}")
-                ),
-            );
-            failed = true;
-        }
-        if k.contains('*') || v.contains('*') {
-            r.error(
-                lpath,
-                format!(
-                    "wildcard is not supported in selector: {:?}",
-                    format!("{k}={v}")
-                ),
-            );
-            failed = true;
-        }
-    }
-    failed
+    crate::validate::common::validate_selector_labels(
+        r,
+        &join(path, "labels"),
+        sel.labels.iter().flatten(),
+    )
 }

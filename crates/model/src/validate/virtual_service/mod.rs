@@ -79,7 +79,7 @@ pub fn validate(obj: &CustomObject<VirtualService>, r: &mut Report) {
     for (i, host) in hosts.iter().enumerate() {
         let field = idx("spec.hosts", i);
         let res = if applies_to_gateway {
-            util::wildcard_domain_for_gateway_vs(sni, host)
+            crate::validate::common::validate_wildcard_domain_for_vs_bound_to_gateway(sni, host)
         } else {
             common::validate_wildcard_domain(host)
         };
@@ -219,7 +219,7 @@ fn validate_tls_match(r: &mut Report, path: &str, m: &TlsMatchAttributes, vs: &V
 
 fn validate_sni_host(r: &mut Report, path: &str, sni: &str, vs: &VirtualService) {
     let res = if is_gateway(vs) {
-        util::wildcard_domain_for_gateway_vs(true, sni)
+        crate::validate::common::validate_wildcard_domain_for_vs_bound_to_gateway(true, sni)
     } else {
         common::validate_wildcard_domain(sni)
     };

@@ -272,35 +272,6 @@ pub(crate) fn host_subset_of(a: &str, b: &str) -> bool {
     }
 }
 
-/// `ValidateWildcardDomainForVirtualServiceBoundToGateway`: with `sni`, the auto-generated
-/// `outbound_.<PORT>_._.<HOSTNAME>` form is accepted too.
-pub(crate) fn wildcard_domain_for_gateway_vs(sni: bool, domain: &str) -> Result<(), String> {
-    common::check_dns1123_preconditions(domain)?;
-    if sni && domain.starts_with("outbound_") {
-        const FORMAT: &str = "outbound_.<PORT>_._.<HOSTNAME>";
-        let parts: Vec<&str> = domain.split('_').collect();
-        if parts.len() < 4 {
-            return Err(format!(
-                "domain name {domain} invalid, should follow '{FORMAT}' format"
-            ));
-        }
-        let port = parts[1].trim_matches('.');
-        if !port.chars().any(|c| c.is_ascii_digit()) {
-            return Err(format!(
-                "domain name {domain:?} invalid (label {port:?} invalid). should follow {FORMAT} format"
-            ));
-        }
-        let host = parts[3].trim_matches('.');
-        if !host.chars().any(|c| c.is_ascii_alphabetic()) {
-            return Err(format!(
-                "domain name {domain:?} invalid (label {host:?} invalid). should follow {FORMAT} format"
-            ));
-        }
-        return Ok(());
-    }
-    common::validate_wildcard_domain(domain)
-}
-
 /// Header names usable in matches (`ValidateHTTPHeaderNameOrJwtClaimRoute`).
 pub(crate) fn header_name_or_jwt_claim(name: &str) -> Result<(), String> {
     if name.is_empty() {
@@ -480,8 +451,23 @@ mod tests {
 
     #[test]
     fn auto_generated_sni() {
-        assert!(wildcard_domain_for_gateway_vs(true, "outbound_.80_._.e2e.foobar.mesh").is_ok());
-        assert!(wildcard_domain_for_gateway_vs(false, "outbound_.80_._.e2e.foobar.mesh").is_err());
-        assert!(wildcard_domain_for_gateway_vs(true, "outbound_.x_._.e2e").is_err());
+        assert!(
+            common::validate_wildcard_domain_for_vs_bound_to_gateway(
+                true,
+                "outbound_.80_._.e2e.foobar.mesh"
+            )
+            .is_ok()
+        );
+        assert!(
+            common::validate_wildcard_domain_for_vs_bound_to_gateway(
+                false,
+                "outbound_.80_._.e2e.foobar.mesh"
+            )
+            .is_err()
+        );
+        assert!(
+            common::validate_wildcard_domain_for_vs_bound_to_gateway(true, "outbound_.x_._.e2e")
+                .is_err()
+        );
     }
 }
