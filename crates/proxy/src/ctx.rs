@@ -56,6 +56,8 @@ pub struct Ctx {
     pub access_log: crate::accesslog::AccessLogger,
     /// Graceful drain signal.
     pub drain: crate::drain::Drain,
+    /// HTTP upstream pools and their counters.
+    pub http: Arc<crate::http::HttpState>,
 }
 
 impl Ctx {

@@ -98,6 +98,7 @@ impl Proxy {
             identity,
             access_log,
             drain: drain.clone(),
+            http: Arc::default(),
         });
         let readiness = Arc::new(Readiness::new(drain));
         let health = match ctx.options.health_port {

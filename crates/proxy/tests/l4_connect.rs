@@ -32,6 +32,7 @@ fn ctx(options: ProxyOptions, identity: Option<Arc<IdentityHandle>>) -> Ctx {
         identity,
         access_log: AccessLogger::disabled(),
         drain: Drain::new(),
+        http: Arc::default(),
     }
 }
 

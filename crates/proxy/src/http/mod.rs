@@ -19,8 +19,8 @@ pub mod pool;
 pub mod route;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::SystemTime;
 
 use egress_compile::snapshot::{RouteAction, Snapshot};
@@ -95,20 +95,7 @@ where
 
 /// The HTTP state (upstream pools and counters) of the proxy instance `ctx` belongs to.
 pub fn state(ctx: &Arc<Ctx>) -> Arc<HttpState> {
-    type Registry = Mutex<Vec<(Weak<Ctx>, Arc<HttpState>)>>;
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    let mut all = REGISTRY
-        .get_or_init(Registry::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    all.retain(|(w, _)| w.strong_count() > 0);
-    let me = Arc::downgrade(ctx);
-    if let Some((_, s)) = all.iter().find(|(w, _)| w.ptr_eq(&me)) {
-        return Arc::clone(s);
-    }
-    let s = Arc::new(HttpState::default());
-    all.push((me, Arc::clone(&s)));
-    s
+    Arc::clone(&ctx.http)
 }
 
 /// Upstream TLS handshakes made for `cluster` by the proxy instance of `ctx` (each new TLS

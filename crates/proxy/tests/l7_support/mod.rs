@@ -64,6 +64,7 @@ impl Gateway {
             identity: None,
             access_log: logger,
             drain: Drain::new(),
+            http: Arc::default(),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
