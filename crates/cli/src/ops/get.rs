@@ -197,44 +197,19 @@ pub fn run(store: &Store, args: &GetArgs, io: &mut Io<'_>) -> Result<(), OpError
                     writeln!(io.out)?;
                 }
                 first = false;
+                let opts = table::TableOptions {
+                    wide: *wide,
+                    show_namespace: args.all_namespaces && info.namespaced,
+                    no_headers: args.no_headers,
+                    show_labels: args.show_labels,
+                    label_columns: Vec::new(),
+                    name_prefix: multi.then(|| info.qualified_singular()),
+                };
                 let now = SystemTime::now();
-                let mut headers: Vec<String> = table::columns(info.kind, *wide)
-                    .into_iter()
-                    .map(|c| c.name)
-                    .collect();
-                let mut rows: Vec<Vec<String>> = items
-                    .iter()
-                    .map(|v| {
-                        let mut r = table::row(info.kind, v, *wide, now);
-                        if multi && let Some(name) = r.first_mut() {
-                            *name = format!("{}/{name}", info.qualified_singular());
-                        }
-                        if args.all_namespaces && info.namespaced {
-                            r.insert(
-                                0,
-                                v["metadata"]["namespace"]
-                                    .as_str()
-                                    .unwrap_or_default()
-                                    .to_owned(),
-                            );
-                        }
-                        if args.show_labels {
-                            r.push(labels_text(v));
-                        }
-                        r
-                    })
-                    .collect();
-                if args.all_namespaces && info.namespaced {
-                    headers.insert(0, "NAMESPACE".into());
-                }
-                if args.show_labels {
-                    headers.push("LABELS".into());
-                }
-                rows.retain(|r| !r.is_empty());
                 write!(
                     io.out,
                     "{}",
-                    table::render(&headers, &rows, args.no_headers)
+                    table::print_table(info.kind, items, &opts, now)
                 )?;
             }
         }
@@ -275,16 +250,5 @@ pub fn run(store: &Store, args: &GetArgs, io: &mut Io<'_>) -> Result<(), OpError
         }
         let last = failures.last().cloned().unwrap_or_default();
         Err(OpError::Invalid(last))
-    }
-}
-
-fn labels_text(v: &Value) -> String {
-    match v["metadata"]["labels"].as_object() {
-        Some(m) if !m.is_empty() => m
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-            .collect::<Vec<_>>()
-            .join(","),
-        _ => "<none>".into(),
     }
 }
