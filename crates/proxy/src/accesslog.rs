@@ -25,145 +25,69 @@ use tokio::sync::Notify;
 pub use format::{FormatError, Formatter};
 pub use time::format_start_time;
 
-/// Envoy's response flags (`%RESPONSE_FLAGS%`), in the order Envoy prints them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum ResponseFlag {
-    /// `LH`: failed local health check.
-    FailedLocalHealthCheck,
-    /// `UH`: no healthy upstream host.
-    NoHealthyUpstream,
-    /// `UT`: upstream request timeout.
-    UpstreamRequestTimeout,
-    /// `LR`: connection local reset.
-    LocalReset,
-    /// `UR`: upstream remote reset.
-    UpstreamRemoteReset,
-    /// `UF`: upstream connection failure.
-    UpstreamConnectionFailure,
-    /// `UC`: upstream connection termination.
-    UpstreamConnectionTermination,
-    /// `UO`: upstream overflow (circuit breaking).
-    UpstreamOverflow,
-    /// `NR`: no route (or no filter chain) found.
-    NoRouteFound,
-    /// `DI`: delay injected.
-    DelayInjected,
-    /// `FI`: fault injected.
-    FaultInjected,
-    /// `RL`: rate limited.
-    RateLimited,
-    /// `UAEX`: unauthorized by an external service.
-    UnauthorizedExternalService,
-    /// `RLSE`: rate-limit service error.
-    RateLimitServiceError,
-    /// `DC`: downstream connection termination.
-    DownstreamConnectionTermination,
-    /// `URX`: upstream retry limit exceeded.
-    UpstreamRetryLimitExceeded,
-    /// `SI`: stream idle timeout.
-    StreamIdleTimeout,
-    /// `IH`: invalid Envoy request headers.
-    InvalidEnvoyRequestHeaders,
-    /// `DPE`: downstream protocol error.
-    DownstreamProtocolError,
-    /// `UMSDR`: upstream max stream duration reached.
-    UpstreamMaxStreamDurationReached,
-    /// `RFCF`: response from cache filter.
-    ResponseFromCacheFilter,
-    /// `NFCF`: no filter config found.
-    NoFilterConfigFound,
-    /// `DT`: duration timeout.
-    DurationTimeout,
-    /// `UPE`: upstream protocol error.
-    UpstreamProtocolError,
-    /// `NC`: no cluster found.
-    NoClusterFound,
-    /// `OM`: overload manager.
-    OverloadManager,
-    /// `DF`: DNS resolution failed.
-    DnsResolutionFailed,
-    /// `DO`: drop overload.
-    DropOverload,
-    /// `DR`: downstream remote reset.
-    DownstreamRemoteReset,
+/// Declares the flags once: the enum, the list in Envoy's order, and the short names.
+macro_rules! response_flags {
+    ($($variant:ident => $short:literal, $doc:literal;)*) => {
+        /// Envoy's response flags (`%RESPONSE_FLAGS%`), in the order Envoy prints them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum ResponseFlag {
+            $(
+                #[doc = concat!("`", $short, "`: ", $doc)]
+                $variant,
+            )*
+        }
+
+        /// Every flag, in Envoy's order.
+        const ALL_FLAGS: &[ResponseFlag] = &[$(ResponseFlag::$variant),*];
+
+        impl ResponseFlag {
+            /// Envoy's short name (`UF`, `URX`, ...).
+            pub fn short_name(self) -> &'static str {
+                match self {
+                    $(ResponseFlag::$variant => $short,)*
+                }
+            }
+        }
+    };
 }
 
-const ALL_FLAGS: [ResponseFlag; 29] = {
-    use ResponseFlag::*;
-    [
-        FailedLocalHealthCheck,
-        NoHealthyUpstream,
-        UpstreamRequestTimeout,
-        LocalReset,
-        UpstreamRemoteReset,
-        UpstreamConnectionFailure,
-        UpstreamConnectionTermination,
-        UpstreamOverflow,
-        NoRouteFound,
-        DelayInjected,
-        FaultInjected,
-        RateLimited,
-        UnauthorizedExternalService,
-        RateLimitServiceError,
-        DownstreamConnectionTermination,
-        UpstreamRetryLimitExceeded,
-        StreamIdleTimeout,
-        InvalidEnvoyRequestHeaders,
-        DownstreamProtocolError,
-        UpstreamMaxStreamDurationReached,
-        ResponseFromCacheFilter,
-        NoFilterConfigFound,
-        DurationTimeout,
-        UpstreamProtocolError,
-        NoClusterFound,
-        OverloadManager,
-        DnsResolutionFailed,
-        DropOverload,
-        DownstreamRemoteReset,
-    ]
-};
+response_flags! {
+    FailedLocalHealthCheck => "LH", "failed local health check.";
+    NoHealthyUpstream => "UH", "no healthy upstream host.";
+    UpstreamRequestTimeout => "UT", "upstream request timeout.";
+    LocalReset => "LR", "connection local reset.";
+    UpstreamRemoteReset => "UR", "upstream remote reset.";
+    UpstreamConnectionFailure => "UF", "upstream connection failure.";
+    UpstreamConnectionTermination => "UC", "upstream connection termination.";
+    UpstreamOverflow => "UO", "upstream overflow (circuit breaking).";
+    NoRouteFound => "NR", "no route (or no filter chain) found.";
+    DelayInjected => "DI", "delay injected.";
+    FaultInjected => "FI", "fault injected.";
+    RateLimited => "RL", "rate limited.";
+    UnauthorizedExternalService => "UAEX", "unauthorized by an external service.";
+    RateLimitServiceError => "RLSE", "rate-limit service error.";
+    DownstreamConnectionTermination => "DC", "downstream connection termination.";
+    UpstreamRetryLimitExceeded => "URX", "upstream retry limit exceeded.";
+    StreamIdleTimeout => "SI", "stream idle timeout.";
+    InvalidEnvoyRequestHeaders => "IH", "invalid Envoy request headers.";
+    DownstreamProtocolError => "DPE", "downstream protocol error.";
+    UpstreamMaxStreamDurationReached => "UMSDR", "upstream max stream duration reached.";
+    ResponseFromCacheFilter => "RFCF", "response from cache filter.";
+    NoFilterConfigFound => "NFCF", "no filter config found.";
+    DurationTimeout => "DT", "duration timeout.";
+    UpstreamProtocolError => "UPE", "upstream protocol error.";
+    NoClusterFound => "NC", "no cluster found.";
+    OverloadManager => "OM", "overload manager.";
+    DnsResolutionFailed => "DF", "DNS resolution failed.";
+    DropOverload => "DO", "drop overload.";
+    DownstreamRemoteReset => "DR", "downstream remote reset.";
+}
 
 impl ResponseFlag {
-    /// The short name Envoy logs (`UF`, `URX`, ...).
-    pub fn short_name(self) -> &'static str {
-        use ResponseFlag::*;
-        match self {
-            FailedLocalHealthCheck => "LH",
-            NoHealthyUpstream => "UH",
-            UpstreamRequestTimeout => "UT",
-            LocalReset => "LR",
-            UpstreamRemoteReset => "UR",
-            UpstreamConnectionFailure => "UF",
-            UpstreamConnectionTermination => "UC",
-            UpstreamOverflow => "UO",
-            NoRouteFound => "NR",
-            DelayInjected => "DI",
-            FaultInjected => "FI",
-            RateLimited => "RL",
-            UnauthorizedExternalService => "UAEX",
-            RateLimitServiceError => "RLSE",
-            DownstreamConnectionTermination => "DC",
-            UpstreamRetryLimitExceeded => "URX",
-            StreamIdleTimeout => "SI",
-            InvalidEnvoyRequestHeaders => "IH",
-            DownstreamProtocolError => "DPE",
-            UpstreamMaxStreamDurationReached => "UMSDR",
-            ResponseFromCacheFilter => "RFCF",
-            NoFilterConfigFound => "NFCF",
-            DurationTimeout => "DT",
-            UpstreamProtocolError => "UPE",
-            NoClusterFound => "NC",
-            OverloadManager => "OM",
-            DnsResolutionFailed => "DF",
-            DropOverload => "DO",
-            DownstreamRemoteReset => "DR",
-        }
-    }
-
     /// The flag with this short name.
     pub fn from_short_name(name: &str) -> Option<ResponseFlag> {
-        ALL_FLAGS.into_iter().find(|f| f.short_name() == name)
+        ALL_FLAGS.iter().copied().find(|f| f.short_name() == name)
     }
 }
 
@@ -211,7 +135,7 @@ impl ResponseFlags {
 
     /// The set flags in Envoy's order.
     pub fn iter(self) -> impl Iterator<Item = ResponseFlag> {
-        ALL_FLAGS.into_iter().filter(move |f| self.contains(*f))
+        ALL_FLAGS.iter().copied().filter(move |f| self.contains(*f))
     }
 }
 
