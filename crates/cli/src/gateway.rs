@@ -12,30 +12,15 @@ use std::time::{Duration, SystemTime};
 
 use egress_compile::snapshot::{GatewayIdentity, Snapshot};
 use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
-use egress_model::decode::to_resource;
-use egress_model::{DecodeOptions, Outcome, Resource, decode_file, kinds};
+use egress_model::{DecodeOptions, Outcome, Resource, decode_file};
 use egress_proxy::{Proxy, ProxyOptions};
 use egress_store::Store;
 use tokio::sync::watch;
 
 use crate::OpError;
 
-/// Kinds a gateway reads.
-const WATCHED: &[(&str, &str)] = &[
-    ("networking.istio.io", "Gateway"),
-    ("networking.istio.io", "VirtualService"),
-    ("networking.istio.io", "DestinationRule"),
-    ("networking.istio.io", "ServiceEntry"),
-    ("telemetry.istio.io", "Telemetry"),
-    ("", "Service"),
-    ("", "Pod"),
-    ("", "Secret"),
-    ("", "ConfigMap"),
-];
-
-/// Namespace and name of the Secret holding the local cluster's mesh root (as Istio's
-/// self-signed CA keeps `istio-ca-secret`).
-pub const CA_SECRET: (&str, &str) = ("aks-istio-system", "istio-ca-secret");
+/// Namespace and name of the Secret holding the local cluster's mesh root.
+pub use egress_cluster::ca::CA_SECRET;
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone)]
@@ -64,8 +49,7 @@ pub struct GatewayRunArgs {
     pub drain_grace: Duration,
 }
 
-/// A configuration that was refused: every problem, and the key of the content refused.
-pub type Refused = (Vec<String>, Option<u64>);
+pub use egress_cluster::config::Refused;
 
 /// Read and validate the configuration, returning the objects and a key of their content (the
 /// directory's fingerprint, or the store's resourceVersion). `Err` carries every problem; the
@@ -73,7 +57,7 @@ pub type Refused = (Vec<String>, Option<u64>);
 pub fn load(source: &ConfigSource, namespace: &str) -> Result<(Vec<Resource>, u64), Refused> {
     match source {
         ConfigSource::Dir(dir) => load_dir(dir, namespace),
-        ConfigSource::Store(store) => load_store(store),
+        ConfigSource::Store(store) => egress_cluster::config::load_store(store),
     }
 }
 
@@ -122,51 +106,6 @@ fn fingerprint(sources: &[crate::input::Source]) -> u64 {
     h.finish()
 }
 
-fn load_store(store: &Store) -> Result<(Vec<Resource>, u64), Refused> {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    let mut rv = 0;
-    for (group, kind) in WATCHED {
-        let Some(info) = kinds::for_kind(group, kind) else {
-            continue;
-        };
-        let listed = match store.list(group, kind, None) {
-            Ok(l) => l,
-            Err(e) => return Err((vec![e.to_string()], None)),
-        };
-        rv = rv.max(listed.resource_version);
-        for c in &listed.corrupt {
-            errors.push(format!("{}: {}", c.path.display(), c.message));
-        }
-        for v in &listed.items {
-            match to_resource(info, v) {
-                Ok((r, unknown)) if unknown.is_empty() => {
-                    let report = egress_model::validate::validate(&r);
-                    if report.has_errors() {
-                        let obj = egress_model::decode::object_ref(v);
-                        errors.extend(
-                            report
-                                .errors()
-                                .map(|f| format!("{obj}: {}: {}", f.field, f.message)),
-                        );
-                    } else {
-                        out.push(r);
-                    }
-                }
-                Ok((_, unknown)) | Err(unknown) => {
-                    let obj = egress_model::decode::object_ref(v);
-                    errors.extend(unknown.iter().map(|f| format!("{obj}: {}", f.message)));
-                }
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok((out, rv))
-    } else {
-        Err((errors, Some(rv)))
-    }
-}
-
 /// Load (or create) the mesh CA.
 fn mesh_ca(args: &GatewayRunArgs) -> Result<MeshCa, OpError> {
     if let Some((cert, key)) = &args.ca_files {
@@ -180,7 +119,8 @@ fn mesh_ca(args: &GatewayRunArgs) -> Result<MeshCa, OpError> {
             .map_err(|e| OpError::Usage(format!("mesh CA: {e}")));
     }
     match &args.source {
-        ConfigSource::Store(store) => crate::ca::load_or_create(store, &args.trust_domain),
+        ConfigSource::Store(store) => egress_cluster::ca::load_or_create(store, &args.trust_domain)
+            .map_err(|e| OpError::Usage(e.to_string())),
         ConfigSource::Dir(_) => {
             tracing::warn!(
                 "no --ca-cert/--ca-key: using a generated mesh CA; ISTIO_MUTUAL clients must trust it"

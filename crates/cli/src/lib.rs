@@ -2,7 +2,6 @@
 //! `delete`, `label`, istioctl-shaped `validate`, and the local cluster's `up`. The binary is a
 //! thin clap front over these; tests call them directly or run the binary.
 
-pub mod ca;
 pub mod error;
 pub mod gateway;
 pub mod input;

@@ -98,8 +98,10 @@ enum Command {
         #[arg(short = 'R', long)]
         recursive: bool,
     },
-    /// Run the local cluster.
-    Up,
+    /// Run the local cluster: the add-on's controllers and a gateway per gateway Pod.
+    Up(up::UpArgs),
+    /// Stop the local cluster started with `egress up -d`.
+    Down,
     /// Azure Service Mesh add-on commands (like `az aks mesh`) on the local cluster.
     Mesh {
         #[command(subcommand)]
@@ -179,6 +181,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Mesh { command } = &cli.command {
         return egress_cli::mesh::cli_main(open_store(cli.store), command);
+    }
+    if let Command::Up(args) = &cli.command {
+        return up::cli_main(open_store(cli.store), args);
+    }
+    if let Command::Down = &cli.command {
+        return up::down_main(open_store(cli.store));
     }
     // Long-running processes write logs from many threads: no process-wide stream locks.
     if let Command::Gateway {
@@ -334,12 +342,8 @@ fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), OpError> {
                 io,
             )
         }
-        Command::Gateway { .. } | Command::Mesh { .. } => {
+        Command::Gateway { .. } | Command::Mesh { .. } | Command::Up(_) | Command::Down => {
             Err(OpError::Usage("unreachable: handled before".into()))
-        }
-        Command::Up => {
-            let store = open_store(cli.store)?;
-            up::run(&store, io)
         }
     }
 }

@@ -273,6 +273,8 @@ pub fn to_resource(
         "Service" => plain!(Service),
         "Pod" => plain!(Pod),
         "Deployment" => plain!(Deployment),
+        "ReplicaSet" => plain!(ReplicaSet),
+        "Event" => plain!(Event),
         "HorizontalPodAutoscaler" => plain!(HorizontalPodAutoscaler),
         "PodDisruptionBudget" => plain!(PodDisruptionBudget),
         other => Err(vec![Finding::error(

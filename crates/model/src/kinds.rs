@@ -173,6 +173,16 @@ pub static KINDS: &[KindInfo] = &[
         true
     ),
     kind!(
+        "apps",
+        &["v1"],
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        ["rs"],
+        true
+    ),
+    kind!("", &["v1"], "Event", "events", "event", ["ev"], true),
+    kind!(
         "autoscaling",
         &["v2", "v1"],
         "HorizontalPodAutoscaler",
@@ -257,6 +267,11 @@ mod tests {
             ("gateways.networking.istio.io", "Gateway"),
             ("Deployment", "Deployment"),
             ("deployments.apps", "Deployment"),
+            ("rs", "ReplicaSet"),
+            ("replicasets.apps", "ReplicaSet"),
+            ("ev", "Event"),
+            ("events", "Event"),
+            ("event", "Event"),
         ] {
             assert_eq!(for_cli_name(name).map(|k| k.kind), Some(kind), "{name}");
         }
@@ -269,5 +284,11 @@ mod tests {
         assert!(for_manifest("networking.istio.io/v2", "ServiceEntry").is_none());
         assert!(for_manifest("v1", "ConfigMap").is_some());
         assert!(for_manifest("apps/v1", "Deployment").is_some());
+        assert!(for_manifest("apps/v1", "ReplicaSet").is_some());
+        assert!(for_manifest("v1", "Event").is_some());
+        assert!(
+            for_manifest("events.k8s.io/v1", "Event").is_none(),
+            "only the core Event is modelled"
+        );
     }
 }

@@ -313,7 +313,13 @@ impl AccessLogger {
     /// (MeshConfig `accessLogFile`, Telemetry `accessLogging`): what a gateway process uses,
     /// its container log being its standard output.
     pub fn stdout_when_configured() -> AccessLogger {
-        let mut logger = AccessLogger::to_writer(Box::new(io::stdout()));
+        AccessLogger::to_writer_when_configured(Box::new(io::stdout()))
+    }
+
+    /// Writes lines to `writer` only while the snapshot's access-log settings name a file: a
+    /// container log that is not standard output (the local cluster's per-Pod log files).
+    pub fn to_writer_when_configured(writer: Box<dyn Write + Send>) -> AccessLogger {
+        let mut logger = AccessLogger::to_writer(writer);
         if let Some(inner) = Arc::get_mut(&mut logger.inner) {
             inner.gated = true;
         }

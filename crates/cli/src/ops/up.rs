@@ -1,29 +1,275 @@
-//! `egress up`: the local cluster. Until the gateway and add-on land, it reports the store it
-//! would run on and the plan, and exits successfully.
+//! `egress up` and `egress down`: the local cluster in the foreground (Ctrl-C stops it), or in
+//! the background with a pid file and a log file (`-d`), and stopping it.
 
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use clap::Args;
+use egress_cluster::controllers::Settings;
+use egress_cluster::runtime::RuntimeOptions;
+use egress_cluster::up::{self, Hooks, RunLock, UpOptions};
 use egress_store::Store;
+use ipnet::Ipv4Net;
 
-use crate::{Io, OpError};
+use crate::OpError;
+use crate::gateway::parse_host;
 
-/// Print what the local cluster is and what it will run.
-pub fn run(store: &Store, io: &mut Io<'_>) -> Result<(), OpError> {
-    let listed = store.list("", "Namespace", None)?;
-    writeln!(io.out, "egress local cluster")?;
-    writeln!(io.out, "  store:      {}", store.dir().display())?;
-    writeln!(io.out, "  namespaces: {}", listed.items.len())?;
-    writeln!(io.out, "  resourceVersion: {}", listed.resource_version)?;
-    writeln!(io.out)?;
-    writeln!(
-        io.out,
-        "The store and the kubectl-style commands work now (apply, get, delete, label, validate)."
-    )?;
-    writeln!(
-        io.out,
-        "Not built yet, so nothing is started: the egress gateway data plane, the managed"
-    )?;
-    writeln!(
-        io.out,
-        "add-on reconciler (egress mesh ...), sidecars and the stand-in external hosts."
-    )?;
+/// How long `egress down` waits for the cluster to drain and exit.
+const DOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `egress up` flags.
+#[derive(Args, Debug, Clone)]
+pub struct UpArgs {
+    /// Run in the background (pid file and log file under `<store>/run/`); stop with
+    /// `egress down`.
+    #[arg(short = 'd', long = "detach")]
+    pub detach: bool,
+    /// Pod IPs come from this range (loopback, so gateways bind addresses of this machine).
+    #[arg(long = "pod-range", default_value = "127.1.0.0/16")]
+    pub pod_range: Ipv4Net,
+    /// StaticGatewayConfiguration prefixes (/31 each) come from this pool.
+    #[arg(long = "egress-ip-pool", default_value = egress_addon::sgc::DEFAULT_POOL)]
+    pub egress_ip_pool: Ipv4Net,
+    /// Resolve NAME to IP in every gateway (`NAME=IP[+IP...]`, repeatable).
+    #[arg(long = "host", value_name = "NAME=IP")]
+    pub hosts: Vec<String>,
+    /// Resolve other names with the system's DNS (off: only `--host` names and IP literals).
+    #[arg(long = "system-dns")]
+    pub system_dns: bool,
+    /// Extra CA certificates (PEM) gateways trust for upstream TLS.
+    #[arg(long = "upstream-ca", value_name = "FILE")]
+    pub upstream_ca: Vec<PathBuf>,
+    /// Trust domain of the mesh.
+    #[arg(long = "trust-domain", default_value = "cluster.local")]
+    pub trust_domain: String,
+    /// How long gateways drain on stop, in seconds.
+    #[arg(long = "drain-grace", default_value_t = 5)]
+    pub drain_grace: u64,
+    /// Internal: print `ready` on standard output once running, then log to standard error
+    /// only (used by `-d`).
+    #[arg(long = "notify-ready", hide = true)]
+    pub notify_ready: bool,
+}
+
+/// `egress up`.
+pub fn cli_main(store: Result<Store, OpError>, args: &UpArgs) -> ExitCode {
+    let result = store.and_then(|s| {
+        if args.detach {
+            detach(&s, args)
+        } else {
+            foreground(s, args)
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `egress down`.
+pub fn down_main(store: Result<Store, OpError>) -> ExitCode {
+    let store = match store {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match up::stop(store.dir(), DOWN_TIMEOUT) {
+        Ok(pid) => {
+            println!("egress local cluster stopped (pid {pid})");
+            ExitCode::SUCCESS
+        }
+        Err(egress_cluster::ClusterError::NotRunning { dir }) => {
+            println!("egress local cluster is not running ({})", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn options(args: &UpArgs) -> Result<UpOptions, OpError> {
+    let hosts = args
+        .hosts
+        .iter()
+        .map(|h| parse_host(h))
+        .collect::<Result<Vec<(String, Vec<IpAddr>)>, _>>()?;
+    let mut extra_roots_pem = Vec::new();
+    for p in &args.upstream_ca {
+        extra_roots_pem.push(std::fs::read_to_string(p).map_err(|source| OpError::Read {
+            path: p.display().to_string(),
+            source,
+        })?);
+    }
+    Ok(UpOptions {
+        settings: Settings {
+            pod_range: args.pod_range.trunc(),
+            egress_pool: args.egress_ip_pool.trunc().to_string(),
+            ..Settings::default()
+        },
+        runtime: RuntimeOptions {
+            trust_domain: args.trust_domain.clone(),
+            hosts,
+            system_dns: args.system_dns,
+            extra_roots_pem,
+            pod_log_dir: PathBuf::new(),
+        },
+        drain_grace: Duration::from_secs(args.drain_grace),
+    })
+}
+
+fn banner(store: &Store, args: &UpArgs, lock: &Path) -> String {
+    format!(
+        "egress local cluster (pid {pid})\n  store:          {store}\n  pid file:       {lock}\n  pod IPs:        {pods} (loopback)\n  egress IP pool: {pool} (a /31 per StaticGatewayConfiguration)\n  service IPs:    10.0.0.0/16 (cluster IPs, not bound)\n  runs:           the add-on's controllers, and one gateway per gateway Pod on its pod IP\n                  (health http://<pod-ip>:15021/healthz/ready)",
+        pid = std::process::id(),
+        store = store.dir().display(),
+        lock = lock.display(),
+        pods = args.pod_range,
+        pool = args.egress_ip_pool,
+    )
+}
+
+fn foreground(store: Store, args: &UpArgs) -> Result<(), OpError> {
+    let lock = RunLock::acquire(store.dir()).map_err(|e| OpError::Usage(e.to_string()))?;
+    let mut opts = options(args)?;
+    opts.runtime.pod_log_dir = up::run_dir(store.dir()).join("pods");
+    // With --notify-ready standard output belongs to the parent until `ready`; everything
+    // else goes to standard error (the log file).
+    let to_stderr = args.notify_ready;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(!to_stderr && std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
+    let say = move |line: &str| {
+        if to_stderr {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        } else {
+            let _ = writeln!(std::io::stdout(), "{line}");
+        }
+    };
+    say(&banner(&store, args, lock.path()));
+    let notify = args.notify_ready;
+    let hooks = Hooks {
+        note: Box::new(move |n| say(n)),
+        ready: Some(Box::new(move || {
+            if notify {
+                let _ = writeln!(std::io::stdout(), "ready");
+                let _ = std::io::stdout().flush();
+            } else {
+                let _ = writeln!(std::io::stdout(), "ready (Ctrl-C to stop)");
+            }
+        })),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(OpError::Output)?;
+    let result = runtime.block_on(up::run(store, opts, hooks, wait_for_signal()));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    drop(lock);
+    result.map_err(|e| OpError::Usage(e.to_string()))
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Starts `egress up --notify-ready` in its own process group with its output in the log
+/// file, and returns once it reports ready (or fails with the end of its log).
+fn detach(store: &Store, args: &UpArgs) -> Result<(), OpError> {
+    let dir = store.dir();
+    if let Some(pid) = up::running_pid(dir) {
+        return Err(OpError::Usage(format!(
+            "the local cluster is already running on {} (pid {pid}); stop it with \"egress down\"",
+            dir.display()
+        )));
+    }
+    let run_dir = up::run_dir(dir);
+    std::fs::create_dir_all(&run_dir).map_err(|source| OpError::Read {
+        path: run_dir.display().to_string(),
+        source,
+    })?;
+    let log_path = up::log_file(dir);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|source| OpError::Read {
+            path: log_path.display().to_string(),
+            source,
+        })?;
+    let exe = std::env::current_exe().map_err(OpError::Output)?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--store").arg(dir).arg("up").arg("--notify-ready");
+    cmd.arg("--pod-range").arg(args.pod_range.to_string());
+    cmd.arg("--egress-ip-pool")
+        .arg(args.egress_ip_pool.to_string());
+    for h in &args.hosts {
+        cmd.arg("--host").arg(h);
+    }
+    if args.system_dns {
+        cmd.arg("--system-dns");
+    }
+    for ca in &args.upstream_ca {
+        let abs = std::path::absolute(ca).unwrap_or_else(|_| ca.clone());
+        cmd.arg("--upstream-ca").arg(abs);
+    }
+    cmd.arg("--trust-domain").arg(&args.trust_domain);
+    cmd.arg("--drain-grace").arg(args.drain_grace.to_string());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .map_err(OpError::Output)?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    if line.trim() != "ready" {
+        let _ = child.wait();
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(OpError::Usage(format!(
+            "the local cluster did not start; the end of {}:\n{}",
+            log_path.display(),
+            tail.join("\n")
+        )));
+    }
+    println!(
+        "egress local cluster running in the background (pid {})\n  store: {}\n  log:   {}\n  stop it with: egress down",
+        child.id(),
+        dir.display(),
+        log_path.display()
+    );
     Ok(())
 }

@@ -76,6 +76,10 @@ pub enum Resource {
     Pod(k8s_openapi::api::core::v1::Pod),
     /// `apps/v1` Deployment.
     Deployment(k8s_openapi::api::apps::v1::Deployment),
+    /// `apps/v1` ReplicaSet (created by the local cluster for each Deployment revision).
+    ReplicaSet(k8s_openapi::api::apps::v1::ReplicaSet),
+    /// Core Event (`v1`; `events.k8s.io` is not modelled).
+    Event(k8s_openapi::api::core::v1::Event),
     /// `autoscaling` HorizontalPodAutoscaler.
     HorizontalPodAutoscaler(k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler),
     /// `policy/v1` PodDisruptionBudget.
@@ -102,6 +106,8 @@ impl Resource {
             Resource::Service(o) => &o.metadata,
             Resource::Pod(o) => &o.metadata,
             Resource::Deployment(o) => &o.metadata,
+            Resource::ReplicaSet(o) => &o.metadata,
+            Resource::Event(o) => &o.metadata,
             Resource::HorizontalPodAutoscaler(o) => &o.metadata,
             Resource::PodDisruptionBudget(o) => &o.metadata,
         }
@@ -126,6 +132,8 @@ impl Resource {
             Resource::Service(o) => serde_json::to_value(o),
             Resource::Pod(o) => serde_json::to_value(o),
             Resource::Deployment(o) => serde_json::to_value(o),
+            Resource::ReplicaSet(o) => serde_json::to_value(o),
+            Resource::Event(o) => serde_json::to_value(o),
             Resource::HorizontalPodAutoscaler(o) => serde_json::to_value(o),
             Resource::PodDisruptionBudget(o) => serde_json::to_value(o),
         }

@@ -1,8 +1,9 @@
-//! Core kinds the add-on reads: the shared MeshConfig ConfigMap, Services, Deployments, and the
-//! StaticGatewayConfiguration's schema and controller rules.
+//! Core kinds the add-on reads: the shared MeshConfig ConfigMap, Services, Deployments and
+//! ReplicaSets, and the StaticGatewayConfiguration's schema and controller rules.
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::diag::{Report, idx, join};
 use crate::resources::core::{MESH_CONFIG_KEY, shared_mesh_config_revision};
@@ -190,10 +191,32 @@ pub fn validate_deployment(d: &Deployment, r: &mut Report) {
         r.error("spec", "spec: Required value");
         return;
     };
-    let want = spec.selector.match_labels.clone().unwrap_or_default();
+    validate_selector_and_template(&spec.selector, &spec.template, r);
+}
+
+/// The API server's ReplicaSet rules egress relies on: the same selector and template rules
+/// as a Deployment's, with the same messages (the API server shares them).
+pub fn validate_replica_set(rs: &ReplicaSet, r: &mut Report) {
+    let Some(spec) = &rs.spec else {
+        r.error("spec", "spec: Required value");
+        return;
+    };
+    // apps/v1 may omit the template; the API server then validates an empty one.
+    let empty = PodTemplateSpec::default();
+    let template = spec.template.as_ref().unwrap_or(&empty);
+    validate_selector_and_template(&spec.selector, template, r);
+}
+
+/// A workload controller's selector is not empty, selects its own template, and the template
+/// has containers.
+fn validate_selector_and_template(
+    selector: &LabelSelector,
+    template: &PodTemplateSpec,
+    r: &mut Report,
+) {
+    let want = selector.match_labels.clone().unwrap_or_default();
     if want.is_empty()
-        && spec
-            .selector
+        && selector
             .match_expressions
             .as_deref()
             .unwrap_or_default()
@@ -204,8 +227,7 @@ pub fn validate_deployment(d: &Deployment, r: &mut Report) {
             "spec.selector: Invalid value: \"null\": empty selector is invalid for deployment",
         );
     }
-    let have = spec
-        .template
+    let have = template
         .metadata
         .as_ref()
         .and_then(|m| m.labels.clone())
@@ -216,8 +238,7 @@ pub fn validate_deployment(d: &Deployment, r: &mut Report) {
             "spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`",
         );
     }
-    let containers = spec
-        .template
+    let containers = template
         .spec
         .as_ref()
         .map(|s| s.containers.len())

@@ -32,10 +32,12 @@ pub fn validate(resource: &Resource) -> Report {
         Resource::ConfigMap(o) => core::validate_config_map(o, &mut r),
         Resource::Service(o) => core::validate_service(o, &mut r),
         Resource::Deployment(o) => core::validate_deployment(o, &mut r),
+        Resource::ReplicaSet(o) => core::validate_replica_set(o, &mut r),
         Resource::Namespace(_)
         | Resource::Secret(_)
         | Resource::ServiceAccount(_)
         | Resource::Pod(_)
+        | Resource::Event(_)
         | Resource::HorizontalPodAutoscaler(_)
         | Resource::PodDisruptionBudget(_) => {}
     }

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::age::age;
-use super::pod;
+use super::{event, pod};
 use crate::jsonpath::result_text;
 use crate::selector::Selector;
 
@@ -75,6 +75,7 @@ pub(super) fn spec(kind: &str) -> KindSpec {
                 ],
                 pod::row,
             ),
+            "event" => (event::COLUMNS, event::row),
             "namespace" => (
                 &[("NAME", false), ("STATUS", false), ("AGE", false)],
                 namespace,

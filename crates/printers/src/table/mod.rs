@@ -5,10 +5,13 @@
 //! kubectl's tabwriter (minimum width 6, padding 3, no padding after the last column).
 
 mod age;
+mod event;
 mod kinds;
 mod pod;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod workload_tests;
 
 use std::time::SystemTime;
 
@@ -80,7 +83,7 @@ pub struct TableOptions {
     /// `-L key,...`: one column per label key (header is the key's last `/` segment, upper case).
     pub label_columns: Vec<String>,
     /// Print names as `<prefix>/<name>` (kubectl does this when listing several kinds, e.g.
-    /// `deployment.apps`).
+    /// `deployment.apps`). Applies to the NAME column; kinds without one shown are unchanged.
     pub name_prefix: Option<String>,
 }
 
@@ -127,6 +130,9 @@ pub fn print_table(kind: &str, objects: &[Value], opts: &TableOptions, now: Syst
     if opts.show_labels {
         head.push("LABELS".into());
     }
+    // kubectl prefixes the column formatted as a name, wherever it is (an Event's NAME is last
+    // and only shown with `-o wide`).
+    let name_column = headers(kind, opts.wide).iter().position(|h| h == "NAME");
     let rows: Vec<Vec<String>> = objects
         .iter()
         .map(|obj| {
@@ -135,7 +141,9 @@ pub fn print_table(kind: &str, objects: &[Value], opts: &TableOptions, now: Syst
                 cells.push(kinds::text(obj, "/metadata/namespace"));
             }
             let mut own = row(kind, obj, opts.wide, now);
-            if let (Some(prefix), Some(name)) = (&opts.name_prefix, own.first_mut()) {
+            if let (Some(prefix), Some(name)) =
+                (&opts.name_prefix, name_column.and_then(|i| own.get_mut(i)))
+            {
                 *name = format!("{prefix}/{name}");
             }
             cells.extend(own);

@@ -3,11 +3,11 @@
 use super::*;
 use serde_json::json;
 
-fn now() -> SystemTime {
+pub(super) fn now() -> SystemTime {
     parse_rfc3339("2026-11-30T14:00:00Z").unwrap()
 }
 
-fn ago(seconds: u64) -> String {
+pub(super) fn ago(seconds: u64) -> String {
     let t = now() - std::time::Duration::from_secs(seconds);
     let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     // Format back to RFC 3339 via the civil-from-days algorithm.

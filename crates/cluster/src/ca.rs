@@ -8,8 +8,11 @@ use egress_identity::MeshCa;
 use egress_store::{ObjectKey, Store};
 use serde_json::{Value, json};
 
-use crate::OpError;
-use crate::gateway::CA_SECRET;
+use crate::ClusterError;
+
+/// Namespace and name of the Secret holding the local cluster's mesh root (as Istio's
+/// self-signed CA keeps `istio-ca-secret`).
+pub const CA_SECRET: (&str, &str) = ("aks-istio-system", "istio-ca-secret");
 
 fn decode(v: &Value, key: &str) -> Option<String> {
     let b = STANDARD.decode(v["data"][key].as_str()?).ok()?;
@@ -17,16 +20,15 @@ fn decode(v: &Value, key: &str) -> Option<String> {
 }
 
 /// The cluster's mesh CA, created (with its namespace) on first use.
-pub fn load_or_create(store: &Store, trust_domain: &str) -> Result<MeshCa, OpError> {
+pub fn load_or_create(store: &Store, trust_domain: &str) -> Result<MeshCa, ClusterError> {
     let (ns, name) = CA_SECRET;
     let key = ObjectKey::new("", "Secret", Some(ns), name);
     let mut created: Option<MeshCa> = None;
-    let committed = store.transact(|tx| -> Result<Option<Value>, OpError> {
+    let committed = store.transact(|tx| -> Result<Option<Value>, ClusterError> {
         if let Some(existing) = tx.get(&key)? {
             return Ok(Some(existing));
         }
-        let ca =
-            MeshCa::generate(trust_domain).map_err(|e| OpError::Usage(format!("mesh CA: {e}")))?;
+        let ca = MeshCa::generate(trust_domain).map_err(|e| ClusterError::Ca(e.to_string()))?;
         let ns_key = ObjectKey::for_namespace(ns);
         if tx.get(&ns_key)?.is_none() {
             tx.create(
@@ -58,9 +60,10 @@ pub fn load_or_create(store: &Store, trust_domain: &str) -> Result<MeshCa, OpErr
         decode(&secret, "ca-cert.pem"),
         decode(&secret, "ca-key.pem"),
     ) {
-        (Some(cert), Some(key)) => MeshCa::from_pem(&cert, &key)
-            .map_err(|e| OpError::Usage(format!("mesh CA in {ns}/{name}: {e}"))),
-        _ => Err(OpError::Usage(format!(
+        (Some(cert), Some(key)) => {
+            MeshCa::from_pem(&cert, &key).map_err(|e| ClusterError::Ca(format!("{ns}/{name}: {e}")))
+        }
+        _ => Err(ClusterError::Ca(format!(
             "the mesh CA Secret {ns}/{name} lacks ca-cert.pem/ca-key.pem"
         ))),
     }

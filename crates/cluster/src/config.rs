@@ -1,0 +1,70 @@
+//! The configuration a gateway reads from the store: every object of the kinds it uses,
+//! decoded and validated. One invalid object refuses the whole configuration (the caller keeps
+//! its last good snapshot), as a proxy must never run half a configuration.
+
+use egress_model::decode::to_resource;
+use egress_model::{Resource, kinds};
+use egress_store::Store;
+
+/// Kinds a gateway reads.
+const WATCHED: &[(&str, &str)] = &[
+    ("networking.istio.io", "Gateway"),
+    ("networking.istio.io", "VirtualService"),
+    ("networking.istio.io", "DestinationRule"),
+    ("networking.istio.io", "ServiceEntry"),
+    ("telemetry.istio.io", "Telemetry"),
+    ("", "Service"),
+    ("", "Pod"),
+    ("", "Secret"),
+    ("", "ConfigMap"),
+];
+
+/// A configuration that was refused: every problem, and the store's resourceVersion.
+pub type Refused = (Vec<String>, Option<u64>);
+
+/// Reads and validates every watched object; `Ok` carries the resources and the
+/// resourceVersion they reflect.
+pub fn load_store(store: &Store) -> Result<(Vec<Resource>, u64), Refused> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut rv = 0;
+    for (group, kind) in WATCHED {
+        let Some(info) = kinds::for_kind(group, kind) else {
+            continue;
+        };
+        let listed = match store.list(group, kind, None) {
+            Ok(l) => l,
+            Err(e) => return Err((vec![e.to_string()], None)),
+        };
+        rv = rv.max(listed.resource_version);
+        for c in &listed.corrupt {
+            errors.push(format!("{}: {}", c.path.display(), c.message));
+        }
+        for v in &listed.items {
+            match to_resource(info, v) {
+                Ok((r, unknown)) if unknown.is_empty() => {
+                    let report = egress_model::validate::validate(&r);
+                    if report.has_errors() {
+                        let obj = egress_model::decode::object_ref(v);
+                        errors.extend(
+                            report
+                                .errors()
+                                .map(|f| format!("{obj}: {}: {}", f.field, f.message)),
+                        );
+                    } else {
+                        out.push(r);
+                    }
+                }
+                Ok((_, unknown)) | Err(unknown) => {
+                    let obj = egress_model::decode::object_ref(v);
+                    errors.extend(unknown.iter().map(|f| format!("{obj}: {}", f.message)));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok((out, rv))
+    } else {
+        Err((errors, Some(rv)))
+    }
+}

@@ -1,0 +1,322 @@
+//! The local cluster's controllers as one pure function: the stored objects and what the
+//! runtime reports in, the writes that move the store toward the desired state out.
+//!
+//! They do what a cluster's controllers do for the objects the add-on and users create:
+//! - the StaticGatewayConfiguration controller validates each configuration with
+//!   kube-egress-gateway's messages and assigns `status.egressIpPrefix` from the local pool
+//!   (a prefix is released when its configuration is deleted);
+//! - the Deployment controller keeps one ReplicaSet per pod template (named after the
+//!   template's hash), scales it to `spec.replicas` clamped by a HorizontalPodAutoscaler, and
+//!   reports `status` like kube-controller-manager;
+//! - the ReplicaSet controller creates and deletes Pods (`<replicaset>-<5 chars>`);
+//! - the "kubelet" gives Pods an IP from the pod range once their static egress prefix is
+//!   ready, and reports them Running when their gateway instance is serving;
+//! - the garbage collector deletes ReplicaSets and Pods whose owner is gone.
+//!
+//! A pass is idempotent: applied to its own output it plans nothing, so a crash between passes
+//! (each pass is one store transaction) converges on restart without loss or duplication.
+
+mod names;
+mod sgc;
+mod workloads;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use egress_store::ObjectKey;
+use ipnet::Ipv4Net;
+use serde_json::{Value, json};
+
+pub use names::{pod_name_suffix, template_hash};
+pub use sgc::SGC_GROUP;
+pub use workloads::is_gateway_pod;
+
+/// What the controllers read: every object of the kinds they manage.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    /// `egressgateway.kubernetes.azure.com` StaticGatewayConfigurations.
+    pub sgcs: Vec<Value>,
+    /// `apps` Deployments.
+    pub deployments: Vec<Value>,
+    /// `apps` ReplicaSets.
+    pub replica_sets: Vec<Value>,
+    /// `autoscaling` HorizontalPodAutoscalers.
+    pub hpas: Vec<Value>,
+    /// Pods.
+    pub pods: Vec<Value>,
+    /// Events (so a warning is recorded once, not on every pass).
+    pub events: Vec<Value>,
+    /// Services (their ports tell a gateway which target ports to listen on).
+    pub services: Vec<Value>,
+}
+
+/// What the runtime reports about a Pod's gateway instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Instance {
+    /// Being started.
+    Starting,
+    /// Serving; health answers 200.
+    Ready,
+    /// Failed to start (the error), after `restarts` attempts.
+    Failed {
+        /// The start error.
+        message: String,
+        /// How many times it has been restarted.
+        restarts: u32,
+    },
+}
+
+/// Runtime facts by Pod key `namespace/name`.
+pub type Facts = BTreeMap<String, Instance>;
+
+/// Fixed settings of the local cluster.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Pod IPs come from here (loopback by default, so pods bind addresses of this machine).
+    pub pod_range: Ipv4Net,
+    /// Static egress prefixes come from here.
+    pub egress_pool: String,
+    /// The node every Pod is scheduled on.
+    pub node_name: String,
+    /// The node's address (`status.hostIP`).
+    pub host_ip: Ipv4Addr,
+    /// Current time, RFC 3339 (stamped on conditions and events that change).
+    pub now: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            pod_range: Ipv4Net::new(Ipv4Addr::new(127, 1, 0, 0), 16).unwrap_or_default(),
+            egress_pool: egress_addon::sgc::DEFAULT_POOL.to_owned(),
+            node_name: "egress-local".to_owned(),
+            host_ip: Ipv4Addr::LOCALHOST,
+            now: egress_store::rfc3339(std::time::SystemTime::now()),
+        }
+    }
+}
+
+/// One planned write. `expected_rv` is the resourceVersion the plan was computed from (`None`
+/// = create); the transaction refuses the plan if the object changed meanwhile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Create (`expected_rv: None`) or replace the object.
+    Put {
+        /// Where.
+        key: ObjectKey,
+        /// The whole object.
+        object: Value,
+        /// resourceVersion it replaces.
+        expected_rv: Option<u64>,
+    },
+    /// Delete the object.
+    Delete {
+        /// Where.
+        key: ObjectKey,
+    },
+}
+
+impl Write {
+    /// The key written.
+    pub fn key(&self) -> &ObjectKey {
+        match self {
+            Write::Put { key, .. } | Write::Delete { key } => key,
+        }
+    }
+}
+
+/// The plan of one pass, and messages worth printing (what changed, in words).
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Writes, in order.
+    pub writes: Vec<Write>,
+    /// Human-readable notes (`pod ns/name Running 127.1.0.2`).
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    fn put(&mut self, old: Option<&Value>, object: Value) {
+        let Some(key) = ObjectKey::from_object(&object) else {
+            return;
+        };
+        if let Some(old) = old
+            && same_object(old, &object)
+        {
+            return;
+        }
+        self.writes.push(Write::Put {
+            key,
+            expected_rv: old.and_then(resource_version),
+            object,
+        });
+    }
+
+    fn delete(&mut self, obj: &Value) {
+        if let Some(key) = ObjectKey::from_object(obj) {
+            self.writes.push(Write::Delete { key });
+        }
+    }
+}
+
+/// Runs every controller once over `state`.
+pub fn reconcile(state: &State, facts: &Facts, settings: &Settings) -> Plan {
+    let mut plan = Plan::default();
+    let prefixes = sgc::reconcile(state, settings, &mut plan);
+    workloads::reconcile(state, facts, settings, &prefixes, &mut plan);
+    plan
+}
+
+/// `namespace/name` of an object.
+pub fn object_path(obj: &Value) -> String {
+    format!("{}/{}", namespace(obj), name(obj))
+}
+
+fn name(obj: &Value) -> &str {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn namespace(obj: &Value) -> &str {
+    obj.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn uid(obj: &Value) -> &str {
+    obj.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The stored resourceVersion of an object.
+pub fn resource_version(obj: &Value) -> Option<u64> {
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+}
+
+fn is_terminating(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionTimestamp").is_some()
+}
+
+/// Equal apart from what the store maintains.
+fn same_object(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            for f in [
+                "resourceVersion",
+                "generation",
+                "uid",
+                "creationTimestamp",
+                "managedFields",
+            ] {
+                m.remove(f);
+            }
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+/// An owner reference to `owner` (which must have been read from the store, for its uid).
+fn owner_ref(owner: &Value) -> Value {
+    json!({
+        "apiVersion": owner.get("apiVersion").cloned().unwrap_or(Value::Null),
+        "kind": owner.get("kind").cloned().unwrap_or(Value::Null),
+        "name": name(owner),
+        "uid": uid(owner),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+/// The uid of the controlling owner of kind `kind`, if any.
+fn controller_uid<'a>(obj: &'a Value, kind: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|r| {
+            r.get("kind").and_then(Value::as_str) == Some(kind)
+                && r.get("controller").and_then(Value::as_bool) == Some(true)
+        })?
+        .get("uid")?
+        .as_str()
+}
+
+/// A condition list entry that keeps its transition time while its status stays the same.
+fn condition(old: Option<&Value>, kind: &str, status: bool, reason: &str, now: &str) -> Value {
+    let status = if status { "True" } else { "False" };
+    let previous = old
+        .and_then(|o| o.pointer("/status/conditions"))
+        .and_then(Value::as_array)
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+        });
+    let kept = previous.filter(|c| {
+        c.get("status").and_then(Value::as_str) == Some(status)
+            && c.get("reason").and_then(Value::as_str).unwrap_or_default() == reason
+    });
+    let since = kept
+        .and_then(|c| c.get("lastTransitionTime"))
+        .and_then(Value::as_str)
+        .unwrap_or(now);
+    let mut c = json!({"type": kind, "status": status, "lastTransitionTime": since});
+    if !reason.is_empty() {
+        c["reason"] = json!(reason);
+    }
+    c
+}
+
+/// A Warning event about `obj`, recorded once per (object, reason, message).
+fn warning_event(
+    state: &State,
+    settings: &Settings,
+    plan: &mut Plan,
+    obj: &Value,
+    reason: &str,
+    message: &str,
+) {
+    let event_name = format!("{}.{}", name(obj), names::short_hash(&[reason, message]));
+    let ns = namespace(obj);
+    let exists = state.events.iter().any(|e| {
+        name(e) == event_name
+            && namespace(e) == ns
+            && e.pointer("/involvedObject/uid").and_then(Value::as_str) == Some(uid(obj))
+    });
+    if exists {
+        return;
+    }
+    plan.notes.push(format!(
+        "Warning {reason} {}/{}: {message}",
+        obj.get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+        object_path(obj)
+    ));
+    plan.put(
+        None,
+        json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": event_name, "namespace": ns},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion").cloned().unwrap_or(Value::Null),
+                "kind": obj.get("kind").cloned().unwrap_or(Value::Null),
+                "name": name(obj),
+                "namespace": ns,
+                "uid": uid(obj),
+            },
+            "type": "Warning",
+            "reason": reason,
+            "message": message,
+            "count": 1,
+            "firstTimestamp": settings.now,
+            "lastTimestamp": settings.now,
+            "source": {"component": "egress-local"},
+        }),
+    );
+}

@@ -1,0 +1,559 @@
+//! Deployments → ReplicaSets → Pods, Pod status, and garbage collection of orphans.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use egress_addon::sgc::{PREFIX_NOT_READY, SGC_POD_ANNOTATION, sgc_key};
+use ipnet::Ipv4Net;
+use serde_json::{Map, Value, json};
+
+use super::names::{pod_name_suffix, template_hash};
+use super::{
+    Facts, Instance, Plan, Settings, State, condition, controller_uid, is_terminating, name,
+    namespace, object_path, owner_ref, uid, warning_event,
+};
+
+/// The label carrying the pod-template hash.
+const HASH_LABEL: &str = "pod-template-hash";
+
+/// True for Pods whose first container runs a gateway (`egress gateway run`).
+pub fn is_gateway_pod(pod: &Value) -> bool {
+    pod.pointer("/spec/containers/0/args")
+        .and_then(Value::as_array)
+        .is_some_and(|a| {
+            a.first().and_then(Value::as_str) == Some("gateway")
+                && a.get(1).and_then(Value::as_str) == Some("run")
+        })
+}
+
+fn labels(obj: &Value, pointer: &str) -> Map<String, Value> {
+    obj.pointer(pointer)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn int(obj: &Value, pointer: &str) -> Option<i64> {
+    obj.pointer(pointer).and_then(Value::as_i64)
+}
+
+/// `spec.replicas` (default 1), clamped by an HPA that targets the Deployment.
+fn desired_replicas(state: &State, d: &Value) -> i64 {
+    let replicas = int(d, "/spec/replicas").unwrap_or(1).max(0);
+    let hpa = state.hpas.iter().find(|h| {
+        namespace(h) == namespace(d)
+            && h.pointer("/spec/scaleTargetRef/kind")
+                .and_then(Value::as_str)
+                == Some("Deployment")
+            && h.pointer("/spec/scaleTargetRef/name")
+                .and_then(Value::as_str)
+                == Some(name(d))
+    });
+    match hpa {
+        Some(h) => {
+            let min = int(h, "/spec/minReplicas").unwrap_or(1);
+            let max = int(h, "/spec/maxReplicas").unwrap_or(min).max(min);
+            replicas.clamp(min, max)
+        }
+        None => replicas,
+    }
+}
+
+fn is_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Ready")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
+}
+
+pub(super) fn reconcile(
+    state: &State,
+    facts: &Facts,
+    settings: &Settings,
+    prefixes: &BTreeMap<String, Ipv4Net>,
+    plan: &mut Plan,
+) {
+    let deployments: Vec<&Value> = state
+        .deployments
+        .iter()
+        .filter(|d| !is_terminating(d))
+        .collect();
+    let deployment_uids: BTreeSet<&str> = deployments.iter().map(|d| uid(d)).collect();
+
+    // ReplicaSets: desired replicas by uid (after this pass), and which are garbage.
+    let mut rs_desired: BTreeMap<String, i64> = BTreeMap::new();
+    for d in &deployments {
+        deployment(state, settings, d, &mut rs_desired, plan);
+    }
+    let mut live_rs: Vec<&Value> = Vec::new();
+    for rs in &state.replica_sets {
+        match controller_uid(rs, "Deployment") {
+            Some(owner) if !deployment_uids.contains(owner) => {
+                plan.notes.push(format!(
+                    "replicaset {} deleted (owner gone)",
+                    object_path(rs)
+                ));
+                plan.delete(rs);
+            }
+            _ if is_terminating(rs) => {}
+            _ => live_rs.push(rs),
+        }
+    }
+    let rs_uids: BTreeSet<&str> = live_rs.iter().map(|r| uid(r)).collect();
+
+    // Pods: garbage, scale, then status.
+    let mut deleted: BTreeSet<String> = BTreeSet::new();
+    for pod in &state.pods {
+        if let Some(owner) = controller_uid(pod, "ReplicaSet")
+            && !rs_uids.contains(owner)
+        {
+            plan.notes
+                .push(format!("pod {} deleted (owner gone)", object_path(pod)));
+            plan.delete(pod);
+            deleted.insert(object_path(pod));
+        }
+    }
+    for rs in &live_rs {
+        let want = rs_desired
+            .get(uid(rs))
+            .copied()
+            .unwrap_or_else(|| int(rs, "/spec/replicas").unwrap_or(1));
+        scale(state, settings, rs, want, &mut deleted, plan);
+    }
+    kubelet(state, facts, settings, prefixes, &deleted, plan);
+}
+
+/// One Deployment: its current ReplicaSet, old ones scaled to zero, its status and its HPA's.
+fn deployment(
+    state: &State,
+    settings: &Settings,
+    d: &Value,
+    rs_desired: &mut BTreeMap<String, i64>,
+    plan: &mut Plan,
+) {
+    let ns = namespace(d);
+    let want = desired_replicas(state, d);
+    let mut template = d
+        .pointer("/spec/template")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let hash = template_hash(&template);
+    let rs_name = format!("{}-{hash}", name(d));
+    let mut pod_labels = labels(&template, "/metadata/labels");
+    pod_labels.insert(HASH_LABEL.into(), json!(hash));
+    template["metadata"]["labels"] = Value::Object(pod_labels.clone());
+    let mut selector = labels(d, "/spec/selector/matchLabels");
+    selector.insert(HASH_LABEL.into(), json!(hash));
+
+    let owned: Vec<&Value> = state
+        .replica_sets
+        .iter()
+        .filter(|r| namespace(r) == ns && controller_uid(r, "Deployment") == Some(uid(d)))
+        .collect();
+    let current = owned.iter().find(|r| name(r) == rs_name).copied();
+    let mut rs = json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": rs_name,
+            "namespace": ns,
+            "labels": pod_labels,
+            "annotations": {
+                "deployment.kubernetes.io/desired-replicas": want.to_string(),
+                "deployment.kubernetes.io/max-replicas": want.to_string(),
+            },
+            "ownerReferences": [owner_ref(d)],
+        },
+        "spec": {
+            "replicas": want,
+            "selector": {"matchLabels": selector},
+            "template": template,
+        },
+    });
+    if let Some(cur) = current {
+        rs["status"] = rs_status(state, cur);
+        rs_desired.insert(uid(cur).to_owned(), want);
+    } else {
+        plan.notes.push(format!(
+            "replicaset {ns}/{rs_name} created ({want} replicas)"
+        ));
+    }
+    plan.put(current, rs);
+    for old in owned.iter().filter(|r| name(r) != rs_name) {
+        rs_desired.insert(uid(old).to_owned(), 0);
+        if int(old, "/spec/replicas") != Some(0) {
+            let mut scaled = (*old).clone();
+            scaled["spec"]["replicas"] = json!(0);
+            plan.put(Some(old), scaled);
+        }
+    }
+
+    // Status from the Pods as they are now (the next pass sees this pass's changes).
+    let pods_of = |r: &Value| -> Vec<&Value> {
+        state
+            .pods
+            .iter()
+            .filter(|p| controller_uid(p, "ReplicaSet") == Some(uid(r)) && !is_terminating(p))
+            .collect()
+    };
+    let all: Vec<&Value> = owned.iter().flat_map(|r| pods_of(r)).collect();
+    let updated: Vec<&Value> = current.map(pods_of).unwrap_or_default();
+    let ready = all.iter().filter(|p| is_ready(p)).count();
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let available = count(ready);
+    let mut status = json!({
+        "observedGeneration": int(d, "/metadata/generation").unwrap_or(1),
+        "replicas": count(all.len()),
+        "updatedReplicas": count(updated.len()),
+    });
+    if ready > 0 {
+        status["readyReplicas"] = json!(available);
+        status["availableReplicas"] = json!(available);
+    }
+    if want > available {
+        status["unavailableReplicas"] = json!(want - available);
+    }
+    let complete = count(updated.len()) == want && available >= want && all.len() == updated.len();
+    status["conditions"] = json!([
+        condition(
+            Some(d),
+            "Available",
+            available >= want,
+            if available >= want {
+                "MinimumReplicasAvailable"
+            } else {
+                "MinimumReplicasUnavailable"
+            },
+            &settings.now
+        ),
+        condition(
+            Some(d),
+            "Progressing",
+            true,
+            if complete {
+                "NewReplicaSetAvailable"
+            } else {
+                "ReplicaSetUpdated"
+            },
+            &settings.now
+        ),
+    ]);
+    if d.get("status") != Some(&status) {
+        let mut updated_d = d.clone();
+        updated_d["status"] = status;
+        plan.put(Some(d), updated_d);
+    }
+
+    // The HPA's status, when one targets this Deployment.
+    for h in state.hpas.iter().filter(|h| {
+        namespace(h) == ns
+            && h.pointer("/spec/scaleTargetRef/name")
+                .and_then(Value::as_str)
+                == Some(name(d))
+    }) {
+        let status = json!({"currentReplicas": count(all.len()), "desiredReplicas": want});
+        if h.get("status") != Some(&status) {
+            let mut hh = h.clone();
+            hh["status"] = status;
+            plan.put(Some(h), hh);
+        }
+    }
+}
+
+fn rs_status(state: &State, rs: &Value) -> Value {
+    let pods: Vec<&Value> = state
+        .pods
+        .iter()
+        .filter(|p| controller_uid(p, "ReplicaSet") == Some(uid(rs)) && !is_terminating(p))
+        .collect();
+    let ready = pods.iter().filter(|p| is_ready(p)).count();
+    let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+    let mut s = json!({
+        "replicas": n(pods.len()),
+        "fullyLabeledReplicas": n(pods.len()),
+        "observedGeneration": int(rs, "/metadata/generation").unwrap_or(1),
+    });
+    if ready > 0 {
+        s["readyReplicas"] = json!(n(ready));
+        s["availableReplicas"] = json!(n(ready));
+    }
+    s
+}
+
+/// Creates or deletes Pods of `rs` until it has `want`.
+fn scale(
+    state: &State,
+    settings: &Settings,
+    rs: &Value,
+    want: i64,
+    deleted: &mut BTreeSet<String>,
+    plan: &mut Plan,
+) {
+    let mut pods: Vec<&Value> = state
+        .pods
+        .iter()
+        .filter(|p| controller_uid(p, "ReplicaSet") == Some(uid(rs)) && !is_terminating(p))
+        .collect();
+    let have = i64::try_from(pods.len()).unwrap_or(i64::MAX);
+    if have > want {
+        // Not-ready Pods go first, then the youngest.
+        pods.sort_by_key(|p| {
+            (
+                is_ready(p),
+                std::cmp::Reverse(
+                    p.pointer("/metadata/creationTimestamp")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                ),
+            )
+        });
+        for p in pods.iter().take(usize::try_from(have - want).unwrap_or(0)) {
+            plan.notes.push(format!("pod {} deleted", object_path(p)));
+            plan.delete(p);
+            deleted.insert(object_path(p));
+        }
+        return;
+    }
+    let taken: BTreeSet<&str> = state.pods.iter().map(name).collect();
+    for _ in have..want {
+        let mut pod_name = format!("{}-{}", name(rs), pod_name_suffix());
+        while taken.contains(pod_name.as_str()) {
+            pod_name = format!("{}-{}", name(rs), pod_name_suffix());
+        }
+        let template = rs.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+        let mut spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
+        if spec.get("serviceAccountName").is_none() {
+            spec["serviceAccountName"] = json!("default");
+        }
+        spec["nodeName"] = json!(settings.node_name);
+        let mut metadata = json!({
+            "name": pod_name,
+            "generateName": format!("{}-", name(rs)),
+            "namespace": namespace(rs),
+            "labels": labels(&template, "/metadata/labels"),
+            "ownerReferences": [owner_ref(rs)],
+        });
+        if let Some(a) = template.pointer("/metadata/annotations") {
+            metadata["annotations"] = a.clone();
+        }
+        plan.notes
+            .push(format!("pod {}/{pod_name} created", namespace(rs)));
+        plan.put(
+            None,
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}),
+        );
+    }
+}
+
+/// Pod status: scheduling, IPs (once the static egress prefix is ready), Running when the
+/// gateway instance serves.
+fn kubelet(
+    state: &State,
+    facts: &Facts,
+    settings: &Settings,
+    prefixes: &BTreeMap<String, Ipv4Net>,
+    deleted: &BTreeSet<String>,
+    plan: &mut Plan,
+) {
+    let mut used: BTreeSet<Ipv4Addr> = state
+        .pods
+        .iter()
+        .filter_map(|p| p.pointer("/status/podIP").and_then(Value::as_str))
+        .filter_map(|ip| ip.parse().ok())
+        .collect();
+    // Pods created in this pass get their status in the next one (they need a uid first);
+    // the rest are stored Pods.
+    for pod in state.pods.iter().filter(|p| !is_terminating(p)) {
+        let path = object_path(pod);
+        if deleted.contains(&path) {
+            continue;
+        }
+        let mut ip: Option<Ipv4Addr> = pod
+            .pointer("/status/podIP")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok());
+        let mut waiting: Option<(&str, String)> = None;
+        if ip.is_none() {
+            let sgc = pod
+                .pointer(&format!(
+                    "/metadata/annotations/{}",
+                    SGC_POD_ANNOTATION.replace('/', "~1")
+                ))
+                .and_then(Value::as_str);
+            let prefix_ready =
+                sgc.is_none_or(|s| prefixes.contains_key(&sgc_key(namespace(pod), s)));
+            if prefix_ready {
+                ip = next_ip(settings.pod_range, &used);
+                if let Some(a) = ip {
+                    used.insert(a);
+                } else {
+                    waiting = Some((
+                        "ContainerCreating",
+                        format!("pod range {} is exhausted", settings.pod_range),
+                    ));
+                }
+            } else {
+                waiting = Some(("ContainerCreating", PREFIX_NOT_READY.to_owned()));
+                warning_event(
+                    state,
+                    settings,
+                    plan,
+                    pod,
+                    "FailedCreatePodSandBox",
+                    &format!(
+                        "Failed to create pod sandbox: plugin type=\"kube-egress-cni\" failed (add): rpc error: code = FailedPrecondition desc = {PREFIX_NOT_READY}"
+                    ),
+                );
+            }
+        }
+        let instance = if is_gateway_pod(pod) {
+            facts.get(&path).cloned()
+        } else {
+            Some(Instance::Ready)
+        };
+        let status = pod_status(pod, settings, ip, waiting, instance.as_ref());
+        if pod.get("status") != Some(&status) {
+            let phase = status["phase"].as_str().unwrap_or_default().to_owned();
+            let old_phase = pod
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if phase != old_phase || ip.is_some() != pod.pointer("/status/podIP").is_some() {
+                plan.notes.push(format!(
+                    "pod {path} {phase}{}",
+                    ip.map(|a| format!(" {a}")).unwrap_or_default()
+                ));
+            }
+            let mut p = pod.clone();
+            p["status"] = status;
+            plan.put(Some(pod), p);
+        }
+    }
+}
+
+fn next_ip(range: Ipv4Net, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
+    range.hosts().find(|a| {
+        let last = a.octets()[3];
+        last != 0 && last != 1 && last != 255 && !used.contains(a)
+    })
+}
+
+fn pod_status(
+    pod: &Value,
+    settings: &Settings,
+    ip: Option<Ipv4Addr>,
+    waiting: Option<(&str, String)>,
+    instance: Option<&Instance>,
+) -> Value {
+    let old = pod.get("status");
+    let now = settings.now.as_str();
+    let keep = |field: &str| {
+        old.and_then(|s| s.get(field))
+            .and_then(Value::as_str)
+            .unwrap_or(now)
+            .to_owned()
+    };
+    let host = settings.host_ip.to_string();
+    let containers: Vec<(String, String)> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    (
+                        c.get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        c.get("image")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // (running, ready, waiting reason/message, restarts)
+    let (running, ready, wait, restarts) = match (ip, waiting, instance) {
+        (_, Some((reason, message)), _) => (false, false, Some((reason.to_owned(), message)), 0),
+        (None, None, _) => (
+            false,
+            false,
+            Some(("ContainerCreating".to_owned(), String::new())),
+            0,
+        ),
+        (Some(_), None, Some(Instance::Ready)) => (true, true, None, 0),
+        (Some(_), None, Some(Instance::Failed { message, restarts })) => (
+            false,
+            false,
+            Some(("CrashLoopBackOff".to_owned(), message.clone())),
+            *restarts,
+        ),
+        (Some(_), None, Some(Instance::Starting) | None) => (
+            false,
+            false,
+            Some(("ContainerCreating".to_owned(), String::new())),
+            0,
+        ),
+    };
+    let crashed = matches!(instance, Some(Instance::Failed { .. })) && ip.is_some();
+    let phase = if running || crashed {
+        "Running"
+    } else {
+        "Pending"
+    };
+    let started_at = old
+        .and_then(|s| s.pointer("/containerStatuses/0/state/running/startedAt"))
+        .and_then(Value::as_str)
+        .unwrap_or(now)
+        .to_owned();
+    let statuses: Vec<Value> = containers
+        .iter()
+        .map(|(cname, image)| {
+            let state = match &wait {
+                None => json!({"running": {"startedAt": started_at}}),
+                Some((reason, message)) if message.is_empty() => {
+                    json!({"waiting": {"reason": reason}})
+                }
+                Some((reason, message)) => {
+                    json!({"waiting": {"reason": reason, "message": message}})
+                }
+            };
+            json!({
+                "name": cname,
+                "image": image,
+                "imageID": "",
+                "ready": ready,
+                "started": running,
+                "restartCount": restarts,
+                "state": state,
+            })
+        })
+        .collect();
+    let cond = |kind: &str, ok: bool| condition(Some(pod), kind, ok, "", now);
+    let mut status = json!({
+        "phase": phase,
+        "conditions": [
+            cond("PodReadyToStartContainers", ip.is_some()),
+            cond("Initialized", true),
+            cond("Ready", ready),
+            cond("ContainersReady", ready),
+            cond("PodScheduled", true),
+        ],
+        "hostIP": host,
+        "hostIPs": [{"ip": host}],
+        "containerStatuses": statuses,
+        "startTime": keep("startTime"),
+    });
+    if let Some(a) = ip {
+        status["podIP"] = json!(a.to_string());
+        status["podIPs"] = json!([{"ip": a.to_string()}]);
+    }
+    status
+}

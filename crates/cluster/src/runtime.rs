@@ -1,0 +1,480 @@
+//! The local cluster's "container runtime" for gateway Pods: one in-process gateway instance
+//! (the same data plane `egress gateway run` starts) per gateway Pod that has an IP, listening
+//! on the Pod's IP, answering health on `<pod-ip>:15021`, and binding upstream connections to
+//! an address of its StaticGatewayConfiguration's egress prefix. Configuration is read from
+//! the store once per change and compiled once per distinct gateway identity.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use egress_addon::sgc::{SGC_POD_ANNOTATION, prefix_addresses, sgc_key};
+use egress_compile::Inputs;
+use egress_compile::snapshot::{GatewayIdentity, Snapshot};
+use egress_identity::{IdentityHandle, MeshCa, Rotator, SpiffeId};
+use egress_proxy::accesslog::AccessLogger;
+use egress_proxy::{Proxy, ProxyOptions};
+use ipnet::Ipv4Net;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::controllers::{Facts, Instance, State, is_gateway_pod, object_path};
+
+/// Workload certificates live this long; they are re-issued at half-life.
+const CERT_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a stopped gateway Pod may take to finish in-flight requests.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Options shared by every instance.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Trust domain of workload certificates.
+    pub trust_domain: String,
+    /// Resolver overrides (`NAME=IP`), as `egress gateway run --host`.
+    pub hosts: Vec<(String, Vec<IpAddr>)>,
+    /// Resolve other names with the system's DNS.
+    pub system_dns: bool,
+    /// Extra PEM roots trusted for upstream TLS.
+    pub extra_roots_pem: Vec<String>,
+    /// Where Pod logs go: `<dir>/<namespace>_<pod>/<container>.log`.
+    pub pod_log_dir: PathBuf,
+}
+
+struct Running {
+    proxy: Proxy,
+    snapshots: watch::Sender<Arc<Snapshot>>,
+    identity: GatewayIdentity,
+    spiffe: SpiffeId,
+    handle: Arc<IdentityHandle>,
+}
+
+struct Failure {
+    message: String,
+    restarts: u32,
+    retry_at: Instant,
+}
+
+/// The running gateway instances.
+pub struct Runtime {
+    options: RuntimeOptions,
+    ca: MeshCa,
+    inputs: Option<Arc<Inputs>>,
+    version: u64,
+    running: BTreeMap<String, Running>,
+    failed: BTreeMap<String, Failure>,
+    last_rotation_check: Instant,
+}
+
+/// A gateway Pod as the runtime needs it.
+struct PodView {
+    path: String,
+    ip: Ipv4Addr,
+    identity: GatewayIdentity,
+    source: Option<IpAddr>,
+    container: String,
+}
+
+impl Runtime {
+    /// A runtime issuing workload certificates from `ca`.
+    pub fn new(options: RuntimeOptions, ca: MeshCa) -> Runtime {
+        Runtime {
+            options,
+            ca,
+            inputs: None,
+            version: 0,
+            running: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            last_rotation_check: Instant::now(),
+        }
+    }
+
+    /// What the controllers need to know: each instance's state by Pod.
+    pub fn facts(&self) -> Facts {
+        let mut f = Facts::new();
+        for (path, r) in &self.running {
+            let state = if r.proxy.is_ready() {
+                Instance::Ready
+            } else {
+                Instance::Starting
+            };
+            f.insert(path.clone(), state);
+        }
+        for (path, fail) in &self.failed {
+            f.insert(
+                path.clone(),
+                Instance::Failed {
+                    message: fail.message.clone(),
+                    restarts: fail.restarts,
+                },
+            );
+        }
+        f
+    }
+
+    /// Number of running instances.
+    pub fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// True when nothing runs.
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// When the next failed instance should be retried.
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.failed.values().map(|f| f.retry_at).min()
+    }
+
+    /// Uses a newly loaded configuration (resources of the store at `version`) and pushes the
+    /// compiled snapshot to every instance whose snapshot changed.
+    pub fn set_config(&mut self, inputs: Inputs, version: u64) {
+        let inputs = Arc::new(inputs);
+        self.inputs = Some(Arc::clone(&inputs));
+        self.version = version;
+        let mut compiled: BTreeMap<String, Arc<Snapshot>> = BTreeMap::new();
+        for r in self.running.values() {
+            let key = format!("{:?}", r.identity);
+            let snap = compiled
+                .entry(key)
+                .or_insert_with(|| Arc::new(compile(&r.identity, &inputs, version)))
+                .clone();
+            r.snapshots.send_if_modified(|cur| {
+                if same_content(cur, &snap) {
+                    false
+                } else {
+                    *cur = Arc::clone(&snap);
+                    true
+                }
+            });
+        }
+    }
+
+    /// True once a configuration has been loaded.
+    pub fn has_config(&self) -> bool {
+        self.inputs.is_some()
+    }
+
+    /// Starts instances for gateway Pods with an IP and stops those whose Pod is gone. Returns
+    /// true when anything started, stopped or failed (the facts changed).
+    pub async fn sync(&mut self, state: &State) -> bool {
+        let wanted = gateway_pods(state);
+        let mut changed = false;
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for path in gone {
+            if let Some(r) = self.running.remove(&path) {
+                tracing::info!(pod = %path, "stopping gateway");
+                tokio::spawn(r.proxy.shutdown(STOP_GRACE));
+                changed = true;
+            }
+        }
+        self.failed.retain(|k, _| wanted.contains_key(k));
+        let now = Instant::now();
+        for (path, pod) in wanted {
+            if let Some(r) = self.running.get(&path) {
+                // A changed identity (labels, ports) means a new container: restart it.
+                if r.identity == pod.identity {
+                    continue;
+                }
+                if let Some(r) = self.running.remove(&path) {
+                    tokio::spawn(r.proxy.shutdown(STOP_GRACE));
+                }
+            }
+            if self.failed.get(&path).is_some_and(|f| f.retry_at > now) {
+                continue;
+            }
+            changed = true;
+            match self.start(&pod).await {
+                Ok(r) => {
+                    tracing::info!(pod = %path, ip = %pod.ip, source = ?pod.source, "gateway started");
+                    self.failed.remove(&path);
+                    self.running.insert(path, r);
+                }
+                Err(message) => {
+                    let restarts = self.failed.get(&path).map_or(0, |f| f.restarts + 1);
+                    let backoff = Duration::from_secs(10u64.saturating_mul(1 << restarts.min(5)))
+                        .min(Duration::from_secs(300));
+                    tracing::warn!(pod = %path, "gateway failed to start: {message}");
+                    self.failed.insert(
+                        path,
+                        Failure {
+                            message,
+                            restarts,
+                            retry_at: now + backoff,
+                        },
+                    );
+                }
+            }
+        }
+        self.rotate_certificates();
+        changed
+    }
+
+    async fn start(&mut self, pod: &PodView) -> Result<Running, String> {
+        let spiffe = SpiffeId::new(
+            &self.options.trust_domain,
+            &pod.identity.namespace,
+            &pod.identity.service_account,
+        )
+        .map_err(|e| format!("workload identity: {e}"))?;
+        let cert = self
+            .ca
+            .issue(&spiffe, CERT_TTL)
+            .map_err(|e| format!("workload certificate: {e}"))?;
+        let handle = Arc::new(
+            IdentityHandle::new(cert, self.ca.root_pem())
+                .map_err(|e| format!("workload identity: {e}"))?,
+        );
+        let snapshot = match &self.inputs {
+            Some(inputs) => compile(&pod.identity, inputs, self.version.max(1)),
+            None => Snapshot {
+                version: 1,
+                ..Snapshot::default()
+            },
+        };
+        let (tx, rx) = watch::channel(Arc::new(snapshot));
+        let log = self.pod_log(pod)?;
+        let options = ProxyOptions {
+            source_address: pod.source,
+            listen_address: Some(IpAddr::V4(pod.ip)),
+            health_port: Some(egress_addon::objects::STATUS_PORT.unsigned_abs() as u16),
+            hosts: self.options.hosts.clone(),
+            system_dns: self.options.system_dns,
+            extra_roots_pem: self.options.extra_roots_pem.clone(),
+        };
+        let proxy = Proxy::start(rx, options, Some(Arc::clone(&handle)), log)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Running {
+            proxy,
+            snapshots: tx,
+            identity: pod.identity.clone(),
+            spiffe,
+            handle,
+        })
+    }
+
+    fn pod_log(&self, pod: &PodView) -> Result<AccessLogger, String> {
+        let dir = self
+            .options
+            .pod_log_dir
+            .join(pod.path.replacen('/', "_", 1));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join(format!("{}.log", pod.container));
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(AccessLogger::to_writer_when_configured(Box::new(file)))
+    }
+
+    fn rotate_certificates(&mut self) {
+        if self.last_rotation_check.elapsed() < Duration::from_secs(60) {
+            return;
+        }
+        self.last_rotation_check = Instant::now();
+        let rotator = Rotator::new(0.5);
+        for (path, r) in &self.running {
+            if !rotator.needs_rotation(&r.handle.current(), SystemTime::now()) {
+                continue;
+            }
+            let rotated = self
+                .ca
+                .issue(&r.spiffe, CERT_TTL)
+                .map_err(|e| e.to_string())
+                .and_then(|c| r.handle.rotate(c).map_err(|e| e.to_string()));
+            if let Err(e) = rotated {
+                tracing::error!(pod = %path, "rotating the workload certificate: {e}");
+            }
+        }
+    }
+
+    /// Stops every instance, each draining for up to `grace`.
+    pub async fn shutdown(&mut self, grace: Duration) {
+        let all = std::mem::take(&mut self.running);
+        let mut tasks = Vec::new();
+        for (_, r) in all {
+            tasks.push(tokio::spawn(r.proxy.shutdown(grace)));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+fn compile(id: &GatewayIdentity, inputs: &Inputs, version: u64) -> Snapshot {
+    let snap = egress_compile::compile(id, inputs, version);
+    for w in &snap.warnings {
+        tracing::warn!("{w}");
+    }
+    snap
+}
+
+/// Snapshots equal apart from their version.
+fn same_content(a: &Snapshot, b: &Snapshot) -> bool {
+    a.listeners == b.listeners
+        && a.clusters == b.clusters
+        && a.access_log == b.access_log
+        && a.mesh == b.mesh
+        && a.warnings == b.warnings
+}
+
+fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Gateway Pods that should run, by `namespace/name`.
+fn gateway_pods(state: &State) -> BTreeMap<String, PodView> {
+    let mut out = BTreeMap::new();
+    for pod in &state.pods {
+        if pod.pointer("/metadata/deletionTimestamp").is_some() || !is_gateway_pod(pod) {
+            continue;
+        }
+        let Some(ip) = pod
+            .pointer("/status/podIP")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Ipv4Addr>().ok())
+        else {
+            continue;
+        };
+        let ns = pod
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let labels = str_map(pod.pointer("/metadata/labels"));
+        let identity = GatewayIdentity {
+            revision: labels.get("istio.io/rev").cloned(),
+            service_ports: service_ports(state, &ns, &labels, pod),
+            service_account: pod
+                .pointer("/spec/serviceAccountName")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_owned(),
+            namespace: ns.clone(),
+            labels,
+        };
+        let path = object_path(pod);
+        let source = source_address(state, &ns, pod, &path);
+        let container = pod
+            .pointer("/spec/containers/0/name")
+            .and_then(Value::as_str)
+            .unwrap_or("istio-proxy")
+            .to_owned();
+        out.insert(
+            path.clone(),
+            PodView {
+                path,
+                ip,
+                identity,
+                source,
+                container,
+            },
+        );
+    }
+    out
+}
+
+/// Service port → target port of the Services in the Pod's namespace that select it (numeric
+/// target ports, or named ones resolved against the Pod's container ports).
+fn service_ports(
+    state: &State,
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+    pod: &Value,
+) -> BTreeMap<u16, u16> {
+    let mut out = BTreeMap::new();
+    for svc in state
+        .services
+        .iter()
+        .filter(|s| s.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns))
+    {
+        let selector = str_map(svc.pointer("/spec/selector"));
+        if selector.is_empty() || !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            continue;
+        }
+        for p in svc
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(port) = p.get("port").and_then(Value::as_u64) else {
+                continue;
+            };
+            let target = match p.get("targetPort") {
+                None | Some(Value::Null) => Some(port),
+                Some(Value::Number(n)) => n.as_u64(),
+                Some(Value::String(name)) => named_port(pod, name),
+                Some(_) => None,
+            };
+            if let (Ok(port), Some(Ok(target))) = (u16::try_from(port), target.map(u16::try_from)) {
+                out.insert(port, target);
+            }
+        }
+    }
+    out
+}
+
+fn named_port(pod: &Value, name: &str) -> Option<u64> {
+    pod.pointer("/spec/containers")?
+        .as_array()?
+        .iter()
+        .flat_map(|c| {
+            c.get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .find(|p| p.get("name").and_then(Value::as_str) == Some(name))?
+        .get("containerPort")?
+        .as_u64()
+}
+
+/// An address of the Pod's StaticGatewayConfiguration prefix (Pods spread over its
+/// addresses, as gateway nodes each hold one), when the Pod uses one.
+fn source_address(state: &State, ns: &str, pod: &Value, path: &str) -> Option<IpAddr> {
+    let sgc = pod
+        .pointer("/metadata/annotations")?
+        .get(SGC_POD_ANNOTATION)?
+        .as_str()?;
+    let key = sgc_key(ns, sgc);
+    let prefix: Ipv4Net = state
+        .sgcs
+        .iter()
+        .find(|s| {
+            sgc_key(
+                s.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                s.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            ) == key
+        })?
+        .pointer("/status/egressIpPrefix")?
+        .as_str()?
+        .parse()
+        .ok()?;
+    let addrs: Vec<Ipv4Addr> = prefix_addresses(prefix).collect();
+    let spread = path.bytes().map(usize::from).sum::<usize>();
+    addrs
+        .get(spread % addrs.len().max(1))
+        .map(|a| IpAddr::V4(*a))
+}

@@ -1,0 +1,355 @@
+//! `egress up`'s loop: read the store, run the controllers, commit their plan in one
+//! transaction, start and stop gateway instances, refresh the gateways' configuration, then
+//! wait for the store's change feed. One `egress up` per store, guarded by an exclusive
+//! flock on `<store>/run/up.pid` (which also tells other commands that the cluster runs).
+
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::io::{Read, Seek, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use egress_store::{Store, StoreError, Transaction};
+
+use crate::ClusterError;
+use crate::controllers::{self, SGC_GROUP, Settings, State, Write};
+use crate::runtime::{Runtime, RuntimeOptions};
+
+/// Everything `egress up` is configured with.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Pod range, egress pool, node.
+    pub settings: Settings,
+    /// Gateway instance options.
+    pub runtime: RuntimeOptions,
+    /// How long gateways drain on shutdown.
+    pub drain_grace: Duration,
+}
+
+/// Callbacks: progress lines, and the moment the first pass has converged.
+pub struct Hooks {
+    /// A line worth printing (what changed).
+    pub note: Box<dyn FnMut(&str) + Send>,
+    /// Called once, when the first pass has converged and the gateways run.
+    pub ready: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// The directory of the local cluster's run files (pid, log, Pod logs).
+pub fn run_dir(store_dir: &Path) -> PathBuf {
+    store_dir.join("run")
+}
+
+/// The pid file, flocked while `egress up` runs.
+pub fn pid_file(store_dir: &Path) -> PathBuf {
+    run_dir(store_dir).join("up.pid")
+}
+
+/// The log file of a background `egress up`.
+pub fn log_file(store_dir: &Path) -> PathBuf {
+    run_dir(store_dir).join("up.log")
+}
+
+/// The exclusive claim of one `egress up` on a store; released when dropped (or when the
+/// process dies, however it dies).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Claims the store, writing this process's pid; fails if another `egress up` holds it.
+    pub fn acquire(store_dir: &Path) -> Result<RunLock, ClusterError> {
+        let path = pid_file(store_dir);
+        let dir = run_dir(store_dir);
+        std::fs::create_dir_all(&dir).map_err(|e| ClusterError::io(&dir, e))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| ClusterError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                return Err(ClusterError::AlreadyRunning {
+                    dir: store_dir.to_path_buf(),
+                    pid: pid.trim().to_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(ClusterError::io(&path, e)),
+        }
+        file.set_len(0).map_err(|e| ClusterError::io(&path, e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| ClusterError::io(&path, e))?;
+        writeln!(file, "{}", std::process::id()).map_err(|e| ClusterError::io(&path, e))?;
+        Ok(RunLock { _file: file, path })
+    }
+
+    /// The pid file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The pid of the `egress up` running on the store, if one runs.
+pub fn running_pid(store_dir: &Path) -> Option<u32> {
+    let path = pid_file(store_dir);
+    let mut file = File::open(&path).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(_) => {
+            let mut pid = String::new();
+            file.read_to_string(&mut pid).ok()?;
+            pid.trim().parse().ok()
+        }
+    }
+}
+
+/// Blocks until no `egress up` holds the store (its process has exited), up to `timeout`.
+pub fn wait_stopped(store_dir: &Path, timeout: Duration) -> bool {
+    let path = pid_file(store_dir);
+    let Ok(file) = File::open(&path) else {
+        return true;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(file.lock_shared().is_ok());
+    });
+    rx.recv_timeout(timeout).unwrap_or(false)
+}
+
+/// Reads everything the controllers look at.
+pub fn read_state(store: &Store) -> Result<State, StoreError> {
+    let list = |g: &str, k: &str| store.list(g, k, None).map(|l| l.items);
+    Ok(State {
+        sgcs: list(SGC_GROUP, "StaticGatewayConfiguration")?,
+        deployments: list("apps", "Deployment")?,
+        replica_sets: list("apps", "ReplicaSet")?,
+        hpas: list("autoscaling", "HorizontalPodAutoscaler")?,
+        pods: list("", "Pod")?,
+        events: list("", "Event")?,
+        services: list("", "Service")?,
+    })
+}
+
+/// Commits a plan in one transaction; `Ok(false)` when an object changed since the plan was
+/// made (the next pass recomputes it).
+pub fn commit(store: &Store, writes: &[Write]) -> Result<bool, StoreError> {
+    let result = store.transact(|tx: &mut Transaction<'_>| -> Result<(), StoreError> {
+        for w in writes {
+            match w {
+                Write::Put {
+                    key,
+                    object,
+                    expected_rv: None,
+                } => {
+                    tx.create(key, object.clone())?;
+                }
+                Write::Put {
+                    key,
+                    object,
+                    expected_rv: Some(rv),
+                } => {
+                    tx.update(key, object.clone(), Some(*rv))?;
+                }
+                Write::Delete { key } => {
+                    if tx.exists(key)? {
+                        tx.delete(key)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    });
+    match result {
+        Ok(_) => Ok(true),
+        Err(
+            StoreError::Conflict { .. }
+            | StoreError::AlreadyExists { .. }
+            | StoreError::NotFound { .. }
+            | StoreError::NamespaceNotFound { .. },
+        ) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// One controller pass: read, plan, commit. Returns whether anything was written, and the
+/// state read.
+pub fn pass(
+    store: &Store,
+    facts: &controllers::Facts,
+    settings: &Settings,
+    note: &mut dyn FnMut(&str),
+) -> Result<(bool, State), StoreError> {
+    let state = read_state(store)?;
+    let mut settings = settings.clone();
+    settings.now = egress_store::rfc3339(SystemTime::now());
+    let plan = controllers::reconcile(&state, facts, &settings);
+    if plan.writes.is_empty() {
+        return Ok((false, state));
+    }
+    let committed = commit(store, &plan.writes)?;
+    if committed {
+        for n in &plan.notes {
+            note(n);
+        }
+    }
+    Ok((true, state))
+}
+
+/// Runs the local cluster until `shutdown` completes, then drains the gateways.
+pub async fn run(
+    store: Store,
+    options: UpOptions,
+    mut hooks: Hooks,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ClusterError> {
+    let ca = {
+        let store = store.clone();
+        let td = options.runtime.trust_domain.clone();
+        tokio::task::spawn_blocking(move || crate::ca::load_or_create(&store, &td))
+            .await
+            .map_err(|e| ClusterError::Settings(e.to_string()))??
+    };
+    let mut runtime = Runtime::new(options.runtime.clone(), ca);
+    let mut config_rv: Option<u64> = None;
+    let mut refused_rv: Option<u64> = None;
+    let mut last_error: Option<String> = None;
+    tokio::pin!(shutdown);
+    loop {
+        let rv = blocking(&store, |s| s.resource_version()).await?;
+        let facts = runtime.facts();
+        let settings = options.settings.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let passed = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || {
+                pass(&store, &facts, &settings, &mut |n| {
+                    let _ = tx.send(n.to_owned());
+                })
+            })
+            .await
+            .map_err(|e| ClusterError::Settings(e.to_string()))?
+        };
+        for n in rx.try_iter() {
+            (hooks.note)(&n);
+        }
+        let (wrote, state) = match passed {
+            Ok(r) => {
+                last_error = None;
+                r
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if last_error.as_deref() != Some(msg.as_str()) {
+                    (hooks.note)(&format!("error: {msg}"));
+                    last_error = Some(msg);
+                }
+                (false, State::default())
+            }
+        };
+        let started = runtime.sync(&state).await;
+        if wrote || started {
+            continue;
+        }
+        if config_rv != Some(rv) {
+            config_rv = Some(rv);
+            let loaded = {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || crate::config::load_store(&store))
+                    .await
+                    .map_err(|e| ClusterError::Settings(e.to_string()))?
+            };
+            match loaded {
+                Ok((resources, version)) => {
+                    refused_rv = None;
+                    runtime.set_config(egress_compile::inputs_from_resources(resources), version);
+                }
+                Err((errors, _)) => {
+                    if refused_rv.is_none() {
+                        for e in errors {
+                            (hooks.note)(&format!(
+                                "configuration refused, gateways keep their last good one: {e}"
+                            ));
+                        }
+                    }
+                    refused_rv = Some(rv);
+                }
+            }
+        }
+        if let Some(ready) = hooks.ready.take() {
+            ready();
+        }
+        let deadline = runtime.next_retry();
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = wait_for_change(&store, rv, deadline) => {}
+        }
+    }
+    (hooks.note)(&format!(
+        "stopping {} gateway instance(s), draining up to {:?}",
+        runtime.len(),
+        options.drain_grace
+    ));
+    runtime.shutdown(options.drain_grace).await;
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(
+    store: &Store,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ClusterError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| ClusterError::Settings(e.to_string()))?
+        .map_err(ClusterError::from)
+}
+
+/// Returns once the store has changed since `rv`, or at `deadline`.
+async fn wait_for_change(store: &Store, rv: u64, deadline: Option<Instant>) {
+    loop {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return;
+        }
+        let store = store.clone();
+        // Short slices: a blocking task cannot be cancelled, and shutdown must not wait long.
+        let changed = tokio::task::spawn_blocking(move || -> Result<bool, StoreError> {
+            let mut w = store.watch(rv)?;
+            Ok(!w.next_events(Duration::from_millis(250))?.is_empty())
+        })
+        .await;
+        match changed {
+            Ok(Ok(false)) => {}
+            // Changed, or the feed expired (relist).
+            Ok(Ok(true)) | Ok(Err(_)) | Err(_) => return,
+        }
+    }
+}
+
+/// Asks the `egress up` running on the store to stop (SIGTERM) and waits up to `timeout` for
+/// it to exit. Returns its pid, or `NotRunning`.
+pub fn stop(store_dir: &Path, timeout: Duration) -> Result<u32, ClusterError> {
+    let not_running = || ClusterError::NotRunning {
+        dir: store_dir.to_path_buf(),
+    };
+    let pid = running_pid(store_dir).ok_or_else(not_running)?;
+    let target = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(not_running)?;
+    rustix::process::kill_process(target, rustix::process::Signal::TERM)
+        .map_err(|e| ClusterError::io(pid_file(store_dir), e.into()))?;
+    if wait_stopped(store_dir, timeout) {
+        Ok(pid)
+    } else {
+        Err(ClusterError::Settings(format!(
+            "the local cluster (pid {pid}) did not stop within {}s",
+            timeout.as_secs()
+        )))
+    }
+}

@@ -1,0 +1,413 @@
+//! The controllers over a real store: passes until nothing is left to do, and what the store
+//! then holds (prefixes, ReplicaSets, Pods and their status, events, garbage collection).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use egress_addon::objects::{EgressGatewayObjects, egress_gateway_objects};
+use egress_cluster::controllers::{Facts, Instance, Settings, object_path};
+use egress_cluster::up::{pass, read_state};
+use egress_store::{ObjectKey, Store};
+use serde_json::{Value, json};
+
+const NS: &str = "aks-istio-egress";
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    apply(
+        &store,
+        vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})],
+    );
+    (dir, store)
+}
+
+fn apply(store: &Store, objects: Vec<Value>) {
+    store
+        .transact(|tx| -> Result<(), egress_store::StoreError> {
+            for o in objects {
+                let key = ObjectKey::from_object(&o).unwrap();
+                tx.apply(&key, o)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn delete(store: &Store, key: ObjectKey) {
+    store.transact(|tx| tx.delete(&key).map(|_| ())).unwrap();
+}
+
+fn sgc(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "egressgateway.kubernetes.azure.com/v1alpha1",
+        "kind": "StaticGatewayConfiguration",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    })
+}
+
+fn gateway(name: &str, sgc: &str, revisions: &[&str]) -> Vec<Value> {
+    let revisions: Vec<String> = revisions.iter().map(|r| (*r).to_owned()).collect();
+    egress_gateway_objects(&EgressGatewayObjects {
+        name,
+        namespace: NS,
+        gateway_configuration_name: sgc,
+        revisions: &revisions,
+        cluster_ip: "10.0.0.9",
+        image: "egress:test",
+    })
+}
+
+/// Runs passes until one writes nothing; panics if that takes more than `max` passes.
+fn converge(store: &Store, facts: &Facts, settings: &Settings) -> Vec<String> {
+    let mut notes = Vec::new();
+    for _ in 0..12 {
+        let (wrote, _) = pass(store, facts, settings, &mut |n| notes.push(n.to_owned())).unwrap();
+        if !wrote {
+            return notes;
+        }
+    }
+    panic!("no fixed point after 12 passes; notes: {notes:#?}");
+}
+
+fn list(store: &Store, group: &str, kind: &str) -> Vec<Value> {
+    store.list(group, kind, Some(NS)).unwrap().items
+}
+
+fn all_ready(store: &Store) -> Facts {
+    list(store, "", "Pod")
+        .iter()
+        .map(|p| (object_path(p), Instance::Ready))
+        .collect()
+}
+
+fn text<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or_default()
+}
+
+#[test]
+fn prefixes_are_assigned_released_and_reused() {
+    let (_d, store) = store();
+    let settings = Settings::default();
+    apply(
+        &store,
+        vec![
+            sgc(
+                "a",
+                json!({"gatewayNodepoolName": "gw", "provisionPublicIps": true}),
+            ),
+            sgc(
+                "b",
+                json!({"gatewayNodepoolName": "gw", "provisionPublicIps": true}),
+            ),
+        ],
+    );
+    let notes = converge(&store, &Facts::new(), &settings);
+    let sgcs = list(
+        &store,
+        "egressgateway.kubernetes.azure.com",
+        "StaticGatewayConfiguration",
+    );
+    let prefixes: Vec<&str> = sgcs
+        .iter()
+        .map(|s| text(s, "/status/egressIpPrefix"))
+        .collect();
+    assert_eq!(prefixes, ["127.0.10.0/31", "127.0.10.2/31"], "{notes:?}");
+    // Deleting a frees its prefix; c gets it.
+    delete(
+        &store,
+        ObjectKey::new(
+            "egressgateway.kubernetes.azure.com",
+            "StaticGatewayConfiguration",
+            Some(NS),
+            "a",
+        ),
+    );
+    apply(
+        &store,
+        vec![sgc(
+            "c",
+            json!({"gatewayNodepoolName": "gw", "provisionPublicIps": true}),
+        )],
+    );
+    converge(&store, &Facts::new(), &settings);
+    let sgcs = list(
+        &store,
+        "egressgateway.kubernetes.azure.com",
+        "StaticGatewayConfiguration",
+    );
+    let got: Vec<(&str, &str)> = sgcs
+        .iter()
+        .map(|s| (text(s, "/metadata/name"), text(s, "/status/egressIpPrefix")))
+        .collect();
+    assert_eq!(got, [("b", "127.0.10.2/31"), ("c", "127.0.10.0/31")]);
+}
+
+#[test]
+fn invalid_configurations_get_kube_egress_gateway_messages_and_no_prefix() {
+    let (_d, store) = store();
+    let cases = [
+        (
+            "none",
+            json!({"provisionPublicIps": true}),
+            "Either GatewayNodepoolName or GatewayVmssProfile must be provided",
+        ),
+        (
+            "both",
+            json!({"gatewayNodepoolName": "gw", "gatewayVmssProfile": {"vmssResourceGroup": "rg", "vmssName": "v", "publicIpPrefixSize": 31}, "provisionPublicIps": true}),
+            "Only one of GatewayNodepoolName and GatewayVmssProfile should be provided",
+        ),
+        (
+            "norg",
+            json!({"gatewayVmssProfile": {"vmssName": "v", "publicIpPrefixSize": 31}, "provisionPublicIps": true}),
+            "Gateway vmss resource group is empty",
+        ),
+        (
+            "noname",
+            json!({"gatewayVmssProfile": {"vmssResourceGroup": "rg", "publicIpPrefixSize": 31}, "provisionPublicIps": true}),
+            "Gateway vmss name is empty",
+        ),
+        (
+            "pipid",
+            json!({"gatewayNodepoolName": "gw", "provisionPublicIps": false, "publicIpPrefixId": "/x"}),
+            "PublicIpPrefixId should be empty when ProvisionPublicIps is false",
+        ),
+    ];
+    apply(
+        &store,
+        cases
+            .iter()
+            .map(|(n, spec, _)| sgc(n, spec.clone()))
+            .collect(),
+    );
+    let notes = converge(&store, &Facts::new(), &Settings::default());
+    let events = list(&store, "", "Event");
+    for (name, _, message) in &cases {
+        let e = events
+            .iter()
+            .find(|e| text(e, "/involvedObject/name") == *name)
+            .unwrap_or_else(|| panic!("no event for {name}: {notes:?}"));
+        assert_eq!(text(e, "/type"), "Warning");
+        assert_eq!(text(e, "/reason"), "InvalidSpec");
+        assert_eq!(
+            text(e, "/message"),
+            format!(
+                "StaticGatewayConfiguration.egressgateway.kubernetes.azure.com \"{name}\" is invalid: {message}"
+            )
+        );
+    }
+    for s in list(
+        &store,
+        "egressgateway.kubernetes.azure.com",
+        "StaticGatewayConfiguration",
+    ) {
+        assert!(s.pointer("/status/egressIpPrefix").is_none(), "{s}");
+    }
+    // Recorded once: another pass adds nothing.
+    let again = converge(&store, &Facts::new(), &Settings::default());
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(list(&store, "", "Event").len(), cases.len());
+}
+
+#[test]
+fn gateway_pods_wait_for_the_prefix_then_run() {
+    let (_d, store) = store();
+    let settings = Settings::default();
+    // The configuration has no prefix yet: an invalid spec keeps it without one.
+    apply(
+        &store,
+        vec![sgc("sgc", json!({"provisionPublicIps": true}))],
+    );
+    apply(&store, gateway("egw", "sgc", &["asm-1-24"]));
+    converge(&store, &Facts::new(), &settings);
+    let rs = list(&store, "apps", "ReplicaSet");
+    assert_eq!(rs.len(), 1);
+    let rs_name = text(&rs[0], "/metadata/name").to_owned();
+    assert!(rs_name.starts_with("egw-asm-1-24-"), "{rs_name}");
+    let pods = list(&store, "", "Pod");
+    assert_eq!(pods.len(), 2, "HPA minimum 2");
+    for p in &pods {
+        assert!(text(p, "/metadata/name").starts_with(&format!("{rs_name}-")));
+        assert_eq!(text(p, "/status/phase"), "Pending");
+        assert_eq!(
+            text(p, "/status/containerStatuses/0/state/waiting/message"),
+            "the egress IP prefix is not ready yet."
+        );
+        assert!(p.pointer("/status/podIP").is_none());
+        assert_eq!(
+            text(p, "/metadata/labels/pod-template-hash"),
+            &rs_name["egw-asm-1-24-".len()..]
+        );
+    }
+    assert!(
+        list(&store, "", "Event")
+            .iter()
+            .any(|e| text(e, "/reason") == "FailedCreatePodSandBox"
+                && text(e, "/message").ends_with("the egress IP prefix is not ready yet."))
+    );
+    let d = &list(&store, "apps", "Deployment")[0];
+    assert_eq!(d.pointer("/status/readyReplicas"), None);
+    assert_eq!(d.pointer("/status/unavailableReplicas"), Some(&json!(2)));
+
+    // The prefix arrives (the spec is fixed): IPs, then Running once the runtime says ready.
+    apply(
+        &store,
+        vec![sgc(
+            "sgc",
+            json!({"gatewayNodepoolName": "gw", "provisionPublicIps": true}),
+        )],
+    );
+    converge(&store, &Facts::new(), &settings);
+    let pods = list(&store, "", "Pod");
+    let mut ips: Vec<&str> = pods.iter().map(|p| text(p, "/status/podIP")).collect();
+    ips.sort_unstable();
+    assert_eq!(ips, ["127.1.0.2", "127.1.0.3"]);
+    assert!(pods.iter().all(|p| text(p, "/status/phase") == "Pending"));
+    converge(&store, &all_ready(&store), &settings);
+    let pods = list(&store, "", "Pod");
+    assert!(pods.iter().all(|p| text(p, "/status/phase") == "Running"
+        && p.pointer("/status/containerStatuses/0/ready") == Some(&json!(true))));
+    let d = &list(&store, "apps", "Deployment")[0];
+    assert_eq!(d.pointer("/status/readyReplicas"), Some(&json!(2)));
+    assert_eq!(d.pointer("/status/updatedReplicas"), Some(&json!(2)));
+    assert_eq!(
+        d.pointer("/status/observedGeneration"),
+        d.pointer("/metadata/generation")
+    );
+    let hpa = &list(&store, "autoscaling", "HorizontalPodAutoscaler")[0];
+    assert_eq!(hpa.pointer("/status/desiredReplicas"), Some(&json!(2)));
+
+    // A failing instance shows CrashLoopBackOff with its error.
+    let mut facts = all_ready(&store);
+    let first = object_path(&pods[0]);
+    facts.insert(
+        first.clone(),
+        Instance::Failed {
+            message: "bind: address in use".into(),
+            restarts: 1,
+        },
+    );
+    converge(&store, &facts, &settings);
+    let p = store
+        .list("", "Pod", Some(NS))
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|p| object_path(p) == first)
+        .unwrap();
+    assert_eq!(
+        text(&p, "/status/containerStatuses/0/state/waiting/reason"),
+        "CrashLoopBackOff"
+    );
+    assert_eq!(
+        p.pointer("/status/containerStatuses/0/restartCount"),
+        Some(&json!(1))
+    );
+}
+
+#[test]
+fn canary_revisions_template_changes_and_garbage_collection() {
+    let (_d, store) = store();
+    let settings = Settings::default();
+    apply(
+        &store,
+        vec![sgc(
+            "sgc",
+            json!({"gatewayNodepoolName": "gw", "provisionPublicIps": true}),
+        )],
+    );
+    apply(&store, gateway("egw", "sgc", &["asm-1-24", "asm-1-25"]));
+    converge(&store, &Facts::new(), &settings);
+    converge(&store, &all_ready(&store), &settings);
+    let pods = list(&store, "", "Pod");
+    assert_eq!(pods.len(), 4);
+    let revs: std::collections::BTreeSet<&str> = pods
+        .iter()
+        .map(|p| text(p, "/metadata/labels/istio.io~1rev"))
+        .collect();
+    assert_eq!(
+        revs.into_iter().collect::<Vec<_>>(),
+        ["asm-1-24", "asm-1-25"]
+    );
+
+    // A template change: a new ReplicaSet with new Pods; the old one is scaled to zero.
+    let mut objs = gateway("egw", "sgc", &["asm-1-25"]);
+    for o in &mut objs {
+        if o["kind"] == "Deployment" {
+            o["spec"]["template"]["metadata"]["annotations"]["touched"] = json!("1");
+        }
+    }
+    apply(&store, objs);
+    delete(
+        &store,
+        ObjectKey::new("apps", "Deployment", Some(NS), "egw-asm-1-24"),
+    );
+    converge(&store, &all_ready(&store), &settings);
+    converge(&store, &all_ready(&store), &settings);
+    let rs = list(&store, "apps", "ReplicaSet");
+    let mut sizes: Vec<(String, i64)> = rs
+        .iter()
+        .map(|r| {
+            (
+                text(r, "/metadata/name").to_owned(),
+                r["spec"]["replicas"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    sizes.sort();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    assert!(
+        sizes.iter().all(|(n, _)| n.starts_with("egw-asm-1-25-")),
+        "{sizes:?}"
+    );
+    assert_eq!(sizes.iter().map(|(_, n)| n).sum::<i64>(), 2);
+    let pods = list(&store, "", "Pod");
+    assert_eq!(pods.len(), 2, "asm-1-24's pods were collected");
+    assert!(
+        pods.iter()
+            .all(|p| text(p, "/metadata/annotations/touched") == "1")
+    );
+
+    // Deleting the Deployment collects its ReplicaSets and Pods.
+    delete(
+        &store,
+        ObjectKey::new("apps", "Deployment", Some(NS), "egw-asm-1-25"),
+    );
+    converge(&store, &all_ready(&store), &settings);
+    assert!(list(&store, "apps", "ReplicaSet").is_empty());
+    assert!(list(&store, "", "Pod").is_empty());
+}
+
+#[test]
+fn plain_deployments_get_running_pods_and_state_reads_everything() {
+    let (_d, store) = store();
+    apply(
+        &store,
+        vec![json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "curl", "namespace": NS},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "curl"}},
+                "template": {
+                    "metadata": {"labels": {"app": "curl"}},
+                    "spec": {"serviceAccountName": "curl", "containers": [{"name": "curl", "image": "curlimages/curl"}]},
+                },
+            },
+        })],
+    );
+    converge(&store, &Facts::new(), &Settings::default());
+    let pods = list(&store, "", "Pod");
+    assert_eq!(pods.len(), 1);
+    assert_eq!(text(&pods[0], "/status/phase"), "Running");
+    assert_eq!(text(&pods[0], "/spec/nodeName"), "egress-local");
+    let state = read_state(&store).unwrap();
+    assert_eq!(state.deployments.len(), 1);
+    assert_eq!(state.replica_sets.len(), 1);
+    assert_eq!(state.pods.len(), 1);
+    // Every stored Pod decodes as a Kubernetes Pod with no unknown field.
+    for p in &state.pods {
+        let info = egress_model::kinds::for_kind("", "Pod").unwrap();
+        let (_, unknown) = egress_model::decode::to_resource(info, p).unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+    }
+}
