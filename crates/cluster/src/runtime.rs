@@ -45,6 +45,7 @@ pub struct RuntimeOptions {
 }
 
 struct Running {
+    ip: Ipv4Addr,
     proxy: Proxy,
     snapshots: watch::Sender<Arc<Snapshot>>,
     identity: GatewayIdentity,
@@ -66,6 +67,9 @@ pub struct Runtime {
     version: u64,
     running: BTreeMap<String, Running>,
     failed: BTreeMap<String, Failure>,
+    /// Instances still draining, by the address they release when done (a new Pod may get
+    /// the same IP and must wait for it).
+    draining: BTreeMap<Ipv4Addr, tokio::task::JoinHandle<()>>,
     last_rotation_check: Instant,
 }
 
@@ -88,6 +92,7 @@ impl Runtime {
             version: 0,
             running: BTreeMap::new(),
             failed: BTreeMap::new(),
+            draining: BTreeMap::new(),
             last_rotation_check: Instant::now(),
         }
     }
@@ -173,7 +178,7 @@ impl Runtime {
         for path in gone {
             if let Some(r) = self.running.remove(&path) {
                 tracing::info!(pod = %path, "stopping gateway");
-                tokio::spawn(r.proxy.shutdown(STOP_GRACE));
+                self.stop(r);
                 changed = true;
             }
         }
@@ -186,7 +191,7 @@ impl Runtime {
                     continue;
                 }
                 if let Some(r) = self.running.remove(&path) {
-                    tokio::spawn(r.proxy.shutdown(STOP_GRACE));
+                    self.stop(r);
                 }
             }
             if self.failed.get(&path).is_some_and(|f| f.retry_at > now) {
@@ -201,8 +206,9 @@ impl Runtime {
                 }
                 Err(message) => {
                     let restarts = self.failed.get(&path).map_or(0, |f| f.restarts + 1);
-                    let backoff = Duration::from_secs(10u64.saturating_mul(1 << restarts.min(5)))
-                        .min(Duration::from_secs(300));
+                    // Kubernetes' CrashLoopBackOff: 10 s doubling up to 5 minutes.
+                    let backoff =
+                        Duration::from_secs(10u64 << restarts.min(5)).min(Duration::from_secs(300));
                     tracing::warn!(pod = %path, "gateway failed to start: {message}");
                     self.failed.insert(
                         path,
@@ -219,7 +225,18 @@ impl Runtime {
         changed
     }
 
+    fn stop(&mut self, r: Running) {
+        self.draining.retain(|_, h| !h.is_finished());
+        let ip = r.ip;
+        self.draining
+            .insert(ip, tokio::spawn(r.proxy.shutdown(STOP_GRACE)));
+    }
+
     async fn start(&mut self, pod: &PodView) -> Result<Running, String> {
+        if let Some(previous) = self.draining.remove(&pod.ip) {
+            // The address's previous Pod is still draining; its sockets close when done.
+            let _ = previous.await;
+        }
         let spiffe = SpiffeId::new(
             &self.options.trust_domain,
             &pod.identity.namespace,
@@ -255,6 +272,7 @@ impl Runtime {
             .await
             .map_err(|e| e.to_string())?;
         Ok(Running {
+            ip: pod.ip,
             proxy,
             snapshots: tx,
             identity: pod.identity.clone(),
@@ -302,7 +320,7 @@ impl Runtime {
     /// Stops every instance, each draining for up to `grace`.
     pub async fn shutdown(&mut self, grace: Duration) {
         let all = std::mem::take(&mut self.running);
-        let mut tasks = Vec::new();
+        let mut tasks: Vec<_> = std::mem::take(&mut self.draining).into_values().collect();
         for (_, r) in all {
             tasks.push(tokio::spawn(r.proxy.shutdown(grace)));
         }

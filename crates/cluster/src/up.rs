@@ -192,10 +192,11 @@ pub fn pass(
     if plan.writes.is_empty() {
         return Ok((false, state));
     }
-    let committed = commit(store, &plan.writes)?;
+    let n = plan.writes.len().min(settings.batch.max(1));
+    let committed = commit(store, &plan.writes[..n])?;
     if committed {
-        for n in &plan.notes {
-            note(n);
+        for (_, text) in plan.notes.iter().filter(|(i, _)| *i < n) {
+            note(text);
         }
     }
     Ok((true, state))

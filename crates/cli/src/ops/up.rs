@@ -45,6 +45,9 @@ pub struct UpArgs {
     /// Trust domain of the mesh.
     #[arg(long = "trust-domain", default_value = "cluster.local")]
     pub trust_domain: String,
+    /// At most this many object writes per store transaction.
+    #[arg(long = "reconcile-batch", default_value_t = 512)]
+    pub reconcile_batch: usize,
     /// How long gateways drain on stop, in seconds.
     #[arg(long = "drain-grace", default_value_t = 5)]
     pub drain_grace: u64,
@@ -114,6 +117,7 @@ fn options(args: &UpArgs) -> Result<UpOptions, OpError> {
         settings: Settings {
             pod_range: args.pod_range.trunc(),
             egress_pool: args.egress_ip_pool.trunc().to_string(),
+            batch: args.reconcile_batch,
             ..Settings::default()
         },
         runtime: RuntimeOptions {
@@ -243,6 +247,8 @@ fn detach(store: &Store, args: &UpArgs) -> Result<(), OpError> {
     }
     cmd.arg("--trust-domain").arg(&args.trust_domain);
     cmd.arg("--drain-grace").arg(args.drain_grace.to_string());
+    cmd.arg("--reconcile-batch")
+        .arg(args.reconcile_batch.to_string());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd
         .stdin(Stdio::null())

@@ -82,6 +82,9 @@ pub struct Settings {
     pub host_ip: Ipv4Addr,
     /// Current time, RFC 3339 (stamped on conditions and events that change).
     pub now: String,
+    /// At most this many writes per transaction; the rest waits for the next pass (which
+    /// recomputes everything), so transactions stay small however large the cluster is.
+    pub batch: usize,
 }
 
 impl Default for Settings {
@@ -92,6 +95,7 @@ impl Default for Settings {
             node_name: "egress-local".to_owned(),
             host_ip: Ipv4Addr::LOCALHOST,
             now: egress_store::rfc3339(std::time::SystemTime::now()),
+            batch: 512,
         }
     }
 }
@@ -130,11 +134,16 @@ impl Write {
 pub struct Plan {
     /// Writes, in order.
     pub writes: Vec<Write>,
-    /// Human-readable notes (`pod ns/name Running 127.1.0.2`).
-    pub notes: Vec<String>,
+    /// Human-readable notes (`pod ns/name Running 127.1.0.2`), each with the index of the
+    /// write it describes (so a plan committed in part prints only what was done).
+    pub notes: Vec<(usize, String)>,
 }
 
 impl Plan {
+    fn note(&mut self, text: String) {
+        self.notes.push((self.writes.len(), text));
+    }
+
     fn put(&mut self, old: Option<&Value>, object: Value) {
         let Some(key) = ObjectKey::from_object(&object) else {
             return;
@@ -289,7 +298,7 @@ fn warning_event(
     if exists {
         return;
     }
-    plan.notes.push(format!(
+    plan.note(format!(
         "Warning {reason} {}/{}: {message}",
         obj.get("kind")
             .and_then(Value::as_str)

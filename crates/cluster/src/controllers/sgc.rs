@@ -25,7 +25,7 @@ pub(super) fn reconcile(
     let mut alloc = match PrefixAllocator::new(&settings.egress_pool) {
         Ok(a) => a,
         Err(e) => {
-            plan.notes.push(format!("egress IP pool: {e}"));
+            plan.note(format!("egress IP pool: {e}"));
             return out;
         }
     };
@@ -97,7 +97,7 @@ pub(super) fn reconcile(
                     }
                     _ => json!({"egressIpPrefix": p.to_string()}),
                 };
-                plan.notes.push(format!(
+                plan.note(format!(
                     "staticgatewayconfiguration {key}: egressIpPrefix {p}"
                 ));
                 plan.put(Some(o), updated);

@@ -93,7 +93,7 @@ pub(super) fn reconcile(
     for rs in &state.replica_sets {
         match controller_uid(rs, "Deployment") {
             Some(owner) if !deployment_uids.contains(owner) => {
-                plan.notes.push(format!(
+                plan.note(format!(
                     "replicaset {} deleted (owner gone)",
                     object_path(rs)
                 ));
@@ -111,8 +111,7 @@ pub(super) fn reconcile(
         if let Some(owner) = controller_uid(pod, "ReplicaSet")
             && !rs_uids.contains(owner)
         {
-            plan.notes
-                .push(format!("pod {} deleted (owner gone)", object_path(pod)));
+            plan.note(format!("pod {} deleted (owner gone)", object_path(pod)));
             plan.delete(pod);
             deleted.insert(object_path(pod));
         }
@@ -178,7 +177,7 @@ fn deployment(
         rs["status"] = rs_status(state, cur);
         rs_desired.insert(uid(cur).to_owned(), want);
     } else {
-        plan.notes.push(format!(
+        plan.note(format!(
             "replicaset {ns}/{rs_name} created ({want} replicas)"
         ));
     }
@@ -313,7 +312,7 @@ fn scale(
             )
         });
         for p in pods.iter().take(usize::try_from(have - want).unwrap_or(0)) {
-            plan.notes.push(format!("pod {} deleted", object_path(p)));
+            plan.note(format!("pod {} deleted", object_path(p)));
             plan.delete(p);
             deleted.insert(object_path(p));
         }
@@ -341,8 +340,7 @@ fn scale(
         if let Some(a) = template.pointer("/metadata/annotations") {
             metadata["annotations"] = a.clone();
         }
-        plan.notes
-            .push(format!("pod {}/{pod_name} created", namespace(rs)));
+        plan.note(format!("pod {}/{pod_name} created", namespace(rs)));
         plan.put(
             None,
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}),
@@ -424,7 +422,7 @@ fn kubelet(
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             if phase != old_phase || ip.is_some() != pod.pointer("/status/podIP").is_some() {
-                plan.notes.push(format!(
+                plan.note(format!(
                     "pod {path} {phase}{}",
                     ip.map(|a| format!(" {a}")).unwrap_or_default()
                 ));
