@@ -365,7 +365,8 @@ fn sigkill_mid_reconcile_then_restart_converges_without_loss_or_duplicates() {
     let store = Store::open(c.store()).unwrap();
     // Kill it at three points of its work: after the first Pod exists, after a third of them
     // exist, after some are running.
-    let points: [(&str, Box<dyn Fn(&Store) -> bool>); 3] = [
+    type Point = (&'static str, Box<dyn Fn(&Store) -> bool>);
+    let points: [Point; 3] = [
         ("a first pod", Box::new(|s: &Store| !pods(s).is_empty())),
         (
             "a third of the pods",
