@@ -438,3 +438,118 @@ fn sigkill_mid_reconcile_then_restart_converges_without_loss_or_duplicates() {
         }
     }
 }
+
+/// The seed's HTTP scenario served by the add-on's gateway Pods: a client sends what the
+/// sidecar would (Host edition.cnn.com to the gateway Pod's port 80), the gateway routes it to
+/// the stand-in, and the stand-in, which admits only the static egress prefix (the IP-based half
+/// of the seed's defense in depth), sees the connection come from that prefix.
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_pods_serve_the_seed_http_scenario_from_their_static_egress_ip() {
+    let Some(seed) = common::seed() else { return };
+    if !have_curl() {
+        return;
+    }
+    let addr: std::net::SocketAddr = "127.0.45.100:80".parse().unwrap();
+    let upstream = match egress_testkit::HttpUpstream::start(addr).await {
+        Ok(u) => u,
+        Err(e) => {
+            println!(
+                "SKIPPED: cannot bind {addr} for the edition.cnn.com stand-in ({e}); run as root"
+            );
+            return;
+        }
+    };
+    upstream.allow_only("127.0.45.0/31").unwrap();
+    let c = Cluster::new();
+    prerequisites(&c);
+    c.namespace("aks-istio-system");
+    // The seed's shared MeshConfig, with access logging on (as the seed's logs section asks).
+    let mesh = seed[0].replace(
+        "    outboundTrafficPolicy:",
+        "    accessLogFile: /dev/stdout\n    outboundTrafficPolicy:",
+    );
+    assert!(mesh.contains("accessLogFile"), "{mesh}");
+    c.run_stdin(&["apply", "-f", "-"], &mesh).ok();
+    let flags = [
+        "--pod-range",
+        "127.1.45.0/24",
+        "--egress-ip-pool",
+        "127.0.45.0/24",
+        "--host",
+        "edition.cnn.com=127.0.45.100",
+    ];
+    let _up = tokio::task::block_in_place(|| Up::start_with(&c, &flags));
+    let store = Store::open(c.store()).unwrap();
+    tokio::task::block_in_place(|| {
+        c.run(&[
+            "mesh",
+            "enable-egress-gateway",
+            "--istio-egressgateway-name",
+            "asm-egress-test",
+            "--gateway-configuration-name",
+            "istio-egress-sgc",
+            "-o",
+            "none",
+        ])
+        .ok();
+        wait_for(
+            &store,
+            "2 running gateway pods",
+            Duration::from_secs(60),
+            |s| running(s).len() == 2,
+        );
+        for m in &seed[1..3] {
+            c.run_stdin(&["apply", "-n", NS, "-f", "-"], m).ok();
+        }
+    });
+    let gateway_pods = running(&store);
+    for p in &gateway_pods {
+        let ip = text(p, "/status/podIP").to_owned();
+        let last = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        egress_testkit::eventually(Duration::from_secs(30), || {
+            let ip = ip.clone();
+            let last = last.clone();
+            async move {
+                let out = egress_testkit::Curl::new("http://edition.cnn.com/politics")
+                    .connect_to("edition.cnn.com", 80, &ip, 80)
+                    .status()
+                    .await;
+                let ok = matches!(&out, Ok(o) if o.status == 200);
+                *last.lock().unwrap() = format!("{out:?}");
+                ok
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}: gateway {ip}: {}", last.lock().unwrap()));
+    }
+    let conns = upstream.connections();
+    assert!(!conns.is_empty());
+    for conn in &conns {
+        let src = conn.peer_addr.ip().to_string();
+        assert!(
+            src == "127.0.45.0" || src == "127.0.45.1",
+            "source {src} is not the egress prefix"
+        );
+        assert!(!conn.refused);
+    }
+    assert!(
+        upstream
+            .requests()
+            .iter()
+            .all(|r| r.host.as_deref() == Some("edition.cnn.com"))
+    );
+    // Each Pod's access log is its container log under the store's run directory.
+    let pod = text(&gateway_pods[0], "/metadata/name");
+    let log = c
+        .store()
+        .join(format!("run/pods/{NS}_{pod}/istio-proxy.log"));
+    // The line is written once the response is done: wait for it.
+    egress_testkit::eventually(Duration::from_secs(10), || {
+        let log = log.clone();
+        async move {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("outbound|80||edition.cnn.com"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(&log).unwrap_or_default()));
+}
