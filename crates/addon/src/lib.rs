@@ -6,9 +6,11 @@
 //! Nothing here performs I/O: callers load the profile and objects from the store, apply these
 //! functions, and write the results back.
 
+pub mod manifests;
 pub mod objects;
 pub mod ops;
 pub mod profile;
+pub mod revisions;
 pub mod sgc;
 
 pub use ops::AddonError;

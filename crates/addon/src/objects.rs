@@ -2,7 +2,8 @@
 //! add-on renders Istio's `gateway` chart: a ClusterIP Service `<name>` shared by all
 //! revisions (ports `status-port` 15021, `http2` 80, `https` 443), a ServiceAccount `<name>`,
 //! and per control-plane revision a Deployment `<name>-<revision>` (pods annotated with the
-//! StaticGatewayConfiguration), an `autoscaling/v2` HPA (2..5, CPU 80%) and a PDB
+//! StaticGatewayConfiguration, running `egress gateway run` as the chart's unprivileged,
+//! read-only `istio-proxy` container), an `autoscaling/v2` HPA (2..5, CPU 80%) and a PDB
 //! (`minAvailable: 1`).
 
 use serde_json::{Value, json};
@@ -28,6 +29,8 @@ pub const HPA_CPU: i32 = 80;
 pub const CONTAINER: &str = "istio-proxy";
 /// Health (readiness) port.
 pub const STATUS_PORT: i32 = 15021;
+/// User and group the gateway container runs as (Istio's proxy UID).
+pub const GATEWAY_UID: i64 = 1337;
 
 /// Everything needed to render one egress gateway.
 #[derive(Debug, Clone)]
@@ -40,7 +43,8 @@ pub struct EgressGatewayObjects<'a> {
     pub gateway_configuration_name: &'a str,
     /// Control-plane revisions; one Deployment/HPA/PDB each.
     pub revisions: &'a [String],
-    /// The Service's cluster IP (allocated by the caller).
+    /// The Service's cluster IP (allocated by the caller); empty leaves `clusterIP` out, for
+    /// a cluster whose API server allocates it.
     pub cluster_ip: &'a str,
     /// The container image (runs `egress gateway run`).
     pub image: &'a str,
@@ -139,18 +143,44 @@ pub fn service_account(s: &EgressGatewayObjects<'_>) -> Value {
 /// The ClusterIP Service `<name>`, shared by every revision.
 pub fn service(s: &EgressGatewayObjects<'_>) -> Value {
     let port = |name: &str, port: i32| json!({"name": name, "port": port, "protocol": "TCP", "targetPort": port});
+    let mut spec = json!({
+        "type": "ClusterIP",
+        "clusterIP": s.cluster_ip,
+        "clusterIPs": [s.cluster_ip],
+        "selector": {"app": s.name, "istio": s.name},
+        "ports": [port("status-port", STATUS_PORT), port("http2", 80), port("https", 443)],
+    });
+    if s.cluster_ip.is_empty()
+        && let Some(m) = spec.as_object_mut()
+    {
+        m.remove("clusterIP");
+        m.remove("clusterIPs");
+    }
     json!({
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata(s, s.name, gateway_labels(s.name)),
-        "spec": {
-            "type": "ClusterIP",
-            "clusterIP": s.cluster_ip,
-            "clusterIPs": [s.cluster_ip],
-            "selector": {"app": s.name, "istio": s.name},
-            "ports": [port("status-port", STATUS_PORT), port("http2", 80), port("https", 443)],
-        },
+        "spec": spec,
     })
+}
+
+/// The gateway container's arguments: `egress gateway run` for `revision`, listening on the
+/// Service's ports (targetPort = port) with health on [`STATUS_PORT`]. The namespace, labels
+/// and service account come from the environment ([`deployment`]).
+pub fn gateway_args(revision: &str) -> Vec<String> {
+    let health = STATUS_PORT.to_string();
+    [
+        "gateway",
+        "run",
+        "--revision",
+        revision,
+        "--service-ports",
+        "80:80,443:443",
+        "--health-port",
+        &health,
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// The Deployment `<name>-<revision>`.
@@ -198,21 +228,14 @@ pub fn deployment(s: &EgressGatewayObjects<'_>, revision: &str) -> Value {
                     "affinity": {"nodeAffinity": {
                         "preferredDuringSchedulingIgnoredDuringExecution": affinity,
                     }},
+                    // Istio's gateway chart: binding 80/443 without privileges.
                     "securityContext": {
-                        "runAsUser": 1337,
-                        "runAsGroup": 1337,
-                        "runAsNonRoot": true,
                         "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}],
                     },
                     "containers": [{
                         "name": CONTAINER,
                         "image": s.image,
-                        "args": [
-                            "gateway", "run",
-                            "--revision", revision,
-                            "--service-ports", "80:80,443:443",
-                            "--health-port", STATUS_PORT.to_string(),
-                        ],
+                        "args": gateway_args(revision),
                         "env": [
                             field_env("POD_NAME", "metadata.name"),
                             field_env("POD_NAMESPACE", "metadata.namespace"),
@@ -239,12 +262,15 @@ pub fn deployment(s: &EgressGatewayObjects<'_>, revision: &str) -> Value {
                             "requests": {"cpu": "100m", "memory": "128Mi"},
                             "limits": {"cpu": "2000m", "memory": "1024Mi"},
                         },
+                        // Istio's gateway chart's container securityContext.
                         "securityContext": {
+                            "capabilities": {"drop": ["ALL"]},
                             "allowPrivilegeEscalation": false,
                             "privileged": false,
                             "readOnlyRootFilesystem": true,
+                            "runAsUser": GATEWAY_UID,
+                            "runAsGroup": GATEWAY_UID,
                             "runAsNonRoot": true,
-                            "capabilities": {"drop": ["ALL"]},
                         },
                     }],
                 },

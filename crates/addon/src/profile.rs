@@ -15,8 +15,9 @@ pub const DEFAULT_EGRESS_NAMESPACE: &str = "aks-istio-egress";
 /// default (n-1) itself; this local emulation uses `asm-1-24`, the revision the egress how-to
 /// shows.
 pub const DEFAULT_REVISION: &str = "asm-1-24";
-/// Revisions this local emulation supports (what `az aks mesh get-revisions` would list); a
-/// cluster on another revision gets az's "no longer supported" warning.
+/// Revisions this local emulation supports (what `az aks mesh get-revisions` lists, with
+/// the details in [`crate::revisions::CATALOGUE`]); a cluster on another revision gets az's
+/// "no longer supported" warning.
 pub const SUPPORTED_REVISIONS: &[&str] = &["asm-1-24", "asm-1-25", "asm-1-26"];
 
 /// A managed cluster, as far as the mesh add-on is concerned (`az aks show` output shape).

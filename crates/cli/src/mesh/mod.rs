@@ -6,16 +6,22 @@
 //! rules ([`egress_addon::ops`]) and, in the same store transaction as the profile update,
 //! writes what the add-on deploys for the enabled egress gateways
 //! ([`egress_addon::objects::egress_gateway_objects`]): ServiceAccount and Service `<name>`,
-//! and per control-plane revision a Deployment, HPA and PDB `<name>-<revision>`.
+//! and per control-plane revision a Deployment, HPA and PDB `<name>-<revision>` (`sync`).
+//! `enable-egress-gateway` then waits for the gateway's pods (`wait`). `get-revisions` and
+//! `get-upgrades` print the revision catalogue (`profiles`); `manifests` prints the gateway
+//! objects for a real cluster (`manifests`).
 //! Errors print as az prints them: `ERROR: <message>` on standard error, exit code 1.
 
-use std::collections::BTreeSet;
+mod args;
+pub mod manifests;
+pub mod profiles;
+pub mod sync;
+pub mod wait;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
-use egress_addon::objects::{EgressGatewayObjects, egress_gateway_objects};
 use egress_addon::ops::{self, AddonError};
 use egress_addon::profile::{
     DEFAULT_EGRESS_NAMESPACE, NetworkProfile, SUPPORTED_REVISIONS, StaticEgressGatewayProfile,
@@ -26,6 +32,10 @@ use egress_store::{ObjectKey, Store, StoreError, Transaction};
 use serde_json::{Value, json};
 
 use crate::{Io, OpError};
+
+pub use args::{ClusterArgs, ClusterRef, GatewayArgs, MeshCommand, UpgradeCommand};
+pub use sync::allocate_cluster_ip;
+pub use wait::{WaitOptions, WaitOutcome, WaitTarget};
 
 /// API group of the stored ManagedCluster object.
 pub const MC_GROUP: &str = "containerservice.azure.com";
@@ -47,131 +57,6 @@ pub const SGC_GROUP: &str = "egressgateway.kubernetes.azure.com";
 pub const NO_TTY: &str = "Unable to prompt for confirmation as no tty available. Use --yes.";
 /// az's answer to a declined confirmation.
 pub const CANCELLED: &str = "Operation cancelled.";
-
-/// Which cluster, and how to print it.
-#[derive(Args, Debug, Clone)]
-pub struct ClusterArgs {
-    /// Resource group (default: the stored cluster's, else `egress-local`).
-    #[arg(short = 'g', long = "resource-group")]
-    pub resource_group: Option<String>,
-    /// Name of the managed cluster.
-    #[arg(short = 'n', long = "name", default_value = DEFAULT_CLUSTER)]
-    pub name: String,
-    /// Output format: `json` (the cluster, as `az aks show` prints it) or `none`.
-    #[arg(short = 'o', long = "output", default_value = "json", value_parser = ["json", "jsonc", "none"])]
-    pub output: String,
-    /// Accepted as az does. The local add-on writes everything synchronously and waiting
-    /// for gateway readiness is not implemented yet; with it, nothing is printed.
-    #[arg(long = "no-wait")]
-    pub no_wait: bool,
-}
-
-/// The egress gateway's name and namespace.
-#[derive(Args, Debug, Clone)]
-pub struct GatewayArgs {
-    /// Name of the Istio egress gateway (1-53 characters, lower case alphanumerics, `-`, `.`).
-    #[arg(long = "istio-egressgateway-name", visible_alias = "istio-eg-gtw-name")]
-    pub gateway_name: String,
-    /// Namespace of the Istio egress gateway. Defaults to "aks-istio-egress" if unspecified.
-    #[arg(
-        long = "istio-egressgateway-namespace",
-        visible_alias = "istio-eg-gtw-ns"
-    )]
-    pub gateway_namespace: Option<String>,
-}
-
-/// `egress mesh …`.
-#[derive(Subcommand, Debug, Clone)]
-pub enum MeshCommand {
-    /// Show the managed cluster (like `az aks show`).
-    Show {
-        /// The cluster.
-        #[command(flatten)]
-        cluster: ClusterArgs,
-    },
-    /// Enable Azure Service Mesh.
-    Enable {
-        /// The cluster.
-        #[command(flatten)]
-        cluster: ClusterArgs,
-        /// Revision to install (`asm-X-Y`; default asm-1-24).
-        #[arg(long)]
-        revision: Option<String>,
-    },
-    /// Disable Azure Service Mesh.
-    Disable {
-        /// The cluster.
-        #[command(flatten)]
-        cluster: ClusterArgs,
-        /// Do not prompt for confirmation.
-        #[arg(short = 'y', long)]
-        yes: bool,
-    },
-    /// Canary upgrades of the control plane.
-    Upgrade {
-        /// The upgrade step.
-        #[command(subcommand)]
-        command: UpgradeCommand,
-    },
-    /// Enable an Azure Service Mesh egress gateway. The StaticGatewayConfiguration must
-    /// exist in the gateway's namespace; without an egress IP prefix yet the gateway stays
-    /// Pending (`--no-wait` is accepted; waiting for readiness is not implemented yet).
-    EnableEgressGateway {
-        /// The cluster.
-        #[command(flatten)]
-        cluster: ClusterArgs,
-        /// The egress gateway.
-        #[command(flatten)]
-        gateway: GatewayArgs,
-        /// Name of the StaticGatewayConfiguration resource (in the gateway's namespace).
-        #[arg(long = "gateway-configuration-name", visible_alias = "gtw-config-name")]
-        gateway_configuration_name: String,
-    },
-    /// Disable an Azure Service Mesh egress gateway.
-    DisableEgressGateway {
-        /// The cluster.
-        #[command(flatten)]
-        cluster: ClusterArgs,
-        /// The egress gateway.
-        #[command(flatten)]
-        gateway: GatewayArgs,
-        /// Do not prompt for confirmation.
-        #[arg(short = 'y', long)]
-        yes: bool,
-    },
-}
-
-/// `egress mesh upgrade …`.
-#[derive(Subcommand, Debug, Clone)]
-pub enum UpgradeCommand {
-    /// Start a canary upgrade: install another revision beside the current one.
-    Start {
-        /// The cluster.
-        #[command(flatten)]
-        cluster: ClusterArgs,
-        /// Revision to upgrade to (`asm-X-Y`).
-        #[arg(long)]
-        revision: String,
-    },
-    /// Complete the upgrade: remove the lower revision.
-    Complete {
-        /// The cluster.
-        #[command(flatten)]
-        cluster: ClusterArgs,
-        /// Do not prompt for confirmation.
-        #[arg(short = 'y', long)]
-        yes: bool,
-    },
-    /// Roll the upgrade back: remove the higher revision.
-    Rollback {
-        /// The cluster.
-        #[command(flatten)]
-        cluster: ClusterArgs,
-        /// Do not prompt for confirmation.
-        #[arg(short = 'y', long)]
-        yes: bool,
-    },
-}
 
 /// A mesh command failed; `Display` is what follows `ERROR: `.
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +82,22 @@ pub enum MeshError {
     /// Opening the store or writing output failed.
     #[error("{0}")]
     Op(#[from] OpError),
+    /// The gateway did not become ready in time.
+    #[error(
+        "timed out after {after} waiting for egress gateway {name} in {namespace} to become ready: {ready}/{want} pods ready"
+    )]
+    Timeout {
+        /// The timeout, as `10m`.
+        after: String,
+        /// Gateway name.
+        name: String,
+        /// Its namespace.
+        namespace: String,
+        /// Ready pods when it gave up.
+        ready: i64,
+        /// Wanted pods.
+        want: i64,
+    },
 }
 
 impl From<std::io::Error> for MeshError {
@@ -235,7 +136,11 @@ pub fn cli_main(store: Result<Store, OpError>, command: &MeshCommand) -> ExitCod
             err: &mut err,
         };
         let mut confirm = terminal_confirm;
-        run(&store, command, &mut io, &mut confirm)
+        let wait = WaitOptions {
+            progress: std::io::stderr().is_terminal(),
+            ..WaitOptions::default()
+        };
+        run_with(&store, command, &mut io, &mut confirm, &wait)
     });
     let _ = out.flush();
     match result {
@@ -305,17 +210,45 @@ impl Change<'_> {
     }
 }
 
-/// Runs one `egress mesh` command; `confirm` answers az's confirmation prompts.
+/// The warning `enable-egress-gateway` prints instead of waiting when no local cluster runs.
+pub fn not_running_warning(name: &str, namespace: &str) -> String {
+    format!(
+        "the local cluster is not running (start it with \"egress up\"); egress gateway {name} in {namespace} will start when it runs."
+    )
+}
+
+/// Runs one `egress mesh` command; `confirm` answers az's confirmation prompts. Waits as
+/// [`WaitOptions::default`] (no progress line, 10 minutes at most).
 pub fn run(
     store: &Store,
     command: &MeshCommand,
     io: &mut Io<'_>,
     confirm: &mut Confirm<'_>,
 ) -> Result<(), MeshError> {
+    run_with(store, command, io, confirm, &WaitOptions::default())
+}
+
+/// [`run`], waiting for `enable-egress-gateway`'s gateway as `wait` says.
+pub fn run_with(
+    store: &Store,
+    command: &MeshCommand,
+    io: &mut Io<'_>,
+    confirm: &mut Confirm<'_>,
+    wait: &WaitOptions,
+) -> Result<(), MeshError> {
     let (cluster, change) = match command {
         MeshCommand::Show { cluster } => {
             let mc = read_cluster(store, cluster)?;
             return print_cluster(&mc, cluster, io);
+        }
+        MeshCommand::GetRevisions { output, .. } => {
+            return profiles::get_revisions(output, io);
+        }
+        MeshCommand::GetUpgrades { cluster, output } => {
+            return profiles::get_upgrades(store, cluster, output, io);
+        }
+        MeshCommand::Manifests { cluster, image } => {
+            return manifests::print_manifests(store, cluster, image, io);
         }
         MeshCommand::Enable { cluster, revision } => (cluster, Change::Enable(revision.as_deref())),
         MeshCommand::Disable { cluster, yes } => {
@@ -386,6 +319,19 @@ pub fn run(
     }
     if cluster.no_wait {
         return Ok(());
+    }
+    if let Change::EnableEgress {
+        name, namespace, ..
+    } = change
+    {
+        let ns = namespace.unwrap_or(DEFAULT_EGRESS_NAMESPACE);
+        let revisions = mc.mesh_profile_or_disabled().revisions().to_vec();
+        let target = WaitTarget::new(name, ns, &revisions);
+        let outcome =
+            wait::wait_for_gateway(store, &target, committed.resource_version, wait, io.err)?;
+        if outcome == WaitOutcome::NotRunning {
+            writeln!(io.err, "WARNING: {}", not_running_warning(name, ns))?;
+        }
     }
     print_cluster(&mc, cluster, io)
 }
@@ -502,7 +448,7 @@ fn commit(
             ));
         }
     }
-    sync_objects(tx, &old, &new)?;
+    sync::sync_objects(tx, &old, &new)?;
     mc.service_mesh_profile = Some(new);
     let spec = serde_json::to_value(&mc).map_err(corrupt(&mc.name))?;
     tx.apply(
@@ -515,109 +461,4 @@ fn commit(
         }),
     )?;
     Ok((mc, warnings))
-}
-
-/// `(name, namespace, gatewayConfigurationName)` of the enabled gateways, when the mesh is on.
-fn enabled_gateways(p: &ServiceMeshProfile) -> Vec<(&str, &str, &str)> {
-    if !p.is_enabled() {
-        return Vec::new();
-    }
-    p.enabled_egress_gateways()
-        .map(|g| {
-            (
-                g.name.as_str(),
-                g.namespace.as_str(),
-                g.gateway_configuration_name.as_deref().unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
-/// The keys of every object the add-on deploys for `p`.
-fn gateway_keys(p: &ServiceMeshProfile) -> BTreeSet<ObjectKey> {
-    let mut keys = BTreeSet::new();
-    for (name, ns, _) in enabled_gateways(p) {
-        keys.insert(ObjectKey::new("", "ServiceAccount", Some(ns), name));
-        keys.insert(ObjectKey::new("", "Service", Some(ns), name));
-        for rev in p.revisions() {
-            let obj = format!("{name}-{rev}");
-            keys.insert(ObjectKey::new("apps", "Deployment", Some(ns), obj.as_str()));
-            keys.insert(ObjectKey::new(
-                "autoscaling",
-                "HorizontalPodAutoscaler",
-                Some(ns),
-                obj.as_str(),
-            ));
-            keys.insert(ObjectKey::new(
-                "policy",
-                "PodDisruptionBudget",
-                Some(ns),
-                obj,
-            ));
-        }
-    }
-    keys
-}
-
-/// Deletes what `old` deployed and `new` does not, then writes what `new` deploys.
-fn sync_objects(
-    tx: &mut Transaction<'_>,
-    old: &ServiceMeshProfile,
-    new: &ServiceMeshProfile,
-) -> Result<(), MeshError> {
-    let keep = gateway_keys(new);
-    for key in gateway_keys(old).difference(&keep) {
-        if tx.exists(key)? {
-            tx.delete(key)?;
-        }
-    }
-    for (name, ns, sgc) in enabled_gateways(new) {
-        if !tx.exists(&ObjectKey::for_namespace(ns))? {
-            continue;
-        }
-        let service = tx.get(&ObjectKey::new("", "Service", Some(ns), name))?;
-        let existing_ip = service
-            .as_ref()
-            .and_then(|s| s.pointer("/spec/clusterIP"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let cluster_ip = match existing_ip {
-            Some(ip) => ip,
-            None => allocate_cluster_ip(tx)?.to_string(),
-        };
-        let objects = egress_gateway_objects(&EgressGatewayObjects {
-            name,
-            namespace: ns,
-            gateway_configuration_name: sgc,
-            revisions: new.revisions(),
-            cluster_ip: &cluster_ip,
-            image: IMAGE,
-        });
-        for obj in objects {
-            let Some(key) = ObjectKey::from_object(&obj) else {
-                continue;
-            };
-            tx.apply(&key, obj)?;
-        }
-    }
-    Ok(())
-}
-
-/// The lowest address of [`SERVICE_RANGE`] no Service uses as its cluster IP.
-pub fn allocate_cluster_ip(tx: &Transaction<'_>) -> Result<Ipv4Addr, MeshError> {
-    let used: BTreeSet<u32> = tx
-        .list("", "Service", None)?
-        .items
-        .iter()
-        .filter_map(|s| s.pointer("/spec/clusterIP").and_then(Value::as_str))
-        .filter_map(|ip| ip.parse::<Ipv4Addr>().ok())
-        .map(u32::from)
-        .collect();
-    let (first, last) = (u32::from(SERVICE_RANGE.0), u32::from(SERVICE_RANGE.1));
-    (first..=last)
-        .find(|ip| !used.contains(ip))
-        .map(Ipv4Addr::from)
-        .ok_or_else(|| {
-            MeshError::Refused("the service range 10.0.0.0/16 has no free cluster IP".into())
-        })
 }

@@ -1,0 +1,197 @@
+//! The command line of `egress mesh …`: az's `aks mesh` commands, flags and aliases.
+
+use clap::{Args, Subcommand};
+
+use super::{DEFAULT_CLUSTER, IMAGE};
+
+/// Which cluster, and how to print it.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Resource group (default: the stored cluster's, else `egress-local`).
+    #[arg(short = 'g', long = "resource-group")]
+    pub resource_group: Option<String>,
+    /// Name of the managed cluster.
+    #[arg(short = 'n', long = "name", default_value = DEFAULT_CLUSTER)]
+    pub name: String,
+    /// Output format: `json` (the cluster, as `az aks show` prints it) or `none`.
+    #[arg(short = 'o', long = "output", default_value = "json", value_parser = ["json", "jsonc", "none"])]
+    pub output: String,
+    /// Do not wait for the operation to finish: nothing is printed. The store is updated
+    /// synchronously either way; `enable-egress-gateway` otherwise waits until the gateway's
+    /// pods are ready (when the local cluster, `egress up`, is running).
+    #[arg(long = "no-wait")]
+    pub no_wait: bool,
+}
+
+impl ClusterArgs {
+    /// The cluster `-g`/`-n` name, printed as JSON.
+    pub fn of(resource_group: Option<String>, name: String) -> ClusterArgs {
+        ClusterArgs {
+            resource_group,
+            name,
+            output: "json".into(),
+            no_wait: false,
+        }
+    }
+}
+
+/// `-g`/`-n` alone, for commands that print something other than the cluster.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterRef {
+    /// Resource group (default: the stored cluster's, else `egress-local`).
+    #[arg(short = 'g', long = "resource-group")]
+    pub resource_group: Option<String>,
+    /// Name of the managed cluster.
+    #[arg(short = 'n', long = "name", default_value = DEFAULT_CLUSTER)]
+    pub name: String,
+}
+
+impl ClusterRef {
+    /// As [`ClusterArgs`] (for [`super::read_cluster`]).
+    pub fn cluster(&self) -> ClusterArgs {
+        ClusterArgs::of(self.resource_group.clone(), self.name.clone())
+    }
+}
+
+/// The egress gateway's name and namespace.
+#[derive(Args, Debug, Clone)]
+pub struct GatewayArgs {
+    /// Name of the Istio egress gateway (1-53 characters, lower case alphanumerics, `-`, `.`).
+    #[arg(long = "istio-egressgateway-name", visible_alias = "istio-eg-gtw-name")]
+    pub gateway_name: String,
+    /// Namespace of the Istio egress gateway. Defaults to "aks-istio-egress" if unspecified.
+    #[arg(
+        long = "istio-egressgateway-namespace",
+        visible_alias = "istio-eg-gtw-ns"
+    )]
+    pub gateway_namespace: Option<String>,
+}
+
+/// `egress mesh …`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum MeshCommand {
+    /// Show the managed cluster (like `az aks show`).
+    Show {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Enable Azure Service Mesh.
+    Enable {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Revision to install (`asm-X-Y`; default asm-1-24).
+        #[arg(long)]
+        revision: Option<String>,
+    },
+    /// Disable Azure Service Mesh.
+    Disable {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Do not prompt for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Discover the mesh revisions available in a location.
+    ///
+    /// Each revision with its upgrades and compatible Kubernetes versions; every location
+    /// shows the local cluster's catalogue.
+    GetRevisions {
+        /// Location in which to discover available Azure Service Mesh revisions.
+        #[arg(short = 'l', long)]
+        location: String,
+        /// Output format.
+        #[arg(short = 'o', long = "output", default_value = "json", value_parser = ["json", "jsonc", "table", "none"])]
+        output: String,
+    },
+    /// Discover the upgrades available for the cluster's mesh revision.
+    GetUpgrades {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterRef,
+        /// Output format.
+        #[arg(short = 'o', long = "output", default_value = "json", value_parser = ["json", "jsonc", "table", "none"])]
+        output: String,
+    },
+    /// Canary upgrades of the control plane.
+    Upgrade {
+        /// The upgrade step.
+        #[command(subcommand)]
+        command: UpgradeCommand,
+    },
+    /// Enable an Azure Service Mesh egress gateway.
+    ///
+    /// The StaticGatewayConfiguration must exist in the gateway's namespace; without an
+    /// egress IP prefix yet the gateway stays Pending. Waits until the gateway's pods are
+    /// ready (when the local cluster runs) unless `--no-wait`.
+    EnableEgressGateway {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// The egress gateway.
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// Name of the StaticGatewayConfiguration resource (in the gateway's namespace).
+        #[arg(long = "gateway-configuration-name", visible_alias = "gtw-config-name")]
+        gateway_configuration_name: String,
+    },
+    /// Disable an Azure Service Mesh egress gateway.
+    DisableEgressGateway {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// The egress gateway.
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// Do not prompt for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Print the egress gateways' Kubernetes objects, for applying to a real cluster.
+    ///
+    /// Multi-document YAML: ServiceAccount and Service per enabled gateway, Deployment,
+    /// HorizontalPodAutoscaler and PodDisruptionBudget per gateway and installed revision,
+    /// without a cluster IP (the cluster allocates it).
+    Manifests {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterRef,
+        /// Container image of the gateway Deployments (runs `egress gateway run`).
+        #[arg(long, default_value = IMAGE)]
+        image: String,
+    },
+}
+
+/// `egress mesh upgrade …`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum UpgradeCommand {
+    /// Start a canary upgrade: install another revision beside the current one.
+    Start {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Revision to upgrade to (`asm-X-Y`).
+        #[arg(long)]
+        revision: String,
+    },
+    /// Complete the upgrade: remove the lower revision.
+    Complete {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Do not prompt for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Roll the upgrade back: remove the higher revision.
+    Rollback {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Do not prompt for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+}
