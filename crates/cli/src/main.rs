@@ -8,6 +8,11 @@ use egress_cli::ops::{apply, delete, get, label, up, validate};
 use egress_cli::{Io, OpError, input};
 use egress_store::Store;
 
+/// mimalloc: the local cluster holds a thousand gateway instances across many threads, where
+/// the system allocator's per-thread arenas keep several times the live heap resident.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Egress gateways for service meshes, with Istio's resources and kubectl's commands.
 #[derive(Parser, Debug)]
 #[command(name = "egress", version, about)]

@@ -21,7 +21,7 @@ use ipnet::Ipv4Net;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::controllers::{Facts, Instance, State, is_gateway_pod, object_path};
+use crate::controllers::{Facts, Instance, State, at, is_gateway_pod, object_path};
 
 /// Workload certificates live this long; they are re-issued at half-life.
 const CERT_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -360,28 +360,33 @@ fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
 /// Gateway Pods that should run, by `namespace/name`.
 fn gateway_pods(state: &State) -> BTreeMap<String, PodView> {
     let mut out = BTreeMap::new();
+    let services = services_by_namespace(state);
     for pod in &state.pods {
-        if pod.pointer("/metadata/deletionTimestamp").is_some() || !is_gateway_pod(pod) {
+        if at(pod, "/metadata/deletionTimestamp").is_some() || !is_gateway_pod(pod) {
             continue;
         }
-        let Some(ip) = pod
-            .pointer("/status/podIP")
+        let Some(ip) = at(pod, "/status/podIP")
             .and_then(Value::as_str)
             .and_then(|s| s.parse::<Ipv4Addr>().ok())
         else {
             continue;
         };
-        let ns = pod
-            .pointer("/metadata/namespace")
+        let ns = at(pod, "/metadata/namespace")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let labels = str_map(pod.pointer("/metadata/labels"));
+        let labels = str_map(at(pod, "/metadata/labels"));
         let identity = GatewayIdentity {
             revision: labels.get("istio.io/rev").cloned(),
-            service_ports: service_ports(state, &ns, &labels, pod),
-            service_account: pod
-                .pointer("/spec/serviceAccountName")
+            service_ports: service_ports(
+                services
+                    .get(ns.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+                &labels,
+                pod,
+            ),
+            service_account: at(pod, "/spec/serviceAccountName")
                 .and_then(Value::as_str)
                 .unwrap_or("default")
                 .to_owned(),
@@ -390,8 +395,7 @@ fn gateway_pods(state: &State) -> BTreeMap<String, PodView> {
         };
         let path = object_path(pod);
         let source = source_address(state, &ns, pod, &path);
-        let container = pod
-            .pointer("/spec/containers/0/name")
+        let container = at(pod, "/spec/containers/0/name")
             .and_then(Value::as_str)
             .unwrap_or("istio-proxy")
             .to_owned();
@@ -409,40 +413,57 @@ fn gateway_pods(state: &State) -> BTreeMap<String, PodView> {
     out
 }
 
+/// A Service as gateways need it: its selector and `(port, targetPort)` pairs.
+struct ServiceView<'a> {
+    selector: BTreeMap<String, String>,
+    ports: Vec<(u64, Option<&'a Value>)>,
+}
+
+/// Services by namespace (built once per sync).
+fn services_by_namespace(state: &State) -> BTreeMap<&str, Vec<ServiceView<'_>>> {
+    let mut out: BTreeMap<&str, Vec<ServiceView<'_>>> = BTreeMap::new();
+    for svc in &state.services {
+        let ns = at(svc, "/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let selector = str_map(at(svc, "/spec/selector"));
+        if selector.is_empty() {
+            continue;
+        }
+        let ports = at(svc, "/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| Some((p.get("port")?.as_u64()?, p.get("targetPort"))))
+            .collect();
+        out.entry(ns)
+            .or_default()
+            .push(ServiceView { selector, ports });
+    }
+    out
+}
+
 /// Service port → target port of the Services in the Pod's namespace that select it (numeric
 /// target ports, or named ones resolved against the Pod's container ports).
 fn service_ports(
-    state: &State,
-    ns: &str,
+    services: &[ServiceView<'_>],
     labels: &BTreeMap<String, String>,
     pod: &Value,
 ) -> BTreeMap<u16, u16> {
     let mut out = BTreeMap::new();
-    for svc in state
-        .services
-        .iter()
-        .filter(|s| s.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns))
-    {
-        let selector = str_map(svc.pointer("/spec/selector"));
-        if selector.is_empty() || !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+    for svc in services {
+        if !svc.selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
             continue;
         }
-        for p in svc
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(port) = p.get("port").and_then(Value::as_u64) else {
-                continue;
-            };
-            let target = match p.get("targetPort") {
-                None | Some(Value::Null) => Some(port),
+        for (port, target) in &svc.ports {
+            let target = match target {
+                None | Some(Value::Null) => Some(*port),
                 Some(Value::Number(n)) => n.as_u64(),
                 Some(Value::String(name)) => named_port(pod, name),
                 Some(_) => None,
             };
-            if let (Ok(port), Some(Ok(target))) = (u16::try_from(port), target.map(u16::try_from)) {
+            if let (Ok(port), Some(Ok(target))) = (u16::try_from(*port), target.map(u16::try_from))
+            {
                 out.insert(port, target);
             }
         }
@@ -451,7 +472,7 @@ fn service_ports(
 }
 
 fn named_port(pod: &Value, name: &str) -> Option<u64> {
-    pod.pointer("/spec/containers")?
+    at(pod, "/spec/containers")?
         .as_array()?
         .iter()
         .flat_map(|c| {
@@ -468,8 +489,7 @@ fn named_port(pod: &Value, name: &str) -> Option<u64> {
 /// An address of the Pod's StaticGatewayConfiguration prefix (Pods spread over its
 /// addresses, as gateway nodes each hold one), when the Pod uses one.
 fn source_address(state: &State, ns: &str, pod: &Value, path: &str) -> Option<IpAddr> {
-    let sgc = pod
-        .pointer("/metadata/annotations")?
+    let sgc = at(pod, "/metadata/annotations")?
         .get(SGC_POD_ANNOTATION)?
         .as_str()?;
     let key = sgc_key(ns, sgc);
@@ -478,10 +498,10 @@ fn source_address(state: &State, ns: &str, pod: &Value, path: &str) -> Option<Ip
         .iter()
         .find(|s| {
             sgc_key(
-                s.pointer("/metadata/namespace")
+                at(s, "/metadata/namespace")
                     .and_then(Value::as_str)
                     .unwrap_or_default(),
-                s.pointer("/metadata/name")
+                at(s, "/metadata/name")
                     .and_then(Value::as_str)
                     .unwrap_or_default(),
             ) == key

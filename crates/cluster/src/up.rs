@@ -9,7 +9,7 @@ use std::io::{Read, Seek, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use egress_store::{Store, StoreError, Transaction};
+use egress_store::{Store, StoreError, Transaction, Watcher};
 
 use crate::ClusterError;
 use crate::controllers::{self, SGC_GROUP, Settings, State, Write};
@@ -220,6 +220,7 @@ pub async fn run(
     let mut config_rv: Option<u64> = None;
     let mut refused_rv: Option<u64> = None;
     let mut last_error: Option<String> = None;
+    let mut watcher: Option<Watcher> = None;
     tokio::pin!(shutdown);
     loop {
         let rv = blocking(&store, |s| s.resource_version()).await?;
@@ -288,7 +289,7 @@ pub async fn run(
         let deadline = runtime.next_retry();
         tokio::select! {
             () = &mut shutdown => break,
-            () = wait_for_change(&store, rv, deadline) => {}
+            () = wait_for_change(&store, &mut watcher, rv, deadline) => {}
         }
     }
     (hooks.note)(&format!(
@@ -311,23 +312,42 @@ async fn blocking<T: Send + 'static>(
         .map_err(ClusterError::from)
 }
 
-/// Returns once the store has changed since `rv`, or at `deadline`.
-async fn wait_for_change(store: &Store, rv: u64, deadline: Option<Instant>) {
+/// Returns once the store has an event after `rv`, or at `deadline`. The watcher lives across
+/// calls, so the journal is read once, incrementally.
+async fn wait_for_change(
+    store: &Store,
+    watcher: &mut Option<Watcher>,
+    rv: u64,
+    deadline: Option<Instant>,
+) {
     loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return;
         }
         let store = store.clone();
+        let current = watcher.take();
         // Short slices: a blocking task cannot be cancelled, and shutdown must not wait long.
-        let changed = tokio::task::spawn_blocking(move || -> Result<bool, StoreError> {
-            let mut w = store.watch(rv)?;
-            Ok(!w.next_events(Duration::from_millis(250))?.is_empty())
+        let waited = tokio::task::spawn_blocking(move || -> Result<(bool, Watcher), StoreError> {
+            let mut w = match current {
+                Some(w) => w,
+                None => store.watch(rv)?,
+            };
+            if w.resource_version() > rv {
+                return Ok((true, w));
+            }
+            let events = w.next_events(Duration::from_millis(250))?;
+            Ok((events.iter().any(|e| e.rv > rv), w))
         })
         .await;
-        match changed {
-            Ok(Ok(false)) => {}
-            // Changed, or the feed expired (relist).
-            Ok(Ok(true)) | Ok(Err(_)) | Err(_) => return,
+        match waited {
+            Ok(Ok((changed, w))) => {
+                *watcher = Some(w);
+                if changed {
+                    return;
+                }
+            }
+            // The feed expired or failed: relist (a new watcher is made from then).
+            Ok(Err(_)) | Err(_) => return,
         }
     }
 }

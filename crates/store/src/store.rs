@@ -194,19 +194,27 @@ impl Store {
     /// Fails with [`StoreError::Expired`] if compaction already dropped events after
     /// `from_rv`; relist and watch from the list's resourceVersion then.
     pub fn watch(&self, from_rv: u64) -> Result<Watcher, StoreError> {
-        let meta = Meta::load(&self.paths.meta)?.unwrap_or_default();
-        let oldest = meta.first_retained_resource_version;
-        if from_rv.saturating_add(1) < oldest {
-            return Err(StoreError::Expired {
-                rv: from_rv,
-                oldest,
-            });
-        }
-        Ok(Watcher::new(
-            self.paths.journal.clone(),
-            from_rv,
-            self.options.watch_poll_interval,
-        ))
+        self.read(|meta| {
+            let oldest = meta.first_retained_resource_version;
+            if from_rv.saturating_add(1) < oldest {
+                return Err(StoreError::Expired {
+                    rv: from_rv,
+                    oldest,
+                });
+            }
+            let mut watcher = Watcher::new(
+                self.paths.journal.clone(),
+                from_rv,
+                self.options.watch_poll_interval,
+            );
+            // Watching from the current resourceVersion (the common case): start at the end
+            // of the applied journal instead of reading it all to skip what came before. The
+            // shared lock keeps a compaction from replacing the file meanwhile.
+            if from_rv >= meta.resource_version && meta.journal_length > 0 {
+                watcher.start_at(meta.journal_length)?;
+            }
+            Ok(watcher)
+        })
     }
 
     /// Runs `f` on a consistent state: under a shared lock, or under the exclusive lock

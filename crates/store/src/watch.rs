@@ -41,6 +41,23 @@ impl Watcher {
         }
     }
 
+    /// Opens the journal now and starts reading at `offset` (the end of a committed batch
+    /// whose resourceVersion is at most the one the watch starts from).
+    pub(crate) fn start_at(&mut self, offset: u64) -> Result<(), StoreError> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError::io(&self.path, e)),
+        };
+        self.inode = file
+            .metadata()
+            .map_err(|e| StoreError::io(&self.path, e))?
+            .ino();
+        self.file = Some(file);
+        self.offset = offset;
+        Ok(())
+    }
+
     /// The resourceVersion of the last event delivered (or the one the watch started from).
     pub fn resource_version(&self) -> u64 {
         self.last_rv

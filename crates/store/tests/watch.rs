@@ -270,3 +270,31 @@ fn listing_ten_thousand_objects_is_fast() {
         eprintln!("{name} transaction after 10000 objects took {took:?}");
     }
 }
+
+#[test]
+fn watching_from_now_starts_at_the_journal_end_and_from_the_past_still_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    create_ns(&store, "a");
+    for i in 0..50 {
+        apply(
+            &store,
+            &cm_key("a", &format!("c{i}")),
+            cm("a", &format!("c{i}"), json!({"v": i})),
+        );
+    }
+    let now = store.resource_version().unwrap();
+    let mut from_now = store.watch(now).unwrap();
+    let mut from_past = store.watch(now - 3).unwrap();
+    assert!(from_now.try_next_events().unwrap().is_empty());
+    apply(
+        &store,
+        &cm_key("a", "late"),
+        cm("a", "late", json!({"v": 0})),
+    );
+    let got = summary(&collect(&mut from_now, 1));
+    assert_eq!(got, [(now + 1, EventType::Added, "late".to_owned())]);
+    let past = summary(&collect(&mut from_past, 4));
+    let rvs: Vec<u64> = past.iter().map(|e| e.0).collect();
+    assert_eq!(rvs, [now - 2, now - 1, now, now + 1]);
+}

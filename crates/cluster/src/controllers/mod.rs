@@ -175,38 +175,55 @@ pub fn reconcile(state: &State, facts: &Facts, settings: &Settings) -> Plan {
     plan
 }
 
+/// The value at a JSON pointer (`/a/b`), without allocating for plain tokens (the
+/// controllers look up a handful of fields on thousands of objects per pass).
+pub fn at<'a>(v: &'a Value, pointer: &str) -> Option<&'a Value> {
+    let mut cur = v;
+    for token in pointer.split('/').skip(1) {
+        cur = match cur {
+            Value::Object(m) if token.contains('~') => {
+                m.get(&token.replace("~1", "/").replace("~0", "~"))?
+            }
+            Value::Object(m) => m.get(token)?,
+            Value::Array(a) => a.get(token.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
 /// `namespace/name` of an object.
 pub fn object_path(obj: &Value) -> String {
     format!("{}/{}", namespace(obj), name(obj))
 }
 
 fn name(obj: &Value) -> &str {
-    obj.pointer("/metadata/name")
+    at(obj, "/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
 
 fn namespace(obj: &Value) -> &str {
-    obj.pointer("/metadata/namespace")
+    at(obj, "/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
 
 fn uid(obj: &Value) -> &str {
-    obj.pointer("/metadata/uid")
+    at(obj, "/metadata/uid")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
 
 /// The stored resourceVersion of an object.
 pub fn resource_version(obj: &Value) -> Option<u64> {
-    obj.pointer("/metadata/resourceVersion")
+    at(obj, "/metadata/resourceVersion")
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
 }
 
 fn is_terminating(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp").is_some()
+    at(obj, "/metadata/deletionTimestamp").is_some()
 }
 
 /// Equal apart from what the store maintains.
@@ -243,7 +260,7 @@ fn owner_ref(owner: &Value) -> Value {
 
 /// The uid of the controlling owner of kind `kind`, if any.
 fn controller_uid<'a>(obj: &'a Value, kind: &str) -> Option<&'a str> {
-    obj.pointer("/metadata/ownerReferences")?
+    at(obj, "/metadata/ownerReferences")?
         .as_array()?
         .iter()
         .find(|r| {
@@ -258,7 +275,7 @@ fn controller_uid<'a>(obj: &'a Value, kind: &str) -> Option<&'a str> {
 fn condition(old: Option<&Value>, kind: &str, status: bool, reason: &str, now: &str) -> Value {
     let status = if status { "True" } else { "False" };
     let previous = old
-        .and_then(|o| o.pointer("/status/conditions"))
+        .and_then(|o| at(o, "/status/conditions"))
         .and_then(Value::as_array)
         .and_then(|cs| {
             cs.iter()
@@ -293,7 +310,7 @@ fn warning_event(
     let exists = state.events.iter().any(|e| {
         name(e) == event_name
             && namespace(e) == ns
-            && e.pointer("/involvedObject/uid").and_then(Value::as_str) == Some(uid(obj))
+            && at(e, "/involvedObject/uid").and_then(Value::as_str) == Some(uid(obj))
     });
     if exists {
         return;

@@ -10,7 +10,7 @@ use egress_model::resources::sgc::StaticGatewayConfigurationSpec;
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
-use super::{Plan, Settings, State, name, namespace, warning_event};
+use super::{Plan, Settings, State, at, name, namespace, warning_event};
 
 /// The API group of StaticGatewayConfiguration.
 pub const SGC_GROUP: &str = "egressgateway.kubernetes.azure.com";
@@ -36,7 +36,7 @@ pub(super) fn reconcile(
         .collect();
     sgcs.sort_by_key(|o| {
         (
-            o.pointer("/metadata/creationTimestamp")
+            at(o, "/metadata/creationTimestamp")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),
@@ -48,8 +48,7 @@ pub(super) fn reconcile(
     let mut needs: Vec<&Value> = Vec::new();
     for o in &sgcs {
         let key = sgc_key(namespace(o), name(o));
-        let prefix = o
-            .pointer("/status/egressIpPrefix")
+        let prefix = at(o, "/status/egressIpPrefix")
             .and_then(Value::as_str)
             .unwrap_or_default();
         if prefix.is_empty() || alloc.adopt(&key, prefix).is_err() {

@@ -1,6 +1,6 @@
 //! Deployments → ReplicaSets → Pods, Pod status, and garbage collection of orphans.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use egress_addon::sgc::{PREFIX_NOT_READY, SGC_POD_ANNOTATION, sgc_key};
@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::names::{pod_name_suffix, template_hash};
 use super::{
-    Facts, Instance, Plan, Settings, State, condition, controller_uid, is_terminating, name,
+    Facts, Instance, Plan, Settings, State, at, condition, controller_uid, is_terminating, name,
     namespace, object_path, owner_ref, uid, warning_event,
 };
 
@@ -18,7 +18,7 @@ const HASH_LABEL: &str = "pod-template-hash";
 
 /// True for Pods whose first container runs a gateway (`egress gateway run`).
 pub fn is_gateway_pod(pod: &Value) -> bool {
-    pod.pointer("/spec/containers/0/args")
+    at(pod, "/spec/containers/0/args")
         .and_then(Value::as_array)
         .is_some_and(|a| {
             a.first().and_then(Value::as_str) == Some("gateway")
@@ -27,29 +27,71 @@ pub fn is_gateway_pod(pod: &Value) -> bool {
 }
 
 fn labels(obj: &Value, pointer: &str) -> Map<String, Value> {
-    obj.pointer(pointer)
+    at(obj, pointer)
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default()
 }
 
 fn int(obj: &Value, pointer: &str) -> Option<i64> {
-    obj.pointer(pointer).and_then(Value::as_i64)
+    at(obj, pointer).and_then(Value::as_i64)
+}
+
+/// Lookups built once per pass, so a pass is linear in the number of objects.
+struct Index<'a> {
+    /// Live Pods by the uid of their controlling ReplicaSet.
+    pods_by_rs: HashMap<&'a str, Vec<&'a Value>>,
+    /// ReplicaSets by the uid of their controlling Deployment.
+    rs_by_deployment: HashMap<&'a str, Vec<&'a Value>>,
+    /// HPAs by (namespace, target Deployment).
+    hpa: HashMap<(&'a str, &'a str), &'a Value>,
+    /// Every Pod name, by namespace.
+    pod_names: HashSet<(&'a str, &'a str)>,
+}
+
+impl<'a> Index<'a> {
+    fn new(state: &'a State) -> Index<'a> {
+        let mut pods_by_rs: HashMap<&str, Vec<&Value>> = HashMap::new();
+        for p in state.pods.iter().filter(|p| !is_terminating(p)) {
+            if let Some(owner) = controller_uid(p, "ReplicaSet") {
+                pods_by_rs.entry(owner).or_default().push(p);
+            }
+        }
+        let mut rs_by_deployment: HashMap<&str, Vec<&Value>> = HashMap::new();
+        for r in &state.replica_sets {
+            if let Some(owner) = controller_uid(r, "Deployment") {
+                rs_by_deployment.entry(owner).or_default().push(r);
+            }
+        }
+        let hpa = state
+            .hpas
+            .iter()
+            .filter(|h| {
+                at(h, "/spec/scaleTargetRef/kind").and_then(Value::as_str) == Some("Deployment")
+            })
+            .filter_map(|h| {
+                let target = at(h, "/spec/scaleTargetRef/name").and_then(Value::as_str)?;
+                Some(((namespace(h), target), h))
+            })
+            .collect();
+        let pod_names = state.pods.iter().map(|p| (namespace(p), name(p))).collect();
+        Index {
+            pods_by_rs,
+            rs_by_deployment,
+            hpa,
+            pod_names,
+        }
+    }
+
+    fn pods_of(&self, rs: &Value) -> Vec<&'a Value> {
+        self.pods_by_rs.get(uid(rs)).cloned().unwrap_or_default()
+    }
 }
 
 /// `spec.replicas` (default 1), clamped by an HPA that targets the Deployment.
-fn desired_replicas(state: &State, d: &Value) -> i64 {
+fn desired_replicas(index: &Index<'_>, d: &Value) -> i64 {
     let replicas = int(d, "/spec/replicas").unwrap_or(1).max(0);
-    let hpa = state.hpas.iter().find(|h| {
-        namespace(h) == namespace(d)
-            && h.pointer("/spec/scaleTargetRef/kind")
-                .and_then(Value::as_str)
-                == Some("Deployment")
-            && h.pointer("/spec/scaleTargetRef/name")
-                .and_then(Value::as_str)
-                == Some(name(d))
-    });
-    match hpa {
+    match index.hpa.get(&(namespace(d), name(d))) {
         Some(h) => {
             let min = int(h, "/spec/minReplicas").unwrap_or(1);
             let max = int(h, "/spec/maxReplicas").unwrap_or(min).max(min);
@@ -60,7 +102,7 @@ fn desired_replicas(state: &State, d: &Value) -> i64 {
 }
 
 fn is_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
+    at(pod, "/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|cs| {
             cs.iter().any(|c| {
@@ -83,11 +125,12 @@ pub(super) fn reconcile(
         .filter(|d| !is_terminating(d))
         .collect();
     let deployment_uids: BTreeSet<&str> = deployments.iter().map(|d| uid(d)).collect();
+    let index = Index::new(state);
 
     // ReplicaSets: desired replicas by uid (after this pass), and which are garbage.
     let mut rs_desired: BTreeMap<String, i64> = BTreeMap::new();
     for d in &deployments {
-        deployment(state, settings, d, &mut rs_desired, plan);
+        deployment(&index, settings, d, &mut rs_desired, plan);
     }
     let mut live_rs: Vec<&Value> = Vec::new();
     for rs in &state.replica_sets {
@@ -121,23 +164,22 @@ pub(super) fn reconcile(
             .get(uid(rs))
             .copied()
             .unwrap_or_else(|| int(rs, "/spec/replicas").unwrap_or(1));
-        scale(state, settings, rs, want, &mut deleted, plan);
+        scale(&index, settings, rs, want, &mut deleted, plan);
     }
     kubelet(state, facts, settings, prefixes, &deleted, plan);
 }
 
 /// One Deployment: its current ReplicaSet, old ones scaled to zero, its status and its HPA's.
 fn deployment(
-    state: &State,
+    index: &Index<'_>,
     settings: &Settings,
     d: &Value,
     rs_desired: &mut BTreeMap<String, i64>,
     plan: &mut Plan,
 ) {
     let ns = namespace(d);
-    let want = desired_replicas(state, d);
-    let mut template = d
-        .pointer("/spec/template")
+    let want = desired_replicas(index, d);
+    let mut template = at(d, "/spec/template")
         .cloned()
         .unwrap_or_else(|| json!({}));
     let hash = template_hash(&template);
@@ -148,11 +190,11 @@ fn deployment(
     let mut selector = labels(d, "/spec/selector/matchLabels");
     selector.insert(HASH_LABEL.into(), json!(hash));
 
-    let owned: Vec<&Value> = state
-        .replica_sets
-        .iter()
-        .filter(|r| namespace(r) == ns && controller_uid(r, "Deployment") == Some(uid(d)))
-        .collect();
+    let owned: Vec<&Value> = index
+        .rs_by_deployment
+        .get(uid(d))
+        .map(|v| v.iter().copied().filter(|r| namespace(r) == ns).collect())
+        .unwrap_or_default();
     let current = owned.iter().find(|r| name(r) == rs_name).copied();
     let mut rs = json!({
         "apiVersion": "apps/v1",
@@ -174,7 +216,7 @@ fn deployment(
         },
     });
     if let Some(cur) = current {
-        rs["status"] = rs_status(state, cur);
+        rs["status"] = rs_status(index, cur);
         rs_desired.insert(uid(cur).to_owned(), want);
     } else {
         plan.note(format!(
@@ -192,13 +234,7 @@ fn deployment(
     }
 
     // Status from the Pods as they are now (the next pass sees this pass's changes).
-    let pods_of = |r: &Value| -> Vec<&Value> {
-        state
-            .pods
-            .iter()
-            .filter(|p| controller_uid(p, "ReplicaSet") == Some(uid(r)) && !is_terminating(p))
-            .collect()
-    };
+    let pods_of = |r: &Value| -> Vec<&Value> { index.pods_of(r) };
     let all: Vec<&Value> = owned.iter().flat_map(|r| pods_of(r)).collect();
     let updated: Vec<&Value> = current.map(pods_of).unwrap_or_default();
     let ready = all.iter().filter(|p| is_ready(p)).count();
@@ -248,12 +284,7 @@ fn deployment(
     }
 
     // The HPA's status, when one targets this Deployment.
-    for h in state.hpas.iter().filter(|h| {
-        namespace(h) == ns
-            && h.pointer("/spec/scaleTargetRef/name")
-                .and_then(Value::as_str)
-                == Some(name(d))
-    }) {
+    if let Some(&h) = index.hpa.get(&(ns, name(d))) {
         let status = json!({"currentReplicas": count(all.len()), "desiredReplicas": want});
         if h.get("status") != Some(&status) {
             let mut hh = h.clone();
@@ -263,12 +294,8 @@ fn deployment(
     }
 }
 
-fn rs_status(state: &State, rs: &Value) -> Value {
-    let pods: Vec<&Value> = state
-        .pods
-        .iter()
-        .filter(|p| controller_uid(p, "ReplicaSet") == Some(uid(rs)) && !is_terminating(p))
-        .collect();
+fn rs_status(index: &Index<'_>, rs: &Value) -> Value {
+    let pods = index.pods_of(rs);
     let ready = pods.iter().filter(|p| is_ready(p)).count();
     let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
     let mut s = json!({
@@ -285,18 +312,14 @@ fn rs_status(state: &State, rs: &Value) -> Value {
 
 /// Creates or deletes Pods of `rs` until it has `want`.
 fn scale(
-    state: &State,
+    index: &Index<'_>,
     settings: &Settings,
     rs: &Value,
     want: i64,
     deleted: &mut BTreeSet<String>,
     plan: &mut Plan,
 ) {
-    let mut pods: Vec<&Value> = state
-        .pods
-        .iter()
-        .filter(|p| controller_uid(p, "ReplicaSet") == Some(uid(rs)) && !is_terminating(p))
-        .collect();
+    let mut pods = index.pods_of(rs);
     let have = i64::try_from(pods.len()).unwrap_or(i64::MAX);
     if have > want {
         // Not-ready Pods go first, then the youngest.
@@ -304,7 +327,7 @@ fn scale(
             (
                 is_ready(p),
                 std::cmp::Reverse(
-                    p.pointer("/metadata/creationTimestamp")
+                    at(p, "/metadata/creationTimestamp")
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_owned(),
@@ -318,13 +341,15 @@ fn scale(
         }
         return;
     }
-    let taken: BTreeSet<&str> = state.pods.iter().map(name).collect();
     for _ in have..want {
         let mut pod_name = format!("{}-{}", name(rs), pod_name_suffix());
-        while taken.contains(pod_name.as_str()) {
+        while index
+            .pod_names
+            .contains(&(namespace(rs), pod_name.as_str()))
+        {
             pod_name = format!("{}-{}", name(rs), pod_name_suffix());
         }
-        let template = rs.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+        let template = at(rs, "/spec/template").cloned().unwrap_or(Value::Null);
         let mut spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
         if spec.get("serviceAccountName").is_none() {
             spec["serviceAccountName"] = json!("default");
@@ -337,7 +362,7 @@ fn scale(
             "labels": labels(&template, "/metadata/labels"),
             "ownerReferences": [owner_ref(rs)],
         });
-        if let Some(a) = template.pointer("/metadata/annotations") {
+        if let Some(a) = at(&template, "/metadata/annotations") {
             metadata["annotations"] = a.clone();
         }
         plan.note(format!("pod {}/{pod_name} created", namespace(rs)));
@@ -361,7 +386,7 @@ fn kubelet(
     let mut used: BTreeSet<Ipv4Addr> = state
         .pods
         .iter()
-        .filter_map(|p| p.pointer("/status/podIP").and_then(Value::as_str))
+        .filter_map(|p| at(p, "/status/podIP").and_then(Value::as_str))
         .filter_map(|ip| ip.parse().ok())
         .collect();
     // Pods created in this pass get their status in the next one (they need a uid first);
@@ -371,18 +396,19 @@ fn kubelet(
         if deleted.contains(&path) {
             continue;
         }
-        let mut ip: Option<Ipv4Addr> = pod
-            .pointer("/status/podIP")
+        let mut ip: Option<Ipv4Addr> = at(pod, "/status/podIP")
             .and_then(Value::as_str)
             .and_then(|s| s.parse().ok());
         let mut waiting: Option<(&str, String)> = None;
         if ip.is_none() {
-            let sgc = pod
-                .pointer(&format!(
+            let sgc = at(
+                pod,
+                &format!(
                     "/metadata/annotations/{}",
                     SGC_POD_ANNOTATION.replace('/', "~1")
-                ))
-                .and_then(Value::as_str);
+                ),
+            )
+            .and_then(Value::as_str);
             let prefix_ready =
                 sgc.is_none_or(|s| prefixes.contains_key(&sgc_key(namespace(pod), s)));
             if prefix_ready {
@@ -417,11 +443,10 @@ fn kubelet(
         let status = pod_status(pod, settings, ip, waiting, instance.as_ref());
         if pod.get("status") != Some(&status) {
             let phase = status["phase"].as_str().unwrap_or_default().to_owned();
-            let old_phase = pod
-                .pointer("/status/phase")
+            let old_phase = at(pod, "/status/phase")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            if phase != old_phase || ip.is_some() != pod.pointer("/status/podIP").is_some() {
+            if phase != old_phase || ip.is_some() != at(pod, "/status/podIP").is_some() {
                 plan.note(format!(
                     "pod {path} {phase}{}",
                     ip.map(|a| format!(" {a}")).unwrap_or_default()
@@ -457,8 +482,7 @@ fn pod_status(
             .to_owned()
     };
     let host = settings.host_ip.to_string();
-    let containers: Vec<(String, String)> = pod
-        .pointer("/spec/containers")
+    let containers: Vec<(String, String)> = at(pod, "/spec/containers")
         .and_then(Value::as_array)
         .map(|cs| {
             cs.iter()
@@ -507,7 +531,7 @@ fn pod_status(
         "Pending"
     };
     let started_at = old
-        .and_then(|s| s.pointer("/containerStatuses/0/state/running/startedAt"))
+        .and_then(|s| at(s, "/containerStatuses/0/state/running/startedAt"))
         .and_then(Value::as_str)
         .unwrap_or(now)
         .to_owned();
