@@ -202,6 +202,18 @@ pub fn pass(
     Ok((true, state))
 }
 
+/// Raises the open-file limit to its hard maximum: every gateway instance holds a health
+/// socket and a log file, and a thousand of them pass the usual soft limit of 1024.
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit.clone()).ok()?;
+    }
+    getrlimit(Resource::Nofile).current
+}
+
 /// Runs the local cluster until `shutdown` completes, then drains the gateways.
 pub async fn run(
     store: Store,
@@ -216,6 +228,9 @@ pub async fn run(
             .await
             .map_err(|e| ClusterError::Settings(e.to_string()))??
     };
+    if let Some(limit) = raise_open_file_limit() {
+        tracing::debug!(limit, "open file limit");
+    }
     let mut runtime = Runtime::new(options.runtime.clone(), ca);
     let mut config_rv: Option<u64> = None;
     let mut refused_rv: Option<u64> = None;

@@ -431,6 +431,9 @@ pub enum Discovery {
     Static(Vec<Endpoint>),
     /// DNS endpoints of a ServiceEntry with `endpoints:` of hostnames (resolved each).
     DnsEndpoints(Vec<(String, u16, u32)>),
+    /// ORIGINAL_DST (`PassthroughCluster`): the destination the client asked for (the
+    /// captured connection's original address, or the explicit proxy request's host:port).
+    OriginalDst,
 }
 
 /// A static endpoint.
@@ -511,4 +514,91 @@ pub struct OutlierDetection {
     pub base_ejection_time: Duration,
     /// Max ejected percentage.
     pub max_ejection_percent: u32,
+}
+
+/// Name of the cluster that forwards to the original destination (ALLOW_ANY).
+pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
+
+/// Name of the cluster that has no endpoints (REGISTRY_ONLY: TLS/TCP to unknown destinations
+/// is closed, flag `UH`).
+pub const BLACKHOLE_CLUSTER: &str = "BlackHoleCluster";
+
+/// Name of the catch-all virtual host and route of a sidecar's HTTP port under ALLOW_ANY.
+pub const ALLOW_ANY_ROUTE: &str = "allow_any";
+
+/// Name of the catch-all virtual host and route under REGISTRY_ONLY (direct response 502).
+pub const BLOCK_ALL_ROUTE: &str = "block_all";
+
+/// Who a sidecar serves: the workload's namespace, labels (Sidecar `workloadSelector`),
+/// service account (its SPIFFE identity for ISTIO_MUTUAL) and revision (the MeshConfig).
+/// `service_ports` is unused for sidecars.
+pub type WorkloadIdentity = GatewayIdentity;
+
+/// `outboundTrafficPolicy.mode` as it applies to one sidecar (its Sidecar resource, else the
+/// MeshConfig; Istio's default is ALLOW_ANY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutboundPolicy {
+    /// Unknown destinations pass through (`PassthroughCluster`).
+    #[default]
+    AllowAny,
+    /// Unknown destinations are refused: HTTP 502 from `block_all`, TLS/TCP closed.
+    RegistryOnly,
+}
+
+/// Everything one sidecar serves for its workload's outbound traffic: Istio's outbound
+/// listeners, keyed by destination port (the model of `0.0.0.0_<port>` listeners without
+/// VIPs, which is how external ServiceEntries with `resolution: DNS` appear).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SidecarSnapshot {
+    /// Monotonic version (the store's resourceVersion it was compiled from).
+    pub version: u64,
+    /// The policy for destinations not in the registry.
+    pub outbound: OutboundPolicy,
+    /// Per destination port: how traffic to it is handled. A port absent here is handled by
+    /// the policy alone (ALLOW_ANY: passthrough; REGISTRY_ONLY: closed / 502 for HTTP).
+    pub ports: BTreeMap<u16, OutboundPort>,
+    /// Upstream clusters by name, as for gateways (`outbound|80|cnn|gw.ns.svc.cluster.local`),
+    /// plus `PassthroughCluster` (`Discovery::OriginalDst`) and `BlackHoleCluster` (no endpoints).
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Access logging (MeshConfig `accessLogFile` etc., Telemetry).
+    pub access_log: AccessLog,
+    /// Mesh-wide settings.
+    pub mesh: MeshSettings,
+    /// Non-fatal problems found while compiling.
+    pub warnings: Vec<String>,
+}
+
+/// How a sidecar handles one outbound destination port.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboundPort {
+    /// An HTTP port: route by Host with this table (named after the port, e.g. `"80"`). Its
+    /// last virtual host is the catch-all `allow_any` (route to `PassthroughCluster`) or
+    /// `block_all` (direct response 502, empty body).
+    Http(RouteConfig),
+    /// A TLS port: the first route whose SNI hosts match the ClientHello's SNI (exact or
+    /// `*.suffix`) wins; no match (or no SNI) falls to the policy.
+    Tls(Vec<SniRoute>),
+    /// An opaque TCP port: every connection goes to these clusters.
+    Tcp(TcpRoute),
+}
+
+/// A TLS route of a sidecar port: SNI hosts to weighted clusters (tcp_proxy, the client's TLS
+/// bytes forwarded as they are unless the cluster originates TLS itself).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SniRoute {
+    /// Server names matched (exact names or `*.suffix`).
+    pub sni_hosts: Vec<String>,
+    /// Destinations; one is picked per connection by weight.
+    pub clusters: Vec<WeightedCluster>,
+    /// VirtualService that produced it, for logs (`None` = default route of a registry host).
+    pub route_name: Option<String>,
+}
+
+/// A TCP route of a sidecar port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpRoute {
+    /// Destinations; one is picked per connection by weight.
+    pub clusters: Vec<WeightedCluster>,
+    /// VirtualService that produced it, for logs.
+    pub route_name: Option<String>,
 }

@@ -275,6 +275,9 @@ impl Connector {
                     _ => all,
                 }
             }
+            // Gateways never generate PassthroughCluster; without an original destination
+            // there is nothing to connect to.
+            Discovery::OriginalDst => Vec::new(),
         };
         Ok(candidates)
     }
