@@ -133,6 +133,8 @@ pub fn read_state(store: &Store) -> Result<State, StoreError> {
         pods: list("", "Pod")?,
         events: list("", "Event")?,
         services: list("", "Service")?,
+        namespaces: list("", "Namespace")?,
+        managed_clusters: list("containerservice.azure.com", "ManagedCluster")?,
     })
 }
 

@@ -411,3 +411,103 @@ fn plain_deployments_get_running_pods_and_state_reads_everything() {
         assert!(unknown.is_empty(), "{unknown:?}");
     }
 }
+
+fn curl_deployment(ns: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "curl", "namespace": ns},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "curl"}},
+            "template": {
+                "metadata": {"labels": {"app": "curl"}},
+                "spec": {"serviceAccountName": "curl", "containers": [{"name": "curl", "image": "curlimages/curl"}]},
+            },
+        },
+    })
+}
+
+#[test]
+fn pods_in_revision_labelled_namespaces_get_a_sidecar() {
+    let (_d, store) = store();
+    let ns = |name: &str, labels: Value| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}});
+    apply(
+        &store,
+        vec![
+            json!({
+                "apiVersion": "containerservice.azure.com/v1", "kind": "ManagedCluster",
+                "metadata": {"name": "egress-local"},
+                "spec": {"serviceMeshProfile": {"mode": "Istio", "istio": {"revisions": ["asm-1-24"]}}},
+            }),
+            ns(NS, json!({"istio.io/rev": "asm-1-24"})),
+            ns("legacy", json!({"istio-injection": "enabled"})),
+            ns("other-rev", json!({"istio.io/rev": "asm-1-99"})),
+        ],
+    );
+    apply(
+        &store,
+        vec![
+            curl_deployment(NS),
+            curl_deployment("legacy"),
+            curl_deployment("other-rev"),
+        ],
+    );
+    let settings = Settings::default();
+    converge(&store, &Facts::new(), &settings);
+    let pod = |ns: &str| store.list("", "Pod", Some(ns)).unwrap().items.remove(0);
+    let injected = pod(NS);
+    let names: Vec<&str> = injected["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| text(c, "/name"))
+        .collect();
+    assert_eq!(names, ["curl", "istio-proxy"]);
+    assert!(egress_cluster::controllers::has_sidecar(&injected));
+    assert_eq!(
+        text(&injected, "/metadata/annotations/istio.io~1rev"),
+        "asm-1-24"
+    );
+    assert_eq!(
+        text(&injected, "/metadata/labels/security.istio.io~1tlsMode"),
+        "istio"
+    );
+    // The sidecar is not running yet: 1/2, Pending.
+    assert_eq!(text(&injected, "/status/phase"), "Pending");
+    assert_eq!(
+        injected.pointer("/status/containerStatuses/0/ready"),
+        Some(&json!(true))
+    );
+    assert_eq!(
+        injected.pointer("/status/containerStatuses/1/ready"),
+        Some(&json!(false))
+    );
+    for plain in ["legacy", "other-rev"] {
+        let p = pod(plain);
+        assert_eq!(
+            p["spec"]["containers"].as_array().unwrap().len(),
+            1,
+            "{plain}"
+        );
+        assert_eq!(text(&p, "/status/phase"), "Running");
+    }
+    // The runtime reports the sidecar ready: 2/2 Running.
+    let mut facts = Facts::new();
+    facts.insert(object_path(&injected), Instance::Ready);
+    converge(&store, &facts, &settings);
+    let injected = pod(NS);
+    assert_eq!(text(&injected, "/status/phase"), "Running");
+    assert!(
+        injected["status"]["containerStatuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ready"] == json!(true))
+    );
+    let row = egress_printers::table::row("Pod", &injected, false, std::time::SystemTime::now());
+    assert_eq!(
+        row[1..3],
+        ["2/2".to_owned(), "Running".to_owned()],
+        "{row:?}"
+    );
+}

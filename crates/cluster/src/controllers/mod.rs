@@ -16,6 +16,7 @@
 //! A pass is idempotent: applied to its own output it plans nothing, so a crash between passes
 //! (each pass is one store transaction) converges on restart without loss or duplication.
 
+mod inject;
 mod names;
 mod sgc;
 mod workloads;
@@ -27,6 +28,7 @@ use egress_store::ObjectKey;
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
+pub use inject::{SIDECAR_CONTAINER, SIDECAR_PROXY_PORT, has_sidecar};
 pub use names::{pod_name_suffix, template_hash};
 pub use sgc::SGC_GROUP;
 pub use workloads::is_gateway_pod;
@@ -48,6 +50,25 @@ pub struct State {
     pub events: Vec<Value>,
     /// Services (their ports tell a gateway which target ports to listen on).
     pub services: Vec<Value>,
+    /// Namespaces (their `istio.io/rev` label decides sidecar injection).
+    pub namespaces: Vec<Value>,
+    /// The add-on's ManagedCluster objects (their installed revisions can inject).
+    pub managed_clusters: Vec<Value>,
+}
+
+impl State {
+    /// Revisions installed by an enabled mesh profile (`serviceMeshProfile.istio.revisions`).
+    pub fn installed_revisions(&self) -> Vec<&str> {
+        self.managed_clusters
+            .iter()
+            .filter(|mc| {
+                at(mc, "/spec/serviceMeshProfile/mode").and_then(Value::as_str) == Some("Istio")
+            })
+            .filter_map(|mc| at(mc, "/spec/serviceMeshProfile/istio/revisions")?.as_array())
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect()
+    }
 }
 
 /// What the runtime reports about a Pod's gateway instance.
@@ -82,6 +103,8 @@ pub struct Settings {
     pub host_ip: Ipv4Addr,
     /// Current time, RFC 3339 (stamped on conditions and events that change).
     pub now: String,
+    /// The image injected sidecars run (`egress sidecar run`).
+    pub image: String,
     /// At most this many writes per transaction; the rest waits for the next pass (which
     /// recomputes everything), so transactions stay small however large the cluster is.
     pub batch: usize,
@@ -96,6 +119,7 @@ impl Default for Settings {
             host_ip: Ipv4Addr::LOCALHOST,
             now: egress_store::rfc3339(std::time::SystemTime::now()),
             batch: 512,
+            image: "egress:latest".to_owned(),
         }
     }
 }

@@ -7,6 +7,7 @@ use egress_addon::sgc::{PREFIX_NOT_READY, SGC_POD_ANNOTATION, sgc_key};
 use ipnet::Ipv4Net;
 use serde_json::{Map, Value, json};
 
+use super::inject::{inject, injection_revision};
 use super::names::{pod_name_suffix, template_hash};
 use super::{
     Facts, Instance, Plan, Settings, State, at, condition, controller_uid, is_terminating, name,
@@ -39,6 +40,7 @@ fn int(obj: &Value, pointer: &str) -> Option<i64> {
 
 /// Lookups built once per pass, so a pass is linear in the number of objects.
 struct Index<'a> {
+    state: &'a State,
     /// Live Pods by the uid of their controlling ReplicaSet.
     pods_by_rs: HashMap<&'a str, Vec<&'a Value>>,
     /// ReplicaSets by the uid of their controlling Deployment.
@@ -76,6 +78,7 @@ impl<'a> Index<'a> {
             .collect();
         let pod_names = state.pods.iter().map(|p| (namespace(p), name(p))).collect();
         Index {
+            state,
             pods_by_rs,
             rs_by_deployment,
             hpa,
@@ -365,6 +368,9 @@ fn scale(
         if let Some(a) = at(&template, "/metadata/annotations") {
             metadata["annotations"] = a.clone();
         }
+        if let Some(rev) = injection_revision(index.state, namespace(rs), &template) {
+            inject(&mut metadata, &mut spec, rev, &settings.image);
+        }
         plan.note(format!("pod {}/{pod_name} created", namespace(rs)));
         plan.put(
             None,
@@ -435,11 +441,7 @@ fn kubelet(
                 );
             }
         }
-        let instance = if is_gateway_pod(pod) {
-            facts.get(&path).cloned()
-        } else {
-            Some(Instance::Ready)
-        };
+        let instance = facts.get(&path).cloned();
         let status = pod_status(pod, settings, ip, waiting, instance.as_ref());
         if pod.get("status") != Some(&status) {
             let phase = status["phase"].as_str().unwrap_or_default().to_owned();
@@ -466,6 +468,13 @@ fn next_ip(range: Ipv4Net, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
     })
 }
 
+/// True for a container the local cluster runs itself (a gateway or a sidecar).
+fn is_managed_container(c: &Value) -> bool {
+    let args = c.get("args").and_then(Value::as_array);
+    let arg = |i: usize| args.and_then(|a| a.get(i)).and_then(Value::as_str);
+    matches!(arg(0), Some("gateway" | "sidecar")) && arg(1) == Some("run")
+}
+
 fn pod_status(
     pod: &Value,
     settings: &Settings,
@@ -475,90 +484,85 @@ fn pod_status(
 ) -> Value {
     let old = pod.get("status");
     let now = settings.now.as_str();
-    let keep = |field: &str| {
-        old.and_then(|s| s.get(field))
+    let host = settings.host_ip.to_string();
+    let old_started = |name: &str| -> String {
+        old.and_then(|s| s.get("containerStatuses"))
+            .and_then(Value::as_array)
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+            })
+            .and_then(|c| at(c, "/state/running/startedAt"))
             .and_then(Value::as_str)
             .unwrap_or(now)
             .to_owned()
     };
-    let host = settings.host_ip.to_string();
-    let containers: Vec<(String, String)> = at(pod, "/spec/containers")
+    let containers: Vec<&Value> = at(pod, "/spec/containers")
         .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .map(|c| {
-                    (
-                        c.get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
-                        c.get("image")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
-                    )
-                })
-                .collect()
-        })
+        .map(|cs| cs.iter().collect())
         .unwrap_or_default();
-    // (running, ready, waiting reason/message, restarts)
-    let (running, ready, wait, restarts) = match (ip, waiting, instance) {
-        (_, Some((reason, message)), _) => (false, false, Some((reason.to_owned(), message)), 0),
-        (None, None, _) => (
-            false,
-            false,
-            Some(("ContainerCreating".to_owned(), String::new())),
-            0,
-        ),
-        (Some(_), None, Some(Instance::Ready)) => (true, true, None, 0),
-        (Some(_), None, Some(Instance::Failed { message, restarts })) => (
-            false,
-            false,
-            Some(("CrashLoopBackOff".to_owned(), message.clone())),
-            *restarts,
-        ),
-        (Some(_), None, Some(Instance::Starting) | None) => (
-            false,
-            false,
-            Some(("ContainerCreating".to_owned(), String::new())),
-            0,
-        ),
-    };
-    let crashed = matches!(instance, Some(Instance::Failed { .. })) && ip.is_some();
-    let phase = if running || crashed {
+    let mut statuses = Vec::new();
+    let (mut all_ready, mut any_running, mut creating) = (true, false, false);
+    for c in &containers {
+        let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
+        let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+        // (ready, waiting reason/message, restarts)
+        let (ready, wait, restarts) = match (&waiting, ip) {
+            (Some((reason, message)), _) => {
+                (false, Some(((*reason).to_owned(), message.clone())), 0)
+            }
+            (None, None) => (
+                false,
+                Some(("ContainerCreating".to_owned(), String::new())),
+                0,
+            ),
+            (None, Some(_)) if !is_managed_container(c) => (true, None, 0),
+            (None, Some(_)) => match instance {
+                Some(Instance::Ready) => (true, None, 0),
+                Some(Instance::Failed { message, restarts }) => (
+                    false,
+                    Some(("CrashLoopBackOff".to_owned(), message.clone())),
+                    *restarts,
+                ),
+                Some(Instance::Starting) | None => (
+                    false,
+                    Some(("ContainerCreating".to_owned(), String::new())),
+                    0,
+                ),
+            },
+        };
+        all_ready &= ready;
+        any_running |= wait.is_none();
+        creating |= wait
+            .as_ref()
+            .is_some_and(|(reason, _)| reason == "ContainerCreating");
+        let state = match &wait {
+            None => json!({"running": {"startedAt": old_started(cname)}}),
+            Some((reason, message)) if message.is_empty() => json!({"waiting": {"reason": reason}}),
+            Some((reason, message)) => json!({"waiting": {"reason": reason, "message": message}}),
+        };
+        statuses.push(json!({
+            "name": cname,
+            "image": image,
+            "imageID": "",
+            "ready": ready,
+            "started": wait.is_none(),
+            "restartCount": restarts,
+            "state": state,
+        }));
+    }
+    let ready = all_ready && !containers.is_empty();
+    let phase = if !creating && (any_running || !statuses.is_empty()) && ip.is_some() {
         "Running"
     } else {
         "Pending"
     };
-    let started_at = old
-        .and_then(|s| at(s, "/containerStatuses/0/state/running/startedAt"))
+    let cond = |kind: &str, ok: bool| condition(Some(pod), kind, ok, "", now);
+    let start_time = old
+        .and_then(|s| s.get("startTime"))
         .and_then(Value::as_str)
         .unwrap_or(now)
         .to_owned();
-    let statuses: Vec<Value> = containers
-        .iter()
-        .map(|(cname, image)| {
-            let state = match &wait {
-                None => json!({"running": {"startedAt": started_at}}),
-                Some((reason, message)) if message.is_empty() => {
-                    json!({"waiting": {"reason": reason}})
-                }
-                Some((reason, message)) => {
-                    json!({"waiting": {"reason": reason, "message": message}})
-                }
-            };
-            json!({
-                "name": cname,
-                "image": image,
-                "imageID": "",
-                "ready": ready,
-                "started": running,
-                "restartCount": restarts,
-                "state": state,
-            })
-        })
-        .collect();
-    let cond = |kind: &str, ok: bool| condition(Some(pod), kind, ok, "", now);
     let mut status = json!({
         "phase": phase,
         "conditions": [
@@ -571,7 +575,7 @@ fn pod_status(
         "hostIP": host,
         "hostIPs": [{"ip": host}],
         "containerStatuses": statuses,
-        "startTime": keep("startTime"),
+        "startTime": start_time,
     });
     if let Some(a) = ip {
         status["podIP"] = json!(a.to_string());
