@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use egress_cli::ops::{apply, delete, get, label, up, validate};
+use egress_cli::ops::{apply, delete, exec, get, label, logs, up, validate};
 use egress_cli::{Io, OpError, input};
 use egress_store::Store;
 
@@ -107,6 +107,47 @@ enum Command {
     Up(up::UpArgs),
     /// Stop the local cluster started with `egress up -d`.
     Down,
+    /// Print the logs of a Pod's container (gateways and sidecars log their access log).
+    Logs {
+        /// `POD` or `pod/NAME`.
+        pod: Option<String>,
+        #[command(flatten)]
+        ns: NamespaceArg,
+        /// Label selector instead of a Pod name (`--tail` defaults to 10 then).
+        #[arg(short = 'l', long = "selector")]
+        selector: Option<String>,
+        /// Container name.
+        #[arg(short = 'c', long = "container")]
+        container: Option<String>,
+        /// Keep printing new lines.
+        #[arg(short = 'f', long = "follow")]
+        follow: bool,
+        /// Lines from the end to show (-1 = all).
+        #[arg(long = "tail", allow_negative_numbers = true)]
+        tail: Option<i64>,
+        /// Prefix each line with the Pod and container.
+        #[arg(long = "prefix")]
+        prefix: bool,
+    },
+    /// Run a command as a Pod: through its sidecar, trusting the cluster's CAs.
+    Exec {
+        /// `POD` or `pod/NAME`.
+        pod: String,
+        #[command(flatten)]
+        ns: NamespaceArg,
+        /// Container name.
+        #[arg(short = 'c', long = "container")]
+        container: Option<String>,
+        /// Accepted for kubectl compatibility (standard input is always passed through).
+        #[arg(short = 'i', long = "stdin")]
+        stdin: bool,
+        /// Accepted for kubectl compatibility.
+        #[arg(short = 't', long = "tty")]
+        tty: bool,
+        /// The command, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Azure Service Mesh add-on commands (like `az aks mesh`) on the local cluster.
     Mesh {
         #[command(subcommand)]
@@ -192,6 +233,57 @@ fn main() -> ExitCode {
     }
     if let Command::Down = &cli.command {
         return up::down_main(open_store(cli.store));
+    }
+    if let Command::Exec {
+        pod,
+        ns,
+        container,
+        command,
+        ..
+    } = &cli.command
+    {
+        let args = exec::ExecArgs {
+            pod: pod.clone(),
+            namespace: ns.namespace.clone(),
+            container: container.clone(),
+            command: command.clone(),
+        };
+        return match open_store(cli.store).and_then(|s| exec::run(&s, &args)) {
+            Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Command::Logs {
+        pod,
+        ns,
+        selector,
+        container,
+        follow,
+        tail,
+        prefix,
+    } = &cli.command
+    {
+        let args = logs::LogsArgs {
+            pod: pod.clone(),
+            namespace: ns.namespace.clone(),
+            selector: selector.clone(),
+            container: container.clone(),
+            follow: *follow,
+            tail: *tail,
+            prefix: *prefix,
+        };
+        let result = open_store(cli.store)
+            .and_then(|s| logs::run(&s, &args, &mut std::io::stdout(), &mut std::io::stderr()));
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     // Long-running processes write logs from many threads: no process-wide stream locks.
     if let Command::Gateway {
@@ -347,9 +439,12 @@ fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), OpError> {
                 io,
             )
         }
-        Command::Gateway { .. } | Command::Mesh { .. } | Command::Up(_) | Command::Down => {
-            Err(OpError::Usage("unreachable: handled before".into()))
-        }
+        Command::Gateway { .. }
+        | Command::Mesh { .. }
+        | Command::Up(_)
+        | Command::Down
+        | Command::Exec { .. }
+        | Command::Logs { .. } => Err(OpError::Usage("unreachable: handled before".into())),
     }
 }
 

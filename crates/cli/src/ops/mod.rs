@@ -2,8 +2,10 @@
 
 pub mod apply;
 pub mod delete;
+pub mod exec;
 pub mod get;
 pub mod label;
+pub mod logs;
 pub mod up;
 pub mod validate;
 

@@ -142,9 +142,36 @@ fn banner(store: &Store, args: &UpArgs, lock: &Path) -> String {
     )
 }
 
+/// Writes `<store>/run/ca-bundle.pem`: the system's CAs and `--upstream-ca`, what workloads
+/// (`egress exec`) trust.
+fn write_ca_bundle(store: &Store, extra: &[String]) -> Result<(), OpError> {
+    let mut bundle = String::new();
+    for system in [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ] {
+        if let Ok(text) = std::fs::read_to_string(system) {
+            bundle.push_str(&text);
+            break;
+        }
+    }
+    for pem in extra {
+        if !bundle.is_empty() && !bundle.ends_with('\n') {
+            bundle.push('\n');
+        }
+        bundle.push_str(pem);
+    }
+    let path = crate::ops::exec::ca_bundle_path(store);
+    std::fs::write(&path, bundle).map_err(|source| OpError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 fn foreground(store: Store, args: &UpArgs) -> Result<(), OpError> {
     let lock = RunLock::acquire(store.dir()).map_err(|e| OpError::Usage(e.to_string()))?;
     let mut opts = options(args)?;
+    write_ca_bundle(&store, &opts.runtime.extra_roots_pem)?;
     opts.runtime.pod_log_dir = up::run_dir(store.dir()).join("pods");
     // With --notify-ready standard output belongs to the parent until `ready`; everything
     // else goes to standard error (the log file).

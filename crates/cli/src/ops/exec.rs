@@ -1,0 +1,140 @@
+//! `egress exec [-n NS] POD [-c CONTAINER] -- CMD...`: runs a command as a Pod of the local
+//! cluster. Images are not run, so the command runs on this machine, with the Pod's identity in
+//! its environment and, for a Pod with a sidecar, its outbound HTTP and HTTPS sent through that
+//! sidecar (`http_proxy`/`https_proxy` point at the sidecar's outbound proxy on the Pod IP) and
+//! the local cluster's trusted CAs (`SSL_CERT_FILE`, `CURL_CA_BUNDLE`). The exit code and the
+//! output are the command's own.
+
+use std::process::Command;
+
+use egress_cluster::controllers::{SIDECAR_PROXY_PORT, has_sidecar};
+use egress_store::{ObjectKey, Store};
+use serde_json::Value;
+
+use crate::OpError;
+
+/// What `exec` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ExecArgs {
+    /// The Pod (`NAME` or `pod/NAME`).
+    pub pod: String,
+    /// `-n`.
+    pub namespace: Option<String>,
+    /// `-c`.
+    pub container: Option<String>,
+    /// The command and its arguments.
+    pub command: Vec<String>,
+}
+
+/// The file `egress up` writes with the CAs workloads trust (the system's and `--upstream-ca`).
+pub fn ca_bundle_path(store: &Store) -> std::path::PathBuf {
+    egress_cluster::up::run_dir(store.dir()).join("ca-bundle.pem")
+}
+
+fn text<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The command to run as the Pod, environment set; `Err` when the Pod cannot run it.
+pub fn command(store: &Store, args: &ExecArgs) -> Result<Command, OpError> {
+    let ns = args.namespace.as_deref().unwrap_or("default");
+    let name = args
+        .pod
+        .strip_prefix("pod/")
+        .or(args.pod.strip_prefix("pods/"))
+        .unwrap_or(&args.pod);
+    let pod = store
+        .get(&ObjectKey::new("", "Pod", Some(ns), name))
+        .map_err(OpError::store)?
+        .ok_or_else(|| {
+            OpError::Usage(format!(
+                "Error from server (NotFound): pods \"{name}\" not found"
+            ))
+        })?;
+    let containers: Vec<&str> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c.get("name").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(c) = &args.container
+        && !containers.contains(&c.as_str())
+    {
+        return Err(OpError::Usage(format!(
+            "error: unable to upgrade connection: container not found (\"{c}\")"
+        )));
+    }
+    let phase = text(&pod, "/status/phase");
+    if phase != "Running" {
+        return Err(OpError::Usage(format!(
+            "error: unable to upgrade connection: pod {ns}/{name} is {}, not Running",
+            if phase.is_empty() { "Pending" } else { phase }
+        )));
+    }
+    let Some((program, rest)) = args.command.split_first() else {
+        return Err(OpError::Usage(
+            "error: you must specify at least one command for the container".into(),
+        ));
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(rest);
+    cmd.env("HOSTNAME", name)
+        .env("POD_NAME", name)
+        .env("POD_NAMESPACE", ns);
+    if has_sidecar(&pod) {
+        if egress_cluster::up::running_pid(store.dir()).is_none() {
+            return Err(OpError::Usage(format!(
+                "error: pod {ns}/{name}'s sidecar is not running: the local cluster is not running (start it with \"egress up\")"
+            )));
+        }
+        let ip = text(&pod, "/status/podIP");
+        let proxy = format!("http://{ip}:{SIDECAR_PROXY_PORT}");
+        for var in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"] {
+            cmd.env(var, &proxy);
+        }
+        for var in ["no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"] {
+            cmd.env_remove(var);
+        }
+    }
+    let bundle = ca_bundle_path(store);
+    if bundle.is_file() {
+        for var in [
+            "SSL_CERT_FILE",
+            "CURL_CA_BUNDLE",
+            "REQUESTS_CA_BUNDLE",
+            "NODE_EXTRA_CA_CERTS",
+        ] {
+            cmd.env(var, &bundle);
+        }
+    }
+    Ok(cmd)
+}
+
+/// Runs the command; returns its exit code (128 + signal when killed by one, 127 when it
+/// cannot be started, as a container runtime reports).
+pub fn run(store: &Store, args: &ExecArgs) -> Result<i32, OpError> {
+    let mut cmd = command(store, args)?;
+    match cmd.status() {
+        Ok(status) => {
+            use std::os::unix::process::ExitStatusExt;
+            Ok(status
+                .code()
+                .or_else(|| status.signal().map(|s| 128 + s))
+                .unwrap_or(1))
+        }
+        Err(e) => {
+            eprintln!(
+                "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{}\": {e}: unknown",
+                args.command.first().map(String::as_str).unwrap_or_default()
+            );
+            Ok(if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            })
+        }
+    }
+}
