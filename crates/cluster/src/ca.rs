@@ -21,7 +21,16 @@ fn decode(v: &Value, key: &str) -> Option<String> {
 
 /// The cluster's mesh CA, created (with its namespace) on first use.
 pub fn load_or_create(store: &Store, trust_domain: &str) -> Result<MeshCa, ClusterError> {
-    let (ns, name) = CA_SECRET;
+    load_or_create_in(store, CA_SECRET, trust_domain)
+}
+
+/// A CA kept in the Secret `secret` (namespace, name), created on first use.
+pub fn load_or_create_in(
+    store: &Store,
+    secret: (&str, &str),
+    trust_domain: &str,
+) -> Result<MeshCa, ClusterError> {
+    let (ns, name) = secret;
     let key = ObjectKey::new("", "Secret", Some(ns), name);
     let mut created: Option<MeshCa> = None;
     let committed = store.transact(|tx| -> Result<Option<Value>, ClusterError> {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod controllers;
 mod error;
 pub mod runtime;
+pub mod standin;
 pub mod up;
 
 pub use error::ClusterError;

@@ -24,6 +24,35 @@ pub struct UpOptions {
     pub runtime: RuntimeOptions,
     /// How long gateways drain on shutdown.
     pub drain_grace: Duration,
+    /// Stand-in external hosts to run.
+    pub stand_ins: Vec<crate::standin::StandIn>,
+}
+
+/// The CA bundle workloads trust (`egress exec`): the system's CAs, `--upstream-ca` and the
+/// stand-in CA.
+pub fn ca_bundle_path(store_dir: &Path) -> PathBuf {
+    run_dir(store_dir).join("ca-bundle.pem")
+}
+
+fn write_ca_bundle(store_dir: &Path, extra: &[String]) -> Result<(), ClusterError> {
+    let mut bundle = String::new();
+    for system in [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ] {
+        if let Ok(text) = std::fs::read_to_string(system) {
+            bundle.push_str(&text);
+            break;
+        }
+    }
+    for pem in extra {
+        if !bundle.is_empty() && !bundle.ends_with('\n') {
+            bundle.push('\n');
+        }
+        bundle.push_str(pem);
+    }
+    let path = ca_bundle_path(store_dir);
+    std::fs::write(&path, bundle).map_err(|e| ClusterError::io(&path, e))
 }
 
 /// Callbacks: progress lines, and the moment the first pass has converged.
@@ -233,7 +262,33 @@ pub async fn run(
     if let Some(limit) = raise_open_file_limit() {
         tracing::debug!(limit, "open file limit");
     }
-    let mut runtime = Runtime::new(options.runtime.clone(), ca);
+    let mut runtime_options = options.runtime.clone();
+    let mut stand_ins = None;
+    if !options.stand_ins.is_empty() {
+        let store = store.clone();
+        let stand_in_ca = tokio::task::spawn_blocking(move || {
+            crate::ca::load_or_create_in(
+                &store,
+                crate::standin::STAND_IN_CA_SECRET,
+                "stand-in.local",
+            )
+        })
+        .await
+        .map_err(|e| ClusterError::Settings(e.to_string()))??;
+        let started = crate::standin::StandIns::start(&options.stand_ins, &stand_in_ca).await;
+        for line in &started.report {
+            (hooks.note)(line);
+        }
+        for s in &options.stand_ins {
+            runtime_options.hosts.push((s.host.clone(), vec![s.ip]));
+        }
+        runtime_options
+            .extra_roots_pem
+            .push(stand_in_ca.root_pem().to_owned());
+        stand_ins = Some(started);
+    }
+    write_ca_bundle(store.dir(), &runtime_options.extra_roots_pem)?;
+    let mut runtime = Runtime::new(runtime_options, ca);
     let mut config_rv: Option<u64> = None;
     let mut refused_rv: Option<u64> = None;
     let mut last_error: Option<String> = None;
@@ -315,6 +370,9 @@ pub async fn run(
         options.drain_grace
     ));
     runtime.shutdown(options.drain_grace).await;
+    if let Some(s) = stand_ins {
+        s.stop();
+    }
     Ok(())
 }
 

@@ -26,11 +26,6 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-/// The file `egress up` writes with the CAs workloads trust (the system's and `--upstream-ca`).
-pub fn ca_bundle_path(store: &Store) -> std::path::PathBuf {
-    egress_cluster::up::run_dir(store.dir()).join("ca-bundle.pem")
-}
-
 fn text<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or_default()
 }
@@ -99,7 +94,7 @@ pub fn command(store: &Store, args: &ExecArgs) -> Result<Command, OpError> {
             cmd.env_remove(var);
         }
     }
-    let bundle = ca_bundle_path(store);
+    let bundle = egress_cluster::up::ca_bundle_path(store.dir());
     if bundle.is_file() {
         for var in [
             "SSL_CERT_FILE",

@@ -42,6 +42,11 @@ pub struct UpArgs {
     /// Extra CA certificates (PEM) gateways trust for upstream TLS.
     #[arg(long = "upstream-ca", value_name = "FILE")]
     pub upstream_ca: Vec<PathBuf>,
+    /// Answer for an external host locally (`NAME` or `NAME=IP`, repeatable): HTTP on 80 and
+    /// HTTPS on 443 of a loopback address, with a certificate from the cluster's stand-in CA
+    /// that gateways and `egress exec` trust. Ports 80/443 need root.
+    #[arg(long = "stand-in", value_name = "NAME[=IP]")]
+    pub stand_in: Vec<String>,
     /// Trust domain of the mesh.
     #[arg(long = "trust-domain", default_value = "cluster.local")]
     pub trust_domain: String,
@@ -128,6 +133,8 @@ fn options(args: &UpArgs) -> Result<UpOptions, OpError> {
             pod_log_dir: PathBuf::new(),
         },
         drain_grace: Duration::from_secs(args.drain_grace),
+        stand_ins: egress_cluster::standin::parse(&args.stand_in)
+            .map_err(|e| OpError::Usage(e.to_string()))?,
     })
 }
 
@@ -142,36 +149,9 @@ fn banner(store: &Store, args: &UpArgs, lock: &Path) -> String {
     )
 }
 
-/// Writes `<store>/run/ca-bundle.pem`: the system's CAs and `--upstream-ca`, what workloads
-/// (`egress exec`) trust.
-fn write_ca_bundle(store: &Store, extra: &[String]) -> Result<(), OpError> {
-    let mut bundle = String::new();
-    for system in [
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/pki/tls/certs/ca-bundle.crt",
-    ] {
-        if let Ok(text) = std::fs::read_to_string(system) {
-            bundle.push_str(&text);
-            break;
-        }
-    }
-    for pem in extra {
-        if !bundle.is_empty() && !bundle.ends_with('\n') {
-            bundle.push('\n');
-        }
-        bundle.push_str(pem);
-    }
-    let path = crate::ops::exec::ca_bundle_path(store);
-    std::fs::write(&path, bundle).map_err(|source| OpError::Read {
-        path: path.display().to_string(),
-        source,
-    })
-}
-
 fn foreground(store: Store, args: &UpArgs) -> Result<(), OpError> {
     let lock = RunLock::acquire(store.dir()).map_err(|e| OpError::Usage(e.to_string()))?;
     let mut opts = options(args)?;
-    write_ca_bundle(&store, &opts.runtime.extra_roots_pem)?;
     opts.runtime.pod_log_dir = up::run_dir(store.dir()).join("pods");
     // With --notify-ready standard output belongs to the parent until `ready`; everything
     // else goes to standard error (the log file).
@@ -264,6 +244,9 @@ fn detach(store: &Store, args: &UpArgs) -> Result<(), OpError> {
         .arg(args.egress_ip_pool.to_string());
     for h in &args.hosts {
         cmd.arg("--host").arg(h);
+    }
+    for s in &args.stand_in {
+        cmd.arg("--stand-in").arg(s);
     }
     if args.system_dns {
         cmd.arg("--system-dns");
