@@ -61,7 +61,9 @@ fn route_clusters(rc: &RouteConfig, names: &mut BTreeSet<String>) {
     }
 }
 
-fn cluster(ctx: &Ctx<'_>, name: &str, connect: Duration) -> Option<Cluster> {
+/// The cluster called `name` (`outbound|<port>|<subset>|<host>`); `None`, with a warning,
+/// when Istio would not build it.
+pub(crate) fn cluster(ctx: &Ctx<'_>, name: &str, connect: Duration) -> Option<Cluster> {
     let no_cluster = |why: String| {
         ctx.warn(format!(
             "no cluster {name}: {why}; requests routed to it get 503 NC"

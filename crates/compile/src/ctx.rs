@@ -94,6 +94,9 @@ pub(crate) struct Ctx<'a> {
     pub registry: Registry<'a>,
     /// DestinationRules.
     pub drs: DrIndex<'a>,
+    /// Compiling for a sidecar (Istio's sidecar rules where they differ from a gateway's:
+    /// ServiceEntries with resolution NONE pass through to the original destination).
+    pub sidecar: bool,
     /// VirtualServices, oldest first.
     vs: Vec<Vs<'a>>,
     warnings: RefCell<Vec<String>>,
@@ -131,6 +134,7 @@ impl<'a> Ctx<'a> {
             mesh,
             registry: Registry::new(inputs, mesh),
             drs: DrIndex::new(inputs),
+            sidecar: false,
             vs,
             warnings: RefCell::new(Vec::new()),
         }

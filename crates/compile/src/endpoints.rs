@@ -88,6 +88,10 @@ fn entry_endpoints(
         all_istio_mtls: all_mtls,
     };
     let has_endpoints = !se.endpoints().is_empty();
+    if ctx.sidecar && se.resolution_or_default() == Resolution::None {
+        // Sidecars forward NONE services to the address the client connected to.
+        return done(Discovery::OriginalDst);
+    }
     match se.resolution_or_default() {
         Resolution::Static | Resolution::None if has_endpoints => {
             let mut out = Vec::new();

@@ -33,6 +33,7 @@ pub(crate) fn route_config(ctx: &Ctx<'_>, name: &str, servers: &[&ServerRef<'_>]
                         &RouteScope {
                             port: s.port,
                             gateway: &s.gateway,
+                            sidecar: false,
                         },
                     )
                 })

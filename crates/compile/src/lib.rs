@@ -9,6 +9,9 @@
 //! for every cluster name used (`clusters`, with `destination_rule` policies and `endpoints`);
 //! and settle access logging (`access_log`). Anything Istio would skip or reject is skipped
 //! too and reported in [`snapshot::Snapshot::warnings`].
+//!
+//! [`compile_sidecar`] is the same translation for a sidecar's outbound traffic (module
+//! `sidecar`): the [`snapshot::SidecarSnapshot`] of one workload.
 
 mod access_log;
 mod chains;
@@ -24,6 +27,7 @@ mod registry;
 mod retry;
 mod routes;
 mod secrets;
+pub mod sidecar;
 pub mod snapshot;
 
 use std::collections::BTreeMap;
@@ -36,12 +40,14 @@ use egress_model::resources::destination_rule::DestinationRule;
 use egress_model::resources::gateway::Gateway;
 use egress_model::resources::mesh::MeshConfig;
 use egress_model::resources::service_entry::ServiceEntry;
+use egress_model::resources::sidecar::Sidecar;
 use egress_model::resources::telemetry::Telemetry;
 use egress_model::resources::virtual_service::VirtualService;
 use egress_model::validate::common::parse_go_duration;
 use egress_model::validate::core::parse_mesh_config;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 
+pub use sidecar::compile_sidecar;
 pub use snapshot::{GatewayIdentity, Snapshot};
 
 /// The objects a gateway's configuration is compiled from (all namespaces, already valid).
@@ -69,6 +75,9 @@ pub struct Inputs {
     /// Shared MeshConfigs by revision (`istio-shared-configmap-<revision>` in
     /// `aks-istio-system`); [`compile`] uses the one of the instance's revision.
     pub mesh_configs: BTreeMap<String, MeshConfig>,
+    /// Sidecar resources (a workload's egress scope and outbound traffic policy; read by
+    /// [`compile_sidecar`] only).
+    pub sidecars: Vec<CustomObject<Sidecar>>,
 }
 
 impl Inputs {
@@ -96,6 +105,7 @@ pub fn inputs_from_resources(resources: impl IntoIterator<Item = Resource>) -> I
             Resource::Service(o) => out.services.push(o),
             Resource::Pod(o) => out.pods.push(o),
             Resource::Secret(o) => out.secrets.push(o),
+            Resource::Sidecar(o) => out.sidecars.push(o),
             Resource::ConfigMap(cm) => {
                 let Some(rev) = shared_mesh_config_revision(&cm) else {
                     continue;

@@ -135,6 +135,14 @@ impl<'a> Registry<'a> {
         }
     }
 
+    /// Every service visible from `client`, oldest definition first (several may define one
+    /// host; [`Registry::lookup`] picks among them).
+    pub fn visible_from<'s>(&'s self, client: &'s str) -> impl Iterator<Item = &'s Svc<'a>> + 's {
+        self.services
+            .iter()
+            .filter(move |s| visible(&s.export_to, &self.defaults, s.namespace, client))
+    }
+
     /// `ServiceForHostname`: the service named `host` visible from `client`, preferring one
     /// defined in `prefer` (the VirtualService's namespace, when given), then in `client`,
     /// then the oldest.

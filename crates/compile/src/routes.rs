@@ -25,8 +25,11 @@ const RESERVED_HEADERS: [&str; 4] = ["uri", "scheme", "method", "authority"];
 pub(crate) struct RouteScope<'s> {
     /// The server port (the gateway Service port, which `match.port` compares with).
     pub port: u32,
-    /// The gateway, `ns/name`.
+    /// The gateway, `ns/name` (`mesh` for sidecars).
     pub gateway: &'s str,
+    /// Sidecar rules: a destination without a port takes the listener port (Istio looks the
+    /// service up among those on the listener's port, so the "only port" rule never applies).
+    pub sidecar: bool,
 }
 
 /// Routes of `vs` for one server; `None` when no rule applies ("no routes matched"), in
@@ -204,7 +207,7 @@ fn translate(
                 authority = dst_authority;
             }
             fwd.clusters.push(WeightedCluster {
-                cluster: dest_cluster(ctx, vs, &dest, scope.port, true),
+                cluster: dest_cluster_for(ctx, vs, &dest, scope.port, true, !scope.sidecar),
                 weight: 100,
                 request_headers: HeaderOps::default(),
                 response_headers: HeaderOps::default(),
@@ -224,7 +227,7 @@ fn translate(
                     ));
                 }
                 fwd.clusters.push(WeightedCluster {
-                    cluster: dest_cluster(ctx, vs, &dest, scope.port, true),
+                    cluster: dest_cluster_for(ctx, vs, &dest, scope.port, true, !scope.sidecar),
                     weight: u32::try_from(d.weight.unwrap_or(0)).unwrap_or(0),
                     request_headers: rq,
                     response_headers: rs,
@@ -260,6 +263,19 @@ pub(crate) fn dest_cluster(
     listen_port: u32,
     prefer_vs_ns: bool,
 ) -> String {
+    dest_cluster_for(ctx, vs, dest, listen_port, prefer_vs_ns, true)
+}
+
+/// [`dest_cluster`], with the service's only port used for a port-less destination only when
+/// `only_port` is set (gateways; sidecars use the listener port).
+fn dest_cluster_for(
+    ctx: &Ctx<'_>,
+    vs: &Vs<'_>,
+    dest: &Destination,
+    listen_port: u32,
+    prefer_vs_ns: bool,
+    only_port: bool,
+) -> String {
     let mut host = vs.dest_host(dest.host());
     let svc = ctx
         .registry
@@ -267,7 +283,7 @@ pub(crate) fn dest_cluster(
     let port = match dest.port_number() {
         Some(p) => u16::try_from(p).unwrap_or(0),
         None => match svc.map(|s| s.ports.as_slice()) {
-            Some([only]) => only.number,
+            Some([only]) if only_port => only.number,
             _ => u16::try_from(listen_port).unwrap_or(0),
         },
     };
