@@ -107,7 +107,7 @@ fn fingerprint(sources: &[crate::input::Source]) -> u64 {
 }
 
 /// Load (or create) the mesh CA.
-fn mesh_ca(args: &GatewayRunArgs) -> Result<MeshCa, OpError> {
+pub(crate) fn mesh_ca(args: &GatewayRunArgs) -> Result<MeshCa, OpError> {
     if let Some((cert, key)) = &args.ca_files {
         let read = |p: &PathBuf| {
             std::fs::read_to_string(p).map_err(|source| OpError::Read {
@@ -161,7 +161,19 @@ pub async fn run(args: GatewayRunArgs) -> Result<(), OpError> {
         tracing::info!(addr = %h, "health on /healthz/ready");
     }
 
-    let reload = tokio::spawn(reload_loop(args.clone(), tx));
+    let reload = tokio::spawn(reload_loop(args.clone(), tx, |id, inputs, version| {
+        let snap = egress_compile::compile(id, inputs, version);
+        for w in &snap.warnings {
+            tracing::warn!("{w}");
+        }
+        tracing::info!(
+            version,
+            listeners = snap.listeners.len(),
+            clusters = snap.clusters.len(),
+            "configuration loaded"
+        );
+        snap
+    }));
     let rotation = tokio::spawn(rotation_loop(ca, spiffe, identity, ttl));
 
     wait_for_signal().await;
@@ -172,7 +184,7 @@ pub async fn run(args: GatewayRunArgs) -> Result<(), OpError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
@@ -189,9 +201,13 @@ async fn wait_for_signal() {
     }
 }
 
-/// Recompile whenever the source changes; refuse invalid configurations (logged once per
-/// refused content), keeping the last good snapshot.
-async fn reload_loop(args: GatewayRunArgs, tx: watch::Sender<Arc<Snapshot>>) {
+/// Recompile (with `build`) whenever the source changes; refuse invalid configurations
+/// (logged once per refused content), keeping the last good snapshot.
+pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
+    args: GatewayRunArgs,
+    tx: watch::Sender<Arc<S>>,
+    build: fn(&GatewayIdentity, &egress_compile::Inputs, u64) -> S,
+) {
     let mut last_key: Option<u64> = None;
     let mut refused_key: Option<u64> = None;
     let mut version: u64 = 0;
@@ -208,17 +224,7 @@ async fn reload_loop(args: GatewayRunArgs, tx: watch::Sender<Arc<Snapshot>>) {
                     refused_key = None;
                     version += 1;
                     let inputs = egress_compile::inputs_from_resources(resources);
-                    let snap = egress_compile::compile(&args.identity, &inputs, version);
-                    for w in &snap.warnings {
-                        tracing::warn!("{w}");
-                    }
-                    tracing::info!(
-                        version,
-                        listeners = snap.listeners.len(),
-                        clusters = snap.clusters.len(),
-                        "configuration loaded"
-                    );
-                    let _ = tx.send(Arc::new(snap));
+                    let _ = tx.send(Arc::new(build(&args.identity, &inputs, version)));
                 }
             }
             Ok(Err((errors, key))) => {
@@ -272,7 +278,12 @@ async fn wait_for_change(source: &ConfigSource, seen: Option<u64>) {
 }
 
 /// Re-issue the workload certificate before it expires.
-async fn rotation_loop(ca: MeshCa, id: SpiffeId, handle: Arc<IdentityHandle>, ttl: Duration) {
+pub(crate) async fn rotation_loop(
+    ca: MeshCa,
+    id: SpiffeId,
+    handle: Arc<IdentityHandle>,
+    ttl: Duration,
+) {
     let rotator = egress_identity::Rotator::new(0.5);
     loop {
         tokio::time::sleep(Duration::from_secs(60)).await;

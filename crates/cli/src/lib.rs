@@ -8,6 +8,7 @@ pub mod input;
 pub mod merge;
 pub mod mesh;
 pub mod ops;
+pub mod sidecar;
 
 pub use error::OpError;
 

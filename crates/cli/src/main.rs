@@ -158,6 +158,18 @@ enum Command {
         #[command(subcommand)]
         command: GatewayCommand,
     },
+    /// Workload sidecar processes.
+    Sidecar {
+        #[command(subcommand)]
+        command: SidecarCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SidecarCommand {
+    /// Serve as a workload's outbound sidecar (what an injected `istio-proxy` container runs):
+    /// an explicit HTTP/CONNECT proxy on `--listen-address:--proxy-port`.
+    Run(Box<GatewayRun>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -221,6 +233,9 @@ struct GatewayRun {
     /// Grace period for in-flight requests on SIGTERM, in seconds.
     #[arg(long = "drain-grace", default_value_t = 5.0)]
     drain_grace: f64,
+    /// Sidecars: the port of the explicit outbound proxy on `--listen-address`.
+    #[arg(long = "proxy-port", default_value_t = 15001)]
+    proxy_port: u16,
 }
 
 fn main() -> ExitCode {
@@ -290,7 +305,19 @@ fn main() -> ExitCode {
         command: GatewayCommand::Run(g),
     } = cli.command
     {
-        return match gateway_run(cli.store, *g) {
+        return match gateway_run(cli.store, *g, false) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Command::Sidecar {
+        command: SidecarCommand::Run(g),
+    } = cli.command
+    {
+        return match gateway_run(cli.store, *g, true) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -440,6 +467,7 @@ fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), OpError> {
             )
         }
         Command::Gateway { .. }
+        | Command::Sidecar { .. }
         | Command::Mesh { .. }
         | Command::Up(_)
         | Command::Down
@@ -448,7 +476,7 @@ fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), OpError> {
     }
 }
 
-fn gateway_run(store_flag: Option<PathBuf>, g: GatewayRun) -> Result<(), OpError> {
+fn gateway_run(store_flag: Option<PathBuf>, g: GatewayRun, sidecar: bool) -> Result<(), OpError> {
     use egress_cli::gateway::{self, ConfigSource, GatewayRunArgs};
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
@@ -505,7 +533,12 @@ fn gateway_run(store_flag: Option<PathBuf>, g: GatewayRun) -> Result<(), OpError
         .enable_all()
         .build()
         .map_err(OpError::Output)?;
-    let result = runtime.block_on(gateway::run(args));
+    let proxy_port = g.proxy_port;
+    let result = if sidecar {
+        runtime.block_on(egress_cli::sidecar::run(args, proxy_port))
+    } else {
+        runtime.block_on(gateway::run(args))
+    };
     // Do not wait for blocking helpers (a store watch slice) beyond a moment.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result

@@ -1,7 +1,8 @@
-//! The local cluster's "container runtime" for gateway Pods: one in-process gateway instance
-//! (the same data plane `egress gateway run` starts) per gateway Pod that has an IP, listening
-//! on the Pod's IP, answering health on `<pod-ip>:15021`, and binding upstream connections to
-//! an address of its StaticGatewayConfiguration's egress prefix. Configuration is read from
+//! The local cluster's "container runtime": one in-process gateway instance (the data plane
+//! `egress gateway run` starts) per gateway Pod that has an IP, listening on the Pod's IP,
+//! answering health on `<pod-ip>:15021`, and binding upstream connections to an address of its
+//! StaticGatewayConfiguration's egress prefix; and one sidecar per injected Pod, its explicit
+//! outbound proxy on `<pod-ip>:15001`. Configuration is read from
 //! the store once per change and compiled once per distinct gateway identity.
 
 use std::collections::BTreeMap;
@@ -13,15 +14,20 @@ use std::time::{Duration, Instant, SystemTime};
 
 use egress_addon::sgc::{SGC_POD_ANNOTATION, prefix_addresses, sgc_key};
 use egress_compile::Inputs;
-use egress_compile::snapshot::{GatewayIdentity, Snapshot};
+use egress_compile::compile_sidecar;
+use egress_compile::snapshot::{GatewayIdentity, SidecarSnapshot, Snapshot};
 use egress_identity::{IdentityHandle, MeshCa, Rotator, SpiffeId};
 use egress_proxy::accesslog::AccessLogger;
+use egress_proxy::sidecar::{Sidecar, SidecarOptions};
 use egress_proxy::{Proxy, ProxyOptions};
 use ipnet::Ipv4Net;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::controllers::{Facts, Instance, State, at, is_gateway_pod, object_path};
+use crate::controllers::{
+    Facts, Instance, SIDECAR_CONTAINER, SIDECAR_PROXY_PORT, State, at, has_sidecar, is_gateway_pod,
+    object_path,
+};
 
 /// Workload certificates live this long; they are re-issued at half-life.
 const CERT_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -44,10 +50,30 @@ pub struct RuntimeOptions {
     pub pod_log_dir: PathBuf,
 }
 
+/// What runs for a Pod: its gateway, or its sidecar.
+enum Plane {
+    Gateway {
+        proxy: Proxy,
+        snapshots: watch::Sender<Arc<Snapshot>>,
+    },
+    Sidecar {
+        sidecar: Sidecar,
+        snapshots: watch::Sender<Arc<SidecarSnapshot>>,
+    },
+}
+
+impl Plane {
+    async fn shutdown(self, grace: Duration) {
+        match self {
+            Plane::Gateway { proxy, .. } => proxy.shutdown(grace).await,
+            Plane::Sidecar { sidecar, .. } => sidecar.shutdown(grace).await,
+        }
+    }
+}
+
 struct Running {
     ip: Ipv4Addr,
-    proxy: Proxy,
-    snapshots: watch::Sender<Arc<Snapshot>>,
+    plane: Plane,
     identity: GatewayIdentity,
     spiffe: SpiffeId,
     handle: Arc<IdentityHandle>,
@@ -73,8 +99,16 @@ pub struct Runtime {
     last_rotation_check: Instant,
 }
 
-/// A gateway Pod as the runtime needs it.
+/// Which data plane a Pod runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PodKind {
+    Gateway,
+    Sidecar,
+}
+
+/// A gateway or sidecar Pod as the runtime needs it.
 struct PodView {
+    kind: PodKind,
     path: String,
     ip: Ipv4Addr,
     identity: GatewayIdentity,
@@ -101,7 +135,11 @@ impl Runtime {
     pub fn facts(&self) -> Facts {
         let mut f = Facts::new();
         for (path, r) in &self.running {
-            let state = if r.proxy.is_ready() {
+            let ready = match &r.plane {
+                Plane::Gateway { proxy, .. } => proxy.is_ready(),
+                Plane::Sidecar { .. } => true,
+            };
+            let state = if ready {
                 Instance::Ready
             } else {
                 Instance::Starting
@@ -141,21 +179,45 @@ impl Runtime {
         let inputs = Arc::new(inputs);
         self.inputs = Some(Arc::clone(&inputs));
         self.version = version;
-        let mut compiled: BTreeMap<String, Arc<Snapshot>> = BTreeMap::new();
+        let mut gateways: BTreeMap<String, Arc<Snapshot>> = BTreeMap::new();
+        let mut sidecars: BTreeMap<String, Arc<SidecarSnapshot>> = BTreeMap::new();
         for r in self.running.values() {
             let key = format!("{:?}", r.identity);
-            let snap = compiled
-                .entry(key)
-                .or_insert_with(|| Arc::new(compile(&r.identity, &inputs, version)))
-                .clone();
-            r.snapshots.send_if_modified(|cur| {
-                if same_content(cur, &snap) {
-                    false
-                } else {
-                    *cur = Arc::clone(&snap);
-                    true
+            match &r.plane {
+                Plane::Gateway { snapshots, .. } => {
+                    let snap = gateways
+                        .entry(key)
+                        .or_insert_with(|| Arc::new(compile(&r.identity, &inputs, version)))
+                        .clone();
+                    snapshots.send_if_modified(|cur| {
+                        if same_content(cur, &snap) {
+                            false
+                        } else {
+                            *cur = Arc::clone(&snap);
+                            true
+                        }
+                    });
                 }
-            });
+                Plane::Sidecar { snapshots, .. } => {
+                    let snap = sidecars
+                        .entry(key)
+                        .or_insert_with(|| Arc::new(compile_sidecar(&r.identity, &inputs, version)))
+                        .clone();
+                    snapshots.send_if_modified(|cur| {
+                        let same = cur.outbound == snap.outbound
+                            && cur.ports == snap.ports
+                            && cur.clusters == snap.clusters
+                            && cur.access_log == snap.access_log
+                            && cur.mesh == snap.mesh;
+                        if same {
+                            false
+                        } else {
+                            *cur = Arc::clone(&snap);
+                            true
+                        }
+                    });
+                }
+            }
         }
     }
 
@@ -229,7 +291,7 @@ impl Runtime {
         self.draining.retain(|_, h| !h.is_finished());
         let ip = r.ip;
         self.draining
-            .insert(ip, tokio::spawn(r.proxy.shutdown(STOP_GRACE)));
+            .insert(ip, tokio::spawn(r.plane.shutdown(STOP_GRACE)));
     }
 
     async fn start(&mut self, pod: &PodView) -> Result<Running, String> {
@@ -251,30 +313,63 @@ impl Runtime {
             IdentityHandle::new(cert, self.ca.root_pem())
                 .map_err(|e| format!("workload identity: {e}"))?,
         );
-        let snapshot = match &self.inputs {
-            Some(inputs) => compile(&pod.identity, inputs, self.version.max(1)),
-            None => Snapshot {
-                version: 1,
-                ..Snapshot::default()
-            },
-        };
-        let (tx, rx) = watch::channel(Arc::new(snapshot));
         let log = self.pod_log(pod)?;
-        let options = ProxyOptions {
-            source_address: pod.source,
-            listen_address: Some(IpAddr::V4(pod.ip)),
-            health_port: Some(egress_addon::objects::STATUS_PORT.unsigned_abs() as u16),
-            hosts: self.options.hosts.clone(),
-            system_dns: self.options.system_dns,
-            extra_roots_pem: self.options.extra_roots_pem.clone(),
+        let version = self.version.max(1);
+        let plane = match pod.kind {
+            PodKind::Gateway => {
+                let snapshot = match &self.inputs {
+                    Some(inputs) => compile(&pod.identity, inputs, version),
+                    None => Snapshot {
+                        version: 1,
+                        ..Snapshot::default()
+                    },
+                };
+                let (tx, rx) = watch::channel(Arc::new(snapshot));
+                let options = ProxyOptions {
+                    source_address: pod.source,
+                    listen_address: Some(IpAddr::V4(pod.ip)),
+                    health_port: Some(egress_addon::objects::STATUS_PORT.unsigned_abs() as u16),
+                    hosts: self.options.hosts.clone(),
+                    system_dns: self.options.system_dns,
+                    extra_roots_pem: self.options.extra_roots_pem.clone(),
+                };
+                let proxy = Proxy::start(rx, options, Some(Arc::clone(&handle)), log)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Plane::Gateway {
+                    proxy,
+                    snapshots: tx,
+                }
+            }
+            PodKind::Sidecar => {
+                let snapshot = match &self.inputs {
+                    Some(inputs) => compile_sidecar(&pod.identity, inputs, version),
+                    None => SidecarSnapshot {
+                        version: 1,
+                        ..SidecarSnapshot::default()
+                    },
+                };
+                let (tx, rx) = watch::channel(Arc::new(snapshot));
+                let options = SidecarOptions {
+                    proxy_listen: std::net::SocketAddr::new(IpAddr::V4(pod.ip), SIDECAR_PROXY_PORT),
+                    capture_listen: None,
+                    hosts: self.options.hosts.clone(),
+                    system_dns: self.options.system_dns,
+                    extra_roots_pem: self.options.extra_roots_pem.clone(),
+                    source_address: pod.source,
+                };
+                let sidecar = Sidecar::start(rx, options, Some(Arc::clone(&handle)), log)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Plane::Sidecar {
+                    sidecar,
+                    snapshots: tx,
+                }
+            }
         };
-        let proxy = Proxy::start(rx, options, Some(Arc::clone(&handle)), log)
-            .await
-            .map_err(|e| e.to_string())?;
         Ok(Running {
             ip: pod.ip,
-            proxy,
-            snapshots: tx,
+            plane,
             identity: pod.identity.clone(),
             spiffe,
             handle,
@@ -322,7 +417,7 @@ impl Runtime {
         let all = std::mem::take(&mut self.running);
         let mut tasks: Vec<_> = std::mem::take(&mut self.draining).into_values().collect();
         for (_, r) in all {
-            tasks.push(tokio::spawn(r.proxy.shutdown(grace)));
+            tasks.push(tokio::spawn(r.plane.shutdown(grace)));
         }
         for t in tasks {
             let _ = t.await;
@@ -362,9 +457,16 @@ fn gateway_pods(state: &State) -> BTreeMap<String, PodView> {
     let mut out = BTreeMap::new();
     let services = services_by_namespace(state);
     for pod in &state.pods {
-        if at(pod, "/metadata/deletionTimestamp").is_some() || !is_gateway_pod(pod) {
+        if at(pod, "/metadata/deletionTimestamp").is_some() {
             continue;
         }
+        let kind = if is_gateway_pod(pod) {
+            PodKind::Gateway
+        } else if has_sidecar(pod) {
+            PodKind::Sidecar
+        } else {
+            continue;
+        };
         let Some(ip) = at(pod, "/status/podIP")
             .and_then(Value::as_str)
             .and_then(|s| s.parse::<Ipv4Addr>().ok())
@@ -394,14 +496,22 @@ fn gateway_pods(state: &State) -> BTreeMap<String, PodView> {
             labels,
         };
         let path = object_path(pod);
-        let source = source_address(state, &ns, pod, &path);
-        let container = at(pod, "/spec/containers/0/name")
-            .and_then(Value::as_str)
-            .unwrap_or("istio-proxy")
-            .to_owned();
+        // A gateway leaves from its static egress prefix; a workload's sidecar from the Pod IP.
+        let source = match kind {
+            PodKind::Gateway => source_address(state, &ns, pod, &path),
+            PodKind::Sidecar => Some(IpAddr::V4(ip)),
+        };
+        let container = match kind {
+            PodKind::Gateway => at(pod, "/spec/containers/0/name")
+                .and_then(Value::as_str)
+                .unwrap_or(SIDECAR_CONTAINER)
+                .to_owned(),
+            PodKind::Sidecar => SIDECAR_CONTAINER.to_owned(),
+        };
         out.insert(
             path.clone(),
             PodView {
+                kind,
                 path,
                 ip,
                 identity,

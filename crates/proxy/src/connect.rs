@@ -6,8 +6,14 @@
 //! Failures are typed ([`ConnectError`]) and carry the access-log flag and
 //! `%UPSTREAM_TRANSPORT_FAILURE_REASON%` Envoy would print, so the TCP proxy and the HTTP
 //! router report them the same way.
+//!
+//! ORIGINAL_DST clusters (a sidecar's `PassthroughCluster`) have no endpoints of their own:
+//! the `*_to`/`*_for` variants take the destination the client asked for ([`OriginalDst`]),
+//! which is connected to directly (a name is resolved like a DNS cluster's, first address).
+//! Gateways never pass one, so for them such a cluster has no endpoints (`UH`), as before.
 
 pub mod lb;
+mod original_dst;
 pub mod resolve;
 pub mod tls;
 
@@ -24,6 +30,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::ctx::{Ctx, ProxyOptions};
 use lb::{Balancer, Candidate, Outcome, Picked};
+pub use original_dst::OriginalDst;
 use resolve::Resolver;
 
 /// A byte stream to or from a peer.
@@ -187,8 +194,32 @@ impl Connector {
         cluster: &Cluster,
         authority: Option<&str>,
     ) -> Result<Upstream, ConnectError> {
-        self.open(ctx, cluster, authority, Origination::AsConfigured(None))
-            .await
+        self.open(
+            ctx,
+            cluster,
+            authority,
+            Origination::AsConfigured(None),
+            None,
+        )
+        .await
+    }
+
+    /// Like [`Connector::connect`]; an ORIGINAL_DST cluster connects to `original_dst`.
+    pub async fn connect_to(
+        &self,
+        ctx: &Ctx,
+        cluster: &Cluster,
+        authority: Option<&str>,
+        original_dst: Option<&OriginalDst>,
+    ) -> Result<Upstream, ConnectError> {
+        self.open(
+            ctx,
+            cluster,
+            authority,
+            Origination::AsConfigured(None),
+            original_dst,
+        )
+        .await
     }
 
     /// Like [`Connector::connect`], offering `alpn` instead of the cluster's ALPN list.
@@ -204,6 +235,7 @@ impl Connector {
             cluster,
             authority,
             Origination::AsConfigured(Some(alpn)),
+            None,
         )
         .await
     }
@@ -217,7 +249,20 @@ impl Connector {
         cluster: &Cluster,
         authority: Option<&str>,
     ) -> Result<Upstream, ConnectError> {
-        self.open(ctx, cluster, authority, Origination::Never).await
+        self.open(ctx, cluster, authority, Origination::Never, None)
+            .await
+    }
+
+    /// Like [`Connector::connect_tcp`]; an ORIGINAL_DST cluster connects to `original_dst`.
+    pub async fn connect_tcp_to(
+        &self,
+        ctx: &Ctx,
+        cluster: &Cluster,
+        authority: Option<&str>,
+        original_dst: Option<&OriginalDst>,
+    ) -> Result<Upstream, ConnectError> {
+        self.open(ctx, cluster, authority, Origination::Never, original_dst)
+            .await
     }
 
     /// Reports the outcome of a request on `peer` (e.g. a 5xx) for outlier detection.
@@ -236,11 +281,22 @@ impl Connector {
     }
 
     /// The endpoints of `cluster` now: static ones, or what its names resolve to (STRICT_DNS:
-    /// every address; LOGICAL_DNS: the first).
+    /// every address; LOGICAL_DNS: the first). An ORIGINAL_DST cluster has none.
     pub async fn endpoints(
         &self,
         ctx: &Ctx,
         cluster: &Cluster,
+    ) -> Result<Vec<Candidate>, ConnectError> {
+        self.endpoints_for(ctx, cluster, None).await
+    }
+
+    /// Like [`Connector::endpoints`]; an ORIGINAL_DST cluster's endpoint is `original_dst`
+    /// (the first address its host resolves to), or none without one.
+    pub async fn endpoints_for(
+        &self,
+        ctx: &Ctx,
+        cluster: &Cluster,
+        original_dst: Option<&OriginalDst>,
     ) -> Result<Vec<Candidate>, ConnectError> {
         let refresh = ctx.snapshot().mesh.dns_refresh_rate;
         let candidates = match &cluster.discovery {
@@ -277,7 +333,14 @@ impl Connector {
             }
             // Gateways never generate PassthroughCluster; without an original destination
             // there is nothing to connect to.
-            Discovery::OriginalDst => Vec::new(),
+            Discovery::OriginalDst => match original_dst {
+                None => Vec::new(),
+                Some(dst) => {
+                    let mut all = self.resolve_all(&dst.host, dst.port, 1, refresh).await?;
+                    all.truncate(1);
+                    all
+                }
+            },
         };
         Ok(candidates)
     }
@@ -310,7 +373,30 @@ impl Connector {
     /// request and then uses the chosen host's connections, so HTTP pools choose first and
     /// reuse only connections to the chosen endpoint.
     pub async fn choose(&self, ctx: &Ctx, cluster: &Cluster) -> Result<Chosen, ConnectError> {
-        let candidates = self.endpoints(ctx, cluster).await?;
+        self.choose_for(ctx, cluster, None).await
+    }
+
+    /// Like [`Connector::choose`]; an ORIGINAL_DST cluster picks `original_dst`. Such picks
+    /// bypass the balancer's per-endpoint state (there is nothing to balance, and a sidecar's
+    /// passthrough destinations are unbounded).
+    pub async fn choose_for(
+        &self,
+        ctx: &Ctx,
+        cluster: &Cluster,
+        original_dst: Option<&OriginalDst>,
+    ) -> Result<Chosen, ConnectError> {
+        let candidates = self.endpoints_for(ctx, cluster, original_dst).await?;
+        if matches!(cluster.discovery, Discovery::OriginalDst) {
+            let first = candidates
+                .first()
+                .ok_or_else(|| ConnectError::NoHealthyUpstream {
+                    cluster: cluster.name.clone(),
+                })?;
+            return Ok(Chosen {
+                picked: Picked::detached(first.addr),
+                total: 1,
+            });
+        }
         let picked = self
             .balancer
             .pick(&cluster.name, cluster.lb, &candidates)
@@ -348,8 +434,9 @@ impl Connector {
         cluster: &Cluster,
         authority: Option<&str>,
         origination: Origination<'_>,
+        original_dst: Option<&OriginalDst>,
     ) -> Result<Upstream, ConnectError> {
-        let chosen = self.choose(ctx, cluster).await?;
+        let chosen = self.choose_for(ctx, cluster, original_dst).await?;
         self.open_chosen(ctx, cluster, authority, origination, chosen)
             .await
     }

@@ -8,6 +8,10 @@
 //! `accesslog` writes Istio-format lines, `health` answers 15021, `drain` stops gracefully.
 //!
 //! [`Proxy::start`] is the entry point; [`Proxy::shutdown`] drains it.
+//!
+//! [`sidecar::Sidecar`] is a sidecar's outbound data plane (explicit proxy and transparent
+//! capture) built from the same pieces, serving an
+//! [`egress_compile::snapshot::SidecarSnapshot`].
 
 pub mod accesslog;
 pub mod connect;
@@ -17,6 +21,7 @@ pub mod health;
 pub mod http;
 pub mod listener;
 pub mod pem;
+pub mod sidecar;
 pub mod sni;
 pub mod tcp_proxy;
 pub mod tls_server;

@@ -22,6 +22,7 @@ use rand::Rng;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::accesslog::{LogEntry, ResponseFlag, ResponseFlags};
+use crate::connect::OriginalDst;
 use crate::ctx::{ConnInfo, Ctx};
 
 /// A TCP access-log entry for `conn`, started at `start`, with nothing else filled in.
@@ -65,6 +66,31 @@ pub async fn proxy<D>(
 ) where
     D: AsyncRead + AsyncWrite + Send + Unpin,
 {
+    proxy_to(
+        downstream,
+        conn,
+        clusters,
+        route_name,
+        ctx,
+        passthrough,
+        None,
+    )
+    .await;
+}
+
+/// Like [`proxy`]; an ORIGINAL_DST cluster (`PassthroughCluster`) connects to
+/// `original_dst`, the destination the client asked for.
+pub async fn proxy_to<D>(
+    downstream: D,
+    conn: &ConnInfo,
+    clusters: &[WeightedCluster],
+    route_name: Option<&str>,
+    ctx: &Ctx,
+    passthrough: bool,
+    original_dst: Option<&OriginalDst>,
+) where
+    D: AsyncRead + AsyncWrite + Send + Unpin,
+{
     let start = SystemTime::now();
     let began = Instant::now();
     let mut entry = tcp_entry(conn, start);
@@ -74,15 +100,12 @@ pub async fn proxy<D>(
         io: downstream,
         counters: Arc::clone(&counters),
     };
-    run(
-        &mut downstream,
-        conn,
+    let target = Target {
         clusters,
-        ctx,
         passthrough,
-        &mut entry,
-    )
-    .await;
+        original_dst,
+    };
+    run(&mut downstream, conn, &target, ctx, &mut entry).await;
     entry.bytes_received = counters.received.load(Ordering::Relaxed);
     entry.bytes_sent = counters.sent.load(Ordering::Relaxed);
     entry.duration = Some(began.elapsed());
@@ -91,18 +114,24 @@ pub async fn proxy<D>(
     let _ = downstream.shutdown().await;
 }
 
+/// Where a connection goes.
+struct Target<'a> {
+    clusters: &'a [WeightedCluster],
+    passthrough: bool,
+    original_dst: Option<&'a OriginalDst>,
+}
+
 async fn run<D>(
     downstream: &mut Counting<D>,
     conn: &ConnInfo,
-    clusters: &[WeightedCluster],
+    target: &Target<'_>,
     ctx: &Ctx,
-    passthrough: bool,
     entry: &mut LogEntry,
 ) where
     D: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let snapshot = ctx.snapshot();
-    let Some(chosen) = pick_weighted(clusters) else {
+    let Some(chosen) = pick_weighted(target.clusters) else {
         entry.response_flags = ResponseFlags::from(ResponseFlag::NoClusterFound);
         return;
     };
@@ -113,10 +142,15 @@ async fn run<D>(
         return;
     };
     let authority = conn.sni.as_deref();
-    let connected = if passthrough {
-        ctx.connector.connect_tcp(ctx, cluster, authority).await
+    let connector = &ctx.connector;
+    let connected = if target.passthrough {
+        connector
+            .connect_tcp_to(ctx, cluster, authority, target.original_dst)
+            .await
     } else {
-        ctx.connector.connect(ctx, cluster, authority).await
+        connector
+            .connect_to(ctx, cluster, authority, target.original_dst)
+            .await
     };
     let mut upstream = match connected {
         Ok(u) => u,

@@ -3,7 +3,6 @@
 //! served (hyper-util's auto connection builder).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -183,7 +182,8 @@ impl HttpUpstream {
     }
 
     /// From now on, closes connections from sources outside `cidr` (`127.0.0.8/29`, or a
-    /// single address) right after accepting them, as a partner's firewall would.
+    /// single address) right after accepting them, as a partner's firewall would; connections
+    /// already open from such sources are cut at their next request.
     pub fn allow_only(&self, cidr: &str) -> Result<()> {
         self.shared.gate.allow_only(cidr)
     }
@@ -368,11 +368,28 @@ where
         .await;
 }
 
+/// A request arrived on a connection whose source the gate no longer admits.
+#[derive(Debug)]
+struct NoLongerAdmitted;
+
+impl std::fmt::Display for NoLongerAdmitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("source no longer admitted")
+    }
+}
+
+impl std::error::Error for NoLongerAdmitted {}
+
 async fn answer(
     req: Request<Incoming>,
     facts: Arc<ConnFacts>,
     shared: Arc<Shared>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Full<Bytes>>, NoLongerAdmitted> {
+    // A connection opened before `allow_only` narrowed the gate is cut at its next request,
+    // as a firewall rule change with its connection-tracking entries flushed would.
+    if !shared.gate.admits(facts.peer_addr.ip()) {
+        return Err(NoLongerAdmitted);
+    }
     let (parts, body) = req.into_parts();
     let body = body
         .collect()

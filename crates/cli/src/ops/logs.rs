@@ -176,10 +176,13 @@ pub fn run(
         s.offset = end;
     }
     out.flush()?;
-    while args.follow {
+    if !args.follow {
+        return Ok(());
+    }
+    loop {
         std::thread::sleep(FOLLOW_INTERVAL);
         for s in &mut sources {
-            let (bytes, end) = read_from(&s.path, s.offset)?;
+            let (bytes, _) = read_from(&s.path, s.offset)?;
             // Only whole lines; a partial one waits for its end.
             let Some(last_newline) = bytes.iter().rposition(|b| *b == b'\n') else {
                 continue;
@@ -189,11 +192,9 @@ pub fn run(
                 writeln!(out, "{}{line}", s.prefix)?;
             }
             s.offset += u64::try_from(last_newline + 1).unwrap_or(0);
-            let _ = end;
         }
         out.flush()?;
     }
-    Ok(())
 }
 
 /// The file's bytes from `offset`, and its length; a missing file is empty.

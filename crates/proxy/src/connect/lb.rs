@@ -88,6 +88,16 @@ pub struct Picked {
     state: Arc<EndpointState>,
 }
 
+impl Picked {
+    /// An endpoint chosen without the balancer (an ORIGINAL_DST destination): it counts as in
+    /// flight only for itself, and outlier detection does not track it.
+    pub fn detached(addr: SocketAddr) -> Picked {
+        let state = Arc::new(EndpointState::default());
+        state.in_flight.fetch_add(1, Ordering::AcqRel);
+        Picked { addr, state }
+    }
+}
+
 impl Drop for Picked {
     fn drop(&mut self) {
         self.state.in_flight.fetch_sub(1, Ordering::AcqRel);

@@ -23,6 +23,7 @@ use super::headers::{self, ATTEMPT_COUNT, EXPECTED_TIMEOUT, ORIGINAL_PATH, UPSTR
 use super::pool::{ConnMeta, HttpState, Lease};
 use super::route::pick_weighted;
 use crate::accesslog::{LogEntry, ResponseFlag};
+use crate::connect::OriginalDst;
 use crate::ctx::Ctx;
 
 /// Request bodies up to this size are kept so the request can be retried after it was sent.
@@ -54,6 +55,8 @@ pub struct Env<'a> {
     pub snapshot: &'a Snapshot,
     /// When the request arrived (the route timeout counts from here).
     pub started: Instant,
+    /// Where ORIGINAL_DST clusters connect (sidecars; `None` at gateways).
+    pub original_dst: Option<&'a OriginalDst>,
 }
 
 /// Forwards `req` along `route`; fills the upstream fields of `entry`.
@@ -244,7 +247,7 @@ async fn attempt(
     let mut stale_left = STALE_CONNECTION_RETRIES;
     loop {
         let mut lease = pool
-            .checkout(env.ctx, &template.authority)
+            .checkout(env.ctx, &template.authority, env.original_dst)
             .await
             .map_err(Failure::from_checkout)?;
         *tried = Some(lease.meta);

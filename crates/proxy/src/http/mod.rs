@@ -9,6 +9,10 @@
 //! downstream address appended), `x-forwarded-proto` set, `x-request-id` generated when
 //! missing, `x-forwarded-client-cert` in `SANITIZE_SET` mode, hop-by-hop headers removed,
 //! `server: istio-envoy` on every response, path normalization (dot segments).
+//!
+//! A sidecar's outbound connection manager differs in a few settings ([`HttpSettings`]):
+//! `use_remote_address: false`, `server: envoy`, and ORIGINAL_DST clusters
+//! (`PassthroughCluster`) that connect to the destination the client asked for.
 
 pub mod body;
 pub mod failure;
@@ -40,8 +44,46 @@ use body::{Body, Counting, Logged, PendingLog};
 use forward::{Env, Prepared};
 pub use pool::HttpState;
 
+use crate::connect::OriginalDst;
+
 /// The `server` header of every response (Istio gateways overwrite it).
 pub const SERVER: &str = "istio-envoy";
+
+/// The `server` header of a sidecar's outbound responses (Envoy's default server name).
+pub const SIDECAR_SERVER: &str = "envoy";
+
+/// The connection-manager settings that differ between a gateway and a sidecar's outbound
+/// side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// The `server` header written on every response (Envoy's `OVERWRITE`).
+    pub server_name: &'static str,
+    /// Envoy's `use_remote_address`: append the downstream address to `x-forwarded-for`.
+    pub use_remote_address: bool,
+    /// Where ORIGINAL_DST clusters connect: a captured connection's original destination or
+    /// an explicit proxy request's host and port. `None` (gateways): they have no endpoints.
+    pub original_dst: Option<OriginalDst>,
+}
+
+impl HttpSettings {
+    /// Istio's gateway connection manager.
+    pub fn gateway() -> HttpSettings {
+        HttpSettings {
+            server_name: SERVER,
+            use_remote_address: true,
+            original_dst: None,
+        }
+    }
+
+    /// Istio's sidecar outbound connection manager, for traffic to `original_dst`.
+    pub fn sidecar_outbound(original_dst: Option<OriginalDst>) -> HttpSettings {
+        HttpSettings {
+            server_name: SIDECAR_SERVER,
+            use_remote_address: false,
+            original_dst,
+        }
+    }
+}
 
 /// Serves HTTP/1.1 and HTTP/2 on `io` until the client closes or the proxy drains (then
 /// in-flight requests finish and keep-alive stops). Every request is routed with the route
@@ -50,7 +92,21 @@ pub async fn serve_http<I>(io: I, conn: ConnInfo, route_config: String, ctx: Arc
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    serve_http_with(io, conn, route_config, ctx, HttpSettings::gateway()).await;
+}
+
+/// [`serve_http`] with the connection-manager `settings` given.
+pub async fn serve_http_with<I>(
+    io: I,
+    conn: ConnInfo,
+    route_config: String,
+    ctx: Arc<Ctx>,
+    settings: HttpSettings,
+) where
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let conn = Arc::new(conn);
+    let settings = Arc::new(settings);
     let conn_span = Arc::clone(&conn);
     let route_config: Arc<str> = route_config.into();
     let state = state(&ctx);
@@ -61,7 +117,12 @@ where
             let conn = Arc::clone(&conn);
             let route_config = Arc::clone(&route_config);
             let state = Arc::clone(&state);
-            async move { Ok::<_, Infallible>(handle(&ctx, &state, &conn, &route_config, req).await) }
+            let settings = Arc::clone(&settings);
+            async move {
+                Ok::<_, Infallible>(
+                    handle(&ctx, &state, &conn, &route_config, &settings, req).await,
+                )
+            }
         })
     };
     let span = tracing::debug_span!(
@@ -91,6 +152,21 @@ where
     }
     .instrument(span)
     .await;
+}
+
+/// Routes one request that arrived on `conn` with the route table `route_config` and answers
+/// it (locally or from upstream), writing its access-log line when the response is done: the
+/// per-request step of [`serve_http_with`], for servers that read requests themselves (a
+/// sidecar's explicit proxy picks the route table per request).
+pub async fn handle_request(
+    ctx: &Arc<Ctx>,
+    conn: &ConnInfo,
+    route_config: &str,
+    settings: &HttpSettings,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let state = state(ctx);
+    handle(ctx, &state, conn, route_config, settings, req).await
 }
 
 /// The HTTP state (upstream pools and counters) of the proxy instance `ctx` belongs to.
@@ -124,6 +200,7 @@ async fn handle(
     state: &HttpState,
     conn: &ConnInfo,
     route_config: &str,
+    settings: &HttpSettings,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let started = Instant::now();
@@ -153,7 +230,9 @@ async fn handle(
 
     headers::strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::EXPECT);
-    headers::append_xff(&mut parts.headers, conn.downstream_remote.ip());
+    if settings.use_remote_address {
+        headers::append_xff(&mut parts.headers, conn.downstream_remote.ip());
+    }
     headers::set_xfp(&mut parts.headers, scheme);
     let request_id = headers::ensure_request_id(&mut parts.headers);
     let gateway_id = ctx.identity.as_ref().and_then(|i| i.spiffe_id());
@@ -240,6 +319,7 @@ async fn handle(
                         state,
                         snapshot: &snapshot,
                         started,
+                        original_dst: settings.original_dst.as_ref(),
                     };
                     let prepared = Prepared {
                         method: parts.method.clone(),
@@ -253,9 +333,10 @@ async fn handle(
             }
         }
     };
-    response
-        .headers_mut()
-        .insert(header::SERVER, HeaderValue::from_static(SERVER));
+    response.headers_mut().insert(
+        header::SERVER,
+        HeaderValue::from_static(settings.server_name),
+    );
     entry.response_code = response.status().as_u16();
     if logging {
         entry.response_headers = response.headers().clone();

@@ -22,7 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::Notify;
 
 use super::body::Body;
-use crate::connect::ConnectError;
+use crate::connect::{ConnectError, OriginalDst};
 use crate::ctx::Ctx;
 
 /// Idle timeout when a cluster sets none (Istio's default: 1h).
@@ -250,11 +250,14 @@ impl Pool {
     }
 
     /// A connection for one request: an idle or shared one, a new one, or (at
-    /// `max_connections`) the next one freed, unless too many requests already wait.
+    /// `max_connections`) the next one freed, unless too many requests already wait. An
+    /// ORIGINAL_DST cluster connects to `original_dst` (connections are reused per
+    /// destination address).
     pub async fn checkout(
         self: &Arc<Self>,
         ctx: &Ctx,
         authority: &str,
+        original_dst: Option<&OriginalDst>,
     ) -> Result<Lease, CheckoutError> {
         let counters = Arc::clone(&self.counters);
         let mut pending: Option<PendingGuard<'_>> = None;
@@ -262,7 +265,7 @@ impl Pool {
         // keep-alive reuse must not pin a cluster's traffic to one endpoint.
         let mut chosen = Some(
             ctx.connector
-                .choose(ctx, &self.cluster)
+                .choose_for(ctx, &self.cluster, original_dst)
                 .await
                 .map_err(CheckoutError::Connect)?,
         );
@@ -275,7 +278,7 @@ impl Pool {
                 None => {
                     let c = ctx
                         .connector
-                        .choose(ctx, &self.cluster)
+                        .choose_for(ctx, &self.cluster, original_dst)
                         .await
                         .map_err(CheckoutError::Connect)?;
                     let a = c.addr();

@@ -1,0 +1,77 @@
+//! `egress sidecar run`: a workload's outbound sidecar as its own process (what an injected
+//! `istio-proxy` container runs; `egress up` embeds the same data plane per injected Pod). It
+//! reads the configuration like `egress gateway run` (the cluster store's change feed, or a
+//! directory), compiles the workload's outbound view (registry, outboundTrafficPolicy, routes
+//! bound to `mesh`, DestinationRules) and serves it as an explicit HTTP/CONNECT proxy.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use egress_compile::snapshot::SidecarSnapshot;
+use egress_identity::{IdentityHandle, SpiffeId};
+use egress_proxy::sidecar::{Sidecar, SidecarOptions};
+use tokio::sync::watch;
+
+use crate::OpError;
+use crate::gateway::{GatewayRunArgs, mesh_ca, reload_loop, rotation_loop, wait_for_signal};
+
+/// Runs the sidecar until SIGTERM/SIGINT, then drains. `args.options.listen_address` is the
+/// Pod IP the explicit proxy listens on, at `proxy_port`.
+pub async fn run(args: GatewayRunArgs, proxy_port: u16) -> Result<(), OpError> {
+    let ca = mesh_ca(&args)?;
+    let spiffe = SpiffeId::new(
+        &args.trust_domain,
+        &args.identity.namespace,
+        &args.identity.service_account,
+    )
+    .map_err(|e| OpError::Usage(format!("workload identity: {e}")))?;
+    let ttl = Duration::from_secs(24 * 3600);
+    let cert = ca
+        .issue(&spiffe, ttl)
+        .map_err(|e| OpError::Usage(format!("workload certificate: {e}")))?;
+    let identity = Arc::new(
+        IdentityHandle::new(cert, ca.root_pem())
+            .map_err(|e| OpError::Usage(format!("workload identity: {e}")))?,
+    );
+    let (tx, rx) = watch::channel(Arc::new(SidecarSnapshot::default()));
+    let options = SidecarOptions {
+        proxy_listen: SocketAddr::new(
+            args.options
+                .listen_address
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            proxy_port,
+        ),
+        capture_listen: None,
+        hosts: args.options.hosts.clone(),
+        system_dns: args.options.system_dns,
+        extra_roots_pem: args.options.extra_roots_pem.clone(),
+        source_address: args.options.source_address,
+    };
+    let access_log = egress_proxy::accesslog::AccessLogger::stdout_when_configured();
+    let sidecar = Sidecar::start(rx, options, Some(identity.clone()), access_log)
+        .await
+        .map_err(|e| OpError::Usage(format!("starting the sidecar: {e}")))?;
+    tracing::info!(addr = %sidecar.proxy_addr(), "outbound proxy (http_proxy/https_proxy)");
+    let reload = tokio::spawn(reload_loop(args.clone(), tx, |id, inputs, version| {
+        let snap = egress_compile::compile_sidecar(id, inputs, version);
+        for w in &snap.warnings {
+            tracing::warn!("{w}");
+        }
+        tracing::info!(
+            version,
+            ports = snap.ports.len(),
+            clusters = snap.clusters.len(),
+            policy = ?snap.outbound,
+            "configuration loaded"
+        );
+        snap
+    }));
+    let rotation = tokio::spawn(rotation_loop(ca, spiffe, identity, ttl));
+    wait_for_signal().await;
+    tracing::info!(grace = ?args.drain_grace, "draining");
+    reload.abort();
+    rotation.abort();
+    sidecar.shutdown(args.drain_grace).await;
+    Ok(())
+}

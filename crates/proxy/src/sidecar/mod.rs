@@ -1,0 +1,389 @@
+//! A sidecar's outbound data plane: what Istio's sidecar Envoy does with the traffic its
+//! workload sends out (istio-egress.md §3.1–3.4, §3.9, §3.10), serving one
+//! [`SidecarSnapshot`] at a time from a `watch` channel.
+//!
+//! Two ways in:
+//! * the explicit proxy ([`SidecarOptions::proxy_listen`]), for `http_proxy`/`https_proxy`
+//!   clients: absolute-form HTTP requests and `CONNECT` tunnels ([`explicit`]);
+//! * transparent capture ([`SidecarOptions::capture_listen`]), for connections iptables
+//!   REDIRECTs to it, whose original destination is read with `SO_ORIGINAL_DST`
+//!   ([`capture`]).
+//!
+//! Either way a connection to a known destination is handled per destination port
+//! ([`outbound`]): HTTP route tables, SNI routes, TCP routes, else the outbound policy
+//! (`PassthroughCluster` or `BlackHoleCluster`). The HTTP router, TCP proxy, connector (DNS,
+//! pools, TLS origination including ISTIO_MUTUAL with the workload certificate) and access
+//! log are the gateway's own, fed a gateway-shaped view of the snapshot ([`view`]).
+//!
+//! A new snapshot applies to connections accepted and HTTP requests made after it arrives;
+//! the listeners never change. [`Sidecar::shutdown`] drains like [`crate::Proxy::shutdown`].
+
+pub mod capture;
+pub mod explicit;
+pub mod outbound;
+pub mod view;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use egress_compile::snapshot::SidecarSnapshot;
+use egress_identity::IdentityHandle;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::accesslog::AccessLogger;
+use crate::connect::{ConnectError, Connector};
+use crate::ctx::{Ctx, ProxyOptions};
+use crate::drain::Drain;
+use crate::listener::BindError;
+
+/// Backlog of the listening sockets.
+const BACKLOG: u32 = 1024;
+
+/// How long connections get after a forced drain to notice it and close.
+const FORCE_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Name of the explicit-proxy listener in [`Sidecar::bound`].
+pub const EXPLICIT_PROXY_LISTENER: &str = "explicit_proxy";
+
+/// Name of the transparent-capture listener in [`Sidecar::bound`] (Istio's name for 15001).
+pub const CAPTURE_LISTENER: &str = "virtualOutbound";
+
+/// Static options of a sidecar.
+#[derive(Debug, Clone)]
+pub struct SidecarOptions {
+    /// Where the explicit proxy listens (`127.1.0.5:15001`; port 0 = ephemeral).
+    pub proxy_listen: SocketAddr,
+    /// Where the transparent-capture listener listens, if there is one.
+    pub capture_listen: Option<SocketAddr>,
+    /// Resolver overrides: names answered locally (`edition.cnn.com` -> 127.0.0.1).
+    pub hosts: Vec<(String, Vec<IpAddr>)>,
+    /// Resolve other names with the system's DNS (off by default, as for gateways).
+    pub system_dns: bool,
+    /// Extra PEM roots trusted for upstream TLS besides the system store.
+    pub extra_roots_pem: Vec<String>,
+    /// Bind upstream connections to this source address.
+    pub source_address: Option<IpAddr>,
+}
+
+impl Default for SidecarOptions {
+    fn default() -> Self {
+        SidecarOptions {
+            proxy_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 15001),
+            capture_listen: None,
+            hosts: Vec::new(),
+            system_dns: false,
+            extra_roots_pem: Vec::new(),
+            source_address: None,
+        }
+    }
+}
+
+impl SidecarOptions {
+    /// The options of the shared data-plane pieces (connector and resolver).
+    fn proxy_options(&self) -> ProxyOptions {
+        ProxyOptions {
+            source_address: self.source_address,
+            listen_address: None,
+            health_port: None,
+            hosts: self.hosts.clone(),
+            system_dns: self.system_dns,
+            extra_roots_pem: self.extra_roots_pem.clone(),
+        }
+    }
+}
+
+/// Why a sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    /// A listener could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The upstream connector could not be built.
+    #[error(transparent)]
+    Connector(#[from] ConnectError),
+}
+
+/// What every connection handler of a sidecar shares.
+pub(crate) struct Shared {
+    /// The data-plane state; its snapshot is the gateway-shaped view of `current`.
+    ctx: Arc<Ctx>,
+    /// The sidecar snapshot being served.
+    current: ArcSwap<SidecarSnapshot>,
+    /// Ports of the sidecar's own listeners (loop protection).
+    own_ports: Vec<u16>,
+}
+
+impl Shared {
+    /// The snapshot to use for a new connection or request.
+    fn current(&self) -> Arc<SidecarSnapshot> {
+        self.current.load_full()
+    }
+
+    /// True if `port` is one of the sidecar's listening ports.
+    fn is_own_port(&self, port: u16) -> bool {
+        self.own_ports.contains(&port)
+    }
+}
+
+/// A listener's accept loop.
+struct Accepting {
+    name: &'static str,
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// A running sidecar.
+pub struct Sidecar {
+    shared: Arc<Shared>,
+    listeners: Vec<Accepting>,
+    applied: watch::Receiver<u64>,
+    follower: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Sidecar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sidecar")
+            .field("bound", &self.bound())
+            .field("applied_version", &self.applied_version())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sidecar {
+    /// Binds the explicit-proxy listener (and the capture listener when asked for) and starts
+    /// serving the current snapshot, then follows the channel. The access logger's format
+    /// follows each snapshot's `access_log` settings; `identity` is the workload certificate
+    /// used for ISTIO_MUTUAL origination.
+    pub async fn start(
+        mut snapshots: watch::Receiver<Arc<SidecarSnapshot>>,
+        options: SidecarOptions,
+        identity: Option<Arc<IdentityHandle>>,
+        access_log: AccessLogger,
+    ) -> Result<Sidecar, SidecarError> {
+        let proxy_socket = bind(EXPLICIT_PROXY_LISTENER, options.proxy_listen)?;
+        let capture_socket = match options.capture_listen {
+            Some(addr) => Some(bind(CAPTURE_LISTENER, addr)?),
+            None => None,
+        };
+        let proxy_options = options.proxy_options();
+        let connector = Connector::new(&proxy_options)?;
+        let first = snapshots.borrow_and_update().clone();
+        let (view_tx, view_rx) = watch::channel(Arc::new(view::gateway_view(&first)));
+        access_log.configure(&first.access_log);
+        let ctx = Arc::new(Ctx {
+            snapshots: view_rx,
+            options: proxy_options,
+            connector,
+            identity,
+            access_log,
+            drain: Drain::new(),
+            http: Arc::default(),
+        });
+        let mut sockets = vec![(EXPLICIT_PROXY_LISTENER, proxy_socket)];
+        sockets.extend(capture_socket.map(|s| (CAPTURE_LISTENER, s)));
+        let own_ports = sockets.iter().map(|(_, (_, addr))| addr.port()).collect();
+        let shared = Arc::new(Shared {
+            ctx,
+            current: ArcSwap::new(Arc::clone(&first)),
+            own_ports,
+        });
+        let listeners = sockets
+            .into_iter()
+            .map(|(name, (socket, addr))| {
+                tracing::info!(listener = name, %addr, "sidecar listener bound");
+                accept(name, socket, addr, &shared)
+            })
+            .collect();
+        let (applied_tx, applied) = watch::channel(first.version);
+        let follower = tokio::spawn(follow(snapshots, Arc::clone(&shared), view_tx, applied_tx));
+        tracing::info!(version = first.version, "sidecar snapshot applied");
+        Ok(Sidecar {
+            shared,
+            listeners,
+            applied,
+            follower,
+        })
+    }
+
+    /// Listener name ([`EXPLICIT_PROXY_LISTENER`], [`CAPTURE_LISTENER`]) → bound address,
+    /// sorted by name.
+    pub fn bound(&self) -> Vec<(String, SocketAddr)> {
+        let mut bound: Vec<(String, SocketAddr)> = self
+            .listeners
+            .iter()
+            .map(|l| (l.name.to_owned(), l.addr))
+            .collect();
+        bound.sort();
+        bound
+    }
+
+    /// The explicit proxy's bound address (what `http_proxy` points at).
+    pub fn proxy_addr(&self) -> SocketAddr {
+        self.address_of(EXPLICIT_PROXY_LISTENER)
+            .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
+    }
+
+    /// The transparent-capture listener's bound address, when there is one.
+    pub fn capture_addr(&self) -> Option<SocketAddr> {
+        self.address_of(CAPTURE_LISTENER)
+    }
+
+    fn address_of(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.addr)
+    }
+
+    /// Version of the snapshot being served.
+    pub fn applied_version(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Waits until a snapshot with version `version` or later is served; false if the sidecar
+    /// stopped following snapshots first.
+    pub async fn wait_applied(&self, version: u64) -> bool {
+        let mut applied = self.applied.clone();
+        applied.wait_for(|v| *v >= version).await.is_ok()
+    }
+
+    /// The shared data-plane state (connector, HTTP pools and counters, access log).
+    pub fn ctx(&self) -> &Arc<Ctx> {
+        &self.shared.ctx
+    }
+
+    /// Drains: stops accepting, lets connections, tunnels and requests finish for up to
+    /// `grace`, then closes whatever is left.
+    pub async fn shutdown(self, grace: Duration) {
+        let drain = &self.shared.ctx.drain;
+        drain.signal();
+        self.follower.abort();
+        let _ = self.follower.await;
+        for l in self.listeners {
+            let _ = l.stop.send(());
+            let _ = l.task.await;
+        }
+        if !drain.wait_idle(grace).await {
+            tracing::info!(
+                in_flight = drain.in_flight(),
+                "drain grace period over; closing connections"
+            );
+            drain.force();
+            drain.wait_idle(FORCE_CLOSE_WAIT).await;
+        }
+    }
+}
+
+/// Binds a listening socket with SO_REUSEADDR; returns it with its bound address.
+fn bind(name: &str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), BindError> {
+    let error = |source| BindError {
+        listener: name.to_owned(),
+        addr,
+        source,
+    };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(error)?;
+    socket.set_reuseaddr(true).map_err(error)?;
+    socket.bind(addr).map_err(error)?;
+    let listener = socket.listen(BACKLOG).map_err(error)?;
+    let bound = listener.local_addr().map_err(error)?;
+    Ok((listener, bound))
+}
+
+/// Starts the accept loop of one listener.
+fn accept(
+    name: &'static str,
+    socket: TcpListener,
+    addr: SocketAddr,
+    shared: &Arc<Shared>,
+) -> Accepting {
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(accept_loop(name, socket, Arc::clone(shared), stopped));
+    Accepting {
+        name,
+        addr,
+        stop,
+        task,
+    }
+}
+
+async fn accept_loop(
+    name: &'static str,
+    socket: TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let drain = shared.ctx.drain.clone();
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stopped => return,
+            () = drain.signaled() => return,
+            accepted = socket.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, remote)) => {
+                let span = tracing::debug_span!("conn", listener = name, %remote);
+                let guard = drain.guard();
+                let shared = Arc::clone(&shared);
+                let drain = drain.clone();
+                let work = async move {
+                    let _guard = guard;
+                    tokio::select! {
+                        biased;
+                        () = handle(name, stream, remote, shared) => {}
+                        () = drain.forced() => tracing::debug!("connection closed by drain deadline"),
+                    }
+                };
+                tokio::spawn(work.instrument(span));
+            }
+            Err(err) => {
+                // Usually out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn handle(name: &'static str, stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
+    if name == CAPTURE_LISTENER {
+        capture::serve(stream, remote, shared).await;
+    } else {
+        explicit::serve(stream, remote, shared).await;
+    }
+}
+
+/// Serves every new snapshot until the sender goes away (then the last one keeps serving).
+async fn follow(
+    mut snapshots: watch::Receiver<Arc<SidecarSnapshot>>,
+    shared: Arc<Shared>,
+    view: watch::Sender<Arc<egress_compile::snapshot::Snapshot>>,
+    applied: watch::Sender<u64>,
+) {
+    while snapshots.changed().await.is_ok() {
+        let snapshot = snapshots.borrow_and_update().clone();
+        if shared.ctx.drain.is_draining() {
+            return;
+        }
+        shared.ctx.access_log.configure(&snapshot.access_log);
+        // The view first: a handler that sees the new snapshot finds its route tables.
+        view.send_replace(Arc::new(view::gateway_view(&snapshot)));
+        shared.current.store(Arc::clone(&snapshot));
+        applied.send_replace(snapshot.version);
+        tracing::info!(
+            version = snapshot.version,
+            ports = snapshot.ports.len(),
+            "sidecar snapshot applied"
+        );
+    }
+}
