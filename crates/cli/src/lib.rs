@@ -2,6 +2,7 @@
 //! `delete`, `label`, istioctl-shaped `validate`, and the local cluster's `up`. The binary is a
 //! thin clap front over these; tests call them directly or run the binary.
 
+pub mod capture;
 pub mod error;
 pub mod gateway;
 pub mod input;

@@ -144,6 +144,10 @@ enum Command {
         /// Accepted for kubectl compatibility.
         #[arg(short = 't', long = "tty")]
         tty: bool,
+        /// `iptables`: capture the command's outbound TCP transparently in a network namespace
+        /// (as a sidecar's iptables rules do; needs root) instead of setting proxy variables.
+        #[arg(long = "capture", value_parser = ["iptables"])]
+        capture: Option<String>,
         /// The command, after `--`.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -157,6 +161,13 @@ enum Command {
     Gateway {
         #[command(subcommand)]
         command: GatewayCommand,
+    },
+    /// Internal: the relay `egress exec --capture iptables` runs inside its network namespace.
+    #[command(hide = true)]
+    CaptureRelay {
+        /// The Unix socket that reaches the Pod's sidecar.
+        #[arg(long)]
+        unix: PathBuf,
     },
     /// Workload sidecar processes.
     Sidecar {
@@ -249,11 +260,21 @@ fn main() -> ExitCode {
     if let Command::Down = &cli.command {
         return up::down_main(open_store(cli.store));
     }
+    if let Command::CaptureRelay { unix } = &cli.command {
+        return match egress_cli::capture::relay_main(unix) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::Exec {
         pod,
         ns,
         container,
         command,
+        capture,
         ..
     } = &cli.command
     {
@@ -262,6 +283,7 @@ fn main() -> ExitCode {
             namespace: ns.namespace.clone(),
             container: container.clone(),
             command: command.clone(),
+            capture_iptables: capture.is_some(),
         };
         return match open_store(cli.store).and_then(|s| exec::run(&s, &args)) {
             Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
@@ -468,6 +490,7 @@ fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), OpError> {
         }
         Command::Gateway { .. }
         | Command::Sidecar { .. }
+        | Command::CaptureRelay { .. }
         | Command::Mesh { .. }
         | Command::Up(_)
         | Command::Down

@@ -159,7 +159,6 @@ fn walk_through(
     .trim()
     .to_owned();
     assert_eq!(prefix, "127.0.50.0/31");
-    let in_prefix = |ip: IpAddr| ip.to_string() == "127.0.50.0" || ip.to_string() == "127.0.50.1";
     c.run(&[
         "mesh",
         "enable-egress-gateway",
@@ -197,10 +196,62 @@ fn walk_through(
             .any(|l| l.starts_with("curl-") && l.contains(" 2/2 ") && l.contains("Running")),
         "{pods}"
     );
-    let exec = format!(
-        "SOURCE_POD=$(egress get pod -n {NS} -l app=curl -o jsonpath={{.items..metadata.name}}); egress exec -n {NS} \"$SOURCE_POD\" -c curl -- curl -sS -o /dev/null -D -"
+    let pod_exec = format!(
+        "SOURCE_POD=$(egress get pod -n {NS} -l app=curl -o jsonpath={{.items..metadata.name}}); egress exec -n {NS} \"$SOURCE_POD\" -c curl"
     );
+    let exec = format!("{pod_exec} -- curl -sS -o /dev/null -D -");
+    traffic(c, seed, http, https, &exec, &mut transcript);
+    // 5. The same with transparent capture: a plain curl, no proxy variables.
+    let have_iptables = std::process::Command::new("iptables")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if have_iptables {
+        transcript.push("-- the same with --capture iptables --".to_owned());
+        let exec = format!(
+            "{pod_exec} --capture iptables -- env -u http_proxy -u https_proxy curl -sS -o /dev/null -D -"
+        );
+        traffic(c, seed, http, https, &exec, &mut transcript);
+    } else {
+        println!("SKIPPED: --capture iptables (iptables is not installed)");
+    }
 
+    // 4. Disabling the gateway removes it and its Service.
+    c.run(&[
+        "mesh",
+        "disable-egress-gateway",
+        "--istio-egressgateway-name",
+        "asm-egress-test",
+        "--istio-egressgateway-namespace",
+        NS,
+        "--yes",
+        "-o",
+        "none",
+    ])
+    .ok();
+    let svc = c.run(&["get", "svc", "asm-egress-test", "-n", NS]).fails();
+    assert!(svc.stderr.contains("not found"), "{}", svc.stderr);
+    wait_for(&store, "gateway pods gone", |s| {
+        !s.list("", "Pod", Some(NS))
+            .unwrap()
+            .items
+            .iter()
+            .any(|p| p.pointer("/metadata/labels/istio").is_some())
+    });
+    println!("{}", transcript.join("\n"));
+}
+
+/// Steps 2 and 3: REGISTRY_ONLY and ALLOW_ANY, then the seed's three configurations, each
+/// request made with `exec` (an `egress exec ... -- curl ...` prefix taking the URL).
+fn traffic(
+    c: &Cluster,
+    seed: &[String],
+    http: &HttpUpstream,
+    https: &HttpsUpstream,
+    exec: &str,
+    transcript: &mut Vec<String>,
+) {
+    let in_prefix = |ip: IpAddr| ip.to_string() == "127.0.50.0" || ip.to_string() == "127.0.50.1";
     // 2. REGISTRY_ONLY: 502 from the sidecar; ALLOW_ANY: straight to the stand-in.
     c.run_stdin(&["apply", "-f", "-"], &mesh_config("REGISTRY_ONLY"))
         .ok();
@@ -262,9 +313,9 @@ fn walk_through(
         }
         let upstream_conns = |tls: bool| {
             if tls {
-                https.connections()
+                https.requests()
             } else {
-                http.connections()
+                http.requests()
             }
         };
         let tls_upstream = *name != "http";
@@ -364,28 +415,4 @@ fn walk_through(
         http.allow_all();
         https.allow_all();
     }
-
-    // 4. Disabling the gateway removes it and its Service.
-    c.run(&[
-        "mesh",
-        "disable-egress-gateway",
-        "--istio-egressgateway-name",
-        "asm-egress-test",
-        "--istio-egressgateway-namespace",
-        NS,
-        "--yes",
-        "-o",
-        "none",
-    ])
-    .ok();
-    let svc = c.run(&["get", "svc", "asm-egress-test", "-n", NS]).fails();
-    assert!(svc.stderr.contains("not found"), "{}", svc.stderr);
-    wait_for(&store, "gateway pods gone", |s| {
-        !s.list("", "Pod", Some(NS))
-            .unwrap()
-            .items
-            .iter()
-            .any(|p| p.pointer("/metadata/labels/istio").is_some())
-    });
-    println!("{}", transcript.join("\n"));
 }

@@ -34,6 +34,26 @@ pub fn ca_bundle_path(store_dir: &Path) -> PathBuf {
     run_dir(store_dir).join("ca-bundle.pem")
 }
 
+/// The names the cluster resolves itself (`--host`, `--stand-in`), as `/etc/hosts` lines, for
+/// workloads run in a capture namespace (`egress exec --capture iptables`).
+pub fn hosts_path(store_dir: &Path) -> PathBuf {
+    run_dir(store_dir).join("hosts")
+}
+
+fn write_hosts(
+    store_dir: &Path,
+    hosts: &[(String, Vec<std::net::IpAddr>)],
+) -> Result<(), ClusterError> {
+    let mut text = String::new();
+    for (name, ips) in hosts {
+        if let Some(ip) = ips.first() {
+            text.push_str(&format!("{ip} {name}\n"));
+        }
+    }
+    let path = hosts_path(store_dir);
+    std::fs::write(&path, text).map_err(|e| ClusterError::io(&path, e))
+}
+
 fn write_ca_bundle(store_dir: &Path, extra: &[String]) -> Result<(), ClusterError> {
     let mut bundle = String::new();
     for system in [
@@ -288,6 +308,7 @@ pub async fn run(
         stand_ins = Some(started);
     }
     write_ca_bundle(store.dir(), &runtime_options.extra_roots_pem)?;
+    write_hosts(store.dir(), &runtime_options.hosts)?;
     let mut runtime = Runtime::new(runtime_options, ca);
     let mut config_rv: Option<u64> = None;
     let mut refused_rv: Option<u64> = None;

@@ -24,14 +24,21 @@ pub struct ExecArgs {
     pub container: Option<String>,
     /// The command and its arguments.
     pub command: Vec<String>,
+    /// `--capture iptables`: capture the command's outbound TCP transparently in a network
+    /// namespace instead of setting proxy variables.
+    pub capture_iptables: bool,
 }
 
 fn text<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or_default()
 }
 
-/// The command to run as the Pod, environment set; `Err` when the Pod cannot run it.
-pub fn command(store: &Store, args: &ExecArgs) -> Result<Command, OpError> {
+/// The command to run as the Pod, environment set (and the capture namespace it runs in, which
+/// must live until it exits); `Err` when the Pod cannot run it.
+pub fn command(
+    store: &Store,
+    args: &ExecArgs,
+) -> Result<(Command, Option<crate::capture::CaptureNamespace>), OpError> {
     let ns = args.namespace.as_deref().unwrap_or("default");
     let name = args
         .pod
@@ -74,12 +81,36 @@ pub fn command(store: &Store, args: &ExecArgs) -> Result<Command, OpError> {
             "error: you must specify at least one command for the container".into(),
         ));
     };
-    let mut cmd = Command::new(program);
-    cmd.args(rest);
+    let capture = if args.capture_iptables {
+        if !has_sidecar(&pod) {
+            return Err(OpError::Usage(format!(
+                "error: pod {ns}/{name} has no sidecar to capture its traffic"
+            )));
+        }
+        let ip: std::net::IpAddr = text(&pod, "/status/podIP")
+            .parse()
+            .map_err(|_| OpError::Usage(format!("error: pod {ns}/{name} has no IP")))?;
+        let hosts = std::fs::read_to_string(egress_cluster::up::hosts_path(store.dir()))
+            .unwrap_or_default();
+        Some(crate::capture::CaptureNamespace::create(
+            std::net::SocketAddr::new(ip, SIDECAR_PROXY_PORT),
+            &hosts,
+        )?)
+    } else {
+        None
+    };
+    let mut cmd = match &capture {
+        Some(ns) => ns.command(program, rest),
+        None => {
+            let mut c = Command::new(program);
+            c.args(rest);
+            c
+        }
+    };
     cmd.env("HOSTNAME", name)
         .env("POD_NAME", name)
         .env("POD_NAMESPACE", ns);
-    if has_sidecar(&pod) {
+    if has_sidecar(&pod) && capture.is_none() {
         if egress_cluster::up::running_pid(store.dir()).is_none() {
             return Err(OpError::Usage(format!(
                 "error: pod {ns}/{name}'s sidecar is not running: the local cluster is not running (start it with \"egress up\")"
@@ -105,13 +136,13 @@ pub fn command(store: &Store, args: &ExecArgs) -> Result<Command, OpError> {
             cmd.env(var, &bundle);
         }
     }
-    Ok(cmd)
+    Ok((cmd, capture))
 }
 
 /// Runs the command; returns its exit code (128 + signal when killed by one, 127 when it
 /// cannot be started, as a container runtime reports).
 pub fn run(store: &Store, args: &ExecArgs) -> Result<i32, OpError> {
-    let mut cmd = command(store, args)?;
+    let (mut cmd, _capture) = command(store, args)?;
     match cmd.status() {
         Ok(status) => {
             use std::os::unix::process::ExitStatusExt;
