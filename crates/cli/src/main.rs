@@ -544,6 +544,7 @@ fn gateway_run(store_flag: Option<PathBuf>, g: GatewayRun, sidecar: bool) -> Res
             source_address: g.source_address,
             listen_address: g.listen_address,
             health_port: Some(g.health_port),
+            metrics_port: None,
             hosts,
             extra_roots_pem,
             system_dns: g.system_dns,

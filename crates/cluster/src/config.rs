@@ -13,6 +13,7 @@ const WATCHED: &[(&str, &str)] = &[
     ("networking.istio.io", "DestinationRule"),
     ("networking.istio.io", "ServiceEntry"),
     ("telemetry.istio.io", "Telemetry"),
+    ("security.istio.io", "AuthorizationPolicy"),
     ("", "Service"),
     ("", "Pod"),
     ("", "Secret"),

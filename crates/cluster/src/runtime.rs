@@ -329,6 +329,7 @@ impl Runtime {
                     source_address: pod.source,
                     listen_address: Some(IpAddr::V4(pod.ip)),
                     health_port: Some(egress_addon::objects::STATUS_PORT.unsigned_abs() as u16),
+                    metrics_port: None,
                     hosts: self.options.hosts.clone(),
                     system_dns: self.options.system_dns,
                     extra_roots_pem: self.options.extra_roots_pem.clone(),

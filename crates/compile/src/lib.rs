@@ -14,6 +14,7 @@
 //! `sidecar`): the [`snapshot::SidecarSnapshot`] of one workload.
 
 mod access_log;
+pub mod authz;
 mod chains;
 mod clusters;
 mod ctx;
@@ -39,6 +40,7 @@ use egress_model::resources::core::{MESH_CONFIG_KEY, shared_mesh_config_revision
 use egress_model::resources::destination_rule::DestinationRule;
 use egress_model::resources::gateway::Gateway;
 use egress_model::resources::mesh::MeshConfig;
+use egress_model::resources::security::AuthorizationPolicy;
 use egress_model::resources::service_entry::ServiceEntry;
 use egress_model::resources::sidecar::Sidecar;
 use egress_model::resources::telemetry::Telemetry;
@@ -78,6 +80,9 @@ pub struct Inputs {
     /// Sidecar resources (a workload's egress scope and outbound traffic policy; read by
     /// [`compile_sidecar`] only).
     pub sidecars: Vec<CustomObject<Sidecar>>,
+    /// AuthorizationPolicies (those in the instance's namespace or the root namespace that
+    /// select it are enforced; see [`authz`]).
+    pub authorization_policies: Vec<CustomObject<AuthorizationPolicy>>,
 }
 
 impl Inputs {
@@ -106,6 +111,7 @@ pub fn inputs_from_resources(resources: impl IntoIterator<Item = Resource>) -> I
             Resource::Pod(o) => out.pods.push(o),
             Resource::Secret(o) => out.secrets.push(o),
             Resource::Sidecar(o) => out.sidecars.push(o),
+            Resource::AuthorizationPolicy(o) => out.authorization_policies.push(o),
             Resource::ConfigMap(cm) => {
                 let Some(rev) = shared_mesh_config_revision(&cm) else {
                     continue;
@@ -140,12 +146,14 @@ pub fn compile(id: &GatewayIdentity, inputs: &Inputs, version: u64) -> Snapshot 
     let listeners = listeners::build(&ctx);
     let clusters = clusters::build(&ctx, &listeners, mesh.connect_timeout);
     let access_log = access_log::build(&ctx);
+    let authz = authz::build(&ctx);
     Snapshot {
         version,
         listeners,
         clusters,
         access_log,
         mesh,
+        authz,
         warnings: ctx.take_warnings(),
     }
 }

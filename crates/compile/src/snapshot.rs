@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub access_log: AccessLog,
     /// Mesh-wide settings.
     pub mesh: MeshSettings,
+    /// AuthorizationPolicies the instance enforces (none: everything is allowed).
+    pub authz: crate::authz::Authz,
     /// Non-fatal problems found while compiling (Istio logs these and skips the piece).
     pub warnings: Vec<String>,
 }

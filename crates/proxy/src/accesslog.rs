@@ -252,9 +252,14 @@ struct CurrentFormat {
 }
 
 /// The access-log sink of a proxy instance; clones share the sink and the format.
+///
+/// A logger made by [`AccessLogger::with_metrics`] also updates a metric registry with every
+/// entry (whether or not lines are written), so each place that finishes a request or a
+/// connection feeds both.
 #[derive(Clone)]
 pub struct AccessLogger {
     inner: Arc<Inner>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl fmt::Debug for AccessLogger {
@@ -286,7 +291,21 @@ impl AccessLogger {
                 gated: false,
                 wanted: std::sync::atomic::AtomicBool::new(false),
             }),
+            metrics: None,
         }
+    }
+
+    /// This logger (same sink, same format) also recording every entry into `metrics`.
+    pub fn with_metrics(&self, metrics: Arc<crate::metrics::Metrics>) -> AccessLogger {
+        AccessLogger {
+            inner: Arc::clone(&self.inner),
+            metrics: Some(metrics),
+        }
+    }
+
+    /// The registry entries are recorded into, if any.
+    pub fn metrics(&self) -> Option<&Arc<crate::metrics::Metrics>> {
+        self.metrics.as_ref()
     }
 
     /// A logger that writes nothing.
@@ -391,9 +410,12 @@ impl AccessLogger {
         self.inner.format.load().formatter.render(entry)
     }
 
-    /// Writes one line for `entry`. Write errors are reported through `tracing` and dropped:
-    /// an access log never fails a request.
+    /// Writes one line for `entry` (and records it into the metrics, if any). Write errors are
+    /// reported through `tracing` and dropped: an access log never fails a request.
     pub fn log(&self, entry: &LogEntry) {
+        if let Some(metrics) = &self.metrics {
+            metrics.record(entry);
+        }
         if !self.is_enabled()
             || (self.inner.gated && !self.inner.wanted.load(std::sync::atomic::Ordering::Relaxed))
         {

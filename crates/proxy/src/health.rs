@@ -1,6 +1,10 @@
 //! The readiness endpoint Kubernetes probes (`:15021/healthz/ready`, Istio's egress gateway
 //! readinessProbe): 200 once the first snapshot with a version above 0 has been applied (its
 //! listeners bound), 503 before that and while draining. Other paths answer 404.
+//!
+//! The same server, given a [`Metrics`] registry, is the metrics port (Istio's merged
+//! `:15020` endpoint, Envoy's `:15090`): `/stats/prometheus` answers the exposition in the
+//! Prometheus text format, and `/healthz/ready` answers as above.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::drain::Drain;
+use crate::metrics::{self, Metrics};
 
 /// Readiness of a proxy instance.
 #[derive(Debug)]
@@ -44,10 +49,29 @@ impl Readiness {
     }
 }
 
+/// What a health (or metrics) server answers.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// `/healthz/ready`.
+    pub readiness: Arc<Readiness>,
+    /// `/stats/prometheus`, when this is a metrics port.
+    pub metrics: Option<Arc<Metrics>>,
+}
+
 /// Answers one health request.
-fn respond(readiness: &Readiness, path: &str) -> Response<Full<Bytes>> {
+fn respond(endpoints: &Endpoints, path: &str) -> Response<Full<Bytes>> {
+    if path == "/stats/prometheus"
+        && let Some(metrics) = &endpoints.metrics
+    {
+        let mut response = Response::new(Full::new(Bytes::from(metrics.render())));
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(metrics::CONTENT_TYPE),
+        );
+        return response;
+    }
     let (status, body) = match path {
-        "/healthz/ready" if readiness.is_ready() => (StatusCode::OK, ""),
+        "/healthz/ready" if endpoints.readiness.is_ready() => (StatusCode::OK, ""),
         "/healthz/ready" => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         _ => (StatusCode::NOT_FOUND, ""),
     };
@@ -57,11 +81,7 @@ fn respond(readiness: &Readiness, path: &str) -> Response<Full<Bytes>> {
 }
 
 /// Serves health requests on `listener` until `stop` fires (or its sender is dropped).
-pub async fn serve(
-    listener: TcpListener,
-    readiness: Arc<Readiness>,
-    mut stop: oneshot::Receiver<()>,
-) {
+pub async fn serve(listener: TcpListener, endpoints: Endpoints, mut stop: oneshot::Receiver<()>) {
     loop {
         let accepted = tokio::select! {
             _ = &mut stop => return,
@@ -75,10 +95,10 @@ pub async fn serve(
                 continue;
             }
         };
-        let readiness = Arc::clone(&readiness);
+        let endpoints = endpoints.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let response = respond(&readiness, req.uri().path());
+                let response = respond(&endpoints, req.uri().path());
                 async move { Ok::<_, Infallible>(response) }
             });
             if let Err(err) = hyper::server::conn::http1::Builder::new()
@@ -104,20 +124,54 @@ mod tests {
 
     use super::*;
 
+    fn health_only(readiness: Readiness) -> Endpoints {
+        Endpoints {
+            readiness: Arc::new(readiness),
+            metrics: None,
+        }
+    }
+
+    #[test]
+    fn metrics_only_on_the_metrics_port() {
+        let health = health_only(Readiness::new(Drain::new()));
+        assert_eq!(
+            respond(&health, "/stats/prometheus").status(),
+            StatusCode::NOT_FOUND
+        );
+        let metrics = Endpoints {
+            metrics: Some(Arc::new(Metrics::gateway())),
+            ..health
+        };
+        let response = respond(&metrics, "/stats/prometheus");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[hyper::header::CONTENT_TYPE],
+            metrics::CONTENT_TYPE
+        );
+        assert_eq!(
+            respond(&metrics, "/healthz/ready").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
     #[test]
     fn ready_after_load_until_drain() {
         let drain = Drain::new();
-        let r = Readiness::new(drain.clone());
+        let r = Arc::new(Readiness::new(drain.clone()));
+        let e = Endpoints {
+            readiness: Arc::clone(&r),
+            metrics: None,
+        };
         assert_eq!(
-            respond(&r, "/healthz/ready").status(),
+            respond(&e, "/healthz/ready").status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
         r.set_loaded();
-        assert_eq!(respond(&r, "/healthz/ready").status(), StatusCode::OK);
-        assert_eq!(respond(&r, "/other").status(), StatusCode::NOT_FOUND);
+        assert_eq!(respond(&e, "/healthz/ready").status(), StatusCode::OK);
+        assert_eq!(respond(&e, "/other").status(), StatusCode::NOT_FOUND);
         drain.signal();
         assert_eq!(
-            respond(&r, "/healthz/ready").status(),
+            respond(&e, "/healthz/ready").status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
     }

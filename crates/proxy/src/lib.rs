@@ -5,7 +5,8 @@
 //! Layout: `listener` binds and accepts, `sni` peeks ClientHellos, `tcp_proxy` splices bytes,
 //! `tls_server` terminates downstream TLS, `connect` resolves, balances and opens upstream
 //! connections (with TLS origination and an optional source address), `http` routes requests,
-//! `accesslog` writes Istio-format lines, `health` answers 15021, `drain` stops gracefully.
+//! `accesslog` writes Istio-format lines, `metrics` counts Istio's standard metrics (served
+//! on the metrics port by `health`), `health` answers 15021, `drain` stops gracefully.
 //!
 //! [`Proxy::start`] is the entry point; [`Proxy::shutdown`] drains it.
 //!
@@ -14,12 +15,14 @@
 //! [`egress_compile::snapshot::SidecarSnapshot`].
 
 pub mod accesslog;
+pub mod authz;
 pub mod connect;
 pub mod ctx;
 pub mod drain;
 pub mod health;
 pub mod http;
 pub mod listener;
+pub mod metrics;
 pub mod pem;
 pub mod sidecar;
 pub mod sni;
@@ -38,8 +41,9 @@ pub use ctx::{ConnInfo, Ctx, ProxyOptions};
 
 use connect::{ConnectError, Connector};
 use drain::Drain;
-use health::Readiness;
+use health::{Endpoints, Readiness};
 use listener::{BindError, Listeners};
+use metrics::Metrics;
 
 /// How long connections get after a forced drain to notice it and close.
 const FORCE_CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -58,6 +62,14 @@ pub enum ProxyError {
         /// OS error.
         source: std::io::Error,
     },
+    /// The metrics port could not be bound.
+    #[error("binding the metrics port on {addr}: {source}")]
+    Metrics {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
     /// The upstream connector could not be built.
     #[error(transparent)]
     Connector(#[from] ConnectError),
@@ -70,7 +82,50 @@ pub struct Proxy {
     readiness: Arc<Readiness>,
     applied: watch::Receiver<u64>,
     reconciler: JoinHandle<()>,
-    health: Option<(SocketAddr, oneshot::Sender<()>, JoinHandle<()>)>,
+    health: Option<Server>,
+    metrics_server: Option<Server>,
+    metrics: Arc<Metrics>,
+}
+
+/// A running health or metrics server.
+struct Server {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `port` on the listen address and serves `endpoints`.
+    async fn start(
+        options: &ProxyOptions,
+        port: u16,
+        endpoints: Endpoints,
+    ) -> Result<Server, (SocketAddr, std::io::Error)> {
+        let ip = options
+            .listen_address
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let addr = SocketAddr::new(ip, port);
+        let (socket, bound) = health::bind(addr).await.map_err(|err| (addr, err))?;
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(health::serve(socket, endpoints, stopped));
+        Ok(Server {
+            addr: bound,
+            stop,
+            task,
+        })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Stops whichever servers run.
+async fn stop_servers(servers: [Option<Server>; 2]) {
+    for server in servers.into_iter().flatten() {
+        server.stop().await;
+    }
 }
 
 impl std::fmt::Debug for Proxy {
@@ -78,6 +133,7 @@ impl std::fmt::Debug for Proxy {
         f.debug_struct("Proxy")
             .field("listeners", &self.listeners)
             .field("health", &self.health_addr())
+            .field("metrics", &self.metrics_addr())
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +144,10 @@ impl Proxy {
     /// re-binding only what changes. Fails if the health port or a listener of the first
     /// snapshot cannot be bound; later bind failures are logged and retried with the next
     /// snapshot. The access logger's format follows each snapshot's `access_log` settings.
+    ///
+    /// Every request and connection is also recorded into the instance's [`Metrics`]
+    /// (served as `/stats/prometheus` when `options.metrics_port` is set, see
+    /// [`Proxy::metrics`]).
     pub async fn start(
         mut snapshots: watch::Receiver<Arc<Snapshot>>,
         options: ProxyOptions,
@@ -96,6 +156,8 @@ impl Proxy {
     ) -> Result<Proxy, ProxyError> {
         let connector = Connector::new(&options)?;
         let drain = Drain::new();
+        let metrics = Arc::new(Metrics::gateway().with_connections(drain.clone()));
+        let access_log = access_log.with_metrics(Arc::clone(&metrics));
         let ctx = Arc::new(Ctx {
             snapshots: snapshots.clone(),
             options,
@@ -106,20 +168,29 @@ impl Proxy {
             http: Arc::default(),
         });
         let readiness = Arc::new(Readiness::new(drain));
+        let endpoints = |metrics: Option<Arc<Metrics>>| Endpoints {
+            readiness: Arc::clone(&readiness),
+            metrics,
+        };
         let health = match ctx.options.health_port {
             None => None,
-            Some(port) => {
-                let ip = ctx
-                    .options
-                    .listen_address
-                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-                let addr = SocketAddr::new(ip, port);
-                let (socket, bound) = health::bind(addr)
+            Some(port) => Some(
+                Server::start(&ctx.options, port, endpoints(None))
                     .await
-                    .map_err(|source| ProxyError::Health { addr, source })?;
-                let (stop, stopped) = oneshot::channel();
-                let task = tokio::spawn(health::serve(socket, Arc::clone(&readiness), stopped));
-                Some((bound, stop, task))
+                    .map_err(|(addr, source)| ProxyError::Health { addr, source })?,
+            ),
+        };
+        let metrics_server = match ctx.options.metrics_port {
+            None => None,
+            Some(port) => {
+                match Server::start(&ctx.options, port, endpoints(Some(Arc::clone(&metrics)))).await
+                {
+                    Ok(server) => Some(server),
+                    Err((addr, source)) => {
+                        stop_servers([health, None]).await;
+                        return Err(ProxyError::Metrics { addr, source });
+                    }
+                }
             }
         };
         let listeners = Arc::new(Listeners::new(Arc::clone(&ctx)));
@@ -131,10 +202,7 @@ impl Proxy {
             .next()
         {
             listeners.stop_all().await;
-            if let Some((_, stop, task)) = health {
-                let _ = stop.send(());
-                let _ = task.await;
-            }
+            stop_servers([health, metrics_server]).await;
             return Err(err.into());
         }
         let reconciler = tokio::spawn(follow(
@@ -151,6 +219,8 @@ impl Proxy {
             applied,
             reconciler,
             health,
+            metrics_server,
+            metrics,
         })
     }
 
@@ -162,7 +232,18 @@ impl Proxy {
 
     /// The bound health address, when the health server runs.
     pub fn health_addr(&self) -> Option<SocketAddr> {
-        self.health.as_ref().map(|(addr, _, _)| *addr)
+        self.health.as_ref().map(|s| s.addr)
+    }
+
+    /// The bound metrics address (`/stats/prometheus`), when the metrics port is served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|s| s.addr)
+    }
+
+    /// The instance's metrics: what `/stats/prometheus` shows, and the setters the embedding
+    /// process reports to ([`Metrics::record_reload`], [`Metrics::set_local_workload`]).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Version of the last snapshot applied (listeners reconciled).
@@ -203,10 +284,7 @@ impl Proxy {
             drain.force();
             drain.wait_idle(FORCE_CLOSE_WAIT).await;
         }
-        if let Some((_, stop, task)) = self.health {
-            let _ = stop.send(());
-            let _ = task.await;
-        }
+        stop_servers([self.health, self.metrics_server]).await;
     }
 }
 
@@ -219,6 +297,9 @@ async fn apply(
 ) -> Vec<BindError> {
     ctx.access_log.configure(&snapshot.access_log);
     let errors = listeners.reconcile(snapshot).await;
+    if let Some(metrics) = ctx.access_log.metrics() {
+        metrics.set_config_version(snapshot.version);
+    }
     if snapshot.version > 0 {
         readiness.set_loaded();
     }

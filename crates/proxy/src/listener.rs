@@ -13,7 +13,8 @@
 //! way Envoy matches `server_names` ([`sni::select_chain`]), and closes the connection when
 //! none matches (access-log line `NR filter_chain_not_found`). Passthrough chains splice the
 //! original bytes with [`crate::tcp_proxy`]; terminating chains run the TLS handshake
-//! ([`crate::tls_server`]) and then serve HTTP or proxy TCP. Every connection holds a drain
+//! ([`crate::tls_server`]) and then serve HTTP or proxy TCP. Before a TCP chain connects
+//! upstream, the snapshot's TCP AuthorizationPolicies ([`crate::authz`]) may close it. Every connection holds a drain
 //! guard and is cut when the drain is forced.
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::accesslog::{ResponseFlag, ResponseFlags};
+use crate::authz;
 use crate::ctx::{ConnInfo, Ctx};
 use crate::drain::DrainGuard;
 use crate::sni::{self, Rewind};
@@ -372,7 +374,24 @@ async fn serve_action<I>(
             clusters,
             route_name,
         } => {
-            tcp_proxy::proxy(io, &conn, clusters, route_name.as_deref(), ctx, passthrough).await;
+            let snapshot = ctx.snapshot();
+            let attrs = authz::Attributes::of_conn(&conn);
+            let noted = match authz::evaluate(&snapshot.authz.tcp, &attrs) {
+                authz::Verdict::Allowed { dry_run_denied } => dry_run_denied,
+                authz::Verdict::Denied(details) => {
+                    // Envoy's network RBAC filter closes the connection before tcp_proxy
+                    // connects upstream.
+                    tracing::debug!(%details, "connection denied by AuthorizationPolicy");
+                    let mut entry = tcp_proxy::tcp_entry(&conn, SystemTime::now());
+                    entry.route_name = route_name.clone();
+                    entry.connection_termination_details = Some(details);
+                    entry.duration = Some(Duration::ZERO);
+                    ctx.access_log.log(&entry);
+                    return;
+                }
+            };
+            let route = route_name.as_deref();
+            tcp_proxy::proxy_noted(io, &conn, clusters, route, ctx, passthrough, noted).await;
         }
     }
 }

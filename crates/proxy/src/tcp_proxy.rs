@@ -66,7 +66,7 @@ pub async fn proxy<D>(
 ) where
     D: AsyncRead + AsyncWrite + Send + Unpin,
 {
-    proxy_to(
+    proxy_noted(
         downstream,
         conn,
         clusters,
@@ -74,6 +74,35 @@ pub async fn proxy<D>(
         ctx,
         passthrough,
         None,
+    )
+    .await;
+}
+
+/// Like [`proxy`], with `%CONNECTION_TERMINATION_DETAILS%` preset to `termination_details`
+/// (a dry-run AuthorizationPolicy's would-be denial, see [`crate::authz`]).
+pub async fn proxy_noted<D>(
+    downstream: D,
+    conn: &ConnInfo,
+    clusters: &[WeightedCluster],
+    route_name: Option<&str>,
+    ctx: &Ctx,
+    passthrough: bool,
+    termination_details: Option<String>,
+) where
+    D: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let target = Target {
+        clusters,
+        passthrough,
+        original_dst: None,
+    };
+    splice(
+        downstream,
+        conn,
+        &target,
+        route_name,
+        ctx,
+        termination_details,
     )
     .await;
 }
@@ -91,21 +120,36 @@ pub async fn proxy_to<D>(
 ) where
     D: AsyncRead + AsyncWrite + Send + Unpin,
 {
-    let start = SystemTime::now();
-    let began = Instant::now();
-    let mut entry = tcp_entry(conn, start);
-    entry.route_name = route_name.map(str::to_owned);
-    let counters = Arc::new(Counters::default());
-    let mut downstream = Counting {
-        io: downstream,
-        counters: Arc::clone(&counters),
-    };
     let target = Target {
         clusters,
         passthrough,
         original_dst,
     };
-    run(&mut downstream, conn, &target, ctx, &mut entry).await;
+    splice(downstream, conn, &target, route_name, ctx, None).await;
+}
+
+/// Connects, splices and logs.
+async fn splice<D>(
+    downstream: D,
+    conn: &ConnInfo,
+    target: &Target<'_>,
+    route_name: Option<&str>,
+    ctx: &Ctx,
+    termination_details: Option<String>,
+) where
+    D: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let start = SystemTime::now();
+    let began = Instant::now();
+    let mut entry = tcp_entry(conn, start);
+    entry.route_name = route_name.map(str::to_owned);
+    entry.connection_termination_details = termination_details;
+    let counters = Arc::new(Counters::default());
+    let mut downstream = Counting {
+        io: downstream,
+        counters: Arc::clone(&counters),
+    };
+    run(&mut downstream, conn, target, ctx, &mut entry).await;
     entry.bytes_received = counters.received.load(Ordering::Relaxed);
     entry.bytes_sent = counters.sent.load(Ordering::Relaxed);
     entry.duration = Some(began.elapsed());

@@ -39,6 +39,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::accesslog::{LogEntry, ResponseFlag};
+use crate::authz::{Attributes, HttpAttributes, Verdict};
 use crate::ctx::{ConnInfo, Ctx};
 use body::{Body, Counting, Logged, PendingLog};
 use forward::{Env, Prepared};
@@ -287,7 +288,18 @@ async fn handle(
         query: query.as_deref(),
         headers: &parts.headers,
     };
-    let mut response = match select(&snapshot, route_config, &view, conn.tls_terminated) {
+    let selected = match authorize(&snapshot, conn, &view) {
+        Verdict::Denied(details) => Selected::Denied(details),
+        Verdict::Allowed { dry_run_denied } => {
+            entry.connection_termination_details = dry_run_denied;
+            select(&snapshot, route_config, &view, conn.tls_terminated)
+        }
+    };
+    let mut response = match selected {
+        Selected::Denied(details) => {
+            entry.response_code_details = Some(details);
+            local::reply(403, crate::authz::DENIED_BODY)
+        }
         Selected::NotFound => {
             entry.response_flags.insert(ResponseFlag::NoRouteFound);
             entry.response_code_details = Some("route_not_found".to_owned());
@@ -351,6 +363,21 @@ async fn handle(
     Response::from_parts(parts, Logged::new(body, log).boxed_unsync())
 }
 
+/// The gateway's AuthorizationPolicies for one request (before routing, as Envoy's RBAC
+/// filter runs before the router).
+fn authorize(snapshot: &Snapshot, conn: &ConnInfo, view: &route::RequestView<'_>) -> Verdict {
+    if snapshot.authz.http.is_empty() {
+        return Verdict::ALLOWED;
+    }
+    let attrs = Attributes::of_conn(conn).with_http(HttpAttributes {
+        authority: view.authority,
+        method: view.method,
+        path: view.path,
+        headers: view.headers,
+    });
+    crate::authz::evaluate(&snapshot.authz.http, &attrs)
+}
+
 /// A request still waiting for its response. If the downstream goes away first (the request
 /// future is dropped), the line is logged with `DC` and status 0, as Envoy does.
 struct Unanswered {
@@ -382,6 +409,8 @@ impl Drop for Unanswered {
 
 /// What the route table says about a request.
 enum Selected<'a> {
+    /// Refused by an AuthorizationPolicy (the access-log details).
+    Denied(String),
     NotFound,
     TlsRedirect,
     Route(&'a egress_compile::snapshot::Route),

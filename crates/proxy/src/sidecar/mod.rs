@@ -90,6 +90,7 @@ impl SidecarOptions {
             source_address: self.source_address,
             listen_address: None,
             health_port: None,
+            metrics_port: None,
             hosts: self.hosts.clone(),
             system_dns: self.system_dns,
             extra_roots_pem: self.extra_roots_pem.clone(),

@@ -206,6 +206,8 @@ pub fn gateway_view(snapshot: &SidecarSnapshot) -> Snapshot {
         clusters,
         access_log: snapshot.access_log.clone(),
         mesh: snapshot.mesh.clone(),
+        // Sidecars enforce no AuthorizationPolicy on outbound traffic.
+        authz: Default::default(),
         warnings: snapshot.warnings.clone(),
     }
 }

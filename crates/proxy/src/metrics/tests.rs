@@ -1,0 +1,132 @@
+//! Unit tests of the metric registry and its exposition.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use super::*;
+use crate::accesslog::{ResponseFlag, ResponseFlags};
+
+fn request(code: u16, cluster: Option<&str>) -> LogEntry {
+    LogEntry {
+        protocol: Some("HTTP/1.1".into()),
+        response_code: code,
+        upstream_cluster: cluster.map(str::to_owned),
+        duration: Some(Duration::from_millis(3)),
+        bytes_sent: 9,
+        ..LogEntry::default()
+    }
+}
+
+fn line<'a>(out: &'a str, prefix: &str) -> Vec<&'a str> {
+    out.lines().filter(|l| l.starts_with(prefix)).collect()
+}
+
+#[test]
+fn requests_are_counted_per_label_set() {
+    let m = Metrics::gateway();
+    m.record(&request(200, Some("outbound|80||edition.cnn.com")));
+    m.record(&request(200, Some("outbound|80||edition.cnn.com")));
+    let mut nr = request(404, None);
+    nr.response_flags = ResponseFlags::from(ResponseFlag::NoRouteFound);
+    m.record(&nr);
+    let out = m.render();
+    let totals = line(&out, "istio_requests_total{");
+    assert_eq!(totals.len(), 2, "{out}");
+    assert!(
+        totals
+            .iter()
+            .any(|l| l.contains("destination_service=\"edition.cnn.com\"")
+                && l.contains("response_code=\"200\"")
+                && l.ends_with(" 2")),
+        "{out}"
+    );
+    assert!(
+        totals.iter().any(|l| l.contains("response_flags=\"NR\"")
+            && l.contains("destination_service=\"unknown\"")
+            && l.ends_with(" 1")),
+        "{out}"
+    );
+    assert!(
+        out.contains("le=\"5\"} 2\n"),
+        "3 ms lands in the 5 ms bucket: {out}"
+    );
+    assert!(out.contains("# TYPE istio_request_duration_milliseconds histogram"));
+    assert!(!out.contains("istio_tcp_"), "no TCP series yet: {out}");
+}
+
+#[test]
+fn tcp_connections_add_up() {
+    let m = Metrics::gateway();
+    for _ in 0..2 {
+        m.record(&LogEntry {
+            upstream_cluster: Some("outbound|443||edition.cnn.com".into()),
+            bytes_sent: 10,
+            bytes_received: 4,
+            ..LogEntry::default()
+        });
+    }
+    let out = m.render();
+    let opened = line(&out, "istio_tcp_connections_opened_total{");
+    assert_eq!(opened.len(), 1, "{out}");
+    assert!(opened[0].ends_with(" 2"), "{out}");
+    assert!(opened[0].contains("request_protocol=\"tcp\""), "{out}");
+    assert!(!opened[0].contains("response_code"), "{out}");
+    assert!(line(&out, "istio_tcp_sent_bytes_total{")[0].ends_with(" 20"));
+    assert!(line(&out, "istio_tcp_received_bytes_total{")[0].ends_with(" 8"));
+}
+
+#[test]
+fn gateway_figures() {
+    let drain = Drain::new();
+    let m = Metrics::gateway()
+        .with_connections(drain.clone())
+        .with_build_tag("1.2.3");
+    let _guard = drain.guard();
+    m.set_config_version(7);
+    let out = m.render();
+    assert!(out.contains("istio_build{component=\"proxy\",tag=\"1.2.3\"} 1\n"));
+    assert!(out.contains("egress_active_connections 1\n"), "{out}");
+    assert!(out.contains("egress_config_version 7\n"), "{out}");
+    assert!(out.contains("egress_config_reload_total{result=\"ok\"} 0\n"));
+    assert!(!out.contains("egress_config_last_reload_success"), "{out}");
+    m.record_reload(ReloadResult::Ok);
+    m.record_reload(ReloadResult::Refused);
+    let out = m.render();
+    assert!(out.contains("egress_config_reload_total{result=\"ok\"} 1\n"));
+    assert!(out.contains("egress_config_reload_total{result=\"refused\"} 1\n"));
+    assert!(
+        out.contains("egress_config_last_reload_success 0\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn local_workload_fills_source_labels() {
+    let m = Metrics::gateway();
+    m.set_local_workload(LocalWorkload {
+        workload: "asm-egress-test".into(),
+        namespace: "aks-istio-egress".into(),
+        ..LocalWorkload::default()
+    });
+    m.record(&request(200, None));
+    let out = m.render();
+    assert!(out.contains(
+        "source_workload=\"asm-egress-test\",source_workload_namespace=\"aks-istio-egress\""
+    ));
+    assert!(out.contains("source_canonical_revision=\"latest\""));
+}
+
+#[test]
+fn subsets_of_one_host_share_a_label_set() {
+    let m = Metrics::gateway();
+    m.record(&request(200, Some("outbound|80|v1|edition.cnn.com")));
+    m.record(&request(200, Some("outbound|80|v2|edition.cnn.com")));
+    let out = m.render();
+    let totals = line(&out, "istio_requests_total{");
+    assert_eq!(totals.len(), 1, "{out}");
+    assert!(totals[0].ends_with(" 2"), "{out}");
+    let counts = line(&out, "istio_request_duration_milliseconds_count{");
+    assert_eq!(counts.len(), 1, "{out}");
+    assert!(counts[0].ends_with(" 2"), "{out}");
+}
