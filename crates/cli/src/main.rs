@@ -244,6 +244,10 @@ struct GatewayRun {
     /// Grace period for in-flight requests on SIGTERM, in seconds.
     #[arg(long = "drain-grace", default_value_t = 5.0)]
     drain_grace: f64,
+    /// Gateways: the Prometheus endpoint (`/stats/prometheus`, Istio's merged-metrics port);
+    /// 0 turns it off.
+    #[arg(long = "metrics-port", default_value_t = 15020)]
+    metrics_port: u16,
     /// Sidecars: the port of the explicit outbound proxy on `--listen-address`.
     #[arg(long = "proxy-port", default_value_t = 15001)]
     proxy_port: u16,
@@ -544,7 +548,7 @@ fn gateway_run(store_flag: Option<PathBuf>, g: GatewayRun, sidecar: bool) -> Res
             source_address: g.source_address,
             listen_address: g.listen_address,
             health_port: Some(g.health_port),
-            metrics_port: None,
+            metrics_port: (!sidecar && g.metrics_port != 0).then_some(g.metrics_port),
             hosts,
             extra_roots_pem,
             system_dns: g.system_dns,

@@ -538,6 +538,24 @@ async fn gateway_pods_serve_the_seed_http_scenario_from_their_static_egress_ip()
             .iter()
             .all(|r| r.host.as_deref() == Some("edition.cnn.com"))
     );
+    // Each gateway Pod serves Istio's metrics on <pod-ip>:15020/stats/prometheus.
+    for p in &gateway_pods {
+        let ip = text(p, "/status/podIP");
+        let out = std::process::Command::new("curl")
+            .args(["-s", &format!("http://{ip}:15020/stats/prometheus")])
+            .output()
+            .unwrap();
+        let metrics = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("istio_requests_total{")
+                    && l.contains("reporter=\"source\"")
+                    && l.contains("destination_service=\"edition.cnn.com\"")
+                    && l.contains("response_code=\"200\"")),
+            "{metrics}"
+        );
+    }
     // Each Pod's access log is its container log under the store's run directory.
     let pod = text(&gateway_pods[0], "/metadata/name");
     let log = c

@@ -32,6 +32,10 @@ use crate::controllers::{
 /// Workload certificates live this long; they are re-issued at half-life.
 const CERT_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// The gateway Pods' Prometheus endpoint (`<pod-ip>:15020/stats/prometheus`, Istio's merged
+/// metrics port, as the pod template's `prometheus.io/port` annotation says).
+pub const METRICS_PORT: u16 = 15020;
+
 /// How long a stopped gateway Pod may take to finish in-flight requests.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -329,7 +333,7 @@ impl Runtime {
                     source_address: pod.source,
                     listen_address: Some(IpAddr::V4(pod.ip)),
                     health_port: Some(egress_addon::objects::STATUS_PORT.unsigned_abs() as u16),
-                    metrics_port: None,
+                    metrics_port: Some(METRICS_PORT),
                     hosts: self.options.hosts.clone(),
                     system_dns: self.options.system_dns,
                     extra_roots_pem: self.options.extra_roots_pem.clone(),
