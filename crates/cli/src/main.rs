@@ -169,10 +169,27 @@ enum Command {
         #[arg(long)]
         unix: PathBuf,
     },
+    /// Analyses of the local cluster.
+    Analyze {
+        #[command(subcommand)]
+        what: AnalyzeCommand,
+    },
     /// Workload sidecar processes.
     Sidecar {
         #[command(subcommand)]
         command: SidecarCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AnalyzeCommand {
+    /// Summarise the traffic the gateways logged into suggested ServiceEntries and
+    /// AuthorizationPolicies (YAML on standard output, a table of source/host/port on standard
+    /// error; dry-run denials counted).
+    Traffic {
+        /// Only gateways in this namespace.
+        #[command(flatten)]
+        ns: NamespaceArg,
     },
 }
 
@@ -500,6 +517,12 @@ fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), OpError> {
         | Command::Down
         | Command::Exec { .. }
         | Command::Logs { .. } => Err(OpError::Usage("unreachable: handled before".into())),
+        Command::Analyze {
+            what: AnalyzeCommand::Traffic { ns },
+        } => {
+            let store = open_store(cli.store)?;
+            egress_cli::ops::analyze::run(&store, ns.namespace.as_deref(), io.out, io.err)
+        }
     }
 }
 
@@ -552,6 +575,7 @@ fn gateway_run(store_flag: Option<PathBuf>, g: GatewayRun, sidecar: bool) -> Res
             hosts,
             extra_roots_pem,
             system_dns: g.system_dns,
+            ..Default::default()
         },
         ca_files: g.ca_cert.zip(g.ca_key),
         trust_domain: g.trust_domain,

@@ -216,6 +216,38 @@ fn walk_through(
         println!("SKIPPED: --capture iptables (iptables is not installed)");
     }
 
+    // What the gateways saw, as suggested ServiceEntries and an AuthorizationPolicy.
+    let analyzed = c.run(&["analyze", "traffic", "-n", NS]).ok();
+    transcript.push(format!(
+        "$ egress analyze traffic -n {NS}\n{}{}",
+        analyzed.stderr, analyzed.stdout
+    ));
+    assert!(
+        analyzed.stdout.contains("kind: ServiceEntry"),
+        "{}",
+        analyzed.stdout
+    );
+    assert!(
+        analyzed.stdout.contains("- edition.cnn.com"),
+        "{}",
+        analyzed.stdout
+    );
+    assert!(
+        analyzed
+            .stdout
+            .contains("cluster.local/ns/aks-istio-egress/sa/curl"),
+        "{}",
+        analyzed.stdout
+    );
+    assert!(
+        analyzed
+            .stderr
+            .lines()
+            .any(|l| l.starts_with("cluster.local/ns/aks-istio-egress/sa/curl")),
+        "{}",
+        analyzed.stderr
+    );
+
     // 4. Disabling the gateway removes it and its Service.
     c.run(&[
         "mesh",

@@ -337,6 +337,7 @@ impl Runtime {
                     hosts: self.options.hosts.clone(),
                     system_dns: self.options.system_dns,
                     extra_roots_pem: self.options.extra_roots_pem.clone(),
+                    ..Default::default()
                 };
                 let proxy = Proxy::start(rx, options, Some(Arc::clone(&handle)), log)
                     .await

@@ -8,6 +8,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+pub use crate::access_log::filter::{
+    CompareOp, FilterAttribute, FilterError, FilterExpr, FilterValue, LogFilter, StringMethod,
+};
+
 /// Who this gateway instance is: what it selects Gateways with and what it is called.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GatewayIdentity {
@@ -86,6 +90,14 @@ pub struct AccessLog {
     pub encoding: LogEncoding,
     /// Custom format (Envoy command operators); `None` = Istio's default for the encoding.
     pub format: Option<String>,
+    /// Telemetry `filter.expression`: an entry is written only when it evaluates to true (an
+    /// error, such as a TCP entry asked for `response.code`, does not log); `None` = all.
+    pub filter: Option<LogFilter>,
+    /// The Telemetry provider this is (`envoy`, an `envoyFileAccessLog` extension provider);
+    /// `None` for MeshConfig `accessLogFile`.
+    pub provider: Option<String>,
+    /// Further providers that apply (ordered by name, ignoring case), each writing its own line per entry.
+    pub additional: Vec<AccessLog>,
 }
 
 /// Access-log encoding.

@@ -8,7 +8,13 @@
 //! [`AccessLogger::configure`] swaps the format when the snapshot's [`AccessLog`] changes; a
 //! format with an unknown operator is reported once (as a configuration error) and Istio's
 //! default for the encoding is used instead.
+//!
+//! A Telemetry `filter.expression` compiled into the snapshot is evaluated per entry before a
+//! line is written ([`filter`]); each further provider of the snapshot
+//! ([`AccessLog::additional`]) writes its own line, with its own format and filter, to the same
+//! sink.
 
+pub mod filter;
 mod format;
 mod time;
 
@@ -19,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use egress_compile::snapshot::{AccessLog, LogEncoding};
+use egress_compile::snapshot::AccessLog;
 use tokio::sync::Notify;
 
 pub use format::{FormatError, Formatter};
@@ -126,6 +132,11 @@ impl ResponseFlags {
     /// True if `flag` is set.
     pub fn contains(self, flag: ResponseFlag) -> bool {
         self.0 & (1 << (flag as u8)) != 0
+    }
+
+    /// The flags as Envoy's bit vector (`response.flags` in filter expressions).
+    pub fn bits(self) -> u32 {
+        self.0
     }
 
     /// True if no flag is set.
@@ -244,11 +255,38 @@ struct Inner {
     wanted: std::sync::atomic::AtomicBool,
 }
 
-/// The formatter in use and the settings it was built from (`None` before any
+/// The outputs in use and the settings they were built from (`None` before any
 /// [`AccessLogger::configure`]).
 struct CurrentFormat {
-    settings: Option<(LogEncoding, Option<String>)>,
+    settings: Option<AccessLog>,
+    /// One per provider; the first is the one [`AccessLogger::render`] uses.
+    outputs: Vec<Output>,
+}
+
+/// One provider's line: its format and filter.
+struct Output {
     formatter: Formatter,
+    filter: Option<egress_compile::snapshot::LogFilter>,
+}
+
+impl Output {
+    /// The output for `config` (its own format and filter, not its `additional` ones).
+    fn new(config: &AccessLog) -> Output {
+        let formatter = match Formatter::from_config(config) {
+            Ok(f) => f,
+            Err(err) => {
+                tracing::error!(
+                    error = %err,
+                    "invalid access log format; using the default format"
+                );
+                Formatter::default_for(config.encoding)
+            }
+        };
+        Output {
+            formatter,
+            filter: config.filter.clone(),
+        }
+    }
 }
 
 /// The access-log sink of a proxy instance; clones share the sink and the format.
@@ -286,7 +324,10 @@ impl AccessLogger {
                 sink,
                 format: ArcSwap::from_pointee(CurrentFormat {
                     settings: None,
-                    formatter: Formatter::default_text(),
+                    outputs: vec![Output {
+                        formatter: Formatter::default_text(),
+                        filter: None,
+                    }],
                 }),
                 gated: false,
                 wanted: std::sync::atomic::AtomicBool::new(false),
@@ -375,39 +416,63 @@ impl AccessLogger {
         !matches!(self.inner.sink, Sink::Disabled)
     }
 
-    /// Uses the encoding and format of `config` from now on (cheap when unchanged). A format
-    /// that does not compile is reported once and Istio's default for the encoding is used.
+    /// Uses the encoding, format and filter of `config` (and of its additional providers) from
+    /// now on (cheap when unchanged). A format that does not compile is reported once and
+    /// Istio's default for the encoding is used.
     pub fn configure(&self, config: &AccessLog) {
         self.inner.wanted.store(
             config.path.as_deref().is_some_and(|p| !p.is_empty()),
             std::sync::atomic::Ordering::Relaxed,
         );
         let current = self.inner.format.load();
-        if let Some((encoding, format)) = &current.settings
-            && *encoding == config.encoding
-            && *format == config.format
-        {
+        if current.settings.as_ref() == Some(config) {
             return;
         }
-        let formatter = match Formatter::from_config(config) {
-            Ok(f) => f,
-            Err(err) => {
-                tracing::error!(
-                    error = %err,
-                    "invalid access log format; using the default format"
+        let mut outputs = vec![Output::new(config)];
+        for more in &config.additional {
+            if more.path != config.path {
+                tracing::warn!(
+                    provider = more.provider.as_deref().unwrap_or_default(),
+                    path = more.path.as_deref().unwrap_or_default(),
+                    "access log provider writes to another path; its lines go to this instance's log"
                 );
-                Formatter::default_for(config.encoding)
             }
-        };
+            outputs.push(Output::new(more));
+        }
         self.inner.format.store(Arc::new(CurrentFormat {
-            settings: Some((config.encoding, config.format.clone())),
-            formatter,
+            settings: Some(config.clone()),
+            outputs,
         }));
     }
 
-    /// Renders `entry` with the current format (without writing it).
+    /// Renders `entry` with the current (first provider's) format, ignoring its filter, without
+    /// writing it.
     pub fn render(&self, entry: &LogEntry) -> String {
-        self.inner.format.load().formatter.render(entry)
+        self.inner
+            .format
+            .load()
+            .outputs
+            .first()
+            .map(|o| o.formatter.render(entry))
+            .unwrap_or_default()
+    }
+
+    /// The lines `entry` produces under the current settings: one per provider whose filter
+    /// (if any) lets it through, each ending with a newline.
+    pub fn lines_for(&self, entry: &LogEntry) -> Vec<String> {
+        let current = self.inner.format.load();
+        current
+            .outputs
+            .iter()
+            .filter(|o| o.filter.as_ref().is_none_or(|f| filter::matches(f, entry)))
+            .map(|o| {
+                let mut line = o.formatter.render(entry);
+                if !line.ends_with('\n') {
+                    line.push('\n');
+                }
+                line
+            })
+            .collect()
     }
 
     /// Writes one line for `entry` (and records it into the metrics, if any). Write errors are
@@ -421,19 +486,17 @@ impl AccessLogger {
         {
             return;
         }
-        let mut line = self.render(entry);
-        if !line.ends_with('\n') {
-            line.push('\n');
-        }
-        match &self.inner.sink {
-            Sink::Disabled => {}
-            Sink::Writer(writer) => {
-                let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Err(err) = w.write_all(line.as_bytes()).and_then(|()| w.flush()) {
-                    tracing::warn!(error = %err, "access log write failed");
+        for line in self.lines_for(entry) {
+            match &self.inner.sink {
+                Sink::Disabled => {}
+                Sink::Writer(writer) => {
+                    let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Err(err) = w.write_all(line.as_bytes()).and_then(|()| w.flush()) {
+                        tracing::warn!(error = %err, "access log write failed");
+                    }
                 }
+                Sink::Capture(capture) => capture.push(line),
             }
-            Sink::Capture(capture) => capture.push(line),
         }
     }
 }

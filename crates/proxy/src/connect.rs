@@ -11,7 +11,12 @@
 //! the `*_to`/`*_for` variants take the destination the client asked for ([`OriginalDst`]),
 //! which is connected to directly (a name is resolved like a DNS cluster's, first address).
 //! Gateways never pass one, so for them such a cluster has no endpoints (`UH`), as before.
+//!
+//! DNS answers for DNS clusters pass the resolved-address guard ([`crate::guard`]) unless
+//! `ProxyOptions.allow_private_upstreams` is set; override-table answers, IP literals,
+//! static endpoints and original destinations are never screened.
 
+mod error;
 pub mod lb;
 mod original_dst;
 pub mod resolve;
@@ -29,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::ctx::{Ctx, ProxyOptions};
+pub use error::ConnectError;
 use lb::{Balancer, Candidate, Outcome, Picked};
 pub use original_dst::OriginalDst;
 use resolve::Resolver;
@@ -83,83 +89,11 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
-/// Why no upstream connection could be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    /// The cluster has no endpoints, or all are ejected (`UH`, `no_healthy_upstream`).
-    #[error("no healthy upstream for cluster {cluster}")]
-    NoHealthyUpstream {
-        /// Cluster name.
-        cluster: String,
-    },
-    /// A DNS cluster's name did not resolve: the cluster has no hosts (`UH`).
-    #[error("resolving {host}: {reason}")]
-    Resolve {
-        /// The name.
-        host: String,
-        /// Resolver message.
-        reason: String,
-    },
-    /// TCP connect failed (`UF`).
-    #[error("connecting to {addr}: {source}")]
-    Connect {
-        /// Endpoint.
-        addr: SocketAddr,
-        /// OS error.
-        source: io::Error,
-    },
-    /// TCP connect or TLS handshake exceeded the connect timeout (`UF`).
-    #[error("connecting to {addr}: timed out")]
-    Timeout {
-        /// Endpoint.
-        addr: SocketAddr,
-    },
-    /// TLS origination failed (`UF`), e.g. certificate verification.
-    #[error("TLS to {addr}: {reason}")]
-    Tls {
-        /// Endpoint.
-        addr: SocketAddr,
-        /// rustls' message.
-        reason: String,
-    },
-}
-
-impl ConnectError {
-    /// Envoy's response flag: `UH` when there was nothing to connect to, `UF` otherwise.
-    pub fn response_flag(&self) -> &'static str {
-        match self {
-            ConnectError::NoHealthyUpstream { .. } | ConnectError::Resolve { .. } => "UH",
-            _ => "UF",
-        }
-    }
-
-    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%` in Envoy's words, where Envoy has one.
-    pub fn transport_failure_reason(&self) -> Option<String> {
-        match self {
-            ConnectError::Connect { source, .. } => {
-                let text = source.to_string();
-                let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
-                Some(format!("delayed_connect_error:_{}", text.replace(' ', "_")))
-            }
-            ConnectError::Tls { reason, .. } => Some(tls::envoy_failure_reason(reason)),
-            _ => None,
-        }
-    }
-
-    /// The endpoint involved, if one was picked.
-    pub fn upstream_host(&self) -> Option<SocketAddr> {
-        match self {
-            ConnectError::Connect { addr, .. }
-            | ConnectError::Timeout { addr }
-            | ConnectError::Tls { addr, .. } => Some(*addr),
-            _ => None,
-        }
-    }
-}
-
 /// Opens upstream connections for one proxy instance.
 pub struct Connector {
     resolver: Resolver,
+    /// Screen DNS answers of DNS clusters ([`crate::guard`]).
+    guard: bool,
     balancer: Balancer,
     tls: tls::TlsClients,
     source: Option<IpAddr>,
@@ -178,7 +112,12 @@ impl Connector {
     /// A connector for `options` (override table, source address, extra roots).
     pub fn new(options: &ProxyOptions) -> Result<Connector, ConnectError> {
         Ok(Connector {
-            resolver: Resolver::new(&options.hosts, options.system_dns),
+            resolver: Resolver::with_dns_server(
+                &options.hosts,
+                options.system_dns,
+                options.dns_server,
+            ),
+            guard: !options.allow_private_upstreams,
             balancer: Balancer::default(),
             tls: tls::TlsClients::new(options.extra_roots_pem.clone()),
             source: options.source_address,
@@ -308,10 +247,13 @@ impl Connector {
                 })
                 .collect(),
             Discovery::StrictDns { hostname, port } => {
-                self.resolve_all(hostname, *port, 1, refresh).await?
+                self.resolve_all(hostname, *port, 1, refresh, self.guard)
+                    .await?
             }
             Discovery::LogicalDns { hostname, port } => {
-                let mut all = self.resolve_all(hostname, *port, 1, refresh).await?;
+                let mut all = self
+                    .resolve_all(hostname, *port, 1, refresh, self.guard)
+                    .await?;
                 all.truncate(1);
                 all
             }
@@ -319,7 +261,10 @@ impl Connector {
                 let mut all = Vec::new();
                 let mut first_err = None;
                 for (host, port, weight) in list {
-                    match self.resolve_all(host, *port, *weight, refresh).await {
+                    match self
+                        .resolve_all(host, *port, *weight, refresh, self.guard)
+                        .await
+                    {
                         Ok(found) => all.extend(found),
                         Err(e) => {
                             first_err.get_or_insert(e);
@@ -336,7 +281,9 @@ impl Connector {
             Discovery::OriginalDst => match original_dst {
                 None => Vec::new(),
                 Some(dst) => {
-                    let mut all = self.resolve_all(&dst.host, dst.port, 1, refresh).await?;
+                    let mut all = self
+                        .resolve_all(&dst.host, dst.port, 1, refresh, false)
+                        .await?;
                     all.truncate(1);
                     all
                 }
@@ -345,21 +292,40 @@ impl Connector {
         Ok(candidates)
     }
 
+    /// The endpoints `host` resolves to on `port`. With `guard`, DNS answers the
+    /// resolved-address guard refuses are dropped, and none left is
+    /// [`ConnectError::AddressRefused`].
     async fn resolve_all(
         &self,
         host: &str,
         port: u16,
         weight: u32,
         refresh: Duration,
+        guard: bool,
     ) -> Result<Vec<Candidate>, ConnectError> {
-        let addrs = self
+        let resolved = self
             .resolver
-            .resolve(host, refresh)
+            .resolve_with_origin(host, refresh)
             .await
             .map_err(|reason| ConnectError::Resolve {
                 host: host.to_owned(),
                 reason,
             })?;
+        let screened;
+        let addrs: &[IpAddr] = if guard && resolved.origin == resolve::Origin::Dns {
+            screened = crate::guard::screen(host, &resolved.addrs);
+            match (screened.allowed.is_empty(), screened.refused.first()) {
+                (true, Some(first)) => {
+                    return Err(ConnectError::AddressRefused {
+                        host: host.to_owned(),
+                        address: *first,
+                    });
+                }
+                _ => &screened.allowed,
+            }
+        } else {
+            &resolved.addrs
+        };
         Ok(addrs
             .iter()
             .map(|ip| Candidate {

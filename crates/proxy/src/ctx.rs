@@ -24,6 +24,14 @@ pub struct ProxyOptions {
     /// Resolve names missing from `hosts` with the system's DNS (`/etc/resolv.conf`). Off by
     /// default, so tests can never send a query off the machine; a real gateway turns it on.
     pub system_dns: bool,
+    /// Ask only this DNS server (UDP, TCP on truncation) for names missing from `hosts`,
+    /// instead of the system's configuration; implies `system_dns`. For operators with a
+    /// dedicated resolver, and for tests (a stub server on loopback).
+    pub dns_server: Option<SocketAddr>,
+    /// Turn off the resolved-address guard ([`crate::guard`]): let DNS answers that are
+    /// loopback, private, link-local, CGNAT, unspecified or cloud metadata addresses be
+    /// connected to. Off by default; names in `hosts` and static endpoints are never guarded.
+    pub allow_private_upstreams: bool,
     /// Extra PEM roots trusted for upstream TLS besides the system store.
     pub extra_roots_pem: Vec<String>,
 }

@@ -6,7 +6,8 @@
 //! `tls_server` terminates downstream TLS, `connect` resolves, balances and opens upstream
 //! connections (with TLS origination and an optional source address), `http` routes requests,
 //! `accesslog` writes Istio-format lines, `metrics` counts Istio's standard metrics (served
-//! on the metrics port by `health`), `health` answers 15021, `drain` stops gracefully.
+//! on the metrics port by `health`), `health` answers 15021, `drain` stops gracefully, `guard` screens DNS answers and
+//! checks Host against SNI.
 //!
 //! [`Proxy::start`] is the entry point; [`Proxy::shutdown`] drains it.
 //!
@@ -19,6 +20,7 @@ pub mod authz;
 pub mod connect;
 pub mod ctx;
 pub mod drain;
+pub mod guard;
 pub mod health;
 pub mod http;
 pub mod listener;

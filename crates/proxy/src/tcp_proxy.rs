@@ -203,6 +203,9 @@ async fn run<D>(
             entry.response_flags.insert_short(err.response_flag());
             entry.upstream_transport_failure_reason = err.transport_failure_reason();
             entry.upstream_host = err.upstream_host();
+            if let Some(details) = err.response_code_details() {
+                entry.connection_termination_details = Some(details);
+            }
             return;
         }
     };

@@ -151,6 +151,7 @@ async fn istio_mutual_termination_records_the_peer_identity() {
         path: None,
         encoding: Default::default(),
         format: Some("%DOWNSTREAM_PEER_URI_SAN% %REQUESTED_SERVER_NAME% %UPSTREAM_CLUSTER%".into()),
+        ..AccessLog::default()
     };
     let h = Harness::start_with_identity(snap, options(), Some(gateway)).await;
     let addr = h.addr("0.0.0.0_8443");

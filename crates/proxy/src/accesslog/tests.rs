@@ -4,6 +4,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
+use egress_compile::snapshot::LogEncoding;
 
 fn http_entry() -> LogEntry {
     let mut request_headers = http::HeaderMap::new();
@@ -190,18 +191,21 @@ async fn configure_picks_format_and_falls_back_once() {
         path: Some("/dev/stdout".into()),
         encoding: LogEncoding::Text,
         format: Some("%RESPONSE_CODE% %ROUTE_NAME%".into()),
+        ..AccessLog::default()
     });
     logger.log(&e);
     logger.configure(&AccessLog {
         path: None,
         encoding: LogEncoding::Json,
         format: None,
+        ..AccessLog::default()
     });
     logger.clone().log(&e);
     logger.configure(&AccessLog {
         path: None,
         encoding: LogEncoding::Text,
         format: Some("%BOGUS%".into()),
+        ..AccessLog::default()
     });
     logger.log(&e);
     let got = lines.wait_for(4, Duration::from_secs(5)).await;
@@ -251,4 +255,33 @@ fn disabled_logger_writes_nothing() {
     logger.log(&http_entry());
     let logger = AccessLogger::from_config(&AccessLog::default()).unwrap();
     assert!(!logger.is_enabled());
+}
+
+#[tokio::test]
+async fn each_provider_writes_its_own_filtered_line() {
+    use egress_compile::snapshot::LogFilter;
+    let (logger, lines) = AccessLogger::capture();
+    logger.configure(&AccessLog {
+        path: Some("/dev/stdout".into()),
+        format: Some("envoy %RESPONSE_CODE%".into()),
+        filter: Some(LogFilter::parse("response.code >= 400").unwrap()),
+        provider: Some("envoy".into()),
+        additional: vec![AccessLog {
+            path: Some("/dev/stdout".into()),
+            format: Some("all %RESPONSE_CODE%".into()),
+            provider: Some("text-file".into()),
+            ..AccessLog::default()
+        }],
+        ..AccessLog::default()
+    });
+    let ok = http_entry();
+    let missing = LogEntry {
+        response_code: 404,
+        ..http_entry()
+    };
+    assert_eq!(logger.lines_for(&ok), vec!["all 301\n".to_owned()]);
+    logger.log(&ok);
+    logger.log(&missing);
+    let got = lines.wait_for(3, Duration::from_secs(5)).await;
+    assert_eq!(got, vec!["all 301", "envoy 404", "all 404"]);
 }

@@ -5,17 +5,45 @@
 //! A name that is not in the table is sent to hickory only when system DNS is enabled
 //! (`ProxyOptions.system_dns`, off by default so tests never leave loopback) and the system has
 //! a resolver configuration (`/etc/resolv.conf`); otherwise it fails to resolve, which the
-//! caller reports as `UH` (a DNS cluster with no hosts).
+//! caller reports as `UH` (a DNS cluster with no hosts). `ProxyOptions.dns_server` names one
+//! DNS server (UDP, then TCP on truncation) to ask instead of the system's configuration; it
+//! implies `system_dns`.
+//!
+//! Every answer says where it came from ([`Origin`]): the resolved-address guard
+//! ([`crate::guard`]) screens only what DNS said, never an IP literal or the operator's own
+//! override table.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfigGroup, ResolveHosts, ResolverConfig};
+use hickory_resolver::name_server::TokioConnectionProvider;
 
 /// Addresses of one name, in the order DNS gave them.
 pub type Addrs = Arc<Vec<IpAddr>>;
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The name was an IP literal.
+    Literal,
+    /// The operator's override table (`ProxyOptions.hosts`).
+    Override,
+    /// DNS (the system's configuration or `ProxyOptions.dns_server`), fresh or cached.
+    Dns,
+}
+
+/// The addresses of a name and where they came from.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The addresses, in the order the source gave them.
+    pub addrs: Addrs,
+    /// Their source.
+    pub origin: Origin,
+}
 
 /// Cached answers are kept at most this long even when the TTL says more.
 const MAX_TTL: Duration = Duration::from_secs(3600);
@@ -50,6 +78,17 @@ impl Resolver {
     /// A resolver answering `overrides` locally and, when `system_dns` is set, everything else
     /// from the system's DNS configuration, if there is one.
     pub fn new(overrides: &[(String, Vec<IpAddr>)], system_dns: bool) -> Resolver {
+        Resolver::with_dns_server(overrides, system_dns, None)
+    }
+
+    /// Like [`Resolver::new`]; with `dns_server`, names missing from `overrides` are asked of
+    /// that server only (no `/etc/resolv.conf`, no `/etc/hosts`, no search domains), whatever
+    /// `system_dns` says.
+    pub fn with_dns_server(
+        overrides: &[(String, Vec<IpAddr>)],
+        system_dns: bool,
+        dns_server: Option<SocketAddr>,
+    ) -> Resolver {
         let mut table: HashMap<String, Vec<IpAddr>> = HashMap::new();
         for (name, addrs) in overrides {
             table
@@ -57,13 +96,9 @@ impl Resolver {
                 .or_default()
                 .extend(addrs.iter().copied());
         }
-        let system = match system_dns.then(TokioResolver::builder_tokio) {
-            None => None,
-            Some(Ok(builder)) => Some(builder.build()),
-            Some(Err(err)) => {
-                tracing::warn!(%err, "no system resolver configuration; only the override table answers");
-                None
-            }
+        let system = match dns_server {
+            Some(server) => Some(single_server(server)),
+            None => system_resolver(system_dns),
         };
         Resolver {
             overrides: table.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
@@ -75,14 +110,40 @@ impl Resolver {
     /// All addresses of `host` (an IP literal resolves to itself). `fallback_ttl` is how long
     /// an answer is kept when DNS gave no usable TTL (MeshConfig `dnsRefreshRate`).
     pub async fn resolve(&self, host: &str, fallback_ttl: Duration) -> Result<Addrs, String> {
+        self.resolve_with_origin(host, fallback_ttl)
+            .await
+            .map(|r| r.addrs)
+    }
+
+    /// Like [`Resolver::resolve`], saying where the answer came from.
+    pub async fn resolve_with_origin(
+        &self,
+        host: &str,
+        fallback_ttl: Duration,
+    ) -> Result<Resolved, String> {
         let trimmed = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = trimmed.parse::<IpAddr>() {
-            return Ok(Arc::new(vec![ip]));
+            return Ok(Resolved {
+                addrs: Arc::new(vec![ip]),
+                origin: Origin::Literal,
+            });
         }
         let name = canonical(host);
         if let Some(addrs) = self.overrides.get(&name) {
-            return Ok(Arc::clone(addrs));
+            return Ok(Resolved {
+                addrs: Arc::clone(addrs),
+                origin: Origin::Override,
+            });
         }
+        let addrs = self.lookup(name, fallback_ttl).await?;
+        Ok(Resolved {
+            addrs,
+            origin: Origin::Dns,
+        })
+    }
+
+    /// A DNS answer for the canonical `name`, from the cache or the server.
+    async fn lookup(&self, name: String, fallback_ttl: Duration) -> Result<Addrs, String> {
         if let Some(addrs) = self.cached(&name) {
             return Ok(addrs);
         }
@@ -122,6 +183,28 @@ impl Resolver {
         let cache = self.cache.lock().ok()?;
         let entry = cache.get(name)?;
         (entry.valid_until > Instant::now()).then(|| Arc::clone(&entry.addrs))
+    }
+}
+
+/// A resolver asking only `server`.
+fn single_server(server: SocketAddr) -> TokioResolver {
+    let servers = NameServerConfigGroup::from_ips_clear(&[server.ip()], server.port(), true);
+    let config = ResolverConfig::from_parts(None, Vec::new(), servers);
+    let mut builder =
+        TokioResolver::builder_with_config(config, TokioConnectionProvider::default());
+    builder.options_mut().use_hosts_file = ResolveHosts::Never;
+    builder.build()
+}
+
+/// The system's resolver, when enabled and configured.
+fn system_resolver(enabled: bool) -> Option<TokioResolver> {
+    match enabled.then(TokioResolver::builder_tokio) {
+        None => None,
+        Some(Ok(builder)) => Some(builder.build()),
+        Some(Err(err)) => {
+            tracing::warn!(%err, "no system resolver configuration; only the override table answers");
+            None
+        }
     }
 }
 
@@ -166,5 +249,11 @@ mod tests {
             *r.resolve("[::1]", ttl).await.unwrap(),
             vec!["::1".parse::<IpAddr>().unwrap()]
         );
+        let origin = |host: &'static str| {
+            let r = &r;
+            async move { r.resolve_with_origin(host, ttl).await.unwrap().origin }
+        };
+        assert_eq!(origin("edition.cnn.com").await, Origin::Override);
+        assert_eq!(origin("10.0.0.1").await, Origin::Literal);
     }
 }

@@ -35,8 +35,12 @@ pub enum Reset {
 /// The kinds of failure.
 #[derive(Debug)]
 pub enum FailureKind {
-    /// No endpoint to connect to (`UH`).
-    NoHealthyUpstream,
+    /// No endpoint to connect to (`UH`); `details` replaces `no_healthy_upstream` in
+    /// `%RESPONSE_CODE_DETAILS%` (the resolved-address guard's refusal).
+    NoHealthyUpstream {
+        /// `%RESPONSE_CODE_DETAILS%`, when not `no_healthy_upstream`.
+        details: Option<String>,
+    },
     /// Connecting (TCP or TLS) failed (`UF`), with Envoy's transport failure reason.
     ConnectFailure {
         /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`.
@@ -76,7 +80,9 @@ impl Failure {
         match err {
             CheckoutError::Connect(e) => {
                 let kind = if e.response_flag() == "UH" {
-                    FailureKind::NoHealthyUpstream
+                    FailureKind::NoHealthyUpstream {
+                        details: e.response_code_details(),
+                    }
                 } else {
                     FailureKind::ConnectFailure {
                         transport: e.transport_failure_reason(),
@@ -111,7 +117,7 @@ impl Failure {
         let on = |c: &str| policy.retry_on.iter().any(|r| r == c);
         let any_reset = on("reset") || on("5xx") || on("gateway-error");
         match &self.kind {
-            FailureKind::NoHealthyUpstream | FailureKind::Overflow => false,
+            FailureKind::NoHealthyUpstream { .. } | FailureKind::Overflow => false,
             FailureKind::ConnectFailure { .. } => {
                 any_reset || on("connect-failure") || on("reset-before-request")
             }
@@ -126,10 +132,12 @@ impl Failure {
         entry.upstream_host = self.host;
         entry.upstream_local_address = self.meta.map(|m| m.local);
         let (status, flag, details, body) = match &self.kind {
-            FailureKind::NoHealthyUpstream => (
+            FailureKind::NoHealthyUpstream { details } => (
                 503,
                 ResponseFlag::NoHealthyUpstream,
-                "no_healthy_upstream".to_owned(),
+                details
+                    .clone()
+                    .unwrap_or_else(|| "no_healthy_upstream".to_owned()),
                 NO_HEALTHY_UPSTREAM.to_owned(),
             ),
             FailureKind::ConnectFailure { transport } => {
@@ -286,7 +294,9 @@ mod tests {
         assert!(retries_on_response(&codes, 418, &h));
         let f = Failure::new(FailureKind::ConnectFailure { transport: None }, None);
         assert!(f.retriable(&p));
-        assert!(!Failure::new(FailureKind::NoHealthyUpstream, None).retriable(&p));
+        assert!(
+            !Failure::new(FailureKind::NoHealthyUpstream { details: None }, None).retriable(&p)
+        );
         assert!(!Failure::new(FailureKind::PerTryTimeout, None).retriable(&p));
         assert!(Failure::new(FailureKind::PerTryTimeout, None).retriable(&p5));
     }

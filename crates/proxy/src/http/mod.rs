@@ -288,14 +288,27 @@ async fn handle(
         query: query.as_deref(),
         headers: &parts.headers,
     };
-    let selected = match authorize(&snapshot, conn, &view) {
-        Verdict::Denied(details) => Selected::Denied(details),
-        Verdict::Allowed { dry_run_denied } => {
-            entry.connection_termination_details = dry_run_denied;
-            select(&snapshot, route_config, &view, conn.tls_terminated)
-        }
+    // Domain-fronting defence on TLS this gateway terminated (see `crate::guard`).
+    let misdirected = conn
+        .tls_terminated
+        .then(|| crate::guard::check_sni_host(conn.sni.as_deref(), &authority).err())
+        .flatten();
+    let selected = match misdirected {
+        Some(m) => Selected::Misdirected(m),
+        None => match authorize(&snapshot, conn, &view) {
+            Verdict::Denied(details) => Selected::Denied(details),
+            Verdict::Allowed { dry_run_denied } => {
+                entry.connection_termination_details = dry_run_denied;
+                select(&snapshot, route_config, &view, conn.tls_terminated)
+            }
+        },
     };
     let mut response = match selected {
+        Selected::Misdirected(m) => {
+            tracing::debug!(%m, "refusing request: Host does not match SNI");
+            entry.response_code_details = Some(crate::guard::SNI_HOST_MISMATCH.to_owned());
+            local::reply(crate::guard::MISDIRECTED_STATUS, &m.to_string())
+        }
         Selected::Denied(details) => {
             entry.response_code_details = Some(details);
             local::reply(403, crate::authz::DENIED_BODY)
@@ -411,6 +424,8 @@ impl Drop for Unanswered {
 enum Selected<'a> {
     /// Refused by an AuthorizationPolicy (the access-log details).
     Denied(String),
+    /// Host disagrees with the TLS server name (421).
+    Misdirected(crate::guard::Misdirected),
     NotFound,
     TlsRedirect,
     Route(&'a egress_compile::snapshot::Route),

@@ -94,6 +94,9 @@ impl SidecarOptions {
             hosts: self.hosts.clone(),
             system_dns: self.system_dns,
             extra_roots_pem: self.extra_roots_pem.clone(),
+            // In-cluster destinations are private by nature; the guard is a gateway defence.
+            allow_private_upstreams: true,
+            dns_server: None,
         }
     }
 }

@@ -1,0 +1,434 @@
+//! `egress analyze traffic [-n NS]`: reads the access logs the local cluster's gateways wrote
+//! (`<store>/run/pods/<ns>_<pod>/istio-proxy.log`, Istio's default TEXT format or JSON) and
+//! summarises the observed (source identity, host, port) tuples into what would allow exactly
+//! that traffic: ServiceEntries for the hosts and, per gateway namespace, an ALLOW
+//! AuthorizationPolicy naming the sources. The source identity of a line is found from its
+//! downstream address: the Pod with that IP and its service account
+//! (`cluster.local/ns/<ns>/sa/<sa>`). Lines a dry-run policy would have denied are counted.
+//! Run it after a period with `istio.io/dry-run: "true"` policies to tighten them safely.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use egress_store::Store;
+use serde_json::{Value, json};
+
+use crate::OpError;
+
+/// One observed request or connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// The gateway Pod's namespace.
+    pub gateway_namespace: String,
+    /// The destination host (authority without port, else SNI, else the cluster's host).
+    pub host: String,
+    /// The destination port (from the upstream cluster name).
+    pub port: u16,
+    /// `http` or `tls`/`tcp`.
+    pub protocol: &'static str,
+    /// The downstream address (the client or its sidecar).
+    pub source_ip: String,
+    /// The port the connection arrived on at the gateway (what `to.operation.ports` matches).
+    pub gateway_port: u16,
+    /// True when a dry-run policy would have denied it.
+    pub dry_run_denied: bool,
+}
+
+/// Splits a TEXT access-log line into fields: `[...]`, `"..."` and bare words.
+fn fields(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            ' ' => {
+                chars.next();
+            }
+            '"' | '[' => {
+                let close = if c == '"' { '"' } else { ']' };
+                chars.next();
+                let mut f = String::new();
+                for ch in chars.by_ref() {
+                    if ch == close {
+                        break;
+                    }
+                    f.push(ch);
+                }
+                out.push(f);
+            }
+            _ => {
+                let mut f = String::new();
+                while let Some(&ch) = chars.peek() {
+                    if ch == ' ' {
+                        break;
+                    }
+                    f.push(ch);
+                    chars.next();
+                }
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
+/// `outbound|443||edition.cnn.com` → (443, `edition.cnn.com`).
+fn cluster_parts(cluster: &str) -> Option<(u16, String)> {
+    let mut parts = cluster.split('|');
+    if parts.next()? != "outbound" {
+        return None;
+    }
+    let port = parts.next()?.parse().ok()?;
+    let _subset = parts.next()?;
+    Some((port, parts.next()?.to_owned()))
+}
+
+fn strip_port(authority: &str) -> &str {
+    match authority.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(']') => h,
+        _ => authority,
+    }
+}
+
+fn ip_of(addr: &str) -> String {
+    strip_port(addr)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned()
+}
+
+/// Parses one access-log line (Istio's default TEXT format, or JSON).
+pub fn parse_line(gateway_namespace: &str, line: &str) -> Option<Observation> {
+    let dry_run_denied = line.contains("rbac_dry_run_denied_matched_policy");
+    let (method, authority, cluster, local, remote, sni) = if line.trim_start().starts_with('{') {
+        let v: Value = serde_json::from_str(line).ok()?;
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
+        (
+            s("method"),
+            s("authority"),
+            s("upstream_cluster"),
+            s("downstream_local_address"),
+            s("downstream_remote_address"),
+            s("requested_server_name"),
+        )
+    } else {
+        let f = fields(line);
+        if f.len() < 22 {
+            return None;
+        }
+        let method = f[1].split(' ').next().unwrap_or("-").to_owned();
+        (
+            method,
+            f[14].clone(),
+            f[16].clone(),
+            f[18].clone(),
+            f[19].clone(),
+            f[20].clone(),
+        )
+    };
+    let (port, cluster_host) = cluster_parts(&cluster)?;
+    let http = method != "-" && !method.is_empty();
+    let host = if http && authority != "-" {
+        strip_port(&authority).to_ascii_lowercase()
+    } else if sni != "-" && !sni.is_empty() {
+        sni.to_ascii_lowercase()
+    } else {
+        cluster_host
+    };
+    Some(Observation {
+        gateway_namespace: gateway_namespace.to_owned(),
+        host,
+        port,
+        protocol: if http {
+            "http"
+        } else if sni != "-" && !sni.is_empty() {
+            "tls"
+        } else {
+            "tcp"
+        },
+        source_ip: ip_of(&remote),
+        gateway_port: local
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(port),
+        dry_run_denied,
+    })
+}
+
+/// Reads the logs of the store's gateway Pods (optionally of one namespace); sidecar logs are
+/// not read (their downstream is the workload itself).
+pub fn observe(store: &Store, namespace: Option<&str>) -> Result<Vec<Observation>, OpError> {
+    let dir = egress_cluster::up::run_dir(store.dir()).join("pods");
+    let gateways: BTreeSet<String> = store
+        .list("", "Pod", namespace)
+        .map_err(OpError::store)?
+        .items
+        .iter()
+        .filter(|p| egress_cluster::controllers::is_gateway_pod(p))
+        .filter_map(|p| {
+            Some(format!(
+                "{}_{}",
+                p.pointer("/metadata/namespace")?.as_str()?,
+                p.pointer("/metadata/name")?.as_str()?
+            ))
+        })
+        .collect();
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(out);
+    };
+    let mut pods: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    pods.sort();
+    for pod_dir in pods {
+        let Some(name) = pod_dir.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some((ns, _pod)) = name.split_once('_') else {
+            continue;
+        };
+        if !gateways.contains(name) {
+            continue;
+        }
+        if namespace.is_some_and(|n| n != ns) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(pod_dir.join("istio-proxy.log")) else {
+            continue;
+        };
+        out.extend(text.lines().filter_map(|l| parse_line(ns, l)));
+    }
+    Ok(out)
+}
+
+/// Pod IP → `cluster.local/ns/<ns>/sa/<sa>`, from the store's Pods.
+fn identities(store: &Store, trust_domain: &str) -> Result<BTreeMap<String, String>, OpError> {
+    let pods = store.list("", "Pod", None).map_err(OpError::store)?;
+    Ok(pods
+        .items
+        .iter()
+        .filter_map(|p| {
+            let ip = p.pointer("/status/podIP")?.as_str()?;
+            let ns = p.pointer("/metadata/namespace")?.as_str()?;
+            let sa = p
+                .pointer("/spec/serviceAccountName")
+                .and_then(Value::as_str)
+                .unwrap_or("default");
+            Some((ip.to_owned(), format!("{trust_domain}/ns/{ns}/sa/{sa}")))
+        })
+        .collect())
+}
+
+/// The suggested objects, as a YAML stream, and a summary table.
+pub fn suggest(
+    observations: &[Observation],
+    ids: &BTreeMap<String, String>,
+) -> (Vec<Value>, String) {
+    // host → (ports with protocol)
+    let mut hosts: BTreeMap<&str, BTreeSet<(u16, &str)>> = BTreeMap::new();
+    // gateway namespace → (principal, host, gateway port, protocol) tuples
+    let mut tuples: BTreeMap<&str, BTreeSet<(String, &str, u16, &str)>> = BTreeMap::new();
+    let mut counts: BTreeMap<(String, &str, u16), (usize, usize)> = BTreeMap::new();
+    for o in observations {
+        hosts
+            .entry(&o.host)
+            .or_default()
+            .insert((o.port, o.protocol));
+        let principal = ids
+            .get(&o.source_ip)
+            .cloned()
+            .unwrap_or_else(|| format!("unknown ({})", o.source_ip));
+        tuples.entry(&o.gateway_namespace).or_default().insert((
+            principal.clone(),
+            &o.host,
+            o.gateway_port,
+            o.protocol,
+        ));
+        let c = counts.entry((principal, &o.host, o.port)).or_default();
+        c.0 += 1;
+        c.1 += usize::from(o.dry_run_denied);
+    }
+    let mut objects = Vec::new();
+    for (host, seen) in &hosts {
+        // One protocol per port: TLS when any connection was TLS (passthrough), else HTTP
+        // (HTTPS on 443, where the gateway originated TLS).
+        let mut per_port: BTreeMap<u16, &str> = BTreeMap::new();
+        for (port, proto) in seen.iter() {
+            let entry = per_port.entry(*port).or_insert(proto);
+            if *proto == "tls" {
+                *entry = "tls";
+            }
+        }
+        let ports: Vec<Value> = per_port
+            .iter()
+            .map(|(port, proto)| {
+                let protocol = match (*proto, *port) {
+                    ("http", 443) => "HTTPS",
+                    ("http", _) => "HTTP",
+                    ("tls", _) => "TLS",
+                    _ => "TCP",
+                };
+                json!({"number": port, "name": format!("{}-{port}", protocol.to_ascii_lowercase()), "protocol": protocol})
+            })
+            .collect();
+        let name = host.replace('.', "-");
+        objects.push(json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "ServiceEntry",
+            "metadata": {"name": name},
+            "spec": {"hosts": [host], "ports": ports, "resolution": "DNS", "location": "MESH_EXTERNAL"},
+        }));
+    }
+    for (ns, set) in &tuples {
+        // One rule per (host, port), naming every principal seen for it: HTTP by `hosts`,
+        // TLS by `connection.sni` (HTTP attributes are dropped on TCP chains).
+        let mut by_dest: BTreeMap<(&str, u16, &str), BTreeSet<&str>> = BTreeMap::new();
+        for (principal, host, port, proto) in set {
+            if !principal.starts_with("unknown") {
+                by_dest
+                    .entry((host, *port, proto))
+                    .or_default()
+                    .insert(principal);
+            }
+        }
+        let rules: Vec<Value> = by_dest
+            .iter()
+            .map(|((host, port, proto), principals)| {
+                let from = json!([{"source": {"principals": principals.iter().collect::<Vec<_>>()}}]);
+                if *proto == "http" {
+                    json!({"from": from, "to": [{"operation": {"hosts": [host], "ports": [port.to_string()]}}]})
+                } else {
+                    json!({
+                        "from": from,
+                        "to": [{"operation": {"ports": [port.to_string()]}}],
+                        "when": [{"key": "connection.sni", "values": [host]}],
+                    })
+                }
+            })
+            .collect();
+        objects.push(json!({
+            "apiVersion": "security.istio.io/v1",
+            "kind": "AuthorizationPolicy",
+            "metadata": {"name": "egress-observed", "namespace": ns},
+            "spec": {"action": "ALLOW", "rules": rules},
+        }));
+    }
+    let headers = vec![
+        "SOURCE".to_owned(),
+        "HOST".to_owned(),
+        "PORT".to_owned(),
+        "REQUESTS".to_owned(),
+        "DRY-RUN-DENIED".to_owned(),
+    ];
+    let rows: Vec<Vec<String>> = counts
+        .iter()
+        .map(|((p, h, port), (n, d))| {
+            vec![
+                p.clone(),
+                (*h).to_owned(),
+                port.to_string(),
+                n.to_string(),
+                d.to_string(),
+            ]
+        })
+        .collect();
+    (
+        objects,
+        egress_printers::table::render(&headers, &rows, false),
+    )
+}
+
+/// `egress analyze traffic`: the table on standard error, the suggested YAML on standard output.
+pub fn run(
+    store: &Store,
+    namespace: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), OpError> {
+    let observations = observe(store, namespace)?;
+    if observations.is_empty() {
+        writeln!(
+            err,
+            "No traffic observed: gateway access logs are empty (turn on accessLogFile in the shared MeshConfig and send traffic through the egress gateway)."
+        )?;
+        return Ok(());
+    }
+    let ids = identities(store, "cluster.local")?;
+    let (objects, table) = suggest(&observations, &ids);
+    write!(err, "{table}")?;
+    writeln!(
+        err,
+        "note: principals match only where the gateway terminates mesh mTLS (ISTIO_MUTUAL servers); for plaintext or passthrough servers use a DestinationRule with ISTIO_MUTUAL toward the gateway first."
+    )?;
+    for o in &objects {
+        writeln!(out, "---")?;
+        write!(out, "{}", egress_printers::yaml::to_yaml(o))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const HTTP: &str = r#"[2026-11-24T06:06:39.260Z] "GET /politics HTTP/1.1" 200 - via_upstream - "-" 0 3 0 0 "127.1.50.4" "curl/7.88.1" "ee57a97d" "edition.cnn.com" "127.0.50.100:80" outbound|80||edition.cnn.com 127.0.50.0:37671 127.1.50.2:80 127.1.50.4:59367 - -"#;
+    const TLS: &str = r#"[2026-11-24T06:06:39.445Z] "- - -" 0 - - rbac_dry_run_denied_matched_policy[none] "-" 783 1211 61 - "-" "-" "-" "-" "127.0.50.100:443" outbound|443||edition.cnn.com 127.0.50.0:43529 127.1.50.2:443 127.1.50.5:37831 edition.cnn.com -"#;
+
+    #[test]
+    fn text_and_json_lines_parse() {
+        let h = parse_line("ns", HTTP).unwrap();
+        assert_eq!(
+            (h.host.as_str(), h.port, h.protocol, h.source_ip.as_str()),
+            ("edition.cnn.com", 80, "http", "127.1.50.4")
+        );
+        assert!(!h.dry_run_denied);
+        let t = parse_line("ns", TLS).unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.protocol, t.source_ip.as_str()),
+            ("edition.cnn.com", 443, "tls", "127.1.50.5")
+        );
+        assert!(t.dry_run_denied);
+        let j = parse_line(
+            "ns",
+            r#"{"method":"GET","authority":"api.example.com:8443","upstream_cluster":"outbound|8443||api.example.com","downstream_remote_address":"127.1.0.9:5000","requested_server_name":null}"#,
+        )
+        .unwrap();
+        assert_eq!((j.host.as_str(), j.port), ("api.example.com", 8443));
+        assert!(parse_line("ns", "garbage").is_none());
+        assert!(
+            parse_line(
+                "ns",
+                &HTTP.replace("outbound|80||edition.cnn.com", "BlackHoleCluster")
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn suggestions_name_hosts_ports_and_principals() {
+        let obs = vec![
+            parse_line("gw", HTTP).unwrap(),
+            parse_line("gw", TLS).unwrap(),
+        ];
+        let ids = BTreeMap::from([(
+            "127.1.50.4".to_owned(),
+            "cluster.local/ns/apps/sa/curl".to_owned(),
+        )]);
+        let (objects, table) = suggest(&obs, &ids);
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[0]["kind"], "ServiceEntry");
+        assert_eq!(objects[0]["spec"]["ports"].as_array().unwrap().len(), 2);
+        let ap = &objects[1];
+        assert_eq!(ap["metadata"]["namespace"], "gw");
+        assert_eq!(
+            ap["spec"]["rules"][0]["from"][0]["source"]["principals"][0],
+            "cluster.local/ns/apps/sa/curl"
+        );
+        assert!(table.contains("unknown (127.1.50.5)"), "{table}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.contains("443") && l.trim_end().ends_with('1')),
+            "{table}"
+        );
+    }
+}
