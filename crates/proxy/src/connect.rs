@@ -133,14 +133,7 @@ impl Connector {
         cluster: &Cluster,
         authority: Option<&str>,
     ) -> Result<Upstream, ConnectError> {
-        self.open(
-            ctx,
-            cluster,
-            authority,
-            Origination::AsConfigured(None),
-            None,
-        )
-        .await
+        self.connect_to(ctx, cluster, authority, None).await
     }
 
     /// Like [`Connector::connect`]; an ORIGINAL_DST cluster connects to `original_dst`.
@@ -188,8 +181,7 @@ impl Connector {
         cluster: &Cluster,
         authority: Option<&str>,
     ) -> Result<Upstream, ConnectError> {
-        self.open(ctx, cluster, authority, Origination::Never, None)
-            .await
+        self.connect_tcp_to(ctx, cluster, authority, None).await
     }
 
     /// Like [`Connector::connect_tcp`]; an ORIGINAL_DST cluster connects to `original_dst`.

@@ -188,28 +188,15 @@ fn foreground(store: Store, args: &UpArgs) -> Result<(), OpError> {
         .enable_all()
         .build()
         .map_err(OpError::Output)?;
-    let result = runtime.block_on(up::run(store, opts, hooks, wait_for_signal()));
+    let result = runtime.block_on(up::run(
+        store,
+        opts,
+        hooks,
+        crate::gateway::wait_for_signal(),
+    ));
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(lock);
     result.map_err(|e| OpError::Usage(e.to_string()))
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {}
-                _ = i.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 /// Starts `egress up --notify-ready` in its own process group with its output in the log
