@@ -4,58 +4,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-use common::Cluster;
+use common::{Cluster, Up, wait_for};
 use egress_store::Store;
 use serde_json::Value;
-
-struct Up(Child);
-
-impl Up {
-    fn start(c: &Cluster, pod_range: &str) -> Up {
-        let mut child = c
-            .command(&[
-                "up",
-                "--pod-range",
-                pod_range,
-                "--egress-ip-pool",
-                "127.0.46.0/24",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        loop {
-            let line = lines.next().expect("egress up exited").unwrap();
-            if line.starts_with("ready") {
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Up(child)
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(store: &Store, what: &str, mut cond: impl FnMut(&Store) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let rv = store.resource_version().unwrap();
-        if cond(store) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        let _ = store.watch(rv).unwrap().next_events(Duration::from_secs(1));
-    }
-}
 
 fn running_pod(store: &Store, ns: &str) -> Option<Value> {
     store
@@ -70,14 +24,22 @@ fn running_pod(store: &Store, ns: &str) -> Option<Value> {
 fn exec_runs_as_the_pod_and_returns_its_exit_code() {
     let c = Cluster::new();
     c.namespace("apps");
-    let _up = Up::start(&c, "127.1.46.0/24");
+    let _up = Up::start(
+        &c,
+        &[
+            "--pod-range",
+            "127.1.46.0/24",
+            "--egress-ip-pool",
+            "127.0.46.0/24",
+        ],
+    );
     let curl = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/curl.yaml"),
     )
     .unwrap();
     c.run_stdin(&["apply", "-n", "apps", "-f", "-"], &curl).ok();
     let store = Store::open(c.store()).unwrap();
-    wait_for(&store, "a running curl pod", |s| {
+    wait_for(&store, "a running curl pod", Duration::from_secs(60), |s| {
         running_pod(s, "apps").is_some()
     });
     let pod = c
@@ -155,14 +117,22 @@ fn exec_runs_as_the_pod_and_returns_its_exit_code() {
 fn logs_by_pod_and_selector_with_tail_prefix_and_follow() {
     let c = Cluster::new();
     c.namespace("apps");
-    let _up = Up::start(&c, "127.1.47.0/24");
+    let _up = Up::start(
+        &c,
+        &[
+            "--pod-range",
+            "127.1.47.0/24",
+            "--egress-ip-pool",
+            "127.0.46.0/24",
+        ],
+    );
     let curl = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/curl.yaml"),
     )
     .unwrap();
     c.run_stdin(&["apply", "-n", "apps", "-f", "-"], &curl).ok();
     let store = Store::open(c.store()).unwrap();
-    wait_for(&store, "a running curl pod", |s| {
+    wait_for(&store, "a running curl pod", Duration::from_secs(60), |s| {
         running_pod(s, "apps").is_some()
     });
     let pod = running_pod(&store, "apps").unwrap();

@@ -9,12 +9,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Cluster;
+use common::{Cluster, Up, wait_for};
 use egress_store::Store;
 use egress_testkit::{CertFactory, HttpUpstream, HttpsUpstream};
 use serde_json::Value;
@@ -22,19 +20,10 @@ use serde_json::Value;
 const NS: &str = "aks-istio-egress";
 const STAND_IN: &str = "127.0.50.100";
 
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start_up(c: &Cluster, ca_file: &std::path::Path) -> Up {
-    let mut child = c
-        .command(&[
-            "up",
+    Up::start(
+        c,
+        &[
             "--pod-range",
             "127.1.50.0/24",
             "--egress-ip-pool",
@@ -43,31 +32,8 @@ fn start_up(c: &Cluster, ca_file: &std::path::Path) -> Up {
             &format!("edition.cnn.com={STAND_IN}"),
             "--upstream-ca",
             ca_file.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("egress up exited").unwrap();
-        if line.starts_with("ready") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Up(child)
-}
-
-fn wait_for(store: &Store, what: &str, mut cond: impl FnMut(&Store) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let rv = store.resource_version().unwrap();
-        if cond(store) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        let _ = store.watch(rv).unwrap().next_events(Duration::from_secs(1));
-    }
+        ],
+    )
 }
 
 /// Runs `line` (a shell line where `egress` is this binary) until `ok` accepts its output,
@@ -179,7 +145,7 @@ fn walk_through(
     )
     .unwrap();
     c.run_stdin(&["apply", "-n", NS, "-f", "-"], &curl).ok();
-    wait_for(&store, "curl 2/2 Running", |s| {
+    wait_for(&store, "curl 2/2 Running", Duration::from_secs(60), |s| {
         s.list("", "Pod", Some(NS)).unwrap().items.iter().any(|p| {
             p.pointer("/metadata/labels/app").and_then(Value::as_str) == Some("curl")
                 && p.pointer("/status/containerStatuses")
@@ -263,7 +229,7 @@ fn walk_through(
     .ok();
     let svc = c.run(&["get", "svc", "asm-egress-test", "-n", NS]).fails();
     assert!(svc.stderr.contains("not found"), "{}", svc.stderr);
-    wait_for(&store, "gateway pods gone", |s| {
+    wait_for(&store, "gateway pods gone", Duration::from_secs(60), |s| {
         !s.list("", "Pod", Some(NS))
             .unwrap()
             .items

@@ -6,98 +6,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Cluster;
+use common::{Cluster, Up, wait_for};
 use egress_store::Store;
 use serde_json::Value;
 
 const NS: &str = "aks-istio-egress";
-
-/// A running `egress up` (foreground, as a child process).
-struct Up {
-    child: Child,
-}
-
-impl Up {
-    fn start(c: &Cluster, pod_range: &str, pool: &str) -> Up {
-        Up::start_with(c, &["--pod-range", pod_range, "--egress-ip-pool", pool])
-    }
-
-    /// Starts it without waiting for its first pass to converge.
-    fn spawn(c: &Cluster, flags: &[&str]) -> Up {
-        let mut args = vec!["up"];
-        args.extend_from_slice(flags);
-        let mut child = c.command(&args).stdout(Stdio::piped()).spawn().unwrap();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
-        Up { child }
-    }
-
-    fn start_with(c: &Cluster, flags: &[&str]) -> Up {
-        let mut args = vec!["up"];
-        args.extend_from_slice(flags);
-        let mut child = c
-            .command(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(out).lines();
-        let mut banner = Vec::new();
-        loop {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("egress up exited: {banner:#?}"))
-                .unwrap();
-            if line.starts_with("ready") {
-                break;
-            }
-            banner.push(line);
-        }
-        assert!(
-            banner[0].starts_with("egress local cluster (pid "),
-            "{banner:?}"
-        );
-        assert!(banner.iter().any(|l| l.contains("store:")), "{banner:?}");
-        // Keep reading its progress so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Up { child }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits, following the store's change feed, until `cond` holds; panics after `timeout`.
-fn wait_for(store: &Store, what: &str, timeout: Duration, mut cond: impl FnMut(&Store) -> bool) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let rv = store.resource_version().unwrap();
-        if cond(store) {
-            return;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        let mut w = store.watch(rv).unwrap();
-        let _ = w.next_events(left.min(Duration::from_secs(1)));
-    }
-}
 
 fn pods(store: &Store) -> Vec<Value> {
     store.list("", "Pod", Some(NS)).unwrap().items
@@ -162,7 +77,15 @@ fn seed_enable_section_then_canary_upgrades_on_running_pods() {
     }
     let c = Cluster::new();
     prerequisites(&c);
-    let up = Up::start(&c, "127.1.41.0/24", "127.0.41.0/24");
+    let up = Up::start(
+        &c,
+        &[
+            "--pod-range",
+            "127.1.41.0/24",
+            "--egress-ip-pool",
+            "127.0.41.0/24",
+        ],
+    );
     let store = Store::open(c.store()).unwrap();
     let vars = "RESOURCE_GROUP=egress-local CLUSTER_NAME=egress-local ISTIO_EGRESS_NAME=asm-egress-test ISTIO_EGRESS_NAMESPACE=aks-istio-egress ISTIO_SGC_NAME=istio-egress-sgc";
 
@@ -325,7 +248,15 @@ fn seed_enable_section_then_canary_upgrades_on_running_pods() {
 #[test]
 fn a_second_up_on_the_same_store_is_refused() {
     let c = Cluster::new();
-    let _up = Up::start(&c, "127.1.43.0/24", "127.0.43.0/24");
+    let _up = Up::start(
+        &c,
+        &[
+            "--pod-range",
+            "127.1.43.0/24",
+            "--egress-ip-pool",
+            "127.0.43.0/24",
+        ],
+    );
     let r = c
         .run(&[
             "up",
@@ -478,7 +409,7 @@ async fn gateway_pods_serve_the_seed_http_scenario_from_their_static_egress_ip()
         "--host",
         "edition.cnn.com=127.0.45.100",
     ];
-    let _up = tokio::task::block_in_place(|| Up::start_with(&c, &flags));
+    let _up = tokio::task::block_in_place(|| Up::start(&c, &flags));
     let store = Store::open(c.store()).unwrap();
     tokio::task::block_in_place(|| {
         c.run(&[

@@ -4,8 +4,12 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use egress_store::Store;
 
 /// A temporary store and the `egress` binary pointed at it.
 pub struct Cluster {
@@ -192,4 +196,89 @@ pub fn seed() -> Option<Vec<String>> {
     };
     let text = std::fs::read_to_string(shared.join("seed/000_39c6bb10cf1ba6a2.txt")).unwrap();
     Some(seed_manifests(&text))
+}
+
+/// A running `egress up` (foreground, as a child process).
+pub struct Up {
+    pub child: Child,
+}
+
+impl Up {
+    /// Starts it without waiting for its first pass to converge.
+    pub fn spawn(c: &Cluster, flags: &[&str]) -> Up {
+        let mut args = vec!["up"];
+        args.extend_from_slice(flags);
+        let mut child = c.command(&args).stdout(Stdio::piped()).spawn().unwrap();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
+        Up { child }
+    }
+
+    /// Starts `egress up FLAGS` and waits until its first pass has converged (`ready`).
+    pub fn start(c: &Cluster, flags: &[&str]) -> Up {
+        let mut args = vec!["up"];
+        args.extend_from_slice(flags);
+        let mut child = c
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        let mut banner = Vec::new();
+        loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("egress up exited: {banner:#?}"))
+                .unwrap();
+            if line.starts_with("ready") {
+                break;
+            }
+            banner.push(line);
+        }
+        assert!(
+            banner[0].starts_with("egress local cluster (pid "),
+            "{banner:?}"
+        );
+        assert!(banner.iter().any(|l| l.contains("store:")), "{banner:?}");
+        // Keep reading its progress so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Up { child }
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits, following the store's change feed, until `cond` holds; panics after `timeout`.
+pub fn wait_for(
+    store: &Store,
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut(&Store) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let rv = store.resource_version().unwrap();
+        if cond(store) {
+            return;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        let mut w = store.watch(rv).unwrap();
+        let _ = w.next_events(left.min(Duration::from_secs(1)));
+    }
 }
