@@ -22,6 +22,8 @@ use crate::{Error, Result};
 struct Loaded {
     cert: Arc<WorkloadCert>,
     certified: Arc<CertifiedKey>,
+    /// The leaf's SPIFFE id, parsed once (it is read per request for XFCC).
+    spiffe_id: Option<Arc<str>>,
 }
 
 impl Loaded {
@@ -29,9 +31,11 @@ impl Loaded {
         let chain = parse_certs(&cert.cert_chain_pem, "workload certificate chain")?;
         let key = parse_key(&cert.key_pem, "workload private key")?;
         let certified = certified_key(chain, key)?;
+        let spiffe_id = peer_spiffe_id(&certified.cert).map(Arc::from);
         Ok(Loaded {
             cert: Arc::new(cert),
             certified: Arc::new(certified),
+            spiffe_id,
         })
     }
 }
@@ -127,7 +131,12 @@ impl IdentityHandle {
 
     /// The SPIFFE id of the current certificate.
     pub fn spiffe_id(&self) -> Option<String> {
-        peer_spiffe_id(&self.current.load().certified.cert)
+        self.spiffe_id_shared().map(|id| id.to_string())
+    }
+
+    /// The SPIFFE id of the current certificate, without copying it.
+    pub fn spiffe_id_shared(&self) -> Option<Arc<str>> {
+        self.current.load().spiffe_id.clone()
     }
 
     /// Replaces the served certificate. Every config built from this handle serves the new one

@@ -40,9 +40,17 @@ pub use original_dst::OriginalDst;
 use resolve::Resolver;
 
 /// A byte stream to or from a peer.
-pub trait AsyncIo: AsyncRead + AsyncWrite + Send + Unpin {}
+pub trait AsyncIo: AsyncRead + AsyncWrite + Send + Unpin {
+    /// The stream as [`std::any::Any`], to recognise a plain [`TcpStream`] (which can be
+    /// spliced) behind a [`BoxIo`].
+    fn as_any(&self) -> &dyn std::any::Any;
+}
 
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + ?Sized> AsyncIo for T {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncIo for T {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
 
 /// A boxed byte stream.
 pub type BoxIo = Box<dyn AsyncIo>;
@@ -76,6 +84,16 @@ pub struct Upstream {
     pub tls: bool,
     /// ALPN protocol the upstream selected, when TLS was originated and ALPN offered.
     pub alpn: Option<Vec<u8>>,
+}
+
+impl Upstream {
+    /// The plain TCP socket, when no TLS was originated on it (for `splice`).
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        let io: &dyn AsyncIo = &*self.io;
+        io.as_any()
+            .downcast_ref::<Tracked<TcpStream>>()
+            .map(|t| &t.io)
+    }
 }
 
 impl std::fmt::Debug for Upstream {

@@ -289,6 +289,15 @@ impl<I> Rewind<I> {
     pub fn inner(&self) -> &I {
         &self.inner
     }
+
+    /// Takes the bytes not yet returned by reads, and the wrapped stream: the caller reads
+    /// from the stream directly from now on.
+    pub fn take_unread(&mut self) -> (Vec<u8>, &I) {
+        let mut prefix = std::mem::take(&mut self.prefix);
+        prefix.drain(..self.pos.min(prefix.len()));
+        self.pos = 0;
+        (prefix, &self.inner)
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {

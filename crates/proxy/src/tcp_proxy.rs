@@ -9,7 +9,14 @@
 //! TLS-terminated chain the decrypted bytes are sent, with TLS originated when the cluster
 //! says so. No cluster (`NC`), no endpoint (`UH`) or a failed connect (`UF`) closes the
 //! downstream connection.
+//!
+//! A passthrough chain between two plain TCP sockets is forwarded with `splice(2)`
+//! ([`splice`]): the bytes never enter the process. Anything else (TLS on either side) is
+//! copied through 64 KiB buffers.
 
+mod splice;
+
+use std::any::Any;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,10 +27,12 @@ use std::time::{Instant, SystemTime};
 use egress_compile::snapshot::WeightedCluster;
 use rand::Rng;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 
 use crate::accesslog::{LogEntry, ResponseFlag, ResponseFlags};
 use crate::connect::OriginalDst;
 use crate::ctx::{ConnInfo, Ctx};
+use crate::sni::Rewind;
 
 /// A TCP access-log entry for `conn`, started at `start`, with nothing else filled in.
 pub fn tcp_entry(conn: &ConnInfo, start: SystemTime) -> LogEntry {
@@ -64,7 +73,7 @@ pub async fn proxy<D>(
     ctx: &Ctx,
     passthrough: bool,
 ) where
-    D: AsyncRead + AsyncWrite + Send + Unpin,
+    D: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     proxy_noted(
         downstream,
@@ -89,20 +98,21 @@ pub async fn proxy_noted<D>(
     passthrough: bool,
     termination_details: Option<String>,
 ) where
-    D: AsyncRead + AsyncWrite + Send + Unpin,
+    D: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let target = Target {
         clusters,
         passthrough,
         original_dst: None,
     };
-    splice(
+    forward(
         downstream,
         conn,
         &target,
         route_name,
         ctx,
         termination_details,
+        as_tcp::<D>,
     )
     .await;
 }
@@ -125,17 +135,27 @@ pub async fn proxy_to<D>(
         passthrough,
         original_dst,
     };
-    splice(downstream, conn, &target, route_name, ctx, None).await;
+    forward(
+        downstream,
+        conn,
+        &target,
+        route_name,
+        ctx,
+        None,
+        not_tcp::<D>,
+    )
+    .await;
 }
 
-/// Connects, splices and logs.
-async fn splice<D>(
+/// Connects, forwards and logs.
+async fn forward<D>(
     downstream: D,
     conn: &ConnInfo,
     target: &Target<'_>,
     route_name: Option<&str>,
     ctx: &Ctx,
     termination_details: Option<String>,
+    tcp: RawTcp<D>,
 ) where
     D: AsyncRead + AsyncWrite + Send + Unpin,
 {
@@ -149,7 +169,16 @@ async fn splice<D>(
         io: downstream,
         counters: Arc::clone(&counters),
     };
-    run(&mut downstream, conn, target, ctx, &mut entry).await;
+    run(
+        &mut downstream,
+        conn,
+        target,
+        ctx,
+        &mut entry,
+        &counters,
+        tcp,
+    )
+    .await;
     entry.bytes_received = counters.received.load(Ordering::Relaxed);
     entry.bytes_sent = counters.sent.load(Ordering::Relaxed);
     entry.duration = Some(began.elapsed());
@@ -171,6 +200,8 @@ async fn run<D>(
     target: &Target<'_>,
     ctx: &Ctx,
     entry: &mut LogEntry,
+    counters: &Counters,
+    tcp: RawTcp<D>,
 ) where
     D: AsyncRead + AsyncWrite + Send + Unpin,
 {
@@ -212,7 +243,7 @@ async fn run<D>(
     entry.upstream_host = Some(upstream.peer);
     entry.upstream_local_address = Some(upstream.local);
     tokio::select! {
-        result = tokio::io::copy_bidirectional(downstream, &mut upstream.io) => {
+        result = copy(downstream, &mut upstream, target.passthrough, counters, tcp) => {
             if let Err(err) = result {
                 tracing::debug!(error = %err, "tcp_proxy: connection ended with an error");
             }
@@ -222,6 +253,46 @@ async fn run<D>(
         }
     }
     // Dropping the upstream closes it.
+}
+
+/// Finds the plain TCP socket (behind the replayed ClientHello) a downstream stream is, if it
+/// is one.
+type RawTcp<D> = fn(&mut D) -> Option<&mut Rewind<TcpStream>>;
+
+fn as_tcp<D: 'static>(d: &mut D) -> Option<&mut Rewind<TcpStream>> {
+    (d as &mut dyn Any).downcast_mut()
+}
+
+fn not_tcp<D>(_: &mut D) -> Option<&mut Rewind<TcpStream>> {
+    None
+}
+
+/// Buffer size of each direction of a buffered copy.
+const COPY_BUFFER: usize = 64 * 1024;
+
+/// Moves bytes both ways until both directions end: spliced when this is a passthrough
+/// between two plain TCP sockets, else through buffers.
+async fn copy<D>(
+    downstream: &mut Counting<D>,
+    upstream: &mut crate::connect::Upstream,
+    passthrough: bool,
+    counters: &Counters,
+    tcp: RawTcp<D>,
+) -> io::Result<()>
+where
+    D: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    if passthrough && let (Some(up), Some(down)) = (upstream.tcp(), tcp(&mut downstream.io)) {
+        let (unread, down) = down.take_unread();
+        splice::write_all(up, &unread).await?;
+        counters
+            .received
+            .fetch_add(unread.len() as u64, Ordering::Relaxed);
+        return splice::bidirectional(down, up, counters).await;
+    }
+    tokio::io::copy_bidirectional_with_sizes(downstream, &mut upstream.io, COPY_BUFFER, COPY_BUFFER)
+        .await
+        .map(|_| ())
 }
 
 #[derive(Default)]

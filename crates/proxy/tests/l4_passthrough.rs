@@ -157,6 +157,50 @@ async fn upstream_connections_use_the_static_source_address() {
     assert!(line.contains(&bytes), "byte counts {bytes:?} in {line}");
 }
 
+/// A bulk transfer both ways through the spliced passthrough path: every byte arrives in
+/// order, the client's half-close reaches the upstream (which then closes), and the access
+/// log counts every byte.
+#[tokio::test]
+async fn bulk_both_ways_with_half_close_arrives_intact_and_is_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let recorder = TcpRecorder::start(any_port()).await.unwrap();
+    let c = static_cluster("outbound|443||edition.cnn.com", &[recorder.local_addr()]);
+    let listener = chains_listener(
+        "0.0.0.0_8443",
+        vec![passthrough(&["edition.cnn.com"], &c.name)],
+    );
+    let h = Harness::start(snapshot(1, vec![listener], vec![c]), options()).await;
+    let (conn, hello) = hello_conn(h.addr("0.0.0.0_8443"), "edition.cnn.com").await;
+    let payload: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i| (i % 251) as u8).collect();
+    let (mut rd, mut wr) = conn.into_split();
+    let sent = payload.clone();
+    let writer = tokio::spawn(async move {
+        wr.write_all(&sent).await.unwrap();
+        wr.shutdown().await.unwrap();
+        wr
+    });
+    let mut back = Vec::new();
+    tokio::time::timeout(WAIT, rd.read_to_end(&mut back))
+        .await
+        .expect("the upstream's close arrives after the echo")
+        .unwrap();
+    let _wr = writer.await.unwrap();
+    assert_eq!(back.len(), hello.len() + payload.len());
+    assert_eq!(
+        &back[..hello.len()],
+        &hello[..],
+        "the ClientHello comes back first"
+    );
+    assert!(
+        back[hello.len()..] == payload[..],
+        "the payload arrives intact, in order"
+    );
+    let line = &h.lines(1).await[0];
+    let total = hello.len() + payload.len();
+    let bytes = format!(" {total} {total} ");
+    assert!(line.contains(&bytes), "byte counts {bytes:?} in {line}");
+}
+
 #[tokio::test]
 async fn no_endpoints_closes_with_uh() {
     let empty = static_cluster("outbound|443||edition.cnn.com", &[]);

@@ -236,11 +236,14 @@ async fn handle(
     }
     headers::set_xfp(&mut parts.headers, scheme);
     let request_id = headers::ensure_request_id(&mut parts.headers);
-    let gateway_id = ctx.identity.as_ref().and_then(|i| i.spiffe_id());
     let peer = conn
         .peer_identity
         .as_deref()
         .filter(|_| conn.tls_terminated);
+    // The gateway's own id only goes into an XFCC element, which needs a peer.
+    let gateway_id = peer
+        .and_then(|_| ctx.identity.as_ref())
+        .and_then(|i| i.spiffe_id_shared());
     headers::sanitize_set_xfcc(&mut parts.headers, gateway_id.as_deref(), peer);
 
     let text = |name: header::HeaderName| {
