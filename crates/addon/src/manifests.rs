@@ -1,10 +1,11 @@
 //! The add-on's egress gateway objects for a real cluster: what
-//! [`crate::objects::egress_gateway_objects`] renders for every enabled gateway and installed
-//! revision, without a cluster IP (the target cluster's API server allocates one).
+//! [`crate::objects::cluster_gateway_objects`] renders (the local objects plus the gateway's
+//! RBAC) for every enabled gateway and installed revision, without a cluster IP (the target
+//! cluster's API server allocates one).
 
 use serde_json::Value;
 
-use crate::objects::{EgressGatewayObjects, egress_gateway_objects};
+use crate::objects::{EgressGatewayObjects, cluster_gateway_objects};
 use crate::profile::ServiceMeshProfile;
 
 /// Why there is nothing to render.
@@ -29,8 +30,9 @@ pub enum ManifestError {
 }
 
 /// Every object the add-on deploys for `profile`'s enabled egress gateways, gateway by
-/// gateway in profile order (ServiceAccount, Service, then Deployment, HPA and PDB per
-/// revision), with `image` as the gateway container's image.
+/// gateway in profile order (ServiceAccount, Role, RoleBinding, ClusterRole,
+/// ClusterRoleBinding, Service, then Deployment, HPA and PDB per revision), with `image` as
+/// the gateway container's image.
 pub fn gateway_manifests(
     cluster: &str,
     profile: &ServiceMeshProfile,
@@ -43,7 +45,7 @@ pub fn gateway_manifests(
     }
     let mut out = Vec::new();
     for g in profile.enabled_egress_gateways() {
-        out.extend(egress_gateway_objects(&EgressGatewayObjects {
+        out.extend(cluster_gateway_objects(&EgressGatewayObjects {
             name: &g.name,
             namespace: &g.namespace,
             gateway_configuration_name: g.gateway_configuration_name.as_deref().unwrap_or_default(),

@@ -5,6 +5,14 @@
 //! StaticGatewayConfiguration, running `egress gateway run` as the chart's unprivileged,
 //! read-only `istio-proxy` container), an `autoscaling/v2` HPA (2..5, CPU 80%) and a PDB
 //! (`minAvailable: 1`).
+//!
+//! On a real cluster the gateway reads its configuration from the API server, so
+//! [`cluster_gateway_objects`] adds its RBAC, read-only and no wider than what it watches
+//! ([`rbac_objects`]): a Role and RoleBinding `<name>` in the gateway namespace (Secrets for
+//! `credentialName`, its Service, its Pods) and a ClusterRole and ClusterRoleBinding named
+//! after the Helm release (`asm-egx-<namespace>-<name>`) for the Istio routing and policy
+//! kinds in every namespace and the shared MeshConfig ConfigMaps of the installed revisions
+//! (by name). Verbs are `get`, `list`, `watch` only.
 
 use serde_json::{Value, json};
 
@@ -131,6 +139,114 @@ pub fn egress_gateway_objects(s: &EgressGatewayObjects<'_>) -> Vec<Value> {
     out
 }
 
+/// What a real cluster gets for one gateway, in apply order: ServiceAccount, RBAC
+/// ([`rbac_objects`]), Service, then Deployment, HPA and PDB per revision.
+pub fn cluster_gateway_objects(s: &EgressGatewayObjects<'_>) -> Vec<Value> {
+    let mut out = vec![service_account(s)];
+    out.extend(rbac_objects(s));
+    out.push(service(s));
+    for rev in s.revisions {
+        out.push(deployment(s, rev));
+        out.push(hpa(s, rev));
+        out.push(pdb(s, rev));
+    }
+    out
+}
+
+/// The read-only verbs every RBAC rule grants.
+pub const READ_VERBS: [&str; 3] = ["get", "list", "watch"];
+
+/// The Istio kinds (group, plural resources) a gateway reads in every namespace: routing
+/// (`networking.istio.io`), policy (`security.istio.io`) and telemetry.
+pub const ISTIO_READ_RESOURCES: [(&str, &[&str]); 3] = [
+    (
+        "networking.istio.io",
+        &[
+            "gateways",
+            "virtualservices",
+            "destinationrules",
+            "serviceentries",
+            "sidecars",
+        ],
+    ),
+    ("security.istio.io", &["authorizationpolicies"]),
+    ("telemetry.istio.io", &["telemetries"]),
+];
+
+/// The core resources a gateway reads in its own namespace.
+pub const NAMESPACE_READ_RESOURCES: [&str; 3] = ["secrets", "services", "pods"];
+
+/// The shared MeshConfig ConfigMap of `revision` (in `aks-istio-system`).
+pub fn shared_configmap_name(revision: &str) -> String {
+    format!("istio-shared-configmap-{revision}")
+}
+
+fn cluster_metadata(s: &EgressGatewayObjects<'_>, name: &str) -> Value {
+    let mut m = metadata(s, name, gateway_labels(s.name));
+    if let Some(map) = m.as_object_mut() {
+        map.remove("namespace");
+    }
+    m
+}
+
+fn subjects(s: &EgressGatewayObjects<'_>) -> Value {
+    json!([{"kind": "ServiceAccount", "name": s.name, "namespace": s.namespace}])
+}
+
+/// Role and RoleBinding `<name>` in the gateway namespace, ClusterRole and
+/// ClusterRoleBinding [`helm_release_name`] for the cluster-wide reads.
+pub fn rbac_objects(s: &EgressGatewayObjects<'_>) -> Vec<Value> {
+    let rbac = "rbac.authorization.k8s.io/v1";
+    let cluster_name = helm_release_name(s.namespace, s.name);
+    let mut cluster_rules: Vec<Value> = ISTIO_READ_RESOURCES
+        .iter()
+        .map(|(group, resources)| {
+            json!({"apiGroups": [group], "resources": resources, "verbs": READ_VERBS})
+        })
+        .collect();
+    let configmaps: Vec<String> = s
+        .revisions
+        .iter()
+        .map(|r| shared_configmap_name(r))
+        .collect();
+    if !configmaps.is_empty() {
+        cluster_rules.push(json!({
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": configmaps,
+            "verbs": READ_VERBS,
+        }));
+    }
+    vec![
+        json!({
+            "apiVersion": rbac,
+            "kind": "Role",
+            "metadata": metadata(s, s.name, gateway_labels(s.name)),
+            "rules": [{"apiGroups": [""], "resources": NAMESPACE_READ_RESOURCES, "verbs": READ_VERBS}],
+        }),
+        json!({
+            "apiVersion": rbac,
+            "kind": "RoleBinding",
+            "metadata": metadata(s, s.name, gateway_labels(s.name)),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": s.name},
+            "subjects": subjects(s),
+        }),
+        json!({
+            "apiVersion": rbac,
+            "kind": "ClusterRole",
+            "metadata": cluster_metadata(s, &cluster_name),
+            "rules": cluster_rules,
+        }),
+        json!({
+            "apiVersion": rbac,
+            "kind": "ClusterRoleBinding",
+            "metadata": cluster_metadata(s, &cluster_name),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_name},
+            "subjects": subjects(s),
+        }),
+    ]
+}
+
 /// The ServiceAccount `<name>`.
 pub fn service_account(s: &EgressGatewayObjects<'_>) -> Value {
     json!({
@@ -169,6 +285,8 @@ pub fn service(s: &EgressGatewayObjects<'_>) -> Value {
 /// and service account come from the environment ([`deployment`]).
 pub fn gateway_args(revision: &str) -> Vec<String> {
     let health = STATUS_PORT.to_string();
+    let istiod = format!("istiod-{revision}.{ISTIOD_NAMESPACE}.svc");
+    let ca_address = format!("{istiod}:15012");
     [
         "gateway",
         "run",
@@ -178,10 +296,28 @@ pub fn gateway_args(revision: &str) -> Vec<String> {
         "80:80,443:443",
         "--health-port",
         &health,
+        // Kubernetes mode: configuration from the API server, identity from the downward API
+        // (POD_* env), the workload certificate from istiod's CA as Istio's agent gets it.
+        "--kube",
+        "--ca-address",
+        &ca_address,
+        "--ca-server-name",
+        &istiod,
+        "--ca-root",
+        ROOT_CERT_PATH,
+        "--token-file",
+        TOKEN_PATH,
     ]
     .map(str::to_owned)
     .to_vec()
 }
+
+/// Namespace of the add-on's istiod.
+const ISTIOD_NAMESPACE: &str = "aks-istio-system";
+/// Where the mesh root (ConfigMap `istio-ca-root-cert`, as Istio mounts it) is read.
+const ROOT_CERT_PATH: &str = "/var/run/secrets/istio/root-cert.pem";
+/// The projected service-account token for istiod (audience `istio-ca`).
+const TOKEN_PATH: &str = "/var/run/secrets/tokens/istio-token";
 
 /// The Deployment `<name>-<revision>`.
 pub fn deployment(s: &EgressGatewayObjects<'_>, revision: &str) -> Value {
@@ -232,6 +368,15 @@ pub fn deployment(s: &EgressGatewayObjects<'_>, revision: &str) -> Value {
                     "securityContext": {
                         "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}],
                     },
+                    // As Istio's gateway Pods: the mesh root and a token for istiod.
+                    "volumes": [
+                        {"name": "istiod-ca-cert", "configMap": {"name": "istio-ca-root-cert"}},
+                        {"name": "istio-token", "projected": {"sources": [{"serviceAccountToken": {
+                            "audience": "istio-ca",
+                            "expirationSeconds": 43200,
+                            "path": "istio-token",
+                        }}]}},
+                    ],
                     "containers": [{
                         "name": CONTAINER,
                         "image": s.image,
@@ -258,6 +403,10 @@ pub fn deployment(s: &EgressGatewayObjects<'_>, revision: &str) -> Value {
                             "successThreshold": 1,
                             "timeoutSeconds": 1,
                         },
+                        "volumeMounts": [
+                            {"name": "istiod-ca-cert", "mountPath": "/var/run/secrets/istio", "readOnly": true},
+                            {"name": "istio-token", "mountPath": "/var/run/secrets/tokens", "readOnly": true},
+                        ],
                         "resources": {
                             "requests": {"cpu": "100m", "memory": "128Mi"},
                             "limits": {"cpu": "2000m", "memory": "1024Mi"},

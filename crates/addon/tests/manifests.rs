@@ -9,6 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -68,7 +69,7 @@ fn every_gateway_and_revision_round_trips_through_k8s_openapi() {
         &[("eg-a", "ns-a"), ("eg-b", "ns-b")],
     );
     let objs = gateway_manifests("c", &p, "registry.example/egress:1.0").unwrap();
-    assert_eq!(objs.len(), 2 * (2 + 3 * 2));
+    assert_eq!(objs.len(), 2 * (2 + 4 + 3 * 2));
     let mut deployments = 0;
     for v in &objs {
         match v["kind"].as_str().unwrap() {
@@ -99,6 +100,18 @@ fn every_gateway_and_revision_round_trips_through_k8s_openapi() {
             "PodDisruptionBudget" => {
                 round_trip::<PodDisruptionBudget>(v);
             }
+            "Role" => {
+                round_trip::<Role>(v);
+            }
+            "RoleBinding" => {
+                round_trip::<RoleBinding>(v);
+            }
+            "ClusterRole" => {
+                round_trip::<ClusterRole>(v);
+            }
+            "ClusterRoleBinding" => {
+                round_trip::<ClusterRoleBinding>(v);
+            }
             other => panic!("unexpected kind {other}"),
         }
     }
@@ -123,7 +136,7 @@ fn every_gateway_and_revision_round_trips_through_k8s_openapi() {
 fn the_container_is_locked_down_like_istios_gateway_chart() {
     let p = with_gateways(&["asm-1-24"], &[("eg", "ns")]);
     let objs = gateway_manifests("c", &p, "img").unwrap();
-    let d = round_trip::<Deployment>(&objs[2]);
+    let d = round_trip::<Deployment>(objs.iter().find(|o| o["kind"] == "Deployment").unwrap());
     let pod = d.spec.unwrap().template.spec.unwrap();
     let sysctls = pod.security_context.unwrap().sysctls.unwrap();
     assert_eq!(sysctls[0].name, "net.ipv4.ip_unprivileged_port_start");

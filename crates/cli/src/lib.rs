@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod input;
 pub mod merge;
 pub mod mesh;
+pub mod meshcert;
 pub mod ops;
 pub mod sidecar;
 

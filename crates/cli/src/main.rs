@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use egress_cli::gateway::args::{GatewayRun, gateway_run};
 use egress_cli::ops::{apply, delete, exec, get, label, logs, up, validate};
 use egress_cli::{Io, OpError, input};
 use egress_store::Store;
@@ -206,71 +207,10 @@ enum GatewayCommand {
     Run(Box<GatewayRun>),
 }
 
-#[derive(Args, Debug)]
-struct GatewayRun {
-    /// The instance's namespace (Gateways select it; credentialName Secrets are read here).
-    #[arg(long, env = "POD_NAMESPACE", default_value = "aks-istio-egress")]
-    namespace: String,
-    /// The instance's labels, matched by Gateway selectors (`istio=NAME,app=NAME`).
-    #[arg(long, env = "POD_LABELS", default_value = "")]
-    labels: String,
-    /// The instance's service account (its SPIFFE identity).
-    #[arg(
-        long = "service-account",
-        env = "SERVICE_ACCOUNT",
-        default_value = "default"
-    )]
-    service_account: String,
-    /// Control-plane revision (`asm-1-24`): selects the shared MeshConfig.
-    #[arg(long, env = "ISTIO_REVISION")]
-    revision: Option<String>,
-    /// The gateway Service's ports, SERVICE:TARGET.
-    #[arg(long = "service-ports", default_value = "80:8080,443:8443")]
-    service_ports: String,
-    /// Read configuration from this directory of YAML files instead of the cluster store.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Address listeners bind (the pod IP); default all addresses.
-    #[arg(long = "listen-address")]
-    listen_address: Option<std::net::IpAddr>,
-    /// Source address for upstream connections (the static egress IP).
-    #[arg(long = "source-address")]
-    source_address: Option<std::net::IpAddr>,
-    /// Health port (`/healthz/ready`).
-    #[arg(long = "health-port", default_value_t = 15021)]
-    health_port: u16,
-    /// Resolver override NAME=IP[+IP...], repeatable.
-    #[arg(long = "host")]
-    hosts: Vec<String>,
-    /// Also resolve names through the system's resolver (by default only `--host` overrides
-    /// and IP literals resolve, so nothing leaves the machine unless asked to).
-    #[arg(long = "system-dns")]
-    system_dns: bool,
-    /// Extra PEM roots trusted for upstream TLS, repeatable.
-    #[arg(long = "extra-roots")]
-    extra_roots: Vec<PathBuf>,
-    /// Mesh CA certificate (PEM).
-    #[arg(long = "ca-cert", requires = "ca_key")]
-    ca_cert: Option<PathBuf>,
-    /// Mesh CA key (PEM).
-    #[arg(long = "ca-key", requires = "ca_cert")]
-    ca_key: Option<PathBuf>,
-    /// Trust domain.
-    #[arg(long = "trust-domain", default_value = "cluster.local")]
-    trust_domain: String,
-    /// Grace period for in-flight requests on SIGTERM, in seconds.
-    #[arg(long = "drain-grace", default_value_t = 5.0)]
-    drain_grace: f64,
-    /// Gateways: the Prometheus endpoint (`/stats/prometheus`, Istio's merged-metrics port);
-    /// 0 turns it off.
-    #[arg(long = "metrics-port", default_value_t = 15020)]
-    metrics_port: u16,
-    /// Sidecars: the port of the explicit outbound proxy on `--listen-address`.
-    #[arg(long = "proxy-port", default_value_t = 15001)]
-    proxy_port: u16,
-}
-
 fn main() -> ExitCode {
+    // Transparent huge pages would back the allocator's arenas with 2 MiB pages: a gateway
+    // whose live heap is a few MiB would be charged tens. Best effort (not every kernel has it).
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let cli = Cli::parse();
     if let Command::Mesh { command } = &cli.command {
         return egress_cli::mesh::cli_main(open_store(cli.store), command);
@@ -524,74 +464,4 @@ fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), OpError> {
             egress_cli::ops::analyze::run(&store, ns.namespace.as_deref(), io.out, io.err)
         }
     }
-}
-
-fn gateway_run(store_flag: Option<PathBuf>, g: GatewayRun, sidecar: bool) -> Result<(), OpError> {
-    use egress_cli::gateway::{self, ConfigSource, GatewayRunArgs};
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
-    let source = match g.config {
-        Some(dir) => ConfigSource::Dir(dir),
-        None => ConfigSource::Store(open_store(store_flag)?),
-    };
-    let mut extra_roots_pem = Vec::new();
-    for p in &g.extra_roots {
-        extra_roots_pem.push(std::fs::read_to_string(p).map_err(|source| OpError::Read {
-            path: p.display().to_string(),
-            source,
-        })?);
-    }
-    let hosts = g
-        .hosts
-        .iter()
-        .map(|h| gateway::parse_host(h))
-        .collect::<Result<Vec<_>, _>>()?;
-    if !(g.drain_grace.is_finite() && g.drain_grace >= 0.0) {
-        return Err(OpError::Usage(
-            "--drain-grace must be a non-negative number of seconds".into(),
-        ));
-    }
-    let args = GatewayRunArgs {
-        identity: egress_compile::snapshot::GatewayIdentity {
-            namespace: g.namespace,
-            labels: gateway::parse_labels(&g.labels)?,
-            service_account: g.service_account,
-            revision: g.revision,
-            service_ports: gateway::parse_ports(&g.service_ports)?,
-        },
-        source,
-        options: egress_proxy::ProxyOptions {
-            source_address: g.source_address,
-            listen_address: g.listen_address,
-            health_port: Some(g.health_port),
-            metrics_port: (!sidecar && g.metrics_port != 0).then_some(g.metrics_port),
-            hosts,
-            extra_roots_pem,
-            system_dns: g.system_dns,
-            ..Default::default()
-        },
-        ca_files: g.ca_cert.zip(g.ca_key),
-        trust_domain: g.trust_domain,
-        drain_grace: std::time::Duration::from_secs_f64(g.drain_grace),
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(OpError::Output)?;
-    let proxy_port = g.proxy_port;
-    let result = if sidecar {
-        runtime.block_on(egress_cli::sidecar::run(args, proxy_port))
-    } else {
-        runtime.block_on(gateway::run(args))
-    };
-    // Do not wait for blocking helpers (a store watch slice) beyond a moment.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    result
 }

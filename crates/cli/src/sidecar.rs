@@ -6,34 +6,20 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use egress_compile::snapshot::SidecarSnapshot;
-use egress_identity::{IdentityHandle, SpiffeId};
-use egress_proxy::sidecar::{Sidecar, SidecarOptions};
+
+use egress_proxy::metrics::LocalWorkload;
+use egress_proxy::sidecar::{Sidecar, SidecarOptions, SidecarTelemetry};
 use tokio::sync::watch;
 
 use crate::OpError;
-use crate::gateway::{GatewayRunArgs, mesh_ca, reload_loop, rotation_loop, wait_for_signal};
+use crate::gateway::{GatewayRunArgs, reload_loop, wait_for_signal, workload_identity};
 
 /// Runs the sidecar until SIGTERM/SIGINT, then drains. `args.options.listen_address` is the
 /// Pod IP the explicit proxy listens on, at `proxy_port`.
 pub async fn run(args: GatewayRunArgs, proxy_port: u16) -> Result<(), OpError> {
-    let ca = mesh_ca(&args)?;
-    let spiffe = SpiffeId::new(
-        &args.trust_domain,
-        &args.identity.namespace,
-        &args.identity.service_account,
-    )
-    .map_err(|e| OpError::Usage(format!("workload identity: {e}")))?;
-    let ttl = Duration::from_secs(24 * 3600);
-    let cert = ca
-        .issue(&spiffe, ttl)
-        .map_err(|e| OpError::Usage(format!("workload certificate: {e}")))?;
-    let identity = Arc::new(
-        IdentityHandle::new(cert, ca.root_pem())
-            .map_err(|e| OpError::Usage(format!("workload identity: {e}")))?,
-    );
+    let (identity, renewal) = workload_identity(&args).await?;
     let (tx, rx) = watch::channel(Arc::new(SidecarSnapshot::default()));
     let options = SidecarOptions {
         proxy_listen: SocketAddr::new(
@@ -49,29 +35,43 @@ pub async fn run(args: GatewayRunArgs, proxy_port: u16) -> Result<(), OpError> {
         source_address: args.options.source_address,
     };
     let access_log = egress_proxy::accesslog::AccessLogger::stdout_when_configured();
-    let sidecar = Sidecar::start(rx, options, Some(identity.clone()), access_log)
-        .await
-        .map_err(|e| OpError::Usage(format!("starting the sidecar: {e}")))?;
+    let telemetry = SidecarTelemetry {
+        metrics_port: args.options.metrics_port,
+        prometheus_port: args.options.prometheus_port,
+        workload: LocalWorkload::from_pod_labels(&args.identity.namespace, &args.identity.labels),
+    };
+    let sidecar =
+        Sidecar::start_with_telemetry(rx, options, telemetry, Some(identity.clone()), access_log)
+            .await
+            .map_err(|e| OpError::Usage(format!("starting the sidecar: {e}")))?;
     tracing::info!(addr = %sidecar.proxy_addr(), "outbound proxy (http_proxy/https_proxy)");
-    let reload = tokio::spawn(reload_loop(args.clone(), tx, |id, inputs, version| {
-        let snap = egress_compile::compile_sidecar(id, inputs, version);
-        for w in &snap.warnings {
-            tracing::warn!("{w}");
-        }
-        tracing::info!(
-            version,
-            ports = snap.ports.len(),
-            clusters = snap.clusters.len(),
-            policy = ?snap.outbound,
-            "configuration loaded"
-        );
-        snap
-    }));
-    let rotation = tokio::spawn(rotation_loop(ca, spiffe, identity, ttl));
+    if let Some(addr) = sidecar.metrics_addr() {
+        tracing::info!(%addr, "metrics on /stats/prometheus");
+    }
+    let metrics = Arc::clone(sidecar.metrics());
+    let reload = tokio::spawn(reload_loop(
+        args.clone(),
+        tx,
+        metrics,
+        |id, inputs, version| {
+            let snap = egress_compile::compile_sidecar(id, inputs, version);
+            for w in &snap.warnings {
+                tracing::warn!("{w}");
+            }
+            tracing::info!(
+                version,
+                ports = snap.ports.len(),
+                clusters = snap.clusters.len(),
+                policy = ?snap.outbound,
+                "configuration loaded"
+            );
+            snap
+        },
+    ));
     wait_for_signal().await;
     tracing::info!(grace = ?args.drain_grace, "draining");
     reload.abort();
-    rotation.abort();
+    renewal.stop();
     sidecar.shutdown(args.drain_grace).await;
     Ok(())
 }

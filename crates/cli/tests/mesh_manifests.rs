@@ -1,7 +1,8 @@
 //! `egress mesh manifests` through the binary: multi-document YAML whose every document
 //! decodes into its k8s-openapi type and re-encodes to exactly itself (so no field is
 //! unknown or misspelt), with the gateway's image, arguments, securityContext, ports,
-//! labels, StaticGatewayConfiguration annotation and node affinity; and `egress gateway run`
+//! labels, StaticGatewayConfiguration annotation and node affinity; the gateway's read-only
+//! RBAC (Role, RoleBinding, ClusterRole, ClusterRoleBinding); and `egress gateway run`
 //! accepts the arguments the Deployment passes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -11,6 +12,9 @@ mod common;
 use common::{Cluster, Run};
 use egress_model::resources::Resource;
 use egress_model::yaml::parse_stream;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::serde::Serialize;
+use k8s_openapi::serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 const NS: &str = "aks-istio-egress";
@@ -85,6 +89,35 @@ fn typed(doc: &Value) -> Resource {
     r
 }
 
+/// Decodes `doc` as `T` and checks that re-encoding gives `doc` back unchanged.
+fn round_trip<T: DeserializeOwned + Serialize>(doc: &Value) -> T {
+    let typed: T = serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{e}: {doc}"));
+    assert_eq!(
+        &serde_json::to_value(&typed).unwrap(),
+        doc,
+        "re-encoded {}",
+        doc["kind"]
+    );
+    typed
+}
+
+/// The RBAC documents through their k8s-openapi types; `false` for other kinds.
+fn rbac_round_trips(doc: &Value) -> bool {
+    match doc["kind"].as_str().unwrap() {
+        "Role" => drop(round_trip::<Role>(doc)),
+        "RoleBinding" => drop(round_trip::<RoleBinding>(doc)),
+        "ClusterRole" => drop(round_trip::<ClusterRole>(doc)),
+        "ClusterRoleBinding" => drop(round_trip::<ClusterRoleBinding>(doc)),
+        _ => return false,
+    }
+    true
+}
+
+/// The first document of `kind`, and the `n`th (0-based) of that kind.
+fn nth<'a>(docs: &'a [Value], kind: &str, n: usize) -> &'a Value {
+    docs.iter().filter(|d| d["kind"] == kind).nth(n).unwrap()
+}
+
 fn setup_two_gateways_two_revisions() -> Cluster {
     let c = Cluster::new();
     prerequisites(&c);
@@ -112,6 +145,10 @@ fn every_document_round_trips_through_its_kubernetes_type() {
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     let one_gateway = [
         "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
         "Service",
         "Deployment",
         "HorizontalPodAutoscaler",
@@ -122,6 +159,11 @@ fn every_document_round_trips_through_its_kubernetes_type() {
     ];
     assert_eq!(kinds, [one_gateway, one_gateway].concat());
     for doc in &docs {
+        if rbac_round_trips(doc) {
+            let labels = &doc["metadata"]["labels"];
+            assert_eq!(labels["azureservicemesh/istio.component"], "egress-gateway");
+            continue;
+        }
         let r = typed(doc);
         let m = r.metadata();
         assert_eq!(m.namespace.as_deref(), Some(NS));
@@ -146,7 +188,7 @@ fn service_and_deployment_key_fields() {
         .stdout,
     );
 
-    let Resource::Service(svc) = typed(&docs[1]) else {
+    let Resource::Service(svc) = typed(nth(&docs, "Service", 0)) else {
         panic!()
     };
     assert_eq!(svc.metadata.name.as_deref(), Some("asm-egress-test"));
@@ -171,8 +213,8 @@ fn service_and_deployment_key_fields() {
     assert_eq!(selector["app"], "asm-egress-test");
     assert_eq!(selector["istio"], "asm-egress-test");
 
-    for (index, rev) in [(2, "asm-1-24"), (5, "asm-1-25")] {
-        let Resource::Deployment(d) = typed(&docs[index]) else {
+    for (index, rev) in [(0, "asm-1-24"), (1, "asm-1-25")] {
+        let Resource::Deployment(d) = typed(nth(&docs, "Deployment", index)) else {
             panic!()
         };
         assert_eq!(
@@ -229,8 +271,52 @@ fn service_and_deployment_key_fields() {
                 "--service-ports",
                 "80:80,443:443",
                 "--health-port",
-                "15021"
+                "15021",
+                "--kube",
+                "--ca-address",
+                &format!("istiod-{rev}.aks-istio-system.svc:15012"),
+                "--ca-server-name",
+                &format!("istiod-{rev}.aks-istio-system.svc"),
+                "--ca-root",
+                "/var/run/secrets/istio/root-cert.pem",
+                "--token-file",
+                "/var/run/secrets/tokens/istio-token",
             ]
+        );
+        let mounts: Vec<(String, String)> = container
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| (m.name.clone(), m.mount_path.clone()))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                (
+                    "istiod-ca-cert".to_owned(),
+                    "/var/run/secrets/istio".to_owned()
+                ),
+                (
+                    "istio-token".to_owned(),
+                    "/var/run/secrets/tokens".to_owned()
+                ),
+            ]
+        );
+        let volumes = pod.volumes.as_ref().unwrap();
+        let token = volumes[1]
+            .projected
+            .as_ref()
+            .unwrap()
+            .sources
+            .as_ref()
+            .unwrap()[0]
+            .service_account_token
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (token.audience.as_deref(), token.path.as_str()),
+            (Some("istio-ca"), "istio-token")
         );
         let sc = serde_json::to_value(container.security_context.as_ref().unwrap()).unwrap();
         assert_eq!(
@@ -294,9 +380,9 @@ fn default_image_and_refusals() {
     prerequisites(&c);
     enable_gateway(&c, "eg");
     let docs = documents(&mesh(&c, &["manifests"]).ok().stdout);
-    assert_eq!(docs.len(), 5);
+    assert_eq!(docs.len(), 9);
     assert_eq!(
-        docs[2]["spec"]["template"]["spec"]["containers"][0]["image"],
+        nth(&docs, "Deployment", 0)["spec"]["template"]["spec"]["containers"][0]["image"],
         egress_cli::mesh::IMAGE
     );
 }

@@ -3,8 +3,10 @@
 //! its last good snapshot), as a proxy must never run half a configuration.
 
 use egress_model::decode::to_resource;
+use egress_model::kinds::KindInfo;
 use egress_model::{Resource, kinds};
 use egress_store::Store;
+use serde_json::Value;
 
 /// Kinds a gateway reads.
 const WATCHED: &[(&str, &str)] = &[
@@ -19,6 +21,34 @@ const WATCHED: &[(&str, &str)] = &[
     ("", "Secret"),
     ("", "ConfigMap"),
 ];
+
+/// Decodes one object of kind `info` strictly and validates it: the typed resource, or every
+/// problem as `<Kind> <namespace>/<name>: <field>: <message>`. The store and the Kubernetes
+/// source both read their objects through this, so both refuse the same configurations.
+pub fn decode_object(info: &KindInfo, v: &Value) -> Result<Resource, Vec<String>> {
+    let obj = || egress_model::decode::object_ref(v);
+    match to_resource(info, v) {
+        Ok((r, unknown)) if unknown.is_empty() => {
+            let report = egress_model::validate::validate(&r);
+            if report.has_errors() {
+                let obj = obj();
+                Err(report
+                    .errors()
+                    .map(|f| format!("{obj}: {}: {}", f.field, f.message))
+                    .collect())
+            } else {
+                Ok(r)
+            }
+        }
+        Ok((_, unknown)) | Err(unknown) => {
+            let obj = obj();
+            Err(unknown
+                .iter()
+                .map(|f| format!("{obj}: {}", f.message))
+                .collect())
+        }
+    }
+}
 
 /// A configuration that was refused: every problem, and the store's resourceVersion.
 pub type Refused = (Vec<String>, Option<u64>);
@@ -42,24 +72,9 @@ pub fn load_store(store: &Store) -> Result<(Vec<Resource>, u64), Refused> {
             errors.push(format!("{}: {}", c.path.display(), c.message));
         }
         for v in &listed.items {
-            match to_resource(info, v) {
-                Ok((r, unknown)) if unknown.is_empty() => {
-                    let report = egress_model::validate::validate(&r);
-                    if report.has_errors() {
-                        let obj = egress_model::decode::object_ref(v);
-                        errors.extend(
-                            report
-                                .errors()
-                                .map(|f| format!("{obj}: {}: {}", f.field, f.message)),
-                        );
-                    } else {
-                        out.push(r);
-                    }
-                }
-                Ok((_, unknown)) | Err(unknown) => {
-                    let obj = egress_model::decode::object_ref(v);
-                    errors.extend(unknown.iter().map(|f| format!("{obj}: {}", f.message)));
-                }
+            match decode_object(info, v) {
+                Ok(r) => out.push(r),
+                Err(problems) => errors.extend(problems),
             }
         }
     }

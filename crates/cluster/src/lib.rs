@@ -10,6 +10,7 @@
 //! ```
 
 pub mod ca;
+pub mod caserver;
 pub mod config;
 pub mod controllers;
 mod error;

@@ -272,13 +272,26 @@ pub async fn run(
     mut hooks: Hooks,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ClusterError> {
-    let ca = {
+    let (ca, token_issuer) = {
         let store = store.clone();
         let td = options.runtime.trust_domain.clone();
-        tokio::task::spawn_blocking(move || crate::ca::load_or_create(&store, &td))
-            .await
-            .map_err(|e| ClusterError::Settings(e.to_string()))??
+        tokio::task::spawn_blocking(move || {
+            let ca = crate::ca::load_or_create(&store, &td)?;
+            Ok::<_, ClusterError>((ca, crate::caserver::load_or_create_token_issuer(&store)?))
+        })
+        .await
+        .map_err(|e| ClusterError::Settings(e.to_string()))??
     };
+    // istiod's CA endpoint: workloads get their certificates through Istio's CA API.
+    let local_ca = std::sync::Arc::new(
+        crate::caserver::LocalCa::start(
+            store.dir(),
+            std::sync::Arc::new(ca),
+            token_issuer,
+            &options.runtime.trust_domain,
+        )
+        .await?,
+    );
     if let Some(limit) = raise_open_file_limit() {
         tracing::debug!(limit, "open file limit");
     }
@@ -309,7 +322,7 @@ pub async fn run(
     }
     write_ca_bundle(store.dir(), &runtime_options.extra_roots_pem)?;
     write_hosts(store.dir(), &runtime_options.hosts)?;
-    let mut runtime = Runtime::new(runtime_options, ca);
+    let mut runtime = Runtime::new(runtime_options, std::sync::Arc::clone(&local_ca));
     let mut config_rv: Option<u64> = None;
     let mut refused_rv: Option<u64> = None;
     let mut last_error: Option<String> = None;
@@ -391,6 +404,10 @@ pub async fn run(
         options.drain_grace
     ));
     runtime.shutdown(options.drain_grace).await;
+    drop(runtime);
+    if let Ok(local_ca) = std::sync::Arc::try_unwrap(local_ca) {
+        local_ca.stop().await;
+    }
     if let Some(s) = stand_ins {
         s.stop();
     }

@@ -19,6 +19,7 @@
 
 mod ca;
 mod handle;
+pub mod istioca;
 mod pem;
 mod rotation;
 mod spiffe;

@@ -16,9 +16,13 @@ pub struct ProxyOptions {
     pub listen_address: Option<IpAddr>,
     /// Health port (15021); `None` disables the health server.
     pub health_port: Option<u16>,
-    /// Metrics port (Istio's merged 15020, Envoy's 15090): `/stats/prometheus` and
-    /// `/healthz/ready`; `None` disables it. Port 0 binds an ephemeral port.
+    /// Metrics port (Istio's merged 15020): `/stats/prometheus` and `/healthz/ready`; `None`
+    /// disables it. Port 0 binds an ephemeral port.
     pub metrics_port: Option<u16>,
+    /// Prometheus port (Envoy's 15090 `http-envoy-prom` listener): the same
+    /// `/stats/prometheus` text as the metrics port; `None` disables it. Port 0 binds an
+    /// ephemeral port.
+    pub prometheus_port: Option<u16>,
     /// Resolver overrides: names answered locally (`edition.cnn.com` -> 127.0.0.1).
     pub hosts: Vec<(String, Vec<IpAddr>)>,
     /// Resolve names missing from `hosts` with the system's DNS (`/etc/resolv.conf`). Off by

@@ -2,12 +2,13 @@
 //! readinessProbe): 200 once the first snapshot with a version above 0 has been applied (its
 //! listeners bound), 503 before that and while draining. Other paths answer 404.
 //!
-//! The same server, given a [`Metrics`] registry, is the metrics port (Istio's merged
-//! `:15020` endpoint, Envoy's `:15090`): `/stats/prometheus` answers the exposition in the
-//! Prometheus text format, and `/healthz/ready` answers as above.
+//! The same server, given a [`Metrics`] registry, is a metrics port (Istio's merged `:15020`
+//! endpoint, and Envoy's `:15090` prometheus port, which serve the same text):
+//! `/stats/prometheus` answers the exposition in the Prometheus text format, and
+//! `/healthz/ready` answers as above. [`Server`] runs one such server.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,6 +19,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::drain::Drain;
 use crate::metrics::{self, Metrics};
@@ -116,6 +118,72 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     Ok((listener, local))
+}
+
+/// A running health or metrics server.
+pub(crate) struct Server {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `port` on `ip` and serves `endpoints`.
+    pub(crate) async fn start(
+        ip: IpAddr,
+        port: u16,
+        endpoints: Endpoints,
+    ) -> Result<Server, (SocketAddr, std::io::Error)> {
+        let addr = SocketAddr::new(ip, port);
+        let (socket, bound) = bind(addr).await.map_err(|err| (addr, err))?;
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(serve(socket, endpoints, stopped));
+        Ok(Server {
+            addr: bound,
+            stop,
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Stops whichever servers run.
+pub(crate) async fn stop_servers(servers: impl IntoIterator<Item = Option<Server>>) {
+    for server in servers.into_iter().flatten() {
+        server.stop().await;
+    }
+}
+
+/// Starts the metrics servers on `ports` (the metrics port, then the prometheus port), each
+/// serving `endpoints`; on a failure stops those already started.
+pub(crate) async fn start_metrics_servers(
+    ip: IpAddr,
+    ports: [Option<u16>; 2],
+    endpoints: &Endpoints,
+) -> Result<[Option<Server>; 2], (SocketAddr, std::io::Error)> {
+    let mut started: [Option<Server>; 2] = [None, None];
+    for (slot, port) in started.iter_mut().zip(ports) {
+        let Some(port) = port else {
+            continue;
+        };
+        match Server::start(ip, port, endpoints.clone()).await {
+            Ok(server) => *slot = Some(server),
+            Err(err) => {
+                stop_servers(started).await;
+                return Err(err);
+            }
+        }
+    }
+    Ok(started)
 }
 
 #[cfg(test)]

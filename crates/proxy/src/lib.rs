@@ -6,8 +6,8 @@
 //! `tls_server` terminates downstream TLS, `connect` resolves, balances and opens upstream
 //! connections (with TLS origination and an optional source address), `http` routes requests,
 //! `accesslog` writes Istio-format lines, `metrics` counts Istio's standard metrics (served
-//! on the metrics port by `health`), `health` answers 15021, `drain` stops gracefully, `guard` screens DNS answers and
-//! checks Host against SNI.
+//! on the metrics and prometheus ports by `health`), `health` answers 15021, `drain` stops
+//! gracefully, `guard` screens DNS answers and checks Host against SNI.
 //!
 //! [`Proxy::start`] is the entry point; [`Proxy::shutdown`] drains it.
 //!
@@ -36,14 +36,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use egress_compile::snapshot::Snapshot;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use ctx::{ConnInfo, Ctx, ProxyOptions};
 
 use connect::{ConnectError, Connector};
 use drain::Drain;
-use health::{Endpoints, Readiness};
+use health::{Endpoints, Readiness, Server, start_metrics_servers, stop_servers};
 use listener::{BindError, Listeners};
 use metrics::Metrics;
 
@@ -64,7 +64,7 @@ pub enum ProxyError {
         /// OS error.
         source: std::io::Error,
     },
-    /// The metrics port could not be bound.
+    /// The metrics port or the prometheus port could not be bound.
     #[error("binding the metrics port on {addr}: {source}")]
     Metrics {
         /// Address asked for.
@@ -86,48 +86,8 @@ pub struct Proxy {
     reconciler: JoinHandle<()>,
     health: Option<Server>,
     metrics_server: Option<Server>,
+    prometheus_server: Option<Server>,
     metrics: Arc<Metrics>,
-}
-
-/// A running health or metrics server.
-struct Server {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl Server {
-    /// Binds `port` on the listen address and serves `endpoints`.
-    async fn start(
-        options: &ProxyOptions,
-        port: u16,
-        endpoints: Endpoints,
-    ) -> Result<Server, (SocketAddr, std::io::Error)> {
-        let ip = options
-            .listen_address
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let addr = SocketAddr::new(ip, port);
-        let (socket, bound) = health::bind(addr).await.map_err(|err| (addr, err))?;
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(health::serve(socket, endpoints, stopped));
-        Ok(Server {
-            addr: bound,
-            stop,
-            task,
-        })
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
-}
-
-/// Stops whichever servers run.
-async fn stop_servers(servers: [Option<Server>; 2]) {
-    for server in servers.into_iter().flatten() {
-        server.stop().await;
-    }
 }
 
 impl std::fmt::Debug for Proxy {
@@ -148,8 +108,9 @@ impl Proxy {
     /// snapshot. The access logger's format follows each snapshot's `access_log` settings.
     ///
     /// Every request and connection is also recorded into the instance's [`Metrics`]
-    /// (served as `/stats/prometheus` when `options.metrics_port` is set, see
-    /// [`Proxy::metrics`]).
+    /// (served as `/stats/prometheus` when `options.metrics_port` or
+    /// `options.prometheus_port` is set, see [`Proxy::metrics`]); the identity's SPIFFE id is
+    /// the `source_principal` of ISTIO_MUTUAL clusters.
     pub async fn start(
         mut snapshots: watch::Receiver<Arc<Snapshot>>,
         options: ProxyOptions,
@@ -158,7 +119,10 @@ impl Proxy {
     ) -> Result<Proxy, ProxyError> {
         let connector = Connector::new(&options)?;
         let drain = Drain::new();
-        let metrics = Arc::new(Metrics::gateway().with_connections(drain.clone()));
+        let local = metrics::LocalWorkload::default().with_identity(identity.as_deref());
+        let metrics = Metrics::gateway().with_connections(drain.clone());
+        metrics.set_local_workload(local);
+        let metrics = Arc::new(metrics);
         let access_log = access_log.with_metrics(Arc::clone(&metrics));
         let ctx = Arc::new(Ctx {
             snapshots: snapshots.clone(),
@@ -174,27 +138,27 @@ impl Proxy {
             readiness: Arc::clone(&readiness),
             metrics,
         };
+        let ip = ctx
+            .options
+            .listen_address
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let health = match ctx.options.health_port {
             None => None,
             Some(port) => Some(
-                Server::start(&ctx.options, port, endpoints(None))
+                Server::start(ip, port, endpoints(None))
                     .await
                     .map_err(|(addr, source)| ProxyError::Health { addr, source })?,
             ),
         };
-        let metrics_server = match ctx.options.metrics_port {
-            None => None,
-            Some(port) => {
-                match Server::start(&ctx.options, port, endpoints(Some(Arc::clone(&metrics)))).await
-                {
-                    Ok(server) => Some(server),
-                    Err((addr, source)) => {
-                        stop_servers([health, None]).await;
-                        return Err(ProxyError::Metrics { addr, source });
-                    }
+        let ports = [ctx.options.metrics_port, ctx.options.prometheus_port];
+        let [metrics_server, prometheus_server] =
+            match start_metrics_servers(ip, ports, &endpoints(Some(Arc::clone(&metrics)))).await {
+                Ok(servers) => servers,
+                Err((addr, source)) => {
+                    stop_servers([health]).await;
+                    return Err(ProxyError::Metrics { addr, source });
                 }
-            }
-        };
+            };
         let listeners = Arc::new(Listeners::new(Arc::clone(&ctx)));
         let first = snapshots.borrow_and_update().clone();
         let (applied_tx, applied) = watch::channel(first.version);
@@ -204,7 +168,7 @@ impl Proxy {
             .next()
         {
             listeners.stop_all().await;
-            stop_servers([health, metrics_server]).await;
+            stop_servers([health, metrics_server, prometheus_server]).await;
             return Err(err.into());
         }
         let reconciler = tokio::spawn(follow(
@@ -222,6 +186,7 @@ impl Proxy {
             reconciler,
             health,
             metrics_server,
+            prometheus_server,
             metrics,
         })
     }
@@ -234,18 +199,34 @@ impl Proxy {
 
     /// The bound health address, when the health server runs.
     pub fn health_addr(&self) -> Option<SocketAddr> {
-        self.health.as_ref().map(|s| s.addr)
+        self.health.as_ref().map(Server::addr)
     }
 
     /// The bound metrics address (`/stats/prometheus`), when the metrics port is served.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_server.as_ref().map(|s| s.addr)
+        self.metrics_server.as_ref().map(Server::addr)
+    }
+
+    /// The bound prometheus address (Envoy's 15090), when the prometheus port is served.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.prometheus_server.as_ref().map(Server::addr)
     }
 
     /// The instance's metrics: what `/stats/prometheus` shows, and the setters the embedding
-    /// process reports to ([`Metrics::record_reload`], [`Metrics::set_local_workload`]).
+    /// process reports to ([`Metrics::reload`], [`Metrics::set_local_workload`]).
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Reports a configuration reload of `version` by the embedding process: `Ok(())` when
+    /// it was accepted (and sent to the snapshot channel), `Err(reason)` when it was refused
+    /// (the last good snapshot keeps serving). Shown as the `egress_config_reload_total`,
+    /// `egress_config_last_reload_*` figures (see [`metrics::reload`]); a refusal is logged.
+    pub fn record_reload(&self, version: u64, result: Result<(), String>) {
+        if let Err(reason) = &result {
+            tracing::warn!(version, %reason, "configuration refused; the previous one keeps serving");
+        }
+        self.metrics.reload(version, result);
     }
 
     /// Version of the last snapshot applied (listeners reconciled).
@@ -286,7 +267,7 @@ impl Proxy {
             drain.force();
             drain.wait_idle(FORCE_CLOSE_WAIT).await;
         }
-        stop_servers([self.health, self.metrics_server]).await;
+        stop_servers([self.health, self.metrics_server, self.prometheus_server]).await;
     }
 }
 
@@ -300,6 +281,7 @@ async fn apply(
     ctx.access_log.configure(&snapshot.access_log);
     let errors = listeners.reconcile(snapshot).await;
     if let Some(metrics) = ctx.access_log.metrics() {
+        metrics.set_mutual_tls_clusters(metrics::mutual_tls_clusters(snapshot.clusters.values()));
         metrics.set_config_version(snapshot.version);
     }
     if snapshot.version > 0 {

@@ -242,6 +242,10 @@ async fn run<D>(
     };
     entry.upstream_host = Some(upstream.peer);
     entry.upstream_local_address = Some(upstream.local);
+    // Istio counts a TCP connection as opened when it is established upstream.
+    if let Some(metrics) = ctx.access_log.metrics() {
+        metrics.tcp_opened(entry);
+    }
     tokio::select! {
         result = copy(downstream, &mut upstream, target.passthrough, counters, tcp) => {
             if let Err(err) = result {

@@ -1,7 +1,8 @@
 //! The metrics port of a started gateway: known HTTP requests (routed 200s and unrouted 404
 //! `NR`s) and a TLS passthrough connection, then `/stats/prometheus` fetched with a real HTTP
 //! client and read with a Prometheus text-format parser; counters, histograms and Istio's
-//! label values are checked, plus the gateway's own figures.
+//! label values are checked, plus the gateway's own figures; the prometheus port (Envoy's
+//! 15090) shows the same, and reported reloads (a refused one) show on both.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -269,4 +270,65 @@ async fn metrics_port_is_off_by_default() {
             .render()
             .contains("egress_config_version 1\n")
     );
+}
+
+#[tokio::test]
+async fn the_prometheus_port_serves_the_same_figures_and_reloads_show_on_both() {
+    let upstream = HttpUpstream::start(any_port()).await.unwrap();
+    upstream.set_reply("/ok", Reply::status(200).with_body("ok\n"));
+    let mut http_cluster = static_cluster(HTTP_CLUSTER, &[upstream.local_addr()]);
+    http_cluster.port = 80;
+    let mut opts = options();
+    opts.metrics_port = Some(0);
+    opts.prometheus_port = Some(0);
+    let h = Harness::start(snapshot(3, vec![http_listener()], vec![http_cluster]), opts).await;
+    let metrics = h.proxy.metrics_addr().expect("metrics port bound");
+    let prometheus = h.proxy.prometheus_addr().expect("prometheus port bound");
+    assert_ne!(metrics, prometheus);
+    let http = h.addr("0.0.0.0_8080");
+    for _ in 0..2 {
+        assert_eq!(get(http, CNN, "/ok").await.0, 200);
+    }
+    assert_eq!(get(http, "nowhere.example.com", "/").await.0, 404);
+    h.lines(3).await;
+
+    let ok = [("destination_service", CNN), ("response_code", "200")];
+    let nr = [("response_code", "404"), ("response_flags", "NR")];
+    for addr in [metrics, prometheus] {
+        let s = scrape(addr).await;
+        assert_eq!(value(&s, "istio_requests_total", &ok), 2.0);
+        assert_eq!(value(&s, "istio_requests_total", &nr), 1.0);
+        let duration = "istio_request_duration_milliseconds";
+        assert_eq!(bucket(&s, duration, &ok, f64::INFINITY), 2.0);
+        assert_eq!(value(&s, "egress_config_version", &[]), 3.0);
+        assert!(find(&s, "egress_config_last_reload_success", &[]).is_empty());
+    }
+
+    h.proxy
+        .record_reload(4, Err("VirtualService default/cnn: invalid".into()));
+    for addr in [metrics, prometheus] {
+        let s = scrape(addr).await;
+        let refused = [("result", "refused")];
+        assert_eq!(value(&s, "egress_config_reload_total", &refused), 1.0);
+        assert_eq!(value(&s, "egress_config_last_reload_success", &[]), 0.0);
+        assert_eq!(value(&s, "egress_config_last_reload_version", &[]), 4.0);
+        assert_eq!(value(&s, "egress_config_version", &[]), 3.0, "still served");
+        let stamp = "egress_config_last_reload_timestamp_seconds";
+        assert!(value(&s, stamp, &[]) > 1.0e9);
+    }
+    let last = h.proxy.metrics().last_reload().unwrap();
+    assert_eq!(
+        last.error.as_deref(),
+        Some("VirtualService default/cnn: invalid")
+    );
+
+    h.proxy.record_reload(5, Ok(()));
+    let s = scrape(prometheus).await;
+    assert_eq!(
+        value(&s, "egress_config_reload_total", &[("result", "ok")]),
+        1.0
+    );
+    assert_eq!(value(&s, "egress_config_last_reload_success", &[]), 1.0);
+    assert_eq!(value(&s, "egress_config_last_reload_version", &[]), 5.0);
+    h.proxy.shutdown(Duration::from_secs(1)).await;
 }

@@ -7,11 +7,14 @@
 //!   [`TcpRecorder`]: a raw TCP echo server recording peers. All can refuse sources outside a
 //!   CIDR ([`HttpUpstream::allow_only`]) to stand in for a partner's firewall.
 //! * [`Curl`]: runs the real `curl` binary with the usual flags (`--resolve`, `--cacert`, ...).
+//! * [`apiserver::MockApiServer`]: a mock Kubernetes API server speaking the API's JSON
+//!   (list, watch, server-side apply, 410 Gone) with a request log and test controls.
 //! * [`eventually`]: polls a condition until a deadline, for waiting on external processes.
 //!
 //! Waiting for recorded events ([`HttpUpstream::wait_for_requests`] and friends) is driven by
 //! notifications, never by sleeping.
 
+pub mod apiserver;
 mod certs;
 mod curl;
 mod record;

@@ -1,5 +1,7 @@
 //! The command line of `egress mesh …`: az's `aks mesh` commands, flags and aliases.
 
+use std::path::PathBuf;
+
 use clap::{Args, Subcommand};
 
 use super::{DEFAULT_CLUSTER, IMAGE};
@@ -21,6 +23,18 @@ pub struct ClusterArgs {
     /// pods are ready (when the local cluster, `egress up`, is running).
     #[arg(long = "no-wait")]
     pub no_wait: bool,
+    /// Kubernetes mode: server-side-apply the add-on's gateway objects to the cluster of
+    /// this kubeconfig (field manager `egress`) instead of the local cluster, and wait for
+    /// their rollout there. The ManagedCluster profile stays in the local store.
+    #[arg(long = "kubeconfig", value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long = "context", value_name = "NAME", requires = "kubeconfig")]
+    pub context: Option<String>,
+    /// Kubernetes mode: the gateway Deployments' container image (runs `egress gateway run`;
+    /// default `egress:latest`).
+    #[arg(long = "image", value_name = "IMAGE", requires = "kubeconfig")]
+    pub image: Option<String>,
 }
 
 impl ClusterArgs {
@@ -31,6 +45,9 @@ impl ClusterArgs {
             name,
             output: "json".into(),
             no_wait: false,
+            kubeconfig: None,
+            context: None,
+            image: None,
         }
     }
 }
@@ -151,9 +168,10 @@ pub enum MeshCommand {
     },
     /// Print the egress gateways' Kubernetes objects, for applying to a real cluster.
     ///
-    /// Multi-document YAML: ServiceAccount and Service per enabled gateway, Deployment,
-    /// HorizontalPodAutoscaler and PodDisruptionBudget per gateway and installed revision,
-    /// without a cluster IP (the cluster allocates it).
+    /// Multi-document YAML: per enabled gateway its ServiceAccount, read-only RBAC (Role,
+    /// RoleBinding, ClusterRole, ClusterRoleBinding) and Service, and Deployment,
+    /// HorizontalPodAutoscaler and PodDisruptionBudget per installed revision, without a
+    /// cluster IP (the cluster allocates it).
     Manifests {
         /// The cluster.
         #[command(flatten)]

@@ -9,10 +9,13 @@
 //! and per control-plane revision a Deployment, HPA and PDB `<name>-<revision>` (`sync`).
 //! `enable-egress-gateway` then waits for the gateway's pods (`wait`). `get-revisions` and
 //! `get-upgrades` print the revision catalogue (`profiles`); `manifests` prints the gateway
-//! objects for a real cluster (`manifests`).
+//! objects for a real cluster (`manifests`). With `--kubeconfig`, the gateway objects go to
+//! that cluster's API server by server-side apply instead of the store, and the wait follows
+//! the Deployments there (`kube`); the profile stays in the store either way.
 //! Errors print as az prints them: `ERROR: <message>` on standard error, exit code 1.
 
 mod args;
+pub mod kube;
 pub mod manifests;
 pub mod profiles;
 pub mod sync;
@@ -33,6 +36,7 @@ use serde_json::{Value, json};
 
 use crate::{Io, OpError};
 
+use self::kube::{KubeTarget, KubeWriter};
 pub use args::{ClusterArgs, ClusterRef, GatewayArgs, MeshCommand, UpgradeCommand};
 pub use sync::allocate_cluster_ip;
 pub use wait::{WaitOptions, WaitOutcome, WaitTarget};
@@ -79,6 +83,16 @@ pub enum MeshError {
     /// The store failed.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The Kubernetes API server refused or failed a request (Kubernetes mode).
+    #[error("{action} {object}: {message}")]
+    Kube {
+        /// `applying`, `deleting`, `reading`.
+        action: String,
+        /// `Kind namespace/name`.
+        object: String,
+        /// The server's message, reason and code.
+        message: String,
+    },
     /// Opening the store or writing output failed.
     #[error("{0}")]
     Op(#[from] OpError),
@@ -307,7 +321,10 @@ pub fn run_with(
             )
         }
     };
-    let committed = store.transact(|tx| commit(tx, cluster, &change))?;
+    let writer = KubeTarget::from_args(cluster)
+        .map(|t| KubeWriter::connect(&t))
+        .transpose()?;
+    let committed = store.transact(|tx| commit(tx, cluster, &change, writer.as_ref()))?;
     let (mc, warnings) = committed.value;
     for w in warnings {
         writeln!(io.err, "WARNING: {w}")?;
@@ -327,6 +344,10 @@ pub fn run_with(
         let ns = namespace.unwrap_or(DEFAULT_EGRESS_NAMESPACE);
         let revisions = mc.mesh_profile_or_disabled().revisions().to_vec();
         let target = WaitTarget::new(name, ns, &revisions);
+        if let Some(writer) = &writer {
+            writer.wait(&target, wait, io.err)?;
+            return print_cluster(&mc, cluster, io);
+        }
         let outcome =
             wait::wait_for_gateway(store, &target, committed.resource_version, wait, io.err)?;
         if outcome == WaitOutcome::NotRunning {
@@ -408,12 +429,13 @@ fn print_cluster(
     Ok(())
 }
 
-/// One transaction: the profile change, its preconditions, the gateway objects and the
-/// stored cluster.
+/// One transaction: the profile change, its preconditions, the gateway objects (in the
+/// store, or on the cluster of `kube`) and the stored cluster.
 fn commit(
     tx: &mut Transaction<'_>,
     cluster: &ClusterArgs,
     change: &Change<'_>,
+    kube: Option<&KubeWriter>,
 ) -> Result<(ManagedCluster, Vec<String>), MeshError> {
     let key = cluster_key(&cluster.name);
     let mut mc = decode_cluster(tx.get(&key)?, cluster)?;
@@ -425,6 +447,7 @@ fn commit(
         namespace,
         sgc,
     } = change
+        && kube.is_none()
     {
         let ns = namespace.unwrap_or(DEFAULT_EGRESS_NAMESPACE);
         if !tx.exists(&ObjectKey::for_namespace(ns))? {
@@ -448,7 +471,21 @@ fn commit(
             ));
         }
     }
-    sync::sync_objects(tx, &old, &new)?;
+    match kube {
+        Some(kube) => {
+            if let Change::EnableEgress {
+                name,
+                namespace,
+                sgc,
+            } = change
+            {
+                let ns = namespace.unwrap_or(DEFAULT_EGRESS_NAMESPACE);
+                warnings.extend(kube.check_gateway(ns, name, sgc)?);
+            }
+            kube.sync(&old, &new)?;
+        }
+        None => sync::sync_objects(tx, &old, &new)?,
+    }
     mc.service_mesh_profile = Some(new);
     let spec = serde_json::to_value(&mc).map_err(corrupt(&mc.name))?;
     tx.apply(

@@ -31,11 +31,11 @@ pub const IP_ADDRESS_GROUP: &str = "networking.k8s.io";
 pub const IP_ADDRESS_KIND: &str = "IPAddress";
 
 /// `(namespace, name)` of a gateway.
-type GatewayId = (String, String);
+pub(super) type GatewayId = (String, String);
 
 /// The enabled gateways of `p` (none when the mesh is off), with their
 /// StaticGatewayConfiguration.
-fn enabled_gateways(p: &ServiceMeshProfile) -> BTreeMap<GatewayId, String> {
+pub(super) fn enabled_gateways(p: &ServiceMeshProfile) -> BTreeMap<GatewayId, String> {
     if !p.is_enabled() {
         return BTreeMap::new();
     }
@@ -77,7 +77,7 @@ fn gateway_keys(ns: &str, name: &str, revisions: &[String]) -> Vec<ObjectKey> {
 
 /// The gateways a change from `old` to `new` touches: all of them when the revisions (or
 /// the mesh mode) change, else those whose entry differs.
-fn touched(
+pub(super) fn touched(
     old: &ServiceMeshProfile,
     new: &ServiceMeshProfile,
     before: &BTreeMap<GatewayId, String>,

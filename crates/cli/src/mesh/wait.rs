@@ -192,14 +192,35 @@ pub fn human_duration(d: Duration) -> String {
 }
 
 /// The progress line, rewritten in place on a terminal.
-struct Progress<'a> {
+pub(super) struct Progress<'a> {
     err: &'a mut dyn Write,
     enabled: bool,
     shown: Option<String>,
 }
 
-impl Progress<'_> {
-    fn show(&mut self, line: String) -> std::io::Result<()> {
+impl<'a> Progress<'a> {
+    /// A progress line on `err`, shown only when `enabled`.
+    pub(super) fn new(err: &'a mut dyn Write, enabled: bool) -> Self {
+        Progress {
+            err,
+            enabled,
+            shown: None,
+        }
+    }
+
+    /// The line for `target` with `r`'s counts, as the local wait shows it.
+    pub(super) fn show_readiness(
+        &mut self,
+        target: &WaitTarget,
+        r: &Readiness,
+    ) -> std::io::Result<()> {
+        self.show(format!(
+            " - Running .. egress gateway {} in {}: {}/{} pods ready",
+            target.name, target.namespace, r.ready, r.want
+        ))
+    }
+
+    pub(super) fn show(&mut self, line: String) -> std::io::Result<()> {
         if !self.enabled || self.shown.as_ref() == Some(&line) {
             return Ok(());
         }
@@ -213,7 +234,7 @@ impl Progress<'_> {
         Ok(())
     }
 
-    fn clear(&mut self) -> std::io::Result<()> {
+    pub(super) fn clear(&mut self) -> std::io::Result<()> {
         if let Some(old) = self.shown.take() {
             write!(self.err, "\r{}\r", " ".repeat(old.len()))?;
             self.err.flush()?;
@@ -267,10 +288,7 @@ fn wait_loop(
     loop {
         if recheck {
             last = readiness(store, target)?;
-            progress.show(format!(
-                " - Running .. egress gateway {} in {}: {}/{} pods ready",
-                target.name, target.namespace, last.ready, last.want
-            ))?;
+            progress.show_readiness(target, &last)?;
             if last.done {
                 return Ok(WaitOutcome::Ready);
             }

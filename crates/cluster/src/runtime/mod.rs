@@ -10,14 +10,16 @@ use std::fs::OpenOptions;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use egress_compile::Inputs;
 use egress_compile::compile_sidecar;
 use egress_compile::snapshot::{GatewayIdentity, SidecarSnapshot, Snapshot};
-use egress_identity::{IdentityHandle, MeshCa, Rotator, SpiffeId};
+use egress_identity::istioca::{Rotation, RotationOptions, spawn_rotation};
+use egress_identity::{IdentityHandle, SpiffeId};
 use egress_proxy::accesslog::AccessLogger;
-use egress_proxy::sidecar::{Sidecar, SidecarOptions};
+use egress_proxy::metrics::LocalWorkload;
+use egress_proxy::sidecar::{Sidecar, SidecarOptions, SidecarTelemetry};
 use egress_proxy::{Proxy, ProxyOptions};
 use tokio::sync::watch;
 
@@ -25,14 +27,19 @@ mod pods;
 
 use pods::{PodKind, PodView, gateway_pods};
 
+use crate::caserver::LocalCa;
 use crate::controllers::{Facts, Instance, SIDECAR_PROXY_PORT, State};
 
-/// Workload certificates live this long; they are re-issued at half-life.
+/// Workload certificates live this long; they are renewed through the CA endpoint at
+/// half-life.
 const CERT_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// The gateway Pods' Prometheus endpoint (`<pod-ip>:15020/stats/prometheus`, Istio's merged
 /// metrics port, as the pod template's `prometheus.io/port` annotation says).
 pub const METRICS_PORT: u16 = 15020;
+
+/// The same figures on Envoy's `http-envoy-prom` port, as Istio's proxies serve them.
+pub const PROMETHEUS_PORT: u16 = 15090;
 
 /// How long a stopped gateway Pod may take to finish in-flight requests.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -77,8 +84,8 @@ struct Running {
     ip: Ipv4Addr,
     plane: Plane,
     identity: GatewayIdentity,
-    spiffe: SpiffeId,
-    handle: Arc<IdentityHandle>,
+    /// Renews the workload certificate; stops when the instance is dropped.
+    _rotation: Rotation,
 }
 
 struct Failure {
@@ -90,7 +97,7 @@ struct Failure {
 /// The running gateway instances.
 pub struct Runtime {
     options: RuntimeOptions,
-    ca: MeshCa,
+    ca: Arc<LocalCa>,
     inputs: Option<Arc<Inputs>>,
     version: u64,
     running: BTreeMap<String, Running>,
@@ -98,12 +105,12 @@ pub struct Runtime {
     /// Instances still draining, by the address they release when done (a new Pod may get
     /// the same IP and must wait for it).
     draining: BTreeMap<Ipv4Addr, tokio::task::JoinHandle<()>>,
-    last_rotation_check: Instant,
 }
 
 impl Runtime {
-    /// A runtime issuing workload certificates from `ca`.
-    pub fn new(options: RuntimeOptions, ca: MeshCa) -> Runtime {
+    /// A runtime whose workloads get their certificates from the CA endpoint `ca`, each with
+    /// its own service account's token (one client for the local and a real cluster).
+    pub fn new(options: RuntimeOptions, ca: Arc<LocalCa>) -> Runtime {
         Runtime {
             options,
             ca,
@@ -112,7 +119,6 @@ impl Runtime {
             running: BTreeMap::new(),
             failed: BTreeMap::new(),
             draining: BTreeMap::new(),
-            last_rotation_check: Instant::now(),
         }
     }
 
@@ -268,7 +274,6 @@ impl Runtime {
                 }
             }
         }
-        self.rotate_certificates();
         changed
     }
 
@@ -290,12 +295,17 @@ impl Runtime {
             &pod.identity.service_account,
         )
         .map_err(|e| format!("workload identity: {e}"))?;
-        let cert = self
-            .ca
-            .issue(&spiffe, CERT_TTL)
+        let client = Arc::new(
+            self.ca
+                .client_for(&pod.identity.namespace, &pod.identity.service_account)
+                .map_err(|e| format!("workload certificate: {e}"))?,
+        );
+        let cert = client
+            .create_certificate(&spiffe, CERT_TTL)
+            .await
             .map_err(|e| format!("workload certificate: {e}"))?;
         let handle = Arc::new(
-            IdentityHandle::new(cert, self.ca.root_pem())
+            IdentityHandle::new(cert, client.roots_pem())
                 .map_err(|e| format!("workload identity: {e}"))?,
         );
         let log = self.pod_log(pod)?;
@@ -315,6 +325,7 @@ impl Runtime {
                     listen_address: Some(IpAddr::V4(pod.ip)),
                     health_port: Some(egress_addon::objects::STATUS_PORT.unsigned_abs() as u16),
                     metrics_port: Some(METRICS_PORT),
+                    prometheus_port: Some(PROMETHEUS_PORT),
                     hosts: self.options.hosts.clone(),
                     system_dns: self.options.system_dns,
                     extra_roots_pem: self.options.extra_roots_pem.clone(),
@@ -345,21 +356,43 @@ impl Runtime {
                     extra_roots_pem: self.options.extra_roots_pem.clone(),
                     source_address: pod.source,
                 };
-                let sidecar = Sidecar::start(rx, options, Some(Arc::clone(&handle)), log)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let telemetry = SidecarTelemetry {
+                    metrics_port: Some(METRICS_PORT),
+                    prometheus_port: Some(PROMETHEUS_PORT),
+                    workload: LocalWorkload::from_pod_labels(
+                        &pod.identity.namespace,
+                        &pod.identity.labels,
+                    ),
+                };
+                let sidecar = Sidecar::start_with_telemetry(
+                    rx,
+                    options,
+                    telemetry,
+                    Some(Arc::clone(&handle)),
+                    log,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
                 Plane::Sidecar {
                     sidecar,
                     snapshots: tx,
                 }
             }
         };
+        let rotation = spawn_rotation(
+            client,
+            handle,
+            spiffe,
+            RotationOptions {
+                ttl: CERT_TTL,
+                ..RotationOptions::default()
+            },
+        );
         Ok(Running {
             ip: pod.ip,
             plane,
             identity: pod.identity.clone(),
-            spiffe,
-            handle,
+            _rotation: rotation,
         })
     }
 
@@ -376,27 +409,6 @@ impl Runtime {
             .open(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(AccessLogger::to_writer_when_configured(Box::new(file)))
-    }
-
-    fn rotate_certificates(&mut self) {
-        if self.last_rotation_check.elapsed() < Duration::from_secs(60) {
-            return;
-        }
-        self.last_rotation_check = Instant::now();
-        let rotator = Rotator::new(0.5);
-        for (path, r) in &self.running {
-            if !rotator.needs_rotation(&r.handle.current(), SystemTime::now()) {
-                continue;
-            }
-            let rotated = self
-                .ca
-                .issue(&r.spiffe, CERT_TTL)
-                .map_err(|e| e.to_string())
-                .and_then(|c| r.handle.rotate(c).map_err(|e| e.to_string()));
-            if let Err(e) = rotated {
-                tracing::error!(pod = %path, "rotating the workload certificate: {e}");
-            }
-        }
     }
 
     /// Stops every instance, each draining for up to `grace`.

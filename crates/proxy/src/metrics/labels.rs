@@ -1,15 +1,25 @@
 //! Istio's standard label set, computed from a finished request's or connection's
-//! [`LogEntry`], in the order `istio_stats` emits it.
+//! [`crate::accesslog::LogEntry`], in the order `istio_stats` emits it.
 //!
 //! `destination_service*` come from the upstream cluster's name (`outbound|<port>|<subset>|<host>`):
 //! the host is `destination_service`; an in-cluster host (`<name>.<ns>.svc.<domain>`) gives
 //! `destination_service_name`/`destination_service_namespace`, any other host is its own
 //! service name with namespace `unknown` (the ServiceEntry's namespace is not part of the
 //! cluster name). `BlackHoleCluster` and `PassthroughCluster` are their own service names.
+//! The route names of the outbound policy's catch-alls name their cluster whatever was
+//! connected (`block_all` is `BlackHoleCluster`, `allow_any` is `PassthroughCluster`), and
+//! with host-header fallback (sidecars) the request's Host is their `destination_service`.
 //! Workload labels a gateway cannot know about external destinations are `unknown`; canonical
 //! revisions default to `latest`.
-
-use crate::accesslog::{LogEntry, ResponseFlags};
+//!
+//! These are the labels of Istio's client-side reporter (`Reporter::ClientSidecar` in
+//! istio/proxy's `istio_stats`, what sidecar outbound listeners and ordinary gateways use):
+//! the `source_*` workload labels are the proxy's own; `source_principal` is the URI SAN of
+//! the certificate the proxy presented upstream (its workload identity on ISTIO_MUTUAL
+//! clusters, `unknown` otherwise, the downstream peer never); `connection_security_policy` is
+//! `unknown` (Istio only decides it on the server side). `destination_principal` and the
+//! destination workload labels would come from the upstream's certificate and peer metadata
+//! exchange, which this proxy does not record: `unknown`.
 
 /// The label names of the HTTP metrics, in Istio's order.
 pub const HTTP_LABELS: [&str; 25] = [
@@ -66,6 +76,9 @@ pub struct LocalWorkload {
     pub workload: String,
     /// Workload namespace.
     pub namespace: String,
+    /// SPIFFE identity (`spiffe://cluster.local/ns/<ns>/sa/<sa>`): `source_principal` when an
+    /// upstream connection presents the workload certificate.
+    pub principal: String,
     /// `app` label.
     pub app: String,
     /// `version` label.
@@ -83,6 +96,7 @@ impl Default for LocalWorkload {
         LocalWorkload {
             workload: UNKNOWN.into(),
             namespace: UNKNOWN.into(),
+            principal: UNKNOWN.into(),
             app: UNKNOWN.into(),
             version: UNKNOWN.into(),
             canonical_service: UNKNOWN.into(),
@@ -90,6 +104,60 @@ impl Default for LocalWorkload {
             cluster: UNKNOWN.into(),
         }
     }
+}
+
+impl LocalWorkload {
+    /// A workload's own labels from its namespace and Pod labels, as Istio reads them: `app`,
+    /// `version`, and the canonical service and revision labels
+    /// (`service.istio.io/canonical-name`/`-revision`) falling back to `app` and `version`.
+    /// The principal comes from the certificate ([`LocalWorkload::with_identity`]).
+    pub fn from_pod_labels(
+        namespace: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        let label = |k: &str| labels.get(k).cloned();
+        let app = label("app");
+        let version = label("version");
+        let defaults = LocalWorkload::default();
+        LocalWorkload {
+            namespace: namespace.to_owned(),
+            canonical_service: label("service.istio.io/canonical-name")
+                .or_else(|| app.clone())
+                .unwrap_or(defaults.canonical_service),
+            canonical_revision: label("service.istio.io/canonical-revision")
+                .or_else(|| version.clone())
+                .unwrap_or(defaults.canonical_revision),
+            app: app.unwrap_or(defaults.app),
+            version: version.unwrap_or(defaults.version),
+            ..defaults
+        }
+    }
+
+    /// These labels completed from the workload certificate: its SPIFFE id becomes the
+    /// principal and, when no namespace was given, names it
+    /// (`spiffe://<trust domain>/ns/<namespace>/sa/<service account>`). Labels already set
+    /// are kept.
+    pub fn with_identity(mut self, identity: Option<&egress_identity::IdentityHandle>) -> Self {
+        let Some(id) = identity.and_then(egress_identity::IdentityHandle::spiffe_id) else {
+            return self;
+        };
+        if self.namespace == UNKNOWN
+            && let Some(ns) = spiffe_namespace(&id)
+        {
+            self.namespace = ns.to_owned();
+        }
+        if self.principal == UNKNOWN {
+            self.principal = id;
+        }
+        self
+    }
+}
+
+/// The namespace of a SPIFFE id (`…/ns/<namespace>/sa/…`), as Istio reads it.
+fn spiffe_namespace(id: &str) -> Option<&str> {
+    id.split_once("/ns/")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .filter(|ns| !ns.is_empty())
 }
 
 /// `destination_service`, `destination_service_name`, `destination_service_namespace`.
@@ -178,109 +246,26 @@ pub struct LabelSettings {
     pub local: LocalWorkload,
 }
 
-/// `connection_security_policy`: a `source` reporter cannot know the policy and says
-/// `unknown` (as Istio documents); a `destination` reporter says `mutual_tls` when the
-/// downstream presented a mesh identity, else `none`.
+impl LabelSettings {
+    /// True when the reporter is the client side (`source`): gateways and sidecar outbound.
+    pub fn is_source(&self) -> bool {
+        self.reporter == SOURCE
+    }
+}
+
+/// Istio's client-side reporter.
+pub const SOURCE: &str = "source";
+
+/// `connection_security_policy`. Istio's `istio_stats` filter only decides it on the server
+/// side (`reporter="destination"`, and waypoints): `mutual_tls` when both the peer and the
+/// local certificate carry a URI SAN, else `none`. For the client side
+/// (`Reporter::ClientSidecar`, which is also what ordinary gateways are) the policy is never
+/// set and the label is `unknown`, whatever the upstream connection's TLS.
 pub fn connection_security_policy(reporter: &str, peer: Option<&str>) -> &'static str {
     match (reporter, peer) {
-        ("source", _) => UNKNOWN,
+        (SOURCE, _) => UNKNOWN,
         (_, Some(_)) => "mutual_tls",
         (_, None) => "none",
-    }
-}
-
-/// `http`, `grpc` (request `content-type: application/grpc…`), or `tcp`.
-fn request_protocol(entry: &LogEntry) -> &'static str {
-    if entry.protocol.is_none() {
-        return "tcp";
-    }
-    let grpc = entry
-        .request_headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"));
-    if grpc { "grpc" } else { "http" }
-}
-
-/// What distinguishes one series from another, taken from an entry with few allocations; the
-/// full label values are derived from it when the exposition is rendered.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SeriesKey {
-    cluster: Option<String>,
-    /// The authority, kept only when host-header fallback is on.
-    authority: Option<String>,
-    peer: Option<String>,
-    protocol: &'static str,
-    flags: ResponseFlags,
-    code: u16,
-    grpc_status: Option<String>,
-}
-
-impl SeriesKey {
-    /// The key of `entry`'s series.
-    pub fn of(entry: &LogEntry, host_header_fallback: bool) -> SeriesKey {
-        let protocol = request_protocol(entry);
-        SeriesKey {
-            cluster: entry.upstream_cluster.clone(),
-            authority: entry.authority.clone().filter(|_| host_header_fallback),
-            peer: entry.peer_uri_san.clone().filter(|p| !p.is_empty()),
-            protocol,
-            flags: entry.response_flags,
-            code: if protocol == "tcp" {
-                0
-            } else {
-                entry.response_code
-            },
-            grpc_status: entry
-                .response_headers
-                .get("grpc-status")
-                .and_then(|v| v.to_str().ok())
-                .filter(|_| protocol == "grpc")
-                .map(str::to_owned),
-        }
-    }
-
-    /// True for a TCP connection's series.
-    pub fn is_tcp(&self) -> bool {
-        self.protocol == "tcp"
-    }
-
-    /// The label values: in [`HTTP_LABELS`] order for a request, in [`TCP_LABELS`] order
-    /// (23 values) for a connection.
-    pub fn values(&self, settings: &LabelSettings) -> Vec<String> {
-        let local = &settings.local;
-        let dest = destination_service(self.cluster.as_deref(), self.authority.as_deref());
-        let peer = self.peer.as_deref();
-        let mut out: Vec<String> = vec![
-            settings.reporter.clone(),
-            local.workload.clone(),
-            local.namespace.clone(),
-            peer.unwrap_or(UNKNOWN).to_owned(),
-            local.app.clone(),
-            local.version.clone(),
-            local.canonical_service.clone(),
-            local.canonical_revision.clone(),
-            local.cluster.clone(),
-            UNKNOWN.into(),
-            UNKNOWN.into(),
-            UNKNOWN.into(),
-            UNKNOWN.into(),
-            UNKNOWN.into(),
-            dest.service,
-            dest.name,
-            dest.namespace,
-            UNKNOWN.into(),
-            LATEST.into(),
-            UNKNOWN.into(),
-            self.protocol.into(),
-            self.flags.to_string(),
-            connection_security_policy(&settings.reporter, peer).into(),
-        ];
-        if !self.is_tcp() {
-            out.push(self.code.to_string());
-            out.push(self.grpc_status.clone().unwrap_or_default());
-        }
-        out
     }
 }
 
@@ -325,30 +310,13 @@ mod tests {
     }
 
     #[test]
-    fn label_sets_line_up() {
-        assert_eq!(TCP_LABELS[22], "connection_security_policy");
-        let settings = LabelSettings {
-            reporter: "source".into(),
-            host_header_fallback: false,
-            local: LocalWorkload::default(),
-        };
-        let tcp = SeriesKey::of(&LogEntry::default(), false).values(&settings);
-        assert_eq!(tcp.len(), TCP_LABELS.len());
-        assert_eq!(tcp[20], "tcp");
-        let http = LogEntry {
-            protocol: Some("HTTP/1.1".into()),
-            response_code: 404,
-            peer_uri_san: Some("spiffe://cluster.local/ns/a/sa/b".into()),
-            ..LogEntry::default()
-        };
-        let v = SeriesKey::of(&http, false).values(&settings);
-        assert_eq!(v.len(), HTTP_LABELS.len());
-        assert_eq!(v[3], "spiffe://cluster.local/ns/a/sa/b");
-        assert_eq!(v[20], "http");
-        assert_eq!(v[21], "-");
-        assert_eq!(v[22], "unknown");
-        assert_eq!(v[23], "404");
-        assert_eq!(v[24], "");
+    fn spiffe_ids_name_their_namespace() {
+        assert_eq!(
+            spiffe_namespace("spiffe://cluster.local/ns/aks-istio-egress/sa/gw"),
+            Some("aks-istio-egress")
+        );
+        assert_eq!(spiffe_namespace("spiffe://cluster.local/ns//sa/x"), None);
+        assert_eq!(spiffe_namespace("spiffe://cluster.local/sa/x"), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Prometheus metrics of a proxy instance, served as `/stats/prometheus` on the metrics port
-//! (Istio's merged `:15020` endpoint and Envoy's `:15090`).
+//! (Istio's merged `:15020` endpoint) and on the prometheus port (Envoy's `:15090`
+//! `http-envoy-prom` listener); both show the same text.
 //!
 //! Istio's standard metrics, with Istio's label set and default buckets, are updated from
 //! every finished request and connection (the same [`LogEntry`] the access log writes, see
@@ -9,76 +10,62 @@
 //!   `istio_request_bytes`, `istio_response_bytes` (histograms; bytes are body bytes);
 //! * `istio_tcp_connections_opened_total`, `istio_tcp_connections_closed_total`,
 //!   `istio_tcp_sent_bytes_total` (to the downstream), `istio_tcp_received_bytes_total` (from
-//!   the downstream). A connection is counted as opened and closed when it ends;
+//!   the downstream);
 //! * `istio_build{component="proxy",tag=<version>}` 1.
 //!
-//! Gateway health figures (not Istio's):
+//! A TCP connection is counted as opened when [`Metrics::tcp_opened`] reports it (once its
+//! upstream connection is established, as Istio's `istio_stats` reports "opened" once the
+//! connection is under way) and as closed when it ends; the close of a connection never
+//! reported open counts both (a connection that never reached an upstream: `UH`, `UF`,
+//! `BlackHoleCluster`). The closing figures use the label set of the opening, as Istio's do.
+//! Byte counts are added when the connection ends (Istio also reports them periodically).
 //!
-//! * `egress_active_connections` (gauge): downstream connections in flight;
-//! * `egress_config_version` (gauge): version of the last snapshot applied;
-//! * `egress_config_reload_total{result="ok"|"refused"}` (counter): configuration reloads
-//!   accepted or refused, as reported through [`Metrics::record_reload`];
-//! * `egress_config_last_reload_success` (gauge): 1 when the last reload was accepted, 0 when
-//!   it was refused (absent before the first report).
+//! Labels follow Istio's client-side reporter (`reporter="source"`, what gateways and sidecar
+//! outbound report), see [`SeriesKey::values`]: `connection_security_policy` is `unknown`, and
+//! `source_principal` is the proxy's own identity only on clusters that present it
+//! (ISTIO_MUTUAL, see [`Metrics::set_mutual_tls_clusters`]).
+//!
+//! Gateway health figures (not Istio's): `egress_active_connections` (gauge, downstream
+//! connections in flight), and the configuration figures of [`reload`].
 
+mod key;
 mod labels;
+pub mod reload;
+mod series;
 mod text;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
 
 use crate::accesslog::LogEntry;
 use crate::drain::Drain;
 
+pub use key::{AsKeyRef, KeyRef, SeriesKey};
 pub use labels::{
-    DestinationService, HTTP_LABELS, LATEST, LabelSettings, LocalWorkload, SeriesKey, TCP_LABELS,
+    DestinationService, HTTP_LABELS, LATEST, LabelSettings, LocalWorkload, SOURCE, TCP_LABELS,
     UNKNOWN, connection_security_policy, destination_service,
 };
+pub use reload::{ReloadReport, ReloadResult};
 pub use text::{BYTES_BUCKETS, CONTENT_TYPE, DURATION_BUCKETS_MS, Histogram};
 
-/// The outcome of a configuration reload, for [`Metrics::record_reload`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReloadResult {
-    /// The new configuration was accepted and applied.
-    Ok,
-    /// The new configuration was refused; the previous one keeps serving.
-    Refused,
-}
+use reload::Reloads;
+use series::{HttpSeries, TcpSeries};
 
-/// One HTTP label set's series.
-#[derive(Debug, Clone)]
-struct HttpSeries {
-    requests: u64,
-    duration_ms: Histogram,
-    request_bytes: Histogram,
-    response_bytes: Histogram,
-}
-
-impl HttpSeries {
-    fn new() -> HttpSeries {
-        HttpSeries {
-            requests: 0,
-            duration_ms: Histogram::new(DURATION_BUCKETS_MS),
-            request_bytes: Histogram::new(BYTES_BUCKETS),
-            response_bytes: Histogram::new(BYTES_BUCKETS),
-        }
-    }
-}
-
-/// One TCP label set's series.
-#[derive(Debug, Clone, Default)]
-struct TcpSeries {
-    opened: u64,
-    closed: u64,
-    sent: u64,
-    received: u64,
-}
+/// A connection while it is open: its downstream remote and local addresses (unique among
+/// open TCP connections).
+type ConnId = (SocketAddr, SocketAddr);
 
 #[derive(Debug, Default)]
 struct Series {
     http: HashMap<SeriesKey, HttpSeries>,
     tcp: HashMap<SeriesKey, TcpSeries>,
+    /// Connections reported opened and not yet closed, with their label set.
+    open: HashMap<ConnId, SeriesKey>,
 }
 
 /// The metrics of one proxy instance. Shared as `Arc<Metrics>`; every method takes `&self`.
@@ -87,12 +74,10 @@ pub struct Metrics {
     settings: RwLock<LabelSettings>,
     build_tag: String,
     series: Mutex<Series>,
+    mutual_tls: ArcSwap<HashSet<String>>,
     connections: Option<Drain>,
     config_version: AtomicU64,
-    reloads_ok: AtomicU64,
-    reloads_refused: AtomicU64,
-    /// 0 = no report yet, 1 = last ok, 2 = last refused.
-    last_reload: AtomicU64,
+    reloads: Mutex<Reloads>,
 }
 
 impl Default for Metrics {
@@ -101,14 +86,46 @@ impl Default for Metrics {
     }
 }
 
+/// Runs `f` on the series of `key`, created with `new` if it is the first of its label set.
+/// Only a new series allocates its key.
+fn with_series<T, R>(
+    map: &mut HashMap<SeriesKey, T>,
+    key: &KeyRef<'_>,
+    new: impl FnOnce() -> T,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    if let Some(series) = map.get_mut(key as &dyn AsKeyRef) {
+        return f(series);
+    }
+    f(map.entry(key.to_owned_key()).or_insert_with(new))
+}
+
+/// The connection an entry describes, when its addresses are known.
+fn conn_id(entry: &LogEntry) -> Option<ConnId> {
+    entry
+        .downstream_remote_address
+        .zip(entry.downstream_local_address)
+}
+
 impl Metrics {
     /// Metrics as a gateway reports them: `reporter="source"`, no host-header fallback for
     /// `destination_service`, the local workload unknown, `tag` the crate version.
     pub fn gateway() -> Metrics {
         Metrics::new(LabelSettings {
-            reporter: "source".into(),
+            reporter: SOURCE.into(),
             host_header_fallback: false,
             local: LocalWorkload::default(),
+        })
+    }
+
+    /// Metrics as a sidecar reports its outbound traffic: `reporter="source"`, the request's
+    /// Host as `destination_service` when the cluster names no service (Istio's host-header
+    /// fallback, on for sidecars), `local` as the `source_*` labels.
+    pub fn sidecar(local: LocalWorkload) -> Metrics {
+        Metrics::new(LabelSettings {
+            reporter: SOURCE.into(),
+            host_header_fallback: true,
+            local,
         })
     }
 
@@ -118,11 +135,10 @@ impl Metrics {
             settings: RwLock::new(settings),
             build_tag: env!("CARGO_PKG_VERSION").to_owned(),
             series: Mutex::default(),
+            mutual_tls: ArcSwap::default(),
             connections: None,
             config_version: AtomicU64::new(0),
-            reloads_ok: AtomicU64::new(0),
-            reloads_refused: AtomicU64::new(0),
-            last_reload: AtomicU64::new(0),
+            reloads: Mutex::default(),
         }
     }
 
@@ -146,29 +162,75 @@ impl Metrics {
             .local = local;
     }
 
+    /// The reporting workload's `source_*` labels.
+    pub fn local_workload(&self) -> LocalWorkload {
+        self.settings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .local
+            .clone()
+    }
+
+    /// The clusters whose upstream connections present the workload certificate
+    /// (ISTIO_MUTUAL): their traffic shows the local identity as `source_principal`. Set
+    /// with every snapshot; applies to what is recorded afterwards.
+    pub fn set_mutual_tls_clusters(&self, clusters: impl IntoIterator<Item = String>) {
+        self.mutual_tls
+            .store(Arc::new(clusters.into_iter().collect()));
+    }
+
+    /// The borrowed series key of `entry`.
+    fn key<'e>(&self, entry: &'e LogEntry) -> KeyRef<'e> {
+        let settings = self.settings.read().unwrap_or_else(PoisonError::into_inner);
+        let mutual_tls = self.mutual_tls.load();
+        KeyRef::of(entry, &settings, |c| mutual_tls.contains(c))
+    }
+
+    /// Counts a TCP connection as opened now (call once its upstream connection is
+    /// established; `entry` has the downstream addresses and the upstream cluster). Its close,
+    /// recorded by [`Metrics::record`], then counts only as closed, with the same labels.
+    /// A second report for the same open connection is ignored; an entry without
+    /// downstream addresses is ignored (its close counts it).
+    pub fn tcp_opened(&self, entry: &LogEntry) {
+        let Some(id) = conn_id(entry) else {
+            return;
+        };
+        let key = self.key(entry);
+        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        if series.open.contains_key(&id) {
+            return;
+        }
+        let owned = key.to_owned_key();
+        with_series(&mut series.tcp, &key, TcpSeries::default, |s| s.opened += 1);
+        series.open.insert(id, owned);
+    }
+
     /// Updates the Istio metrics from one finished request (an entry with a protocol) or TCP
     /// connection (no protocol).
     pub fn record(&self, entry: &LogEntry) {
-        let fallback = self
-            .settings
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .host_header_fallback;
-        let key = SeriesKey::of(entry, fallback);
+        let key = self.key(entry);
         let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         if !key.is_tcp() {
-            let s = series.http.entry(key).or_insert_with(HttpSeries::new);
-            s.requests += 1;
-            let ms = entry.duration.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-            s.duration_ms.observe(ms);
-            s.request_bytes.observe(entry.bytes_received as f64);
-            s.response_bytes.observe(entry.bytes_sent as f64);
-        } else {
-            let s = series.tcp.entry(key).or_default();
-            s.opened += 1;
+            with_series(&mut series.http, &key, HttpSeries::new, |s| {
+                s.requests += 1;
+                let ms = entry.duration.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+                s.duration_ms.observe(ms);
+                s.request_bytes.observe(entry.bytes_received as f64);
+                s.response_bytes.observe(entry.bytes_sent as f64);
+            });
+            return;
+        }
+        let close = |s: &mut TcpSeries| {
             s.closed += 1;
             s.sent += entry.bytes_sent;
             s.received += entry.bytes_received;
+        };
+        match conn_id(entry).and_then(|id| series.open.remove(&id)) {
+            Some(opened) => close(series.tcp.entry(opened).or_default()),
+            None => with_series(&mut series.tcp, &key, TcpSeries::default, |s| {
+                s.opened += 1;
+                close(s);
+            }),
         }
     }
 
@@ -177,14 +239,40 @@ impl Metrics {
         self.config_version.store(version, Ordering::Relaxed);
     }
 
-    /// Counts one configuration reload and remembers its result.
+    /// Counts one configuration reload and remembers its result (version unknown).
     pub fn record_reload(&self, result: ReloadResult) {
-        let (counter, last) = match result {
-            ReloadResult::Ok => (&self.reloads_ok, 1),
-            ReloadResult::Refused => (&self.reloads_refused, 2),
+        let error = match result {
+            ReloadResult::Ok => None,
+            ReloadResult::Refused => Some(String::new()),
         };
-        counter.fetch_add(1, Ordering::Relaxed);
-        self.last_reload.store(last, Ordering::Relaxed);
+        self.report_reload(None, error);
+    }
+
+    /// Counts one configuration reload of `version`: accepted (`Ok`) or refused with its
+    /// reason (`Err`); the previous configuration keeps serving after a refusal.
+    pub fn reload(&self, version: u64, result: Result<(), String>) {
+        self.report_reload(Some(version), result.err());
+    }
+
+    fn report_reload(&self, version: Option<u64>, error: Option<String>) {
+        let report = ReloadReport {
+            version,
+            error,
+            at: SystemTime::now(),
+        };
+        self.reloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(report);
+    }
+
+    /// The last reload reported, if any.
+    pub fn last_reload(&self) -> Option<ReloadReport> {
+        self.reloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last()
+            .cloned()
     }
 
     /// The exposition, in the Prometheus text format ([`CONTENT_TYPE`]).
@@ -194,12 +282,12 @@ impl Metrics {
             let settings = self.settings.read().unwrap_or_else(PoisonError::into_inner);
             let series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
             (
-                labelled(&settings, &series.http),
-                labelled(&settings, &series.tcp),
+                series::labelled(&settings, &series.http),
+                series::labelled(&settings, &series.tcp),
             )
         };
-        render_http(&mut out, &http);
-        render_tcp(&mut out, &tcp);
+        series::render_http(&mut out, &http);
+        series::render_tcp(&mut out, &tcp);
         self.render_own(&mut out);
         out
     }
@@ -229,154 +317,27 @@ impl Metrics {
         );
         let version = self.config_version.load(Ordering::Relaxed);
         text::sample(out, "egress_config_version", &[], &[], version as f64);
-        text::header(
-            out,
-            "egress_config_reload_total",
-            "counter",
-            "Configuration reloads by result.",
-        );
-        for (result, counter) in [("ok", &self.reloads_ok), ("refused", &self.reloads_refused)] {
-            let value = counter.load(Ordering::Relaxed) as f64;
-            let values = [result.to_owned()];
-            text::sample(
-                out,
-                "egress_config_reload_total",
-                &["result"],
-                &values,
-                value,
-            );
-        }
-        let last = self.last_reload.load(Ordering::Relaxed);
-        if last != 0 {
-            text::header(
-                out,
-                "egress_config_last_reload_success",
-                "gauge",
-                "1 when the last configuration reload was accepted, 0 when it was refused.",
-            );
-            let value = if last == 1 { 1.0 } else { 0.0 };
-            text::sample(out, "egress_config_last_reload_success", &[], &[], value);
-        }
+        self.reloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .render(out);
     }
 }
 
-/// Series that can be added up: two keys may have the same label values (clusters of two
-/// subsets of one host), and the exposition shows each label set once.
-trait Merge: Clone {
-    fn merge(&mut self, other: &Self);
-}
-
-impl Merge for HttpSeries {
-    fn merge(&mut self, other: &Self) {
-        self.requests += other.requests;
-        self.duration_ms.merge(&other.duration_ms);
-        self.request_bytes.merge(&other.request_bytes);
-        self.response_bytes.merge(&other.response_bytes);
-    }
-}
-
-impl Merge for TcpSeries {
-    fn merge(&mut self, other: &Self) {
-        self.opened += other.opened;
-        self.closed += other.closed;
-        self.sent += other.sent;
-        self.received += other.received;
-    }
-}
-
-/// The series by their label values (sorted: a stable exposition order).
-fn labelled<T: Merge>(
-    settings: &LabelSettings,
-    series: &HashMap<SeriesKey, T>,
-) -> BTreeMap<Vec<String>, T> {
-    let mut out: BTreeMap<Vec<String>, T> = BTreeMap::new();
-    for (key, s) in series {
-        match out.entry(key.values(settings)) {
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                slot.insert(s.clone());
-            }
-            std::collections::btree_map::Entry::Occupied(mut slot) => slot.get_mut().merge(s),
-        }
-    }
-    out
-}
-
-/// A histogram family: name, help, and the series' histogram.
-type HistogramFamily = (&'static str, &'static str, fn(&HttpSeries) -> &Histogram);
-
-/// A TCP counter family: name, help, and the series' value.
-type TcpFamily = (&'static str, &'static str, fn(&TcpSeries) -> u64);
-
-fn render_http(out: &mut String, http: &BTreeMap<Vec<String>, HttpSeries>) {
-    if http.is_empty() {
-        return;
-    }
-    let names = &HTTP_LABELS[..];
-    text::header(out, "istio_requests_total", "counter", "Requests.");
-    for (values, s) in http {
-        text::sample(
-            out,
-            "istio_requests_total",
-            names,
-            values,
-            s.requests as f64,
-        );
-    }
-    let histograms: [HistogramFamily; 3] = [
-        (
-            "istio_request_duration_milliseconds",
-            "Request duration in milliseconds.",
-            |s| &s.duration_ms,
-        ),
-        ("istio_request_bytes", "Request body sizes in bytes.", |s| {
-            &s.request_bytes
-        }),
-        (
-            "istio_response_bytes",
-            "Response body sizes in bytes.",
-            |s| &s.response_bytes,
-        ),
-    ];
-    for (name, help, pick) in histograms {
-        text::header(out, name, "histogram", help);
-        for (values, s) in http {
-            text::histogram(out, name, names, values, pick(s));
-        }
-    }
-}
-
-fn render_tcp(out: &mut String, tcp: &BTreeMap<Vec<String>, TcpSeries>) {
-    if tcp.is_empty() {
-        return;
-    }
-    let counters: [TcpFamily; 4] = [
-        (
-            "istio_tcp_connections_opened_total",
-            "TCP connections opened.",
-            |s| s.opened,
-        ),
-        (
-            "istio_tcp_connections_closed_total",
-            "TCP connections closed.",
-            |s| s.closed,
-        ),
-        (
-            "istio_tcp_sent_bytes_total",
-            "Bytes sent to the downstream on TCP connections.",
-            |s| s.sent,
-        ),
-        (
-            "istio_tcp_received_bytes_total",
-            "Bytes received from the downstream on TCP connections.",
-            |s| s.received,
-        ),
-    ];
-    for (name, help, pick) in counters {
-        text::header(out, name, "counter", help);
-        for (values, s) in tcp {
-            text::sample(out, name, &TCP_LABELS, values, pick(s) as f64);
-        }
-    }
+/// The names of the clusters that originate ISTIO_MUTUAL (they present the workload
+/// certificate, which makes it `source_principal`).
+pub fn mutual_tls_clusters<'a>(
+    clusters: impl IntoIterator<Item = &'a egress_compile::snapshot::Cluster>,
+) -> Vec<String> {
+    clusters
+        .into_iter()
+        .filter(|c| {
+            c.tls.as_ref().is_some_and(|tls| {
+                tls.mode == egress_compile::snapshot::UpstreamTlsMode::IstioMutual
+            })
+        })
+        .map(|c| c.name.clone())
+        .collect()
 }
 
 #[cfg(test)]

@@ -99,6 +99,104 @@ fn gateway_figures() {
         out.contains("egress_config_last_reload_success 0\n"),
         "{out}"
     );
+    assert!(!out.contains("egress_config_last_reload_version"), "{out}");
+}
+
+#[test]
+fn a_refused_reload_keeps_its_version_reason_and_time() {
+    let m = Metrics::gateway();
+    assert_eq!(m.last_reload(), None);
+    m.set_config_version(4);
+    m.reload(4, Ok(()));
+    m.reload(5, Err("VirtualService default/cnn: bad host".into()));
+    let last = m.last_reload().unwrap();
+    assert_eq!(last.version, Some(5));
+    assert_eq!(last.result(), ReloadResult::Refused);
+    assert_eq!(
+        last.error.as_deref(),
+        Some("VirtualService default/cnn: bad host")
+    );
+    let out = m.render();
+    assert!(out.contains("egress_config_version 4\n"), "{out}");
+    assert!(
+        out.contains("egress_config_last_reload_version 5\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("egress_config_last_reload_success 0\n"),
+        "{out}"
+    );
+    let stamp = line(&out, "egress_config_last_reload_timestamp_seconds ");
+    assert_eq!(stamp.len(), 1, "{out}");
+    let secs: f64 = stamp[0].rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(secs > 1.0e9, "{out}");
+    m.reload(6, Ok(()));
+    assert!(m.render().contains("egress_config_last_reload_success 1\n"));
+}
+
+fn connection(remote: u16) -> LogEntry {
+    LogEntry {
+        upstream_cluster: Some("outbound|443||edition.cnn.com".into()),
+        downstream_remote_address: Some(([127, 0, 0, 1], remote).into()),
+        downstream_local_address: Some(([127, 0, 0, 1], 8443).into()),
+        ..LogEntry::default()
+    }
+}
+
+#[test]
+fn connections_count_as_opened_when_reported_and_closed_once() {
+    let m = Metrics::gateway();
+    let open = connection(40000);
+    m.tcp_opened(&open);
+    m.tcp_opened(&open);
+    let out = m.render();
+    assert!(line(&out, "istio_tcp_connections_opened_total{")[0].ends_with(" 1"));
+    assert!(line(&out, "istio_tcp_connections_closed_total{")[0].ends_with(" 0"));
+    // The close keeps the opening's labels even if its flags changed meanwhile.
+    let mut closing = connection(40000);
+    closing.response_flags = ResponseFlags::from(ResponseFlag::DownstreamConnectionTermination);
+    closing.bytes_sent = 7;
+    m.record(&closing);
+    // A connection never reported open counts both when it closes.
+    m.record(&connection(40001));
+    let out = m.render();
+    let opened = line(&out, "istio_tcp_connections_opened_total{");
+    assert_eq!(opened.len(), 1, "{out}");
+    assert!(opened[0].ends_with(" 2"), "{out}");
+    assert!(line(&out, "istio_tcp_connections_closed_total{")[0].ends_with(" 2"));
+    assert!(line(&out, "istio_tcp_sent_bytes_total{")[0].ends_with(" 7"));
+    // The same addresses again make a new connection.
+    m.tcp_opened(&open);
+    assert!(line(&m.render(), "istio_tcp_connections_opened_total{")[0].ends_with(" 3"));
+}
+
+#[test]
+fn istio_mutual_clusters_show_the_local_principal() {
+    let m = Metrics::sidecar(LocalWorkload {
+        workload: "sleep".into(),
+        namespace: "default".into(),
+        principal: "spiffe://cluster.local/ns/default/sa/sleep".into(),
+        ..LocalWorkload::default()
+    });
+    m.set_mutual_tls_clusters(["outbound|443|cnn|gw.ns.svc.cluster.local".to_owned()]);
+    m.record(&request(
+        200,
+        Some("outbound|443|cnn|gw.ns.svc.cluster.local"),
+    ));
+    m.record(&request(200, Some("PassthroughCluster")));
+    let out = m.render();
+    let totals = line(&out, "istio_requests_total{");
+    assert_eq!(totals.len(), 2, "{out}");
+    assert!(totals.iter().any(|l| {
+        l.contains("source_principal=\"spiffe://cluster.local/ns/default/sa/sleep\"")
+            && l.contains("destination_service_name=\"gw\"")
+    }));
+    assert!(
+        totals
+            .iter()
+            .any(|l| l.contains("source_principal=\"unknown\"")
+                && l.contains("destination_service_name=\"PassthroughCluster\""))
+    );
 }
 
 #[test]

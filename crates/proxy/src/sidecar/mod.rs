@@ -17,9 +17,27 @@
 //!
 //! A new snapshot applies to connections accepted and HTTP requests made after it arrives;
 //! the listeners never change. [`Sidecar::shutdown`] drains like [`crate::Proxy::shutdown`].
+//!
+//! Telemetry: every outbound request and connection is recorded into Istio's standard
+//! metrics as the sidecar's outbound listeners report them ([`Metrics::sidecar`]:
+//! `reporter="source"`, the workload's own `source_*` labels, `PassthroughCluster` /
+//! `BlackHoleCluster` as the catch-alls' `destination_service_name`, the Host as
+//! `destination_service` when the cluster names no service), served as `/stats/prometheus`
+//! on the ports of [`SidecarTelemetry`]. A TCP connection to a single-cluster destination
+//! counts as opened once its upstream connection is established ([`opened`]).
+//!
+//! Authorization: Istio enforces AuthorizationPolicy on the traffic a proxy receives (a
+//! sidecar's inbound listeners, gateways, waypoints), never on a sidecar's outbound traffic:
+//! "the authorization policy enforces access control to the inbound traffic in the server
+//! side Envoy proxy" (istio.io, security concepts), and a policy whose selector matches a
+//! client workload does not restrict what that client sends. Controlling egress by identity
+//! is done at the egress gateway ([`crate::authz`]), as Istio's egress guides do. So this
+//! outbound data plane has no authorization step, deliberately; if inbound capture (15006)
+//! is ever added, its chains are where [`crate::authz`] would run.
 
 pub mod capture;
 pub mod explicit;
+pub mod opened;
 pub mod outbound;
 pub mod view;
 
@@ -39,7 +57,10 @@ use crate::accesslog::AccessLogger;
 use crate::connect::{ConnectError, Connector};
 use crate::ctx::{Ctx, ProxyOptions};
 use crate::drain::Drain;
+use crate::health::{Endpoints, Readiness};
+use crate::health::{Server, start_metrics_servers, stop_servers};
 use crate::listener::BindError;
+use crate::metrics::{LocalWorkload, Metrics, mutual_tls_clusters};
 
 /// Backlog of the listening sockets.
 const BACKLOG: u32 = 1024;
@@ -91,6 +112,7 @@ impl SidecarOptions {
             listen_address: None,
             health_port: None,
             metrics_port: None,
+            prometheus_port: None,
             hosts: self.hosts.clone(),
             system_dns: self.system_dns,
             extra_roots_pem: self.extra_roots_pem.clone(),
@@ -101,12 +123,34 @@ impl SidecarOptions {
     }
 }
 
+/// A sidecar's telemetry: where its metrics are served and who it reports as.
+#[derive(Debug, Clone, Default)]
+pub struct SidecarTelemetry {
+    /// Istio's merged metrics port (15020): `/stats/prometheus` and `/healthz/ready`, on the
+    /// explicit proxy's address; `None` serves none. Port 0 binds an ephemeral port.
+    pub metrics_port: Option<u16>,
+    /// Envoy's prometheus port (15090): the same text; `None` serves none.
+    pub prometheus_port: Option<u16>,
+    /// The workload's labels (`source_workload`, namespace, `app`, `version`, canonical
+    /// service and revision, cluster); the namespace and principal default to the
+    /// certificate's SPIFFE id.
+    pub workload: LocalWorkload,
+}
+
 /// Why a sidecar could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SidecarError {
     /// A listener could not be bound.
     #[error(transparent)]
     Bind(#[from] BindError),
+    /// A metrics port could not be bound.
+    #[error("binding the sidecar's metrics port on {addr}: {source}")]
+    Metrics {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
     /// The upstream connector could not be built.
     #[error(transparent)]
     Connector(#[from] ConnectError),
@@ -148,6 +192,9 @@ pub struct Sidecar {
     listeners: Vec<Accepting>,
     applied: watch::Receiver<u64>,
     follower: JoinHandle<()>,
+    metrics: Arc<Metrics>,
+    /// The metrics port's and the prometheus port's servers.
+    servers: [Option<Server>; 2],
 }
 
 impl std::fmt::Debug for Sidecar {
@@ -163,10 +210,24 @@ impl Sidecar {
     /// Binds the explicit-proxy listener (and the capture listener when asked for) and starts
     /// serving the current snapshot, then follows the channel. The access logger's format
     /// follows each snapshot's `access_log` settings; `identity` is the workload certificate
-    /// used for ISTIO_MUTUAL origination.
+    /// used for ISTIO_MUTUAL origination. Metrics are recorded (see [`Sidecar::metrics`]) but
+    /// not served; [`Sidecar::start_with_telemetry`] serves them.
     pub async fn start(
+        snapshots: watch::Receiver<Arc<SidecarSnapshot>>,
+        options: SidecarOptions,
+        identity: Option<Arc<IdentityHandle>>,
+        access_log: AccessLogger,
+    ) -> Result<Sidecar, SidecarError> {
+        let telemetry = SidecarTelemetry::default();
+        Sidecar::start_with_telemetry(snapshots, options, telemetry, identity, access_log).await
+    }
+
+    /// [`Sidecar::start`], reporting metrics as `telemetry.workload` and serving them on
+    /// `telemetry`'s ports (bound on the explicit proxy's address).
+    pub async fn start_with_telemetry(
         mut snapshots: watch::Receiver<Arc<SidecarSnapshot>>,
         options: SidecarOptions,
+        telemetry: SidecarTelemetry,
         identity: Option<Arc<IdentityHandle>>,
         access_log: AccessLogger,
     ) -> Result<Sidecar, SidecarError> {
@@ -180,13 +241,28 @@ impl Sidecar {
         let first = snapshots.borrow_and_update().clone();
         let (view_tx, view_rx) = watch::channel(Arc::new(view::gateway_view(&first)));
         access_log.configure(&first.access_log);
+        let drain = Drain::new();
+        let local = telemetry.workload.with_identity(identity.as_deref());
+        let metrics = Arc::new(Metrics::sidecar(local).with_connections(drain.clone()));
+        metrics.set_mutual_tls_clusters(mutual_tls_clusters(first.clusters.values()));
+        metrics.set_config_version(first.version);
+        let readiness = Arc::new(Readiness::new(drain.clone()));
+        readiness.set_loaded();
+        let endpoints = Endpoints {
+            readiness,
+            metrics: Some(Arc::clone(&metrics)),
+        };
+        let ports = [telemetry.metrics_port, telemetry.prometheus_port];
+        let servers = start_metrics_servers(options.proxy_listen.ip(), ports, &endpoints)
+            .await
+            .map_err(|(addr, source)| SidecarError::Metrics { addr, source })?;
         let ctx = Arc::new(Ctx {
             snapshots: view_rx,
             options: proxy_options,
             connector,
             identity,
-            access_log,
-            drain: Drain::new(),
+            access_log: access_log.with_metrics(Arc::clone(&metrics)),
+            drain,
             http: Arc::default(),
         });
         let mut sockets = vec![(EXPLICIT_PROXY_LISTENER, proxy_socket)];
@@ -212,7 +288,32 @@ impl Sidecar {
             listeners,
             applied,
             follower,
+            metrics,
+            servers,
         })
+    }
+
+    /// The sidecar's metrics (what `/stats/prometheus` shows on its metrics ports).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The bound metrics port address, when it is served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.servers[0].as_ref().map(Server::addr)
+    }
+
+    /// The bound prometheus port address, when it is served.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.servers[1].as_ref().map(Server::addr)
+    }
+
+    /// Reports a configuration reload of `version` (see [`crate::Proxy::record_reload`]).
+    pub fn record_reload(&self, version: u64, result: Result<(), String>) {
+        if let Err(reason) = &result {
+            tracing::warn!(version, %reason, "sidecar configuration refused; the previous one keeps serving");
+        }
+        self.metrics.reload(version, result);
     }
 
     /// Listener name ([`EXPLICIT_PROXY_LISTENER`], [`CAPTURE_LISTENER`]) → bound address,
@@ -281,6 +382,7 @@ impl Sidecar {
             drain.force();
             drain.wait_idle(FORCE_CLOSE_WAIT).await;
         }
+        stop_servers(self.servers).await;
     }
 }
 
@@ -380,6 +482,10 @@ async fn follow(
             return;
         }
         shared.ctx.access_log.configure(&snapshot.access_log);
+        if let Some(metrics) = shared.ctx.access_log.metrics() {
+            metrics.set_mutual_tls_clusters(mutual_tls_clusters(snapshot.clusters.values()));
+            metrics.set_config_version(snapshot.version);
+        }
         // The view first: a handler that sees the new snapshot finds its route tables.
         view.send_replace(Arc::new(view::gateway_view(&snapshot)));
         shared.current.store(Arc::clone(&snapshot));

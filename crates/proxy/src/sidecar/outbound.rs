@@ -15,6 +15,10 @@
 //!
 //! A destination on one of the sidecar's own ports is black-holed whatever the policy (Istio's
 //! loop protection for direct connections to 15001).
+//!
+//! A proxied connection whose destination is one cluster is counted as opened once the
+//! upstream is connected ([`OpenNotice`]); with weighted clusters the pick happens inside the
+//! TCP proxy, and the connection is counted when it closes.
 
 use std::sync::Arc;
 
@@ -22,6 +26,7 @@ use egress_compile::snapshot::{BLACKHOLE_CLUSTER, OutboundPolicy, PASSTHROUGH_CL
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Shared;
+use super::opened::OpenNotice;
 use super::view::{self, Plan};
 use crate::connect::OriginalDst;
 use crate::ctx::ConnInfo;
@@ -50,6 +55,7 @@ where
         Plan::Tcp(route) => {
             let ctx = &shared.ctx;
             let name = route.route_name.as_deref();
+            let io = noticed(io, &conn, &route.clusters, shared);
             tcp_proxy::proxy_to(io, &conn, &route.clusters, name, ctx, false, Some(&dst)).await;
         }
         Plan::Tls(routes) => {
@@ -68,6 +74,7 @@ where
                     let route = &routes[index];
                     let ctx = &shared.ctx;
                     let name = route.route_name.as_deref();
+                    let io = noticed(io, &conn, &route.clusters, shared);
                     tcp_proxy::proxy_to(io, &conn, &route.clusters, name, ctx, false, Some(&dst))
                         .await;
                 }
@@ -94,5 +101,21 @@ async fn fallback<I>(
         OutboundPolicy::RegistryOnly => BLACKHOLE_CLUSTER,
     };
     let clusters = [view::weighted(cluster)];
+    let io = noticed(io, conn, &clusters, shared);
     tcp_proxy::proxy_to(io, conn, &clusters, None, &shared.ctx, false, Some(dst)).await;
+}
+
+/// `io`, reporting the connection as opened on first use when it goes to a single cluster.
+fn noticed<I>(
+    io: I,
+    conn: &ConnInfo,
+    clusters: &[egress_compile::snapshot::WeightedCluster],
+    shared: &Shared,
+) -> OpenNotice<I> {
+    let metrics = match clusters {
+        [only] if only.cluster != BLACKHOLE_CLUSTER => shared.ctx.access_log.metrics(),
+        _ => None,
+    };
+    let cluster = clusters.first().map_or("", |c| c.cluster.as_str());
+    OpenNotice::new(io, conn, cluster, metrics)
 }

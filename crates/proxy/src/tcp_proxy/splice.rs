@@ -20,8 +20,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Counters;
 
-/// Bytes moved per `splice` call: the default pipe capacity (16 pages).
-const CHUNK: usize = 64 * 1024;
+/// Pipe capacity asked for (the default is 16 pages): a larger pipe moves more per pair of
+/// calls and keeps more in flight while the destination drains. Pages are only allocated
+/// for bytes actually in the pipe.
+const PIPE_SIZE: usize = 512 * 1024;
 
 /// Forwards both ways between `downstream` and `upstream` until both directions end,
 /// counting bytes into `counters` as they move.
@@ -30,11 +32,11 @@ pub(super) async fn bidirectional(
     upstream: &TcpStream,
     counters: &Counters,
 ) -> io::Result<()> {
-    let up = pipe()?;
-    let down = pipe()?;
+    let (up, up_size) = pipe()?;
+    let (down, down_size) = pipe()?;
     tokio::try_join!(
-        one_way(downstream, upstream, &up, &counters.received),
-        one_way(upstream, downstream, &down, &counters.sent),
+        one_way(downstream, upstream, &up, up_size, &counters.received),
+        one_way(upstream, downstream, &down, down_size, &counters.sent),
     )?;
     Ok(())
 }
@@ -53,16 +55,20 @@ pub(super) async fn write_all(to: &TcpStream, mut buf: &[u8]) -> io::Result<()> 
     Ok(())
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    Ok(rustix::pipe::pipe_with(
-        PipeFlags::NONBLOCK | PipeFlags::CLOEXEC,
-    )?)
+/// A pipe and its capacity (the default when the larger size is refused, e.g. over the
+/// user's pipe-buffer limit).
+fn pipe() -> io::Result<((OwnedFd, OwnedFd), usize)> {
+    let (r, w) = rustix::pipe::pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
+    let size = rustix::pipe::fcntl_setpipe_size(&w, PIPE_SIZE)
+        .or_else(|_| rustix::pipe::fcntl_getpipe_size(&w))?;
+    Ok(((r, w), size))
 }
 
 async fn one_way(
     from: &TcpStream,
     to: &TcpStream,
     pipe: &(OwnedFd, OwnedFd),
+    capacity: usize,
     moved: &AtomicU64,
 ) -> io::Result<()> {
     let (read_end, write_end) = pipe;
@@ -71,7 +77,7 @@ async fn one_way(
         let n = from
             .async_io(Interest::READABLE, || {
                 Ok(rustix::pipe::splice(
-                    from, None, write_end, None, CHUNK, flags,
+                    from, None, write_end, None, capacity, flags,
                 )?)
             })
             .await?;

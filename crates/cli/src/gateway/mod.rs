@@ -1,5 +1,6 @@
 //! `egress gateway run`: the process a gateway Deployment's container starts. It reads the
-//! configuration (the cluster store's change feed, or a directory of YAML files), validates and
+//! configuration (the cluster store's change feed, a directory of YAML files, or the Kubernetes
+//! API server's watches), validates and
 //! compiles it into one snapshot for this gateway instance, and serves it with the data plane.
 //! A configuration that fails validation is refused with a logged error; the last good snapshot
 //! keeps serving.
@@ -19,6 +20,9 @@ use tokio::sync::watch;
 
 use crate::OpError;
 
+pub mod args;
+pub mod downward;
+
 /// Namespace and name of the Secret holding the local cluster's mesh root.
 pub use egress_cluster::ca::CA_SECRET;
 
@@ -29,6 +33,8 @@ pub enum ConfigSource {
     Store(Store),
     /// A directory of YAML manifests, re-read when files change.
     Dir(PathBuf),
+    /// The Kubernetes API server: watches feeding a cache whose generation is the reload key.
+    Kube(egress_kube::KubeSource),
 }
 
 /// Everything `egress gateway run` needs.
@@ -43,10 +49,62 @@ pub struct GatewayRunArgs {
     /// Mesh CA certificate and key files; without them the store's CA (store mode) or a
     /// generated one (directory mode) is used.
     pub ca_files: Option<(PathBuf, PathBuf)>,
+    /// The CA API to get the workload certificate from (Istio's agent's way); when given, it
+    /// replaces `ca_files` and the local CA.
+    pub mesh_cert: crate::meshcert::MeshCertArgs,
     /// Trust domain for the workload certificate.
     pub trust_domain: String,
     /// How long in-flight requests may take to finish on SIGTERM.
     pub drain_grace: Duration,
+}
+
+/// What keeps a workload certificate fresh; dropped (or aborted) at shutdown.
+pub(crate) enum Renewal {
+    /// Issued by a CA this process holds, re-issued by a local task.
+    Local(tokio::task::JoinHandle<()>),
+    /// Obtained from the CA API, renewed by its rotation task.
+    Remote(egress_identity::istioca::Rotation),
+}
+
+impl Renewal {
+    /// Stops renewing.
+    pub(crate) fn stop(self) {
+        match self {
+            Renewal::Local(task) => task.abort(),
+            Renewal::Remote(rotation) => drop(rotation),
+        }
+    }
+}
+
+/// The workload's identity: from the CA API when `--ca-address` is given, else issued from
+/// the mesh CA (files, the store's, or generated), with what renews it.
+pub(crate) async fn workload_identity(
+    args: &GatewayRunArgs,
+) -> Result<(Arc<IdentityHandle>, Renewal), OpError> {
+    let spiffe = SpiffeId::new(
+        &args.trust_domain,
+        &args.identity.namespace,
+        &args.identity.service_account,
+    )
+    .map_err(|e| OpError::Usage(format!("workload identity: {e}")))?;
+    if let Some(cert) = crate::meshcert::obtain(&args.mesh_cert, &spiffe)
+        .await
+        .map_err(|e| OpError::Usage(format!("workload certificate from the CA: {e}")))?
+    {
+        tracing::info!(id = %spiffe.principal(), "workload certificate from the CA API");
+        return Ok((cert.handle, Renewal::Remote(cert.rotation)));
+    }
+    let ca = mesh_ca(args)?;
+    let ttl = Duration::from_secs(24 * 3600);
+    let cert = ca
+        .issue(&spiffe, ttl)
+        .map_err(|e| OpError::Usage(format!("workload certificate: {e}")))?;
+    let identity = Arc::new(
+        IdentityHandle::new(cert, ca.root_pem())
+            .map_err(|e| OpError::Usage(format!("workload identity: {e}")))?,
+    );
+    let rotation = tokio::spawn(rotation_loop(ca, spiffe, Arc::clone(&identity), ttl));
+    Ok((identity, Renewal::Local(rotation)))
 }
 
 pub use egress_cluster::config::Refused;
@@ -58,6 +116,43 @@ pub fn load(source: &ConfigSource, namespace: &str) -> Result<(Vec<Resource>, u6
     match source {
         ConfigSource::Dir(dir) => load_dir(dir, namespace),
         ConfigSource::Store(store) => egress_cluster::config::load_store(store),
+        ConfigSource::Kube(source) => load_kube(source),
+    }
+}
+
+/// The Kubernetes source's cache through the store's decode and validation rules; the key is
+/// the cache generation.
+fn load_kube(source: &egress_kube::KubeSource) -> Result<(Vec<Resource>, u64), Refused> {
+    let snapshot = source.snapshot();
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (spec, v) in &snapshot.objects {
+        let Some(info) = spec.info() else {
+            continue;
+        };
+        match egress_cluster::config::decode_object(info, v) {
+            Ok(r) => out.push(r),
+            Err(problems) => errors.extend(problems),
+        }
+    }
+    if errors.is_empty() {
+        Ok((out, snapshot.generation))
+    } else {
+        Err((errors, Some(snapshot.generation)))
+    }
+}
+
+/// Waits until every watch of the Kubernetes source has listed once, logging what is still
+/// missing now and then, so the first snapshot is never built from half the configuration.
+async fn wait_kube_ready(source: &egress_kube::KubeSource) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), source.ready()).await {
+            Ok(()) => return,
+            Err(_) => tracing::warn!(
+                pending = ?source.pending(),
+                "waiting for the API server to list every watched kind"
+            ),
+        }
     }
 }
 
@@ -121,7 +216,7 @@ pub(crate) fn mesh_ca(args: &GatewayRunArgs) -> Result<MeshCa, OpError> {
     match &args.source {
         ConfigSource::Store(store) => egress_cluster::ca::load_or_create(store, &args.trust_domain)
             .map_err(|e| OpError::Usage(e.to_string())),
-        ConfigSource::Dir(_) => {
+        ConfigSource::Dir(_) | ConfigSource::Kube(_) => {
             tracing::warn!(
                 "no --ca-cert/--ca-key: using a generated mesh CA; ISTIO_MUTUAL clients must trust it"
             );
@@ -133,21 +228,7 @@ pub(crate) fn mesh_ca(args: &GatewayRunArgs) -> Result<MeshCa, OpError> {
 
 /// Run the gateway until SIGTERM/SIGINT, then drain.
 pub async fn run(args: GatewayRunArgs) -> Result<(), OpError> {
-    let ca = mesh_ca(&args)?;
-    let spiffe = SpiffeId::new(
-        &args.trust_domain,
-        &args.identity.namespace,
-        &args.identity.service_account,
-    )
-    .map_err(|e| OpError::Usage(format!("workload identity: {e}")))?;
-    let ttl = Duration::from_secs(24 * 3600);
-    let cert = ca
-        .issue(&spiffe, ttl)
-        .map_err(|e| OpError::Usage(format!("workload certificate: {e}")))?;
-    let identity = Arc::new(
-        IdentityHandle::new(cert, ca.root_pem())
-            .map_err(|e| OpError::Usage(format!("workload identity: {e}")))?,
-    );
+    let (identity, renewal) = workload_identity(&args).await?;
 
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let access_log = egress_proxy::accesslog::AccessLogger::stdout_when_configured();
@@ -161,25 +242,30 @@ pub async fn run(args: GatewayRunArgs) -> Result<(), OpError> {
         tracing::info!(addr = %h, "health on /healthz/ready");
     }
 
-    let reload = tokio::spawn(reload_loop(args.clone(), tx, |id, inputs, version| {
-        let snap = egress_compile::compile(id, inputs, version);
-        for w in &snap.warnings {
-            tracing::warn!("{w}");
-        }
-        tracing::info!(
-            version,
-            listeners = snap.listeners.len(),
-            clusters = snap.clusters.len(),
-            "configuration loaded"
-        );
-        snap
-    }));
-    let rotation = tokio::spawn(rotation_loop(ca, spiffe, identity, ttl));
+    let metrics = Arc::clone(proxy.metrics());
+    let reload = tokio::spawn(reload_loop(
+        args.clone(),
+        tx,
+        metrics,
+        |id, inputs, version| {
+            let snap = egress_compile::compile(id, inputs, version);
+            for w in &snap.warnings {
+                tracing::warn!("{w}");
+            }
+            tracing::info!(
+                version,
+                listeners = snap.listeners.len(),
+                clusters = snap.clusters.len(),
+                "configuration loaded"
+            );
+            snap
+        },
+    ));
 
     wait_for_signal().await;
     tracing::info!(grace = ?args.drain_grace, "draining");
     reload.abort();
-    rotation.abort();
+    renewal.stop();
     proxy.shutdown(args.drain_grace).await;
     Ok(())
 }
@@ -202,15 +288,20 @@ pub(crate) async fn wait_for_signal() {
 }
 
 /// Recompile (with `build`) whenever the source changes; refuse invalid configurations
-/// (logged once per refused content), keeping the last good snapshot.
+/// (logged once per refused content), keeping the last good snapshot. Every accepted and
+/// refused configuration is reported to `metrics` (the reload figures).
 pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
     args: GatewayRunArgs,
     tx: watch::Sender<Arc<S>>,
+    metrics: Arc<egress_proxy::metrics::Metrics>,
     build: fn(&GatewayIdentity, &egress_compile::Inputs, u64) -> S,
 ) {
     let mut last_key: Option<u64> = None;
     let mut refused_key: Option<u64> = None;
     let mut version: u64 = 0;
+    if let ConfigSource::Kube(source) = &args.source {
+        wait_kube_ready(source).await;
+    }
     loop {
         let source = args.source.clone();
         let ns = args.identity.namespace.clone();
@@ -225,6 +316,7 @@ pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
                     version += 1;
                     let inputs = egress_compile::inputs_from_resources(resources);
                     let _ = tx.send(Arc::new(build(&args.identity, &inputs, version)));
+                    metrics.reload(version, Ok(()));
                 }
             }
             Ok(Err((errors, key))) => {
@@ -234,6 +326,7 @@ pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
                             "configuration refused, last good snapshot keeps serving: {e}"
                         );
                     }
+                    metrics.reload(version + 1, Err(errors.join("; ")));
                 }
                 refused_key = key;
                 seen = key.or(seen);
@@ -247,9 +340,13 @@ pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
 /// Wait until the source may have changed since `seen` (the store's resourceVersion the last
 /// listing reflected, so nothing committed in between is missed).
 async fn wait_for_change(source: &ConfigSource, seen: Option<u64>) {
-    let ConfigSource::Store(store) = source else {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        return;
+    let store = match source {
+        ConfigSource::Store(store) => store,
+        ConfigSource::Kube(source) => return wait_for_generation(source, seen).await,
+        ConfigSource::Dir(_) => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return;
+        }
     };
     loop {
         let store = store.clone();
@@ -275,6 +372,20 @@ async fn wait_for_change(source: &ConfigSource, seen: Option<u64>) {
             }
         }
     }
+}
+
+/// Wait until the Kubernetes cache's generation differs from `seen` (the one the last load
+/// reflected); without one, until the next change.
+async fn wait_for_generation(source: &egress_kube::KubeSource, seen: Option<u64>) {
+    let mut rx = source.subscribe();
+    if let Some(seen) = seen {
+        if *rx.borrow_and_update() != seen {
+            return;
+        }
+    } else {
+        rx.mark_unchanged();
+    }
+    let _ = rx.changed().await;
 }
 
 /// Re-issue the workload certificate before it expires.

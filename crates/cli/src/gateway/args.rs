@@ -1,0 +1,236 @@
+//! The flags of `egress gateway run` and `egress sidecar run`, and turning them into
+//! [`GatewayRunArgs`]: the instance's identity (flags, or the downward API through `POD_*`
+//! environment variables and a labels file), the configuration source (the local store, a
+//! directory, or the Kubernetes API server) and the data-plane options.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{ConfigSource, GatewayRunArgs, downward, parse_host, parse_labels, parse_ports};
+use crate::OpError;
+
+/// `egress gateway run` / `egress sidecar run`.
+#[derive(Args, Debug)]
+pub struct GatewayRun {
+    /// The instance's namespace (Gateways select it; credentialName Secrets are read here).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "aks-istio-egress")]
+    pub namespace: String,
+    /// The instance's Pod name (logged; the downward API's metadata.name).
+    #[arg(long = "pod-name", env = "POD_NAME")]
+    pub pod_name: Option<String>,
+    /// The instance's labels, matched by Gateway selectors (`istio=NAME,app=NAME`).
+    #[arg(long, env = "POD_LABELS", default_value = "")]
+    pub labels: String,
+    /// A downward API labels file (`key="value"` lines); its labels are added to `--labels`.
+    #[arg(long = "labels-file")]
+    pub labels_file: Option<PathBuf>,
+    /// The instance's service account (its SPIFFE identity).
+    #[arg(
+        long = "service-account",
+        env = "SERVICE_ACCOUNT",
+        default_value = "default"
+    )]
+    pub service_account: String,
+    /// Control-plane revision (`asm-1-24`): selects the shared MeshConfig.
+    #[arg(long, env = "ISTIO_REVISION")]
+    pub revision: Option<String>,
+    /// The gateway Service's ports, SERVICE:TARGET.
+    #[arg(long = "service-ports", default_value = "80:8080,443:8443")]
+    pub service_ports: String,
+    /// Read configuration from this directory of YAML files instead of the cluster store.
+    #[arg(long, conflicts_with_all = ["kube", "kubeconfig", "context"])]
+    pub config: Option<PathBuf>,
+    /// Read configuration from the Kubernetes API server: `--kubeconfig`, else `KUBECONFIG` or
+    /// `~/.kube/config`, else the Pod's service account (in-cluster).
+    #[arg(long)]
+    pub kube: bool,
+    /// Kubernetes mode with this kubeconfig file.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubernetes mode with this kubeconfig context.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Kubernetes mode: read Gateways, VirtualServices, DestinationRules, ServiceEntries and
+    /// Sidecars only from these namespaces (repeatable; the own and the root namespace are
+    /// always read). Default: all namespaces.
+    #[arg(long = "watch-namespace")]
+    pub watch_namespaces: Vec<String>,
+    /// Address listeners bind (the pod IP); default all addresses.
+    #[arg(long = "listen-address")]
+    pub listen_address: Option<std::net::IpAddr>,
+    /// Source address for upstream connections (the static egress IP).
+    #[arg(long = "source-address")]
+    pub source_address: Option<std::net::IpAddr>,
+    /// Health port (`/healthz/ready`).
+    #[arg(long = "health-port", default_value_t = 15021)]
+    pub health_port: u16,
+    /// Resolver override NAME=IP[+IP...], repeatable.
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    /// Also resolve names through the system's resolver (by default only `--host` overrides
+    /// and IP literals resolve, so nothing leaves the machine unless asked to).
+    #[arg(long = "system-dns")]
+    pub system_dns: bool,
+    /// Extra PEM roots trusted for upstream TLS, repeatable.
+    #[arg(long = "extra-roots")]
+    pub extra_roots: Vec<PathBuf>,
+    /// Mesh CA certificate (PEM).
+    #[arg(long = "ca-cert", requires = "ca_key", conflicts_with = "ca_address")]
+    pub ca_cert: Option<PathBuf>,
+    /// Mesh CA key (PEM).
+    #[arg(long = "ca-key", requires = "ca_cert")]
+    pub ca_key: Option<PathBuf>,
+    /// Trust domain.
+    #[arg(long = "trust-domain", default_value = "cluster.local")]
+    pub trust_domain: String,
+    /// Grace period for in-flight requests on SIGTERM, in seconds.
+    #[arg(long = "drain-grace", default_value_t = 5.0)]
+    pub drain_grace: f64,
+    /// The Prometheus endpoint (`/stats/prometheus`, Istio's merged-metrics port); 0 turns it
+    /// off.
+    #[arg(long = "metrics-port", default_value_t = 15020)]
+    pub metrics_port: u16,
+    /// The workload certificate from istiod's CA API (`--ca-address`), as Istio's agent.
+    #[command(flatten)]
+    pub mesh_cert: crate::meshcert::MeshCertArgs,
+    /// The same figures on Envoy's `http-envoy-prom` port; 0 turns it off.
+    #[arg(long = "prometheus-port", default_value_t = 15090)]
+    pub prometheus_port: u16,
+    /// Sidecars: the port of the explicit outbound proxy on `--listen-address`.
+    #[arg(long = "proxy-port", default_value_t = 15001)]
+    pub proxy_port: u16,
+}
+
+impl GatewayRun {
+    /// Whether the configuration comes from the Kubernetes API server.
+    pub fn kube_mode(&self) -> bool {
+        self.kube || self.kubeconfig.is_some() || self.context.is_some()
+    }
+}
+
+fn open_store(flag: Option<PathBuf>) -> Result<egress_store::Store, OpError> {
+    let dir = egress_store::default_dir(
+        flag,
+        None,
+        std::env::var_os("XDG_DATA_HOME"),
+        std::env::var_os("HOME"),
+    )
+    .map_err(OpError::store)?;
+    egress_store::Store::open(&dir).map_err(OpError::store)
+}
+
+/// Runs `egress gateway run` (or `egress sidecar run` when `sidecar`) to completion.
+pub fn gateway_run(
+    store_flag: Option<PathBuf>,
+    g: GatewayRun,
+    sidecar: bool,
+) -> Result<(), OpError> {
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    if !g.watch_namespaces.is_empty() && !g.kube_mode() {
+        return Err(OpError::Usage(
+            "--watch-namespace needs Kubernetes mode (--kube, --kubeconfig or --context)".into(),
+        ));
+    }
+    let mut labels = parse_labels(&g.labels)?;
+    if let Some(path) = &g.labels_file {
+        let text = std::fs::read_to_string(path).map_err(|source| OpError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let from_file = downward::parse_labels_file(&text)
+            .map_err(|e| OpError::Usage(format!("{}: {e}", path.display())))?;
+        labels.extend(from_file);
+    }
+    let mut extra_roots_pem = Vec::new();
+    for p in &g.extra_roots {
+        extra_roots_pem.push(std::fs::read_to_string(p).map_err(|source| OpError::Read {
+            path: p.display().to_string(),
+            source,
+        })?);
+    }
+    let hosts = g
+        .hosts
+        .iter()
+        .map(|h| parse_host(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !(g.drain_grace.is_finite() && g.drain_grace >= 0.0) {
+        return Err(OpError::Usage(
+            "--drain-grace must be a non-negative number of seconds".into(),
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(OpError::Output)?;
+    let source = if g.kube_mode() {
+        let options = egress_kube::KubeOptions {
+            kubeconfig: g.kubeconfig.clone(),
+            context: g.context.clone(),
+        };
+        let scope = egress_kube::Scope {
+            namespace: g.namespace.clone(),
+            revision: g.revision.clone(),
+            watch_namespaces: g.watch_namespaces.clone(),
+        };
+        let source = runtime.block_on(async {
+            let client = options.client().await?;
+            egress_kube::KubeSource::start(client, &scope)
+        });
+        ConfigSource::Kube(source.map_err(|e| OpError::Usage(e.to_string()))?)
+    } else {
+        match g.config {
+            Some(dir) => ConfigSource::Dir(dir),
+            None => ConfigSource::Store(open_store(store_flag)?),
+        }
+    };
+    tracing::info!(
+        namespace = %g.namespace,
+        pod = g.pod_name.as_deref().unwrap_or("-"),
+        service_account = %g.service_account,
+        ?labels,
+        "starting"
+    );
+    let args = GatewayRunArgs {
+        identity: egress_compile::snapshot::GatewayIdentity {
+            namespace: g.namespace,
+            labels,
+            service_account: g.service_account,
+            revision: g.revision,
+            service_ports: parse_ports(&g.service_ports)?,
+        },
+        source,
+        options: egress_proxy::ProxyOptions {
+            source_address: g.source_address,
+            listen_address: g.listen_address,
+            health_port: Some(g.health_port),
+            metrics_port: (g.metrics_port != 0).then_some(g.metrics_port),
+            prometheus_port: (g.prometheus_port != 0).then_some(g.prometheus_port),
+            hosts,
+            extra_roots_pem,
+            system_dns: g.system_dns,
+            ..Default::default()
+        },
+        ca_files: g.ca_cert.zip(g.ca_key),
+        mesh_cert: g.mesh_cert,
+        trust_domain: g.trust_domain,
+        drain_grace: std::time::Duration::from_secs_f64(g.drain_grace),
+    };
+    let proxy_port = g.proxy_port;
+    let result = if sidecar {
+        runtime.block_on(crate::sidecar::run(args, proxy_port))
+    } else {
+        runtime.block_on(super::run(args))
+    };
+    // Do not wait for blocking helpers (a store watch slice) beyond a moment.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
+}

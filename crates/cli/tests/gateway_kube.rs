@@ -1,0 +1,391 @@
+//! `egress gateway run` in Kubernetes mode: the real binary reading the seed's HTTP egress
+//! configuration (Gateway, DestinationRule, VirtualService, ServiceEntry and the shared
+//! MeshConfig) from the test kit's mock API server through `--kubeconfig`, with its identity
+//! from the downward API (`POD_NAMESPACE`, `POD_NAME`, `SERVICE_ACCOUNT` and a labels file).
+//! curl goes through it to a stand-in `edition.cnn.com` on loopback port 80; changes pushed on
+//! the watch take effect without a restart; an invalid object is refused while the last good
+//! configuration keeps serving.
+//!
+//! The stand-in binds port 80 on a private loopback address, which needs root (CI runs as
+//! root); without it the test prints SKIPPED.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use egress_testkit::apiserver::MockApiServer;
+use egress_testkit::{Curl, HttpUpstream, eventually};
+use serde_json::Value;
+
+const NS: &str = "aks-istio-egress";
+const UPSTREAM_IP: &str = "127.0.0.111";
+const GATEWAY_IP: &str = "127.0.0.112";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A running `egress gateway run --kubeconfig` process and what it printed.
+struct Gateway {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gateway {
+    fn start(kubeconfig: &std::path::Path, labels_file: &std::path::Path) -> Gateway {
+        let mut child = Command::new(common::bin())
+            .env_remove("EGRESS_STORE")
+            .env_remove("KUBECONFIG")
+            .env("POD_NAMESPACE", NS)
+            .env("POD_NAME", "asm-egress-test-5d9c8f7b6-x2x4z")
+            .env("SERVICE_ACCOUNT", "asm-egress-test")
+            .args(["gateway", "run", "--kubeconfig"])
+            .arg(kubeconfig)
+            .arg("--labels-file")
+            .arg(labels_file)
+            .args([
+                "--revision",
+                "asm-1-24",
+                "--listen-address",
+                GATEWAY_IP,
+                "--host",
+                &format!("edition.cnn.com={UPSTREAM_IP}"),
+                "--drain-grace",
+                "1",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        Gateway { child, log }
+    }
+
+    fn lines(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    async fn wait_ready(&self) {
+        let url = format!("http://{GATEWAY_IP}:15021/healthz/ready");
+        let ok = eventually(WAIT, || {
+            let url = url.clone();
+            async move {
+                Curl::new(url)
+                    .status()
+                    .await
+                    .map(|o| o.status == 200)
+                    .unwrap_or(false)
+            }
+        })
+        .await;
+        assert!(ok.is_ok(), "gateway never became ready:\n{}", self.lines());
+    }
+
+    /// Waits until a log line contains every one of `needles`.
+    async fn wait_log(&self, needles: &[&str]) -> String {
+        let find = |log: &Mutex<Vec<String>>| {
+            log.lock()
+                .unwrap()
+                .iter()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+                .cloned()
+        };
+        let log = self.log.clone();
+        let found = eventually(WAIT, || {
+            let hit = find(&log).is_some();
+            async move { hit }
+        })
+        .await;
+        assert!(
+            found.is_ok(),
+            "no log line containing {needles:?}:\n{}",
+            self.lines()
+        );
+        find(&self.log).unwrap()
+    }
+
+    /// Waits until at least `n` log lines contain every one of `needles`.
+    async fn wait_count(&self, needles: &[&str], n: usize) {
+        let log = self.log.clone();
+        let count = move || {
+            log.lock()
+                .unwrap()
+                .iter()
+                .filter(|l| needles.iter().all(|x| l.contains(x)))
+                .count()
+        };
+        let found = eventually(WAIT, || {
+            let hit = count() >= n;
+            async move { hit }
+        })
+        .await;
+        assert!(
+            found.is_ok(),
+            "fewer than {n} lines with {needles:?}:\n{}",
+            self.lines()
+        );
+    }
+
+    /// Waits until `GET http://edition.cnn.com/politics` through the gateway answers `status`.
+    async fn wait_status(&self, status: u16) {
+        let ok = eventually(WAIT, || async move { get_politics().await == Some(status) }).await;
+        assert!(
+            ok.is_ok(),
+            "never answered {status}; last: {:?}\n{}",
+            get_politics().await,
+            self.lines()
+        );
+    }
+
+    fn still_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the sidecar sends: Host edition.cnn.com to the gateway's port 80 (target 8080).
+async fn get_politics() -> Option<u16> {
+    Curl::new("http://edition.cnn.com/politics")
+        .connect_to("edition.cnn.com", 80, GATEWAY_IP, 8080)
+        .status()
+        .await
+        .ok()
+        .map(|o| o.status)
+}
+
+/// The seed's MeshConfig and first scenario (ServiceEntry, then Gateway + DestinationRule +
+/// VirtualService), as JSON objects in the gateway's namespace.
+fn seed_objects() -> Option<Vec<Value>> {
+    let all = common::seed()?;
+    let mut out = Vec::new();
+    for (i, manifest) in all[0..3].iter().enumerate() {
+        for doc in egress_model::yaml::parse_stream(manifest).unwrap() {
+            let mut v = doc.value;
+            if i > 0 {
+                v["metadata"]["namespace"] = Value::from(NS);
+            }
+            out.push(v);
+        }
+    }
+    Some(out)
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    objects.iter().find(|o| o["kind"] == kind).unwrap()
+}
+
+#[tokio::test]
+async fn kube_mode_serves_the_seed_and_follows_the_watch() {
+    let Some(objects) = seed_objects() else {
+        return;
+    };
+    if !Curl::available() {
+        println!("SKIPPED: curl is not installed");
+        return;
+    }
+    let upstream =
+        match HttpUpstream::start(SocketAddr::new(UPSTREAM_IP.parse().unwrap(), 80)).await {
+            Ok(u) => u,
+            Err(e) => {
+                println!(
+                    "SKIPPED: cannot bind {UPSTREAM_IP}:80 for edition.cnn.com ({e}); run as root"
+                );
+                return;
+            }
+        };
+    let server = MockApiServer::start().unwrap();
+    for o in &objects {
+        server.put(o.clone()).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = server.write_kubeconfig(dir.path()).unwrap();
+    let labels = dir.path().join("labels");
+    std::fs::write(
+        &labels,
+        "app=\"asm-egress-test\"\nistio=\"asm-egress-test\"\npod-template-hash=\"5d9c8f7b6\"\n",
+    )
+    .unwrap();
+    let mut gw = Gateway::start(&kubeconfig, &labels);
+    gw.wait_ready().await;
+
+    // The seed's HTTP egress: 200 from the stand-in, Host preserved.
+    assert_eq!(get_politics().await, Some(200), "{}", gw.lines());
+    let reqs = upstream.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].path, "/politics");
+    assert_eq!(reqs[0].host.as_deref(), Some("edition.cnn.com"));
+
+    // Scoped watches: Secrets only in the own namespace, the MeshConfig by name.
+    let requests = server.requests();
+    let secrets: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/secrets"))
+        .map(|r| r.path.as_str())
+        .collect();
+    assert!(
+        !secrets.is_empty()
+            && secrets
+                .iter()
+                .all(|p| *p == "/api/v1/namespaces/aks-istio-egress/secrets"),
+        "{secrets:?}"
+    );
+    assert!(requests.iter().any(
+        |r| r.path == "/api/v1/namespaces/aks-istio-system/configmaps"
+            && r.param("fieldSelector") == Some("metadata.name=istio-shared-configmap-asm-1-24")
+    ));
+
+    // A change on the watch: the VirtualService removed -> no route (404 NR) ...
+    let vs = find(&objects, "VirtualService");
+    let vs_name = vs["metadata"]["name"].as_str().unwrap();
+    server
+        .delete(
+            "networking.istio.io/v1",
+            "VirtualService",
+            Some(NS),
+            vs_name,
+        )
+        .unwrap();
+    gw.wait_status(404).await;
+    // ... and back, without a restart.
+    server.put(vs.clone()).unwrap();
+    gw.wait_status(200).await;
+    assert!(gw.still_running());
+
+    // An invalid object is refused; the last good configuration keeps serving.
+    let broken = serde_json::json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "broken", "namespace": NS},
+        "spec": {
+            "hosts": ["broken.example.com"],
+            "gateways": ["istio-egressgateway"],
+            "http": [{"redirect": {"uri": "/x", "redirectCode": 200}}]
+        }
+    });
+    server.put(broken).unwrap();
+    let refused = gw
+        .wait_log(&["configuration refused", "broken", "must be 3xx"])
+        .await;
+    assert!(
+        refused.contains("last good snapshot keeps serving"),
+        "{refused}"
+    );
+    assert_eq!(get_politics().await, Some(200), "{}", gw.lines());
+    // A valid change while the invalid object is there is refused too (one config, whole):
+    // the new generation is refused again, and the route keeps answering.
+    server
+        .delete(
+            "networking.istio.io/v1",
+            "VirtualService",
+            Some(NS),
+            vs_name,
+        )
+        .unwrap();
+    gw.wait_count(&["configuration refused", "must be 3xx"], 2)
+        .await;
+    assert_eq!(get_politics().await, Some(200), "{}", gw.lines());
+    // Removing the invalid object lets the current state through.
+    server
+        .delete(
+            "networking.istio.io/v1",
+            "VirtualService",
+            Some(NS),
+            "broken",
+        )
+        .unwrap();
+    gw.wait_status(404).await;
+    assert!(gw.still_running());
+}
+
+#[test]
+fn kube_mode_usage_errors_name_the_file_and_the_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-kubeconfig");
+    let out = Command::new(common::bin())
+        .env_remove("KUBECONFIG")
+        .args(["gateway", "run", "--kubeconfig"])
+        .arg(&missing)
+        .args(["--context", "prod", "--health-port", "0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    assert!(err.contains("\"prod\""), "{err}");
+
+    // Neither a kubeconfig nor a Pod's service account: both reasons are given.
+    let out = Command::new(common::bin())
+        .env("KUBECONFIG", &missing)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .args(["gateway", "run", "--kube", "--health-port", "0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("no Kubernetes configuration"), "{err}");
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    assert!(err.contains("in-cluster"), "{err}");
+
+    let out = Command::new(common::bin())
+        .args(["gateway", "run", "--watch-namespace", "apps", "--config"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--watch-namespace needs Kubernetes mode"),
+        "{err}"
+    );
+
+    let out = Command::new(common::bin())
+        .args(["gateway", "run", "--kubeconfig", "k", "--config"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+#[test]
+fn a_malformed_labels_file_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = dir.path().join("labels");
+    std::fs::write(&labels, "istio=\"ok\"\napp=unquoted\n").unwrap();
+    let out = Command::new(common::bin())
+        .args(["gateway", "run", "--config"])
+        .arg(dir.path())
+        .arg("--labels-file")
+        .arg(&labels)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("line 2"), "{err}");
+    assert!(err.contains(&labels.display().to_string()), "{err}");
+}
