@@ -36,6 +36,21 @@ impl Gateway {
         ca: &MeshCa,
         extra_root_pem: &str,
     ) -> Gateway {
+        let resolve = [
+            "--host".to_owned(),
+            format!("edition.cnn.com={upstream_ip}"),
+        ];
+        Gateway::start_with(manifests, ip, &resolve, ca, extra_root_pem)
+    }
+
+    /// Like [`Gateway::start`], resolving names with `resolve` (the flags).
+    fn start_with(
+        manifests: &[&str],
+        ip: IpAddr,
+        resolve: &[String],
+        ca: &MeshCa,
+        extra_root_pem: &str,
+    ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
         std::fs::create_dir(&config).unwrap();
@@ -65,11 +80,10 @@ impl Gateway {
                 "asm-1-24",
                 "--listen-address",
                 &ip.to_string(),
-                "--host",
-                &format!("edition.cnn.com={upstream_ip}"),
                 "--drain-grace",
                 "1",
             ])
+            .args(resolve)
             .arg("--ca-cert")
             .arg(&ca_cert)
             .arg("--ca-key")
@@ -238,6 +252,63 @@ async fn seed_http_egress_gateway() {
     assert_eq!(out.status, 404);
     let nr = gw.wait_log("\" 404 NR route_not_found").await;
     assert!(nr.contains("other.example.com"), "{nr}");
+}
+
+/// The resolved-address guard from the command line: with `--dns-server`, a DNS answer that
+/// points edition.cnn.com at a loopback address is refused (503 `UH`, the access log naming
+/// the host and address); `--allow-private-upstreams` is the operator's opt-out.
+#[tokio::test]
+async fn dns_answers_to_private_addresses_are_refused_unless_the_operator_opts_out() {
+    let Some(manifests) = scenario(0) else { return };
+    if !Curl::available() {
+        println!("SKIPPED: curl is not installed");
+        return;
+    }
+    let Some(upstream) = stand_in_http(ip("127.0.0.65")).await else {
+        return;
+    };
+    let dns = egress_testkit::dns::StubDns::start(&[(
+        "edition.cnn.com",
+        std::net::Ipv4Addr::new(127, 0, 0, 65),
+    )])
+    .await
+    .unwrap();
+    let ca = MeshCa::generate("cluster.local").unwrap();
+    let certs = CertFactory::new().unwrap();
+    let refs: Vec<&str> = manifests.iter().map(String::as_str).collect();
+    let resolve = ["--dns-server".to_owned(), dns.addr.to_string()];
+    let guarded = Gateway::start_with(&refs, ip("127.0.0.66"), &resolve, &ca, certs.ca_pem());
+    let mut opted_out = resolve.to_vec();
+    opted_out.push("--allow-private-upstreams".to_owned());
+    let open = Gateway::start_with(&refs, ip("127.0.0.67"), &opted_out, &ca, certs.ca_pem());
+    guarded.wait_ready().await;
+    open.wait_ready().await;
+
+    let via = |gw: &'static str| {
+        Curl::new("http://edition.cnn.com/politics").connect_to("edition.cnn.com", 80, gw, 8080)
+    };
+    let refused = via("127.0.0.66").status().await.unwrap();
+    assert_eq!(refused.status, 503, "{refused:?}");
+    let line = guarded.wait_log("upstream_address_refused").await;
+    assert!(
+        line.contains("upstream_address_refused{edition.cnn.com->127.0.0.65}")
+            && line.contains(" UH "),
+        "{line}"
+    );
+    assert!(
+        upstream.requests().is_empty(),
+        "nothing reached the upstream"
+    );
+    assert!(dns.queries() > 0, "the name was asked of --dns-server");
+
+    let allowed = via("127.0.0.67").status().await.unwrap();
+    assert_eq!(
+        allowed.status,
+        200,
+        "{allowed:?}\n{}",
+        open.lines().join("\n")
+    );
+    assert_eq!(upstream.requests().len(), 1);
 }
 
 #[tokio::test]

@@ -74,7 +74,7 @@ async fn fetch(gw: &Gateway) -> (u16, String) {
 }
 
 async fn assert_refused(answer: Ipv4Addr, discovery: fn(u16) -> Discovery) {
-    let dns = StubDns::start(&[(CNN, answer)]).await;
+    let dns = StubDns::start(&[(CNN, answer)]).await.unwrap();
     let gw = gateway(dns_cluster(80, discovery(80)), via(&dns)).await;
     let (status, body) = fetch(&gw).await;
     assert_eq!(status, 503, "{body}");
@@ -118,7 +118,7 @@ async fn loopback_answer_is_refused_and_the_opt_out_connects() {
         .await
         .unwrap();
     let port = upstream.local_addr().port();
-    let dns = StubDns::start(&[(CNN, Ipv4Addr::LOCALHOST)]).await;
+    let dns = StubDns::start(&[(CNN, Ipv4Addr::LOCALHOST)]).await.unwrap();
 
     let guarded = gateway(dns_cluster(port, strict(port)), via(&dns)).await;
     let (status, _) = fetch(&guarded).await;
@@ -151,7 +151,9 @@ async fn override_table_answers_are_not_guarded() {
         .unwrap();
     let port = upstream.local_addr().port();
     // The stub would say 10.0.0.1; the operator's table wins and is explicit.
-    let dns = StubDns::start(&[(CNN, Ipv4Addr::new(10, 0, 0, 1))]).await;
+    let dns = StubDns::start(&[(CNN, Ipv4Addr::new(10, 0, 0, 1))])
+        .await
+        .unwrap();
     let options = ProxyOptions {
         hosts: vec![(CNN.to_owned(), vec![IpAddr::V4(Ipv4Addr::LOCALHOST)])],
         ..via(&dns)
@@ -168,7 +170,7 @@ async fn ip_literal_hostnames_are_not_guarded() {
         .await
         .unwrap();
     let port = upstream.local_addr().port();
-    let dns = StubDns::start(&[]).await;
+    let dns = StubDns::start(&[]).await.unwrap();
     let cluster = dns_cluster(
         port,
         Discovery::StrictDns {

@@ -16,7 +16,9 @@ use l4_support::*;
 
 #[tokio::test]
 async fn passthrough_to_a_refused_answer_closes_with_uh() {
-    let dns = StubDns::start(&[("edition.cnn.com", Ipv4Addr::new(169, 254, 169, 254))]).await;
+    let dns = StubDns::start(&[("edition.cnn.com", Ipv4Addr::new(169, 254, 169, 254))])
+        .await
+        .unwrap();
     let c = cluster(
         "outbound|443||edition.cnn.com",
         Discovery::StrictDns {

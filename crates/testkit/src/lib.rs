@@ -17,6 +17,7 @@
 pub mod apiserver;
 mod certs;
 mod curl;
+pub mod dns;
 mod record;
 mod tcp;
 mod upstream;

@@ -72,6 +72,15 @@ pub struct GatewayRun {
     /// and IP literals resolve, so nothing leaves the machine unless asked to).
     #[arg(long = "system-dns")]
     pub system_dns: bool,
+    /// Ask only this DNS server (IP:PORT; UDP, TCP on truncation) for names without a
+    /// `--host` override, instead of the system's resolver; implies `--system-dns`.
+    #[arg(long = "dns-server", value_name = "IP:PORT")]
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// Turn the resolved-address guard off: connect even when a DNS answer for an external
+    /// host is a loopback, private, link-local, CGNAT or cloud-metadata address. Off by
+    /// default; `--host` overrides and STATIC ServiceEntry endpoints are never guarded.
+    #[arg(long = "allow-private-upstreams")]
+    pub allow_private_upstreams: bool,
     /// Extra PEM roots trusted for upstream TLS, repeatable.
     #[arg(long = "extra-roots")]
     pub extra_roots: Vec<PathBuf>,
@@ -216,8 +225,9 @@ pub fn gateway_run(
             prometheus_port: (g.prometheus_port != 0).then_some(g.prometheus_port),
             hosts,
             extra_roots_pem,
-            system_dns: g.system_dns,
-            ..Default::default()
+            system_dns: g.system_dns || g.dns_server.is_some(),
+            dns_server: g.dns_server,
+            allow_private_upstreams: g.allow_private_upstreams,
         },
         ca_files: g.ca_cert.zip(g.ca_key),
         mesh_cert: g.mesh_cert,
