@@ -591,6 +591,21 @@ async fn invalid_config_keeps_last_good_snapshot() {
         assert_eq!(got, (200, Some(a.local_addr().to_string())));
     }
     assert!(b.requests().is_empty());
+    // The refusal shows in the gateway's reload figures: version 1 still in service.
+    let figures = reload_figures(ip("127.0.92.3")).await;
+    assert_eq!(
+        figures["egress_config_reload_total{result=ok}"], 1.0,
+        "{figures:?}"
+    );
+    assert_eq!(
+        figures["egress_config_reload_total{result=refused}"], 1.0,
+        "{figures:?}"
+    );
+    assert_eq!(
+        figures["egress_config_last_reload_success"], 0.0,
+        "{figures:?}"
+    );
+    assert_eq!(figures["egress_config_version"], 1.0, "{figures:?}");
 
     // A fixed file is applied.
     write_atomic(&vs, &virtual_service_yaml(HOST, "b.upstream.test"));
@@ -610,4 +625,46 @@ async fn invalid_config_keeps_last_good_snapshot() {
     })
     .await;
     assert!(two.is_ok(), "{} loads:\n{}", loaded(), gw.lines());
+    let figures = reload_figures(ip("127.0.92.3")).await;
+    assert_eq!(
+        figures["egress_config_reload_total{result=ok}"], 2.0,
+        "{figures:?}"
+    );
+    assert_eq!(
+        figures["egress_config_last_reload_success"], 1.0,
+        "{figures:?}"
+    );
+    assert_eq!(figures["egress_config_version"], 2.0, "{figures:?}");
+}
+
+/// The `egress_config_*` samples of a gateway's `:15020/stats/prometheus`, parsed with a
+/// Prometheus text-format parser, keyed `name{label=value}` (or `name`).
+async fn reload_figures(ip: IpAddr) -> BTreeMap<String, f64> {
+    let out = egress_testkit::Curl::new(format!("http://{ip}:15020/stats/prometheus"))
+        .fetch()
+        .await
+        .unwrap();
+    assert_eq!(out.status, 200, "{out:?}");
+    let lines = out.body.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+    scrape
+        .samples
+        .into_iter()
+        .filter(|s| s.metric.starts_with("egress_config_"))
+        .map(|s| {
+            let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let key = if labels.is_empty() {
+                s.metric.clone()
+            } else {
+                format!("{}{{{}}}", s.metric, labels.join(","))
+            };
+            let value = match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            };
+            (key, value)
+        })
+        .collect()
 }

@@ -376,14 +376,16 @@ pub async fn run(
                 Ok((resources, version)) => {
                     refused_rv = None;
                     runtime.set_config(egress_compile::inputs_from_resources(resources), version);
+                    runtime.record_reload(version, &Ok(()));
                 }
                 Err((errors, _)) => {
                     if refused_rv.is_none() {
-                        for e in errors {
+                        for e in &errors {
                             (hooks.note)(&format!(
                                 "configuration refused, gateways keep their last good one: {e}"
                             ));
                         }
+                        runtime.record_reload(rv, &Err(errors.join("; ")));
                     }
                     refused_rv = Some(rv);
                 }

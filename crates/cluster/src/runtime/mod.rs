@@ -72,6 +72,14 @@ enum Plane {
 }
 
 impl Plane {
+    /// The instance's metrics (its reload figures among them).
+    fn metrics(&self) -> &Arc<egress_proxy::metrics::Metrics> {
+        match self {
+            Plane::Gateway { proxy, .. } => proxy.metrics(),
+            Plane::Sidecar { sidecar, .. } => sidecar.metrics(),
+        }
+    }
+
     async fn shutdown(self, grace: Duration) {
         match self {
             Plane::Gateway { proxy, .. } => proxy.shutdown(grace).await,
@@ -209,6 +217,14 @@ impl Runtime {
                     });
                 }
             }
+        }
+    }
+
+    /// Reports a configuration the store offered at `version` to every instance's reload
+    /// figures: accepted (after [`Runtime::set_config`]) or refused with why.
+    pub fn record_reload(&self, version: u64, result: &Result<(), String>) {
+        for r in self.running.values() {
+            r.plane.metrics().reload(version, result.clone());
         }
     }
 
