@@ -101,15 +101,21 @@ pub struct PendingLog {
 pub struct Logged {
     inner: Body,
     sent: u64,
+    /// The body's exact length when known (Content-Length): once that much is sent the
+    /// response is complete, even if the server stops polling before the body reports its
+    /// end (an HTTP/2 upstream's END_STREAM can arrive after the last data).
+    exact: Option<u64>,
     log: Option<PendingLog>,
 }
 
 impl Logged {
     /// Wraps `inner`; `log` is written when the body ends (or is dropped).
     pub fn new(inner: Body, log: PendingLog) -> Self {
+        let exact = inner.size_hint().exact();
         Logged {
             inner,
             sent: 0,
+            exact,
             log: Some(log),
         }
     }
@@ -176,7 +182,8 @@ impl Drop for Logged {
     fn drop(&mut self) {
         // Dropped before the end: the downstream went away mid-response (a HEAD response
         // has no body to send).
-        if !self.inner.is_end_stream()
+        let complete = self.inner.is_end_stream() || self.exact.is_some_and(|len| self.sent >= len);
+        if !complete
             && let Some(log) = self.log.as_mut()
             && log.entry.method.as_deref() != Some("HEAD")
         {
