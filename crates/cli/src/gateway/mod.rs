@@ -298,6 +298,7 @@ pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
 ) {
     let mut last_key: Option<u64> = None;
     let mut refused_key: Option<u64> = None;
+    let mut dir_seen: Option<u64> = None;
     let mut version: u64 = 0;
     if let ConfigSource::Kube(source) = &args.source {
         wait_kube_ready(source).await;
@@ -305,7 +306,20 @@ pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
     loop {
         let source = args.source.clone();
         let ns = args.identity.namespace.clone();
-        let loaded = tokio::task::spawn_blocking(move || load(&source, &ns)).await;
+        // A directory's files are stamped before they are read: a change after this point is
+        // seen by the wait below, and unchanged files are never decoded again.
+        let loaded = tokio::task::spawn_blocking(move || {
+            let stamp = match &source {
+                ConfigSource::Dir(dir) => Some(dir_stamp(dir)),
+                _ => None,
+            };
+            (stamp, load(&source, &ns))
+        })
+        .await
+        .map(|(stamp, loaded)| {
+            dir_seen = stamp;
+            loaded
+        });
         let mut seen = last_key;
         match loaded {
             Ok(Ok((resources, key))) => {
@@ -333,7 +347,48 @@ pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
             }
             Err(e) => tracing::error!("configuration load task failed: {e}"),
         }
-        wait_for_change(&args.source, seen).await;
+        match &args.source {
+            ConfigSource::Dir(dir) => wait_for_dir_change(dir, dir_seen).await,
+            source => wait_for_change(source, seen).await,
+        }
+    }
+}
+
+/// A stamp of a configuration directory's files (names, sizes, modification times, inodes),
+/// recursively: cheap to take every poll, unlike reading and decoding every file.
+fn dir_stamp(dir: &std::path::Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let mut entries = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(read) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in read.flatten() {
+            let path = e.path();
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_dir() => pending.push(path),
+                Ok(m) => entries.push((path, m.len(), m.mtime(), m.mtime_nsec(), m.ino())),
+                Err(_) => {}
+            }
+        }
+    }
+    entries.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    entries.hash(&mut h);
+    h.finish()
+}
+
+/// Polls a configuration directory until its stamp differs from `seen`.
+async fn wait_for_dir_change(dir: &std::path::Path, seen: Option<u64>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let d = dir.to_path_buf();
+        match tokio::task::spawn_blocking(move || dir_stamp(&d)).await {
+            Ok(now) if Some(now) == seen => {}
+            _ => return,
+        }
     }
 }
 
@@ -343,10 +398,7 @@ async fn wait_for_change(source: &ConfigSource, seen: Option<u64>) {
     let store = match source {
         ConfigSource::Store(store) => store,
         ConfigSource::Kube(source) => return wait_for_generation(source, seen).await,
-        ConfigSource::Dir(_) => {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            return;
-        }
+        ConfigSource::Dir(dir) => return wait_for_dir_change(dir, None).await,
     };
     loop {
         let store = store.clone();
