@@ -313,7 +313,10 @@ pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
                 ConfigSource::Dir(dir) => Some(dir_stamp(dir)),
                 _ => None,
             };
-            (stamp, load(&source, &ns))
+            let loaded = load(&source, &ns);
+            // The raw objects read for this load are dropped by now (on this thread).
+            crate::memory::release_free_memory();
+            (stamp, loaded)
         })
         .await
         .map(|(stamp, loaded)| {
@@ -330,7 +333,10 @@ pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
                     version += 1;
                     let inputs = egress_compile::inputs_from_resources(resources);
                     let _ = tx.send(Arc::new(build(&args.identity, &inputs, version)));
+                    drop(inputs);
                     metrics.reload(version, Ok(()));
+                    // The decoded objects are gone; keep only the snapshot resident.
+                    crate::memory::release_free_memory();
                 }
             }
             Ok(Err((errors, key))) => {
