@@ -8,8 +8,8 @@
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p egress-cli --bin egress \
- && install -D -m 0755 target/release/egress /out/egress
+RUN cargo build --profile dist --locked -p egress-cli --bin egress \
+ && install -D -m 0755 target/dist/egress /out/egress
 
 # Runtime stage: glibc and CA roots only, no shell, no package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot
