@@ -30,6 +30,7 @@ mod routes;
 mod secrets;
 pub mod sidecar;
 pub mod snapshot;
+pub mod vhost_index;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -29,57 +29,12 @@ pub struct RequestView<'a> {
     pub headers: &'a HeaderMap,
 }
 
-/// The host part of an authority, lower-cased: `Foo.com:80` -> `foo.com`, `[::1]:8080` ->
-/// `[::1]`.
-pub fn host_without_port(authority: &str) -> String {
-    let host = if authority.starts_with('[') {
-        match authority.find(']') {
-            Some(end) => &authority[..=end],
-            None => authority,
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => authority,
-        }
-    };
-    host.to_ascii_lowercase()
-}
+pub use egress_compile::vhost_index::host_without_port;
 
-/// The virtual host serving `authority`, Envoy's way.
+/// The virtual host serving `authority`, Envoy's way (exact name, then the longest `*suffix`,
+/// then the longest `prefix*`, then `*`), through the table's domain index.
 pub fn select_vhost<'a>(rc: &'a RouteConfig, authority: &str) -> Option<&'a VirtualHost> {
-    let host = host_without_port(authority);
-    let mut best_suffix: Option<(usize, &VirtualHost)> = None;
-    let mut best_prefix: Option<(usize, &VirtualHost)> = None;
-    let mut catch_all: Option<&VirtualHost> = None;
-    for vh in &rc.virtual_hosts {
-        for domain in &vh.domains {
-            let domain = host_without_port(domain);
-            if domain == "*" {
-                catch_all.get_or_insert(vh);
-            } else if let Some(suffix) = domain.strip_prefix('*') {
-                if host.len() > suffix.len()
-                    && host.ends_with(suffix)
-                    && best_suffix.is_none_or(|(len, _)| suffix.len() > len)
-                {
-                    best_suffix = Some((suffix.len(), vh));
-                }
-            } else if let Some(prefix) = domain.strip_suffix('*') {
-                if host.len() > prefix.len()
-                    && host.starts_with(prefix)
-                    && best_prefix.is_none_or(|(len, _)| prefix.len() > len)
-                {
-                    best_prefix = Some((prefix.len(), vh));
-                }
-            } else if domain == host {
-                return Some(vh);
-            }
-        }
-    }
-    best_suffix
-        .map(|(_, vh)| vh)
-        .or(best_prefix.map(|(_, vh)| vh))
-        .or(catch_all)
+    rc.index.select(&rc.virtual_hosts, authority)
 }
 
 /// True if every condition of `m` holds for `req`.
@@ -261,6 +216,92 @@ mod tests {
     use super::*;
     use egress_compile::snapshot::HeaderOps;
 
+    /// The linear scan the index replaced: the reference the index must agree with.
+    fn select_vhost_linear<'a>(rc: &'a RouteConfig, authority: &str) -> Option<&'a VirtualHost> {
+        let host = host_without_port(authority);
+        let mut best_suffix: Option<(usize, &VirtualHost)> = None;
+        let mut best_prefix: Option<(usize, &VirtualHost)> = None;
+        let mut catch_all: Option<&VirtualHost> = None;
+        for vh in &rc.virtual_hosts {
+            for domain in &vh.domains {
+                let domain = host_without_port(domain);
+                if domain == "*" {
+                    catch_all.get_or_insert(vh);
+                } else if let Some(suffix) = domain.strip_prefix('*') {
+                    if host.len() > suffix.len()
+                        && host.ends_with(suffix)
+                        && best_suffix.is_none_or(|(len, _)| suffix.len() > len)
+                    {
+                        best_suffix = Some((suffix.len(), vh));
+                    }
+                } else if let Some(prefix) = domain.strip_suffix('*') {
+                    if host.len() > prefix.len()
+                        && host.starts_with(prefix)
+                        && best_prefix.is_none_or(|(len, _)| prefix.len() > len)
+                    {
+                        best_prefix = Some((prefix.len(), vh));
+                    }
+                } else if domain == host {
+                    return Some(vh);
+                }
+            }
+        }
+        best_suffix
+            .map(|(_, vh)| vh)
+            .or(best_prefix.map(|(_, vh)| vh))
+            .or(catch_all)
+    }
+
+    #[test]
+    fn the_index_agrees_with_a_linear_scan() {
+        use rand::{Rng, SeedableRng};
+        // Few labels, so exact names, wildcards, ports and case collide often.
+        const PARTS: &[&str] = &["a", "b", "ab", "x.a", "b.ab", "A", "a.b"];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let name = |rng: &mut rand::rngs::StdRng| {
+            let n = rng.random_range(1..=3);
+            (0..n)
+                .map(|_| PARTS[rng.random_range(0..PARTS.len())])
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        for _ in 0..300 {
+            let vhosts: Vec<VirtualHost> = (0..rng.random_range(1..8))
+                .map(|i| {
+                    let domains: Vec<String> = (0..rng.random_range(1..4))
+                        .map(|_| {
+                            let n = name(&mut rng);
+                            match rng.random_range(0..7) {
+                                0 => "*".to_owned(),
+                                1 => format!("*.{n}"),
+                                2 => format!("*{n}"),
+                                3 => format!("{n}*"),
+                                4 => format!("{n}:80"),
+                                _ => n,
+                            }
+                        })
+                        .collect();
+                    let refs: Vec<&str> = domains.iter().map(String::as_str).collect();
+                    vh(&format!("vh{i}"), &refs)
+                })
+                .collect();
+            let rc = RouteConfig {
+                name: "t".into(),
+                virtual_hosts: vhosts,
+                index: Default::default(),
+            };
+            for _ in 0..20 {
+                let mut host = name(&mut rng);
+                if rng.random_bool(0.3) {
+                    host.push_str(":8080");
+                }
+                let indexed = select_vhost(&rc, &host).map(|v| v.name.as_str());
+                let linear = select_vhost_linear(&rc, &host).map(|v| v.name.as_str());
+                assert_eq!(indexed, linear, "host {host:?} in {:?}", rc.virtual_hosts);
+            }
+        }
+    }
+
     fn vh(name: &str, domains: &[&str]) -> VirtualHost {
         VirtualHost {
             name: name.into(),
@@ -273,6 +314,7 @@ mod tests {
     #[test]
     fn vhost_selection_order() {
         let rc = RouteConfig {
+            index: Default::default(),
             name: "http.8080".into(),
             virtual_hosts: vec![
                 vh("any", &["*"]),
@@ -289,6 +331,7 @@ mod tests {
         assert_eq!(name("api.example.org"), Some("prefix"));
         assert_eq!(name("example.org"), Some("any"));
         let rc = RouteConfig {
+            index: Default::default(),
             name: "x".into(),
             virtual_hosts: vec![vh("exact", &["edition.cnn.com"])],
         };

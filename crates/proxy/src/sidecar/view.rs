@@ -218,6 +218,7 @@ fn table_listener(name: &str, port: u16, virtual_hosts: Vec<VirtualHost>) -> Lis
         bind: None,
         port,
         kind: ListenerKind::Http(RouteConfig {
+            index: Default::default(),
             name: name.to_owned(),
             virtual_hosts,
         }),
@@ -258,6 +259,7 @@ mod tests {
                 (
                     80,
                     OutboundPort::Http(RouteConfig {
+                        index: Default::default(),
                         name: "80".into(),
                         virtual_hosts: vec![vhost("edition.cnn.com")],
                     }),
