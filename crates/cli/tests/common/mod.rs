@@ -282,3 +282,35 @@ pub fn wait_for(
         let _ = w.next_events(left.min(Duration::from_secs(1)));
     }
 }
+
+/// Collects a child's standard output and error (both piped) line by line as they arrive;
+/// the returned counter is the number of streams that have ended (2 once the child closed
+/// both).
+pub fn collect_output(
+    child: &mut std::process::Child,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::BufRead;
+    use std::sync::atomic::Ordering;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let streams: [Box<dyn std::io::Read + Send>; 2] = [
+        Box::new(child.stdout.take().expect("stdout is piped")),
+        Box::new(child.stderr.take().expect("stderr is piped")),
+    ];
+    for stream in streams {
+        let (log, closed) = (log.clone(), closed.clone());
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                log.lock().expect("log lock").push(line);
+            }
+            closed.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    (log, closed)
+}

@@ -3,7 +3,6 @@
 //! of this directory, and child processes whose output is collected and which are killed on
 //! drop.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -104,22 +103,7 @@ impl Proc {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let closed = Arc::new(AtomicUsize::new(0));
-        let streams: [Box<dyn Read + Send>; 2] = [
-            Box::new(child.stdout.take().unwrap()),
-            Box::new(child.stderr.take().unwrap()),
-        ];
-        for stream in streams {
-            let log = log.clone();
-            let closed = closed.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(line);
-                }
-                closed.fetch_add(1, Ordering::SeqCst);
-            });
-        }
+        let (log, closed) = crate::common::collect_output(&mut child);
         Proc {
             name,
             child,
