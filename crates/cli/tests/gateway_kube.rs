@@ -85,25 +85,8 @@ impl Gateway {
 
     /// Waits until a log line contains every one of `needles`.
     async fn wait_log(&self, needles: &[&str]) -> String {
-        let find = |log: &Mutex<Vec<String>>| {
-            log.lock()
-                .unwrap()
-                .iter()
-                .find(|l| needles.iter().all(|n| l.contains(n)))
-                .cloned()
-        };
-        let log = self.log.clone();
-        let found = eventually(WAIT, || {
-            let hit = find(&log).is_some();
-            async move { hit }
-        })
-        .await;
-        assert!(
-            found.is_ok(),
-            "no log line containing {needles:?}:\n{}",
-            self.lines()
-        );
-        find(&self.log).unwrap()
+        let line = common::wait_for_line(&self.log, needles, WAIT).await;
+        line.unwrap_or_else(|| panic!("no log line containing {needles:?}:\n{}", self.lines()))
     }
 
     /// Waits until at least `n` log lines contain every one of `needles`.

@@ -128,25 +128,8 @@ impl GatewayProcess {
 
     /// Waits for a log line containing every one of `needles`; returns it.
     async fn wait_log(&self, needles: &[&str]) -> String {
-        let find = |log: &Mutex<Vec<String>>| {
-            log.lock()
-                .unwrap()
-                .iter()
-                .find(|l| needles.iter().all(|n| l.contains(n)))
-                .cloned()
-        };
-        let log = self.log.clone();
-        let found = eventually(Duration::from_secs(15), || {
-            let hit = find(&log).is_some();
-            async move { hit }
-        })
-        .await;
-        assert!(
-            found.is_ok(),
-            "no log line containing {needles:?}:\n{}",
-            self.lines()
-        );
-        find(&self.log).unwrap()
+        let line = common::wait_for_line(&self.log, needles, Duration::from_secs(15)).await;
+        line.unwrap_or_else(|| panic!("no log line containing {needles:?}:\n{}", self.lines()))
     }
 
     /// Waits until a request for `host` is answered with `status` by `upstream` (when given).

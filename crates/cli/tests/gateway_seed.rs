@@ -127,23 +127,13 @@ impl Gateway {
     }
 
     async fn wait_log(&self, needle: &str) -> String {
-        let log = self.log.clone();
-        let needle_owned = needle.to_owned();
-        let found = eventually(Duration::from_secs(10), || {
-            let log = log.clone();
-            let needle = needle_owned.clone();
-            async move { log.lock().unwrap().iter().any(|l| l.contains(&needle)) }
+        let line = common::wait_for_line(&self.log, &[needle], Duration::from_secs(10)).await;
+        line.unwrap_or_else(|| {
+            panic!(
+                "no log line containing {needle:?}:\n{}",
+                self.lines().join("\n")
+            )
         })
-        .await;
-        assert!(
-            found.is_ok(),
-            "no log line containing {needle:?}:\n{}",
-            self.lines().join("\n")
-        );
-        self.lines()
-            .into_iter()
-            .find(|l| l.contains(needle))
-            .unwrap()
     }
 }
 

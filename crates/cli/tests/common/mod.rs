@@ -314,3 +314,25 @@ pub fn collect_output(
     }
     (log, closed)
 }
+
+/// Waits (up to `timeout`) for a line of `log` containing every one of `needles`; the first
+/// such line, or `None` when none came in time.
+pub async fn wait_for_line(
+    log: &std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    needles: &[&str],
+    timeout: Duration,
+) -> Option<String> {
+    let find = || {
+        log.lock()
+            .expect("log lock")
+            .iter()
+            .find(|l| needles.iter().all(|n| l.contains(n)))
+            .cloned()
+    };
+    let found = egress_testkit::eventually(timeout, || {
+        let hit = find().is_some();
+        async move { hit }
+    })
+    .await;
+    found.ok().and_then(|_| find())
+}

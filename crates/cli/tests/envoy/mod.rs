@@ -152,23 +152,14 @@ impl Proc {
 
     /// The first line containing every one of `needles`, waiting for it.
     pub async fn wait_line(&self, needles: &[&str]) -> String {
-        let find = || {
-            self.lines()
-                .into_iter()
-                .find(|l| needles.iter().all(|n| l.contains(n)))
+        let found = crate::common::wait_for_line(&self.log, needles, Duration::from_secs(10)).await;
+        let Some(line) = found else {
+            panic!(
+                "{}: no line containing {needles:?}\n{}",
+                self.name,
+                self.dump()
+            )
         };
-        let found = eventually(Duration::from_secs(10), || {
-            let hit = find().is_some();
-            async move { hit }
-        })
-        .await;
-        assert!(
-            found.is_ok(),
-            "{}: no line containing {needles:?}\n{}",
-            self.name,
-            self.dump()
-        );
-        let line = find().unwrap();
         println!("{}: {line}", self.name);
         line
     }
