@@ -87,6 +87,17 @@ fn names(objs: &[Value], kind: &str) -> Vec<String> {
     v
 }
 
+/// The names of the `kind` objects in `source`'s current snapshot, sorted.
+fn snapshot_names(source: &KubeSource, kind: &str) -> Vec<String> {
+    let objects: Vec<Value> = source
+        .snapshot()
+        .objects
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    names(&objects, kind)
+}
+
 fn query(r: &ApiRequest) -> Vec<(String, String)> {
     let mut q = r.query.clone();
     q.sort();
@@ -225,18 +236,7 @@ async fn changes_move_the_generation_and_selectors_keep_other_objects_out() {
     let dir = tempfile::tempdir().unwrap();
     let source = start(&server, &dir, &scope()).await;
     let g0 = source.snapshot().generation;
-    assert_eq!(
-        names(
-            &source
-                .snapshot()
-                .objects
-                .iter()
-                .map(|(_, v)| v.clone())
-                .collect::<Vec<_>>(),
-            "ServiceEntry"
-        ),
-        ["before"]
-    );
+    assert_eq!(snapshot_names(&source, "ServiceEntry"), ["before"]);
 
     server
         .put(service_entry("apps", "after", "after.example.com"))
@@ -351,18 +351,7 @@ async fn gone_relists_and_drops_what_was_deleted_while_away() {
     let source = start(&server, &dir, &scope()).await;
     let n = scope::plan(&scope()).len();
     server.wait_for_watches(n, WAIT).await.unwrap();
-    assert_eq!(
-        names(
-            &source
-                .snapshot()
-                .objects
-                .iter()
-                .map(|(_, v)| v.clone())
-                .collect::<Vec<_>>(),
-            "ServiceEntry"
-        ),
-        ["gone", "keep"]
-    );
+    assert_eq!(snapshot_names(&source, "ServiceEntry"), ["gone", "keep"]);
 
     // Keep the ServiceEntry watch away: its reconnects fail until the history it needs is
     // compacted away, then it is answered 410 Gone.
@@ -392,15 +381,7 @@ async fn gone_relists_and_drops_what_was_deleted_while_away() {
     server.compact(server.resource_version());
     let g = source.snapshot().generation;
     assert_eq!(
-        names(
-            &source
-                .snapshot()
-                .objects
-                .iter()
-                .map(|(_, v)| v.clone())
-                .collect::<Vec<_>>(),
-            "ServiceEntry"
-        ),
+        snapshot_names(&source, "ServiceEntry"),
         ["gone", "keep"],
         "the last listed state keeps serving while away"
     );
