@@ -8,19 +8,8 @@ use egress_model::{Resource, kinds};
 use egress_store::Store;
 use serde_json::Value;
 
-/// Kinds a gateway reads.
-const WATCHED: &[(&str, &str)] = &[
-    ("networking.istio.io", "Gateway"),
-    ("networking.istio.io", "VirtualService"),
-    ("networking.istio.io", "DestinationRule"),
-    ("networking.istio.io", "ServiceEntry"),
-    ("telemetry.istio.io", "Telemetry"),
-    ("security.istio.io", "AuthorizationPolicy"),
-    ("", "Service"),
-    ("", "Pod"),
-    ("", "Secret"),
-    ("", "ConfigMap"),
-];
+/// Kinds a gateway or sidecar reads: the compiler's own list, never a copy.
+const WATCHED: &[(&str, &str)] = egress_compile::INPUT_KINDS;
 
 /// Decodes one object of kind `info` strictly and validates it: the typed resource, or every
 /// problem as `<Kind> <namespace>/<name>: <field>: <message>`. The store and the Kubernetes

@@ -96,6 +96,51 @@ impl Inputs {
     }
 }
 
+/// Whether the compiler reads objects of this resource's kind. The match is exhaustive (no
+/// wildcard), so a new kind in the model cannot be added without deciding here whether
+/// gateways and sidecars consume it; [`INPUT_KINDS`] is checked against it by a test.
+pub fn consumes(resource: &Resource) -> bool {
+    match resource {
+        Resource::Gateway(_)
+        | Resource::VirtualService(_)
+        | Resource::DestinationRule(_)
+        | Resource::ServiceEntry(_)
+        | Resource::Sidecar(_)
+        | Resource::AuthorizationPolicy(_)
+        | Resource::Telemetry(_)
+        | Resource::Service(_)
+        | Resource::Pod(_)
+        | Resource::Secret(_)
+        | Resource::ConfigMap(_) => true,
+        Resource::PeerAuthentication(_)
+        | Resource::StaticGatewayConfiguration(_)
+        | Resource::Namespace(_)
+        | Resource::ServiceAccount(_)
+        | Resource::Deployment(_)
+        | Resource::ReplicaSet(_)
+        | Resource::Event(_)
+        | Resource::HorizontalPodAutoscaler(_)
+        | Resource::PodDisruptionBudget(_) => false,
+    }
+}
+
+/// The kinds (group, kind) a configuration source must read for [`compile`] and
+/// [`compile_sidecar`]: exactly those [`consumes`] accepts (pinned by a test, so a source
+/// can never silently miss a kind the compiler reads).
+pub const INPUT_KINDS: &[(&str, &str)] = &[
+    ("networking.istio.io", "Gateway"),
+    ("networking.istio.io", "VirtualService"),
+    ("networking.istio.io", "DestinationRule"),
+    ("networking.istio.io", "ServiceEntry"),
+    ("networking.istio.io", "Sidecar"),
+    ("security.istio.io", "AuthorizationPolicy"),
+    ("telemetry.istio.io", "Telemetry"),
+    ("", "Service"),
+    ("", "Pod"),
+    ("", "Secret"),
+    ("", "ConfigMap"),
+];
+
 /// Sort resources into [`Inputs`]. Shared MeshConfig ConfigMaps are parsed into
 /// [`Inputs::mesh_configs`]; [`Inputs::mesh`] is the only one when exactly one exists, else
 /// Istio's defaults. Kinds the compiler does not read are dropped.

@@ -47,6 +47,27 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// True when `other` makes the proxy do exactly what `self` does: every field equal but
+    /// `version`. The destructuring names every field (no `..`), so a field added to the
+    /// contract is compared or the crate does not compile; nothing keeps the list by hand.
+    pub fn same_content(&self, other: &Snapshot) -> bool {
+        let Snapshot {
+            version: _,
+            listeners,
+            clusters,
+            access_log,
+            mesh,
+            authz,
+            warnings,
+        } = self;
+        *listeners == other.listeners
+            && *clusters == other.clusters
+            && *access_log == other.access_log
+            && *mesh == other.mesh
+            && *authz == other.authz
+            && *warnings == other.warnings
+    }
+
     /// The route table called `name` (plaintext listener or HTTPS-terminated chain).
     pub fn route_config(&self, name: &str) -> Option<&RouteConfig> {
         self.listeners.iter().find_map(|l| match &l.kind {
@@ -582,6 +603,28 @@ pub struct SidecarSnapshot {
     pub mesh: MeshSettings,
     /// Non-fatal problems found while compiling.
     pub warnings: Vec<String>,
+}
+
+impl SidecarSnapshot {
+    /// True when `other` makes the sidecar do exactly what `self` does: every field equal but
+    /// `version` (every field named, as in [`Snapshot::same_content`]).
+    pub fn same_content(&self, other: &SidecarSnapshot) -> bool {
+        let SidecarSnapshot {
+            version: _,
+            outbound,
+            ports,
+            clusters,
+            access_log,
+            mesh,
+            warnings,
+        } = self;
+        *outbound == other.outbound
+            && *ports == other.ports
+            && *clusters == other.clusters
+            && *access_log == other.access_log
+            && *mesh == other.mesh
+            && *warnings == other.warnings
+    }
 }
 
 /// How a sidecar handles one outbound destination port.

@@ -189,7 +189,7 @@ impl Runtime {
                         .or_insert_with(|| Arc::new(compile(&r.identity, &inputs, version)))
                         .clone();
                     snapshots.send_if_modified(|cur| {
-                        if same_content(cur, &snap) {
+                        if cur.same_content(&snap) {
                             false
                         } else {
                             *cur = Arc::clone(&snap);
@@ -203,12 +203,7 @@ impl Runtime {
                         .or_insert_with(|| Arc::new(compile_sidecar(&r.identity, &inputs, version)))
                         .clone();
                     snapshots.send_if_modified(|cur| {
-                        let same = cur.outbound == snap.outbound
-                            && cur.ports == snap.ports
-                            && cur.clusters == snap.clusters
-                            && cur.access_log == snap.access_log
-                            && cur.mesh == snap.mesh;
-                        if same {
+                        if cur.same_content(&snap) {
                             false
                         } else {
                             *cur = Arc::clone(&snap);
@@ -446,13 +441,4 @@ fn compile(id: &GatewayIdentity, inputs: &Inputs, version: u64) -> Snapshot {
         tracing::warn!("{w}");
     }
     snap
-}
-
-/// Snapshots equal apart from their version.
-fn same_content(a: &Snapshot, b: &Snapshot) -> bool {
-    a.listeners == b.listeners
-        && a.clusters == b.clusters
-        && a.access_log == b.access_log
-        && a.mesh == b.mesh
-        && a.warnings == b.warnings
 }
