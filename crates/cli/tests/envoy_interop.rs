@@ -90,9 +90,9 @@ async fn stand_in(ip: IpAddr, certs: &CertFactory) -> Option<HttpsUpstream> {
     match HttpsUpstream::start(SocketAddr::new(ip, 443), certs, &["edition.cnn.com"]).await {
         Ok(u) => Some(u),
         Err(e) => {
-            println!(
-                "SKIPPED: cannot bind {ip}:443 for the edition.cnn.com stand-in ({e}); run as root"
-            );
+            egress_testkit::skip(&format!(
+                "cannot bind {ip}:443 for the edition.cnn.com stand-in ({e}); run as root"
+            ));
             None
         }
     }

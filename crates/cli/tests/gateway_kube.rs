@@ -174,16 +174,16 @@ async fn kube_mode_serves_the_seed_and_follows_the_watch() {
         return;
     };
     if !Curl::available() {
-        println!("SKIPPED: curl is not installed");
+        egress_testkit::skip("curl is not installed");
         return;
     }
     let upstream =
         match HttpUpstream::start(SocketAddr::new(UPSTREAM_IP.parse().unwrap(), 80)).await {
             Ok(u) => u,
             Err(e) => {
-                println!(
-                    "SKIPPED: cannot bind {UPSTREAM_IP}:80 for edition.cnn.com ({e}); run as root"
-                );
+                egress_testkit::skip(&format!(
+                    "cannot bind {UPSTREAM_IP}:80 for edition.cnn.com ({e}); run as root"
+                ));
                 return;
             }
         };

@@ -152,9 +152,9 @@ async fn stand_in_http(ip: IpAddr) -> Option<HttpUpstream> {
     match HttpUpstream::start(SocketAddr::new(ip, 80)).await {
         Ok(u) => Some(u),
         Err(e) => {
-            println!(
-                "SKIPPED: cannot bind {ip}:80 for the edition.cnn.com stand-in ({e}); run as root"
-            );
+            egress_testkit::skip(&format!(
+                "cannot bind {ip}:80 for the edition.cnn.com stand-in ({e}); run as root"
+            ));
             None
         }
     }
@@ -164,9 +164,9 @@ async fn stand_in_https(ip: IpAddr, certs: &CertFactory) -> Option<HttpsUpstream
     match HttpsUpstream::start(SocketAddr::new(ip, 443), certs, &["edition.cnn.com"]).await {
         Ok(u) => Some(u),
         Err(e) => {
-            println!(
-                "SKIPPED: cannot bind {ip}:443 for the edition.cnn.com stand-in ({e}); run as root"
-            );
+            egress_testkit::skip(&format!(
+                "cannot bind {ip}:443 for the edition.cnn.com stand-in ({e}); run as root"
+            ));
             None
         }
     }
@@ -186,7 +186,7 @@ fn scenario(index: usize) -> Option<Vec<String>> {
 async fn seed_http_egress_gateway() {
     let Some(manifests) = scenario(0) else { return };
     if !Curl::available() {
-        println!("SKIPPED: curl is not installed");
+        egress_testkit::skip("curl is not installed");
         return;
     }
     let Some(upstream) = stand_in_http(ip("127.0.0.61")).await else {
@@ -239,7 +239,7 @@ async fn seed_http_egress_gateway() {
 async fn dns_answers_to_private_addresses_are_refused_unless_the_operator_opts_out() {
     let Some(manifests) = scenario(0) else { return };
     if !Curl::available() {
-        println!("SKIPPED: curl is not installed");
+        egress_testkit::skip("curl is not installed");
         return;
     }
     let Some(upstream) = stand_in_http(ip("127.0.0.65")).await else {
@@ -293,7 +293,7 @@ async fn dns_answers_to_private_addresses_are_refused_unless_the_operator_opts_o
 async fn seed_https_passthrough_egress_gateway() {
     let Some(manifests) = scenario(1) else { return };
     if !Curl::available() {
-        println!("SKIPPED: curl is not installed");
+        egress_testkit::skip("curl is not installed");
         return;
     }
     let certs = CertFactory::new().unwrap();

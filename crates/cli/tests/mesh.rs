@@ -112,7 +112,7 @@ fn seed_enable_an_istio_egress_gateway() {
     assert_eq!(cols[4], "15021/TCP,80/TCP,443/TCP");
 
     if c.sh("command -v jq").code != 0 {
-        println!("SKIPPED: jq is not installed; the ASM_REVISION pipeline needs it");
+        egress_testkit::skip("jq is not installed; the ASM_REVISION pipeline needs it");
         return;
     }
     let r = c

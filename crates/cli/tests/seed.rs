@@ -10,7 +10,7 @@ use common::{Cluster, seed_manifests, shared};
 #[test]
 fn every_seed_manifest_validates_and_applies() {
     let Some(shared) = shared() else {
-        println!("SKIPPED: ../shared (the seed) is not beside the repository");
+        egress_testkit::skip("../shared (the seed) is not beside the repository");
         return;
     };
     let seed = std::fs::read_to_string(shared.join("seed/000_39c6bb10cf1ba6a2.txt")).unwrap();

@@ -79,9 +79,9 @@ async fn the_seed_walk_through_on_the_local_cluster() {
     let http = match HttpUpstream::start(SocketAddr::new(ip, 80)).await {
         Ok(u) => u,
         Err(e) => {
-            println!(
-                "SKIPPED: cannot bind {ip}:80 for the edition.cnn.com stand-in ({e}); run as root"
-            );
+            egress_testkit::skip(&format!(
+                "cannot bind {ip}:80 for the edition.cnn.com stand-in ({e}); run as root"
+            ));
             return;
         }
     };
@@ -179,7 +179,7 @@ fn walk_through(
         );
         traffic(c, seed, http, https, &exec, &mut transcript);
     } else {
-        println!("SKIPPED: --capture iptables (iptables is not installed)");
+        egress_testkit::skip("--capture iptables (iptables is not installed)");
     }
 
     // What the gateways saw, as suggested ServiceEntries and an AuthorizationPolicy.

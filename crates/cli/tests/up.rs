@@ -57,7 +57,7 @@ fn have_curl() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIPPED: curl is not installed");
+        egress_testkit::skip("curl is not installed");
     }
     ok
 }
@@ -384,9 +384,9 @@ async fn gateway_pods_serve_the_seed_http_scenario_from_their_static_egress_ip()
     let upstream = match egress_testkit::HttpUpstream::start(addr).await {
         Ok(u) => u,
         Err(e) => {
-            println!(
-                "SKIPPED: cannot bind {addr} for the edition.cnn.com stand-in ({e}); run as root"
-            );
+            egress_testkit::skip(&format!(
+                "cannot bind {addr} for the edition.cnn.com stand-in ({e}); run as root"
+            ));
             return;
         }
     };

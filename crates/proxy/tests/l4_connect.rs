@@ -286,7 +286,7 @@ async fn strict_dns_uses_every_address_and_logical_dns_the_first() {
         .unwrap();
     let port = first.local_addr().port();
     let Ok(second) = TcpRecorder::start(SocketAddr::from(([127, 0, 0, 3], port))).await else {
-        eprintln!("skipped: port {port} is taken on 127.0.0.3");
+        egress_testkit::skip(&format!("port {port} is taken on 127.0.0.3"));
         return;
     };
     let mut opts = options();

@@ -17,7 +17,7 @@ fn skip_without_curl() -> bool {
     if Curl::available() {
         return false;
     }
-    eprintln!("skipped: curl is not installed");
+    egress_testkit::skip("curl is not installed");
     true
 }
 

@@ -243,7 +243,7 @@ async fn terminated_tcp_chain_originates_tls_when_the_cluster_says_so() {
 #[tokio::test]
 async fn http_listener_and_https_chain_hand_connections_to_the_router() {
     if !Curl::available() {
-        eprintln!("skipped: curl is not installed");
+        egress_testkit::skip("curl is not installed");
         return;
     }
     let certs = CertFactory::new().unwrap();

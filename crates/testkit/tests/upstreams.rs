@@ -29,7 +29,7 @@ fn skip_without_curl(test: &str) -> bool {
     if Curl::available() {
         return false;
     }
-    println!("SKIPPED {test}: curl is not installed");
+    egress_testkit::skip(&format!("{test}: curl is not installed"));
     true
 }
 

@@ -191,7 +191,7 @@ pub fn seed_manifests(seed: &str) -> Vec<String> {
 /// The seed's manifests, variables filled in, or `None` (with a printed reason) without ../shared.
 pub fn seed() -> Option<Vec<String>> {
     let Some(shared) = shared() else {
-        println!("SKIPPED: ../shared (the seed) is not beside the repository");
+        egress_testkit::skip("../shared (the seed) is not beside the repository");
         return None;
     };
     let text = std::fs::read_to_string(shared.join("seed/000_39c6bb10cf1ba6a2.txt")).unwrap();

@@ -64,13 +64,13 @@ fn real_binary(path: &Path) -> PathBuf {
 /// Envoy, or `None` after printing why the test is skipped. Also needs curl.
 pub fn envoy_or_skip() -> Option<PathBuf> {
     if !Curl::available() {
-        println!("SKIPPED: curl is not installed");
+        egress_testkit::skip("curl is not installed");
         return None;
     }
     let envoy = match envoy_binary() {
         Ok(p) => p,
         Err(reason) => {
-            println!("SKIPPED: {reason}");
+            egress_testkit::skip(&format!("{reason}"));
             return None;
         }
     };

@@ -221,7 +221,7 @@ impl Sc {
 macro_rules! require_curl {
     () => {
         if !egress_testkit::Curl::available() {
-            eprintln!("skipping: curl is not installed");
+            egress_testkit::skip("curl is not installed");
             return;
         }
     };
