@@ -1,6 +1,8 @@
-//! The accept step every listener shares. Before accepting it waits for room under the
-//! listener's connection limit and the descriptor budget (shedding the oldest idle
-//! connection when full); when accepting fails for want of descriptors (EMFILE, ENFILE) it
+//! The accept step every listener shares. A connection accepted while the listener is at
+//! its connection limit (or the process at its descriptor budget) takes the place of the
+//! oldest idle connection, which is asked to close; with nothing idle it is refused
+//! (closed) and accepting pauses until a connection closes (back-off up to 1 s). When
+//! accepting fails for want of descriptors (EMFILE, ENFILE) it
 //! sheds an idle connection and waits for it to close, or backs off exponentially (10 ms to
 //! 1 s) when nothing is idle, so the loop never spins. Both conditions are counted every
 //! time and logged at most once per [`LOG_INTERVAL`] per listener, with the count since the
@@ -20,7 +22,7 @@ use super::registry::{Admission, Connections, Slot};
 /// The shortest and longest pause after a failed accept with nothing to shed.
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// How long a shed connection gets to close before the listener looks again.
+/// How long a shed connection gets to close before the listener looks again (descriptors).
 const SHED_WAIT: Duration = Duration::from_millis(100);
 /// At most one log line per condition and listener in this interval.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -83,12 +85,17 @@ impl Acceptor {
     /// The next connection, registered. Cancel-safe: dropping the future loses nothing.
     pub async fn accept(&mut self, socket: &TcpListener) -> (TcpStream, SocketAddr, Slot) {
         loop {
-            self.wait_for_room().await;
             self.attempts += 1;
             match socket.accept().await {
                 Ok((stream, remote)) => {
-                    self.backoff = BACKOFF_MIN;
-                    return (stream, remote, self.registry.register(&self.listener));
+                    if self.admit() {
+                        self.backoff = BACKOFF_MIN;
+                        return (stream, remote, self.registry.register(&self.listener));
+                    }
+                    // Over the limit with nothing idle to shed: refused, as Envoy's
+                    // listener connection limit refuses; the next ones wait in the backlog.
+                    drop(stream);
+                    self.pause_until_freed().await;
                 }
                 Err(err) if out_of_descriptors(&err) => {
                     let counters = self.registry.counters();
@@ -126,29 +133,29 @@ impl Acceptor {
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
-    /// Waits until the listener is under its limit and the budget has room.
-    async fn wait_for_room(&mut self) {
-        let mut wait = BACKOFF_MIN;
-        loop {
-            let freed = self.registry.freed();
-            match self.registry.admit(&self.listener) {
-                Admission::Room => return,
-                Admission::Shed => {
-                    let _ = tokio::time::timeout(SHED_WAIT, freed).await;
+    /// Waits for a connection to close, at most the current back-off.
+    async fn pause_until_freed(&mut self) {
+        let registry = Arc::clone(&self.registry);
+        let _ = tokio::time::timeout(self.backoff, registry.freed()).await;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    /// Whether a connection just accepted may stay: there is room, or the oldest idle
+    /// connection was asked to close to make room for it.
+    fn admit(&mut self) -> bool {
+        match self.registry.admit(&self.listener) {
+            Admission::Room | Admission::Shed => true,
+            Admission::Full => {
+                self.registry.counters().hit(Limit::ConnectionLimit);
+                if let Some(n) = self.full_log.due(Instant::now(), LOG_INTERVAL) {
+                    tracing::warn!(
+                        listener = %self.listener,
+                        refused = n,
+                        open = self.registry.open_on(&self.listener),
+                        "connection limit reached and no idle connection to shed: refusing"
+                    );
                 }
-                Admission::Full => {
-                    self.registry.counters().hit(Limit::ConnectionLimit);
-                    if let Some(n) = self.full_log.due(Instant::now(), LOG_INTERVAL) {
-                        tracing::warn!(
-                            listener = %self.listener,
-                            times = n,
-                            open = self.registry.open_on(&self.listener),
-                            "connection limit reached and no idle connection to shed: not accepting"
-                        );
-                    }
-                    let _ = tokio::time::timeout(wait, freed).await;
-                    wait = (wait * 2).min(BACKOFF_MAX);
-                }
+                false
             }
         }
     }
