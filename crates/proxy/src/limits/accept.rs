@@ -3,8 +3,10 @@
 //! oldest idle connection, which is asked to close; with nothing idle it is refused
 //! (closed) and accepting pauses until a connection closes (back-off up to 1 s). When
 //! accepting fails for want of descriptors (EMFILE, ENFILE) it
-//! sheds an idle connection and waits for it to close, or backs off exponentially (10 ms to
-//! 1 s) when nothing is idle, so the loop never spins. Both conditions are counted every
+//! lowers the connection budget to what fits (keeping two descriptors spare, for a new client
+//! and its upstream connection), sheds the oldest idle connections to free them and waits
+//! for them to close, or backs off exponentially (10 ms to 1 s) when nothing is idle, so the
+//! loop never spins. Both conditions are counted every
 //! time and logged at most once per [`LOG_INTERVAL`] per listener, with the count since the
 //! last line.
 
@@ -111,7 +113,7 @@ impl Acceptor {
                     }
                     let registry = Arc::clone(&self.registry);
                     let freed = registry.freed();
-                    if registry.shed_one() {
+                    if registry.descriptors_ran_out() > 0 {
                         let _ = tokio::time::timeout(SHED_WAIT, freed).await;
                     } else {
                         self.pause().await;

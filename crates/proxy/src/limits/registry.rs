@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -27,6 +28,25 @@ struct Inner {
     next_id: u64,
     open: HashMap<u64, (Arc<str>, Arc<ConnState>)>,
     by_listener: HashMap<Arc<str>, usize>,
+    /// A budget learnt when descriptors ran out below the computed one (other descriptors
+    /// in use), and when: it holds for [`LEARNT_FOR`] after the last shortage.
+    learnt: Option<(usize, Instant)>,
+}
+
+/// How long a budget learnt from a descriptor shortage holds.
+pub const LEARNT_FOR: Duration = Duration::from_secs(30);
+
+/// Descriptors kept free when a shortage was met: one for a new client, one for its
+/// upstream connection.
+const SPARE: usize = 2;
+
+impl Inner {
+    fn budget(&self, computed: usize, now: Instant) -> usize {
+        match self.learnt {
+            Some((learnt, at)) if now.duration_since(at) < LEARNT_FOR => learnt.min(computed),
+            _ => computed,
+        }
+    }
 }
 
 /// Whether a listener may accept another connection.
@@ -90,7 +110,7 @@ impl Connections {
         let inner = self.lock();
         let mine = inner.by_listener.get(listener).copied().unwrap_or(0);
         let listener_full = mine >= self.per_listener;
-        if !listener_full && inner.open.len() < self.budget {
+        if !listener_full && inner.open.len() < inner.budget(self.budget, Instant::now()) {
             return Admission::Room;
         }
         let scope = listener_full.then_some(listener);
@@ -102,11 +122,28 @@ impl Connections {
         }
     }
 
-    /// Asks the oldest idle connection of any listener to close (descriptors ran out);
-    /// false if none is idle.
+    /// Asks the oldest idle connection of any listener to close; false if none is idle.
     pub fn shed_one(&self) -> bool {
         let shed = shed_oldest_idle(&self.lock(), None);
         if shed {
+            self.counters.hit(Limit::IdleConnectionShed);
+        }
+        shed
+    }
+
+    /// Descriptors ran out with the connections open now: from now on (for [`LEARNT_FOR`])
+    /// the budget keeps [`SPARE`] descriptors free, and the oldest idle connections are
+    /// asked to close to free them. How many were asked.
+    pub fn descriptors_ran_out(&self) -> usize {
+        let mut inner = self.lock();
+        let learnt = inner.open.len().saturating_sub(SPARE).max(1);
+        inner.learnt = Some((learnt, Instant::now()));
+        let mut shed = 0;
+        while shed < SPARE && shed_oldest_idle(&inner, None) {
+            shed += 1;
+        }
+        drop(inner);
+        for _ in 0..shed {
             self.counters.hit(Limit::IdleConnectionShed);
         }
         shed
@@ -190,7 +227,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test(start_paused = true)]
     async fn a_full_listener_sheds_its_oldest_idle_connection() {
@@ -234,5 +270,23 @@ mod tests {
         assert_eq!(reg.open(), 2);
         assert!(reg.shed_one());
         assert!(!reg.shed_one());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_descriptor_shortage_lowers_the_budget_for_a_while() {
+        let reg = Arc::new(Connections::with_budget(100, 100, Arc::default()));
+        let a: Arc<str> = "a".into();
+        let mut conns = Vec::new();
+        for _ in 0..5 {
+            conns.push(reg.register(&a));
+            tokio::time::advance(Duration::from_millis(5)).await;
+        }
+        assert_eq!(reg.descriptors_ran_out(), 2);
+        assert!(!conns[0].state().is_idle() && !conns[1].state().is_idle());
+        drop(conns.drain(..2));
+        // 3 open, budget 3: a new client takes an idle one's place.
+        assert_eq!(reg.admit("a"), Admission::Shed);
+        tokio::time::advance(LEARNT_FOR).await;
+        assert_eq!(reg.admit("a"), Admission::Room);
     }
 }
