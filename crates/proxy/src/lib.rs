@@ -7,7 +7,8 @@
 //! connections (with TLS origination and an optional source address), `http` routes requests,
 //! `accesslog` writes Istio-format lines, `metrics` counts Istio's standard metrics (served
 //! on the metrics and prometheus ports by `health`), `health` answers 15021, `drain` stops
-//! gracefully, `guard` screens DNS answers and checks Host against SNI.
+//! gracefully, `guard` screens DNS answers and checks Host against SNI, `limits` holds clients
+//! to the downstream limits (timeouts, header limits, connections per listener).
 //!
 //! [`Proxy::start`] is the entry point; [`Proxy::shutdown`] drains it.
 //!

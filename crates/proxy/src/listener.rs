@@ -16,6 +16,12 @@
 //! ([`crate::tls_server`]) and then serve HTTP or proxy TCP. Before a TCP chain connects
 //! upstream, the snapshot's TCP AuthorizationPolicies ([`crate::authz`]) may close it. Every connection holds a drain
 //! guard and is cut when the drain is forced.
+//!
+//! Accepting goes through [`crate::limits::accept::Acceptor`] (the connection limit, idle
+//! shedding, back-off when descriptors run out); every connection is registered in the
+//! instance's [`crate::limits::Connections`] and its task runs with its
+//! [`crate::limits::conn::ConnState`] as [`crate::limits::conn::CURRENT`], which the HTTP server
+//! and the TCP proxy report to.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

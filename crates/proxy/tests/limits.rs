@@ -13,7 +13,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_compile::snapshot::{Snapshot, UpstreamTls, UpstreamTlsMode};
+use egress_compile::snapshot::{
+    ChainAction, FilterChain, Listener, ListenerKind, Snapshot, UpstreamTls, UpstreamTlsMode,
+};
 use egress_proxy::accesslog::{AccessLogger, CapturedLines};
 use egress_proxy::limits::{Limit, Limits};
 use egress_proxy::{Proxy, ProxyOptions};
@@ -233,6 +235,65 @@ async fn a_stalled_upstream_ends_at_the_stream_idle_timeout_with_408_si() {
     assert_eq!((line.code.as_str(), line.flags.as_str()), ("408", "SI"));
     assert_eq!(line.details, "stream_idle_timeout");
     assert_eq!(gw.hits(Limit::StreamIdleTimeout), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tcp_proxy_connection_is_closed_after_an_hour_without_bytes() {
+    // An echo upstream.
+    let echo = tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(UPSTREAM_IP), 0))
+        .await
+        .unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let cluster = static_cluster("echo.example", 9000, &[echo_addr]);
+    let snap = Snapshot {
+        version: 1,
+        listeners: vec![Listener {
+            name: "tcp".into(),
+            bind: None,
+            port: 0,
+            kind: ListenerKind::Chains(vec![FilterChain {
+                server_names: vec![],
+                server_port: 9000,
+                tls: None,
+                action: ChainAction::TcpProxy {
+                    clusters: vec![dest(&cluster.name, 1)],
+                    route_name: None,
+                },
+            }]),
+        }],
+        clusters: [(cluster.name.clone(), cluster)].into_iter().collect(),
+        ..Snapshot::default()
+    };
+    let gw = gateway_with(snap, Limits::default(), ProxyOptions::default()).await;
+    let mut s = connect(gw.addr).await;
+    let mut byte = [0u8; 1];
+    // A byte each half hour for three hours keeps it open.
+    for _ in 0..6 {
+        s.write_all(b"x").await.unwrap();
+        s.read_exact(&mut byte).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1800)).await;
+    }
+    s.write_all(b"y").await.unwrap();
+    s.read_exact(&mut byte).await.unwrap();
+    let quiet = Instant::now();
+    closed(&mut s).await;
+    let after = quiet.elapsed();
+    assert!(
+        after >= Duration::from_secs(3600) && after <= Duration::from_secs(3960),
+        "closed {after:?} after the last byte"
+    );
+    assert_eq!(gw.hits(Limit::TcpIdleTimeout), 1);
+    let line = gw.line(1).await;
+    assert_eq!(line.termination, "tcp_proxy_idle_timeout", "{line:?}");
+    assert_eq!(line.bytes_received, "7");
 }
 
 #[tokio::test]
