@@ -277,7 +277,8 @@ async fn idle_timeout(counters: &Counters, idle: Option<Duration>) {
         return std::future::pending().await;
     };
     let tick = (idle / 10).max(Duration::from_millis(1));
-    let moved = || counters.received.load(Ordering::Relaxed) + counters.sent.load(Ordering::Relaxed);
+    let moved =
+        || counters.received.load(Ordering::Relaxed) + counters.sent.load(Ordering::Relaxed);
     let mut last = moved();
     let mut quiet = Duration::ZERO;
     loop {

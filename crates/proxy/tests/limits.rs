@@ -105,7 +105,11 @@ async fn read_response(s: &mut TcpStream) -> (u16, String) {
             break at + 4;
         }
         let n = s.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "closed before a response: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "closed before a response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
@@ -327,7 +331,11 @@ async fn oversized_request_headers_are_431_and_never_forwarded() {
     assert_eq!(read_response(&mut s).await.0, 200);
     let seen = up.wait_for_requests(1, WAIT).await.unwrap();
     let paths: Vec<&str> = seen.iter().map(|r| r.path.as_str()).collect();
-    assert_eq!(paths, ["/fits"], "nothing over the limits reached the upstream");
+    assert_eq!(
+        paths,
+        ["/fits"],
+        "nothing over the limits reached the upstream"
+    );
     assert_eq!(gw.hits(Limit::RequestHeadersTooLarge), 3);
 }
 
@@ -374,11 +382,9 @@ async fn a_full_listener_sheds_its_oldest_idle_connection_for_a_new_client() {
     for _ in 0..4 {
         silent.push(connect(gw.addr).await);
         let open = silent.len();
-        egress_testkit::eventually(WAIT, || async {
-            gw.proxy.ctx().conns.open() == open
-        })
-        .await
-        .unwrap();
+        egress_testkit::eventually(WAIT, || async { gw.proxy.ctx().conns.open() == open })
+            .await
+            .unwrap();
     }
     assert_eq!(get(gw.addr, "/new").await, 200);
     // The oldest silent connection was closed to make room.
@@ -427,7 +433,9 @@ async fn concurrent_requests_share_one_upstream_h2_connection() {
         let mut client = client.clone();
         requests.push(tokio::spawn(async move {
             let req = http::Request::post(format!("http://{HOST}/post/{i}"))
-                .body(http_body_util::Full::new(bytes::Bytes::from_static(b"data")))
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                    b"data",
+                )))
                 .unwrap();
             client.send_request(req).await.unwrap().status()
         }));

@@ -120,31 +120,59 @@ pub struct GatewayRun {
 pub struct LimitArgs {
     /// Close a connection whose request headers are not complete this many seconds after
     /// their first byte (HTTP/1.1; Envoy's `request_headers_timeout`).
-    #[arg(long = "request-headers-timeout", value_name = "SECONDS", default_value_t = 10.0)]
+    #[arg(
+        long = "request-headers-timeout",
+        value_name = "SECONDS",
+        default_value_t = 10.0
+    )]
     pub request_headers_timeout: f64,
     /// Close an HTTP/1.1 or HTTP/2 connection without requests in flight after this many
     /// seconds (Envoy's connection `idle_timeout`).
-    #[arg(long = "idle-timeout", value_name = "SECONDS", default_value_t = 3600.0)]
+    #[arg(
+        long = "idle-timeout",
+        value_name = "SECONDS",
+        default_value_t = 3600.0
+    )]
     pub idle_timeout: f64,
     /// End a request whose stream sees no activity for this many seconds: 408 `SI` before
     /// the response started, a reset after (Envoy's `stream_idle_timeout`).
-    #[arg(long = "stream-idle-timeout", value_name = "SECONDS", default_value_t = 300.0)]
+    #[arg(
+        long = "stream-idle-timeout",
+        value_name = "SECONDS",
+        default_value_t = 300.0
+    )]
     pub stream_idle_timeout: f64,
     /// Close a TCP proxy connection that moves no bytes either way for this many seconds
     /// (the `idle_timeout` Istio sets on `tcp_proxy`).
-    #[arg(long = "tcp-idle-timeout", value_name = "SECONDS", default_value_t = 3600.0)]
+    #[arg(
+        long = "tcp-idle-timeout",
+        value_name = "SECONDS",
+        default_value_t = 3600.0
+    )]
     pub tcp_idle_timeout: f64,
     /// The most KiB of request line and headers; larger requests are answered 431
     /// (Envoy's `max_request_headers_kb`).
-    #[arg(long = "max-request-headers-kb", value_name = "KIB", default_value_t = 60)]
+    #[arg(
+        long = "max-request-headers-kb",
+        value_name = "KIB",
+        default_value_t = 60
+    )]
     pub max_request_headers_kb: usize,
     /// The most request headers; more are answered 431 (Envoy's `max_headers_count`).
-    #[arg(long = "max-request-headers", value_name = "COUNT", default_value_t = 100)]
+    #[arg(
+        long = "max-request-headers",
+        value_name = "COUNT",
+        default_value_t = 100
+    )]
     pub max_request_headers: usize,
     /// The most connections one listener holds open; when reached, the oldest idle
     /// connection is closed to make room, and accepting pauses when none is idle. 0: as many
     /// as the descriptor limit leaves room for ((RLIMIT_NOFILE - 64) / 2), at most 50000.
-    #[arg(long = "max-connections-per-listener", value_name = "COUNT", default_value_t = 0)]
+    #[arg(
+        long = "max-connections-per-listener",
+        value_name = "COUNT",
+        default_value_t = 0
+    )]
     pub max_connections_per_listener: usize,
 }
 
@@ -152,12 +180,24 @@ impl LimitArgs {
     /// The flags that ask for these limits again (for a re-executed process).
     pub fn to_args(&self) -> Vec<String> {
         [
-            ("--request-headers-timeout", self.request_headers_timeout.to_string()),
+            (
+                "--request-headers-timeout",
+                self.request_headers_timeout.to_string(),
+            ),
             ("--idle-timeout", self.idle_timeout.to_string()),
-            ("--stream-idle-timeout", self.stream_idle_timeout.to_string()),
+            (
+                "--stream-idle-timeout",
+                self.stream_idle_timeout.to_string(),
+            ),
             ("--tcp-idle-timeout", self.tcp_idle_timeout.to_string()),
-            ("--max-request-headers-kb", self.max_request_headers_kb.to_string()),
-            ("--max-request-headers", self.max_request_headers.to_string()),
+            (
+                "--max-request-headers-kb",
+                self.max_request_headers_kb.to_string(),
+            ),
+            (
+                "--max-request-headers",
+                self.max_request_headers.to_string(),
+            ),
             (
                 "--max-connections-per-listener",
                 self.max_connections_per_listener.to_string(),

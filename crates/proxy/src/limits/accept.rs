@@ -51,7 +51,10 @@ impl RateLog {
     /// is due.
     pub fn due(&mut self, now: Instant, interval: Duration) -> Option<u64> {
         self.since += 1;
-        if self.last.is_some_and(|last| now.duration_since(last) < interval) {
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < interval)
+        {
             return None;
         }
         self.last = Some(now);

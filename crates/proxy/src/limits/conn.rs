@@ -193,7 +193,11 @@ pub fn next(v: View, limits: &Limits) -> Next {
         .idle_timeout
         .filter(|_| v.active == 0)
         .map(|t| (v.idle_since.saturating_add(ms(t)), Limit::IdleTimeout));
-    match [header, idle].into_iter().flatten().min_by_key(|(at, _)| *at) {
+    match [header, idle]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(at, _)| *at)
+    {
         Some((at, limit)) if at <= v.now => Next::Expired(limit),
         Some((at, _)) => Next::At(at),
         None => Next::Never,
@@ -333,13 +337,19 @@ mod tests {
     #[test]
     fn a_started_head_must_end_within_the_headers_timeout() {
         let l = Limits::default();
-        assert_eq!(next(view(5_000, 0, 0, Some(1_000), false), &l), Next::At(11_000));
+        assert_eq!(
+            next(view(5_000, 0, 0, Some(1_000), false), &l),
+            Next::At(11_000)
+        );
         assert_eq!(
             next(view(11_000, 0, 0, Some(1_000), false), &l),
             Next::Expired(Limit::RequestHeadersTimeout)
         );
         // HTTP/2 streams are the codec's; only the idle timeout applies.
-        assert_eq!(next(view(11_000, 0, 0, Some(1_000), true), &l), Next::At(3_600_000));
+        assert_eq!(
+            next(view(11_000, 0, 0, Some(1_000), true), &l),
+            Next::At(3_600_000)
+        );
     }
 
     #[test]
@@ -351,7 +361,10 @@ mod tests {
             request_headers_timeout: None,
             ..Limits::default()
         };
-        assert_eq!(next(view(10_000_000, 0, 0, Some(0), false), &off), Next::Never);
+        assert_eq!(
+            next(view(10_000_000, 0, 0, Some(0), false), &off),
+            Next::Never
+        );
     }
 
     #[tokio::test(start_paused = true)]
