@@ -77,7 +77,10 @@ pub fn headers_too_large(parts: &Parts, limits: &Limits) -> bool {
     if parts.headers.len() > limits.max_request_headers {
         return true;
     }
-    let line = parts.method.as_str().len() + parts.uri.to_string().len() + 12;
+    let uri = parts.uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + parts.uri.authority().map_or(0, |a| a.as_str().len())
+        + parts.uri.path_and_query().map_or(1, |p| p.as_str().len());
+    let line = parts.method.as_str().len() + uri + 12;
     let headers: usize = parts
         .headers
         .iter()
