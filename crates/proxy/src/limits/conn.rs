@@ -95,7 +95,10 @@ impl ConnState {
 
     /// Bytes were read from the client.
     fn on_read(&self, first: &[u8]) {
-        if !self.read_any.swap(true, Ordering::AcqRel) && first.starts_with(b"PRI ") {
+        if !self.read_any.load(Ordering::Acquire)
+            && !self.read_any.swap(true, Ordering::AcqRel)
+            && first.starts_with(b"PRI ")
+        {
             self.h2.store(true, Ordering::Release);
         }
         if self.active.load(Ordering::Acquire) == 0
