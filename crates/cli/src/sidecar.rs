@@ -33,6 +33,7 @@ pub async fn run(args: GatewayRunArgs, proxy_port: u16) -> Result<(), OpError> {
         system_dns: args.options.system_dns,
         extra_roots_pem: args.options.extra_roots_pem.clone(),
         source_address: args.options.source_address,
+        limits: args.options.limits.clone(),
     };
     let access_log = egress_proxy::accesslog::AccessLogger::stdout_when_configured();
     let telemetry = SidecarTelemetry {

@@ -38,6 +38,8 @@ pub struct ProxyOptions {
     pub allow_private_upstreams: bool,
     /// Extra PEM roots trusted for upstream TLS besides the system store.
     pub extra_roots_pem: Vec<String>,
+    /// Downstream limits: timeouts, request header limits, connections per listener.
+    pub limits: crate::limits::Limits,
 }
 
 /// Facts about one downstream connection, for routing, policy and logs.
@@ -73,6 +75,8 @@ pub struct Ctx {
     pub drain: crate::drain::Drain,
     /// HTTP upstream pools and their counters.
     pub http: Arc<crate::http::HttpState>,
+    /// The open downstream connections and the counters of the limits that fired.
+    pub conns: Arc<crate::limits::Connections>,
 }
 
 impl Ctx {

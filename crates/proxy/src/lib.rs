@@ -7,7 +7,8 @@
 //! connections (with TLS origination and an optional source address), `http` routes requests,
 //! `accesslog` writes Istio-format lines, `metrics` counts Istio's standard metrics (served
 //! on the metrics and prometheus ports by `health`), `health` answers 15021, `drain` stops
-//! gracefully, `guard` screens DNS answers and checks Host against SNI.
+//! gracefully, `guard` screens DNS answers and checks Host against SNI, `limits` holds clients
+//! to the downstream limits (timeouts, header limits, connections per listener).
 //!
 //! [`Proxy::start`] is the entry point; [`Proxy::shutdown`] drains it.
 //!
@@ -23,6 +24,7 @@ pub mod drain;
 pub mod guard;
 pub mod health;
 pub mod http;
+pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod pem;
@@ -123,6 +125,8 @@ impl Proxy {
         let metrics = Metrics::gateway().with_connections(drain.clone());
         metrics.set_local_workload(local);
         let metrics = Arc::new(metrics);
+        let conns = Arc::new(limits::Connections::new(&options.limits, Arc::default()));
+        metrics.set_limit_counters(Arc::clone(conns.counters()));
         let access_log = access_log.with_metrics(Arc::clone(&metrics));
         let ctx = Arc::new(Ctx {
             snapshots: snapshots.clone(),
@@ -132,6 +136,7 @@ impl Proxy {
             access_log,
             drain: drain.clone(),
             http: Arc::default(),
+            conns,
         });
         let readiness = Arc::new(Readiness::new(drain));
         let endpoints = |metrics: Option<Arc<Metrics>>| Endpoints {

@@ -16,6 +16,12 @@
 //! ([`crate::tls_server`]) and then serve HTTP or proxy TCP. Before a TCP chain connects
 //! upstream, the snapshot's TCP AuthorizationPolicies ([`crate::authz`]) may close it. Every connection holds a drain
 //! guard and is cut when the drain is forced.
+//!
+//! Accepting goes through [`crate::limits::accept::Acceptor`] (the connection limit, idle
+//! shedding, back-off when descriptors run out); every connection is registered in the
+//! instance's [`crate::limits::Connections`] and its task runs with its
+//! [`crate::limits::conn::ConnState`] as [`crate::limits::conn::CURRENT`], which the HTTP server
+//! and the TCP proxy report to.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -34,6 +40,8 @@ use crate::accesslog::{ResponseFlag, ResponseFlags};
 use crate::authz;
 use crate::ctx::{ConnInfo, Ctx};
 use crate::drain::DrainGuard;
+use crate::limits::accept::Acceptor;
+use crate::limits::conn::CURRENT;
 use crate::sni::{self, Rewind};
 use crate::tcp_proxy;
 use crate::tls_server::TlsServers;
@@ -236,27 +244,27 @@ async fn accept_loop(
     tls: Arc<TlsServers>,
     mut stopped: oneshot::Receiver<()>,
 ) {
+    let name = config.load().name.clone();
+    let mut acceptor = Acceptor::new(Arc::clone(&ctx.conns), &name);
     loop {
-        let accepted = tokio::select! {
+        let (stream, remote, slot) = tokio::select! {
             _ = &mut stopped => return,
             _ = ctx.drain.signaled() => return,
-            accepted = socket.accept() => accepted,
+            accepted = acceptor.accept(&socket) => accepted,
         };
-        match accepted {
-            Ok((stream, remote)) => {
-                let listener = config.load_full();
-                let span = tracing::debug_span!("conn", listener = %listener.name, %remote);
-                let guard = ctx.drain.guard();
-                let ctx = Arc::clone(&ctx);
-                let tls = Arc::clone(&tls);
-                tokio::spawn(handle(stream, remote, listener, ctx, tls, guard).instrument(span));
-            }
-            Err(err) => {
-                // Usually out of file descriptors: back off instead of spinning.
-                tracing::warn!(error = %err, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        let listener = config.load_full();
+        let span = tracing::debug_span!("conn", listener = %listener.name, %remote);
+        let guard = ctx.drain.guard();
+        let ctx = Arc::clone(&ctx);
+        let tls = Arc::clone(&tls);
+        let state = Arc::clone(slot.state());
+        let work = async move {
+            let _slot = slot;
+            CURRENT
+                .scope(state, handle(stream, remote, listener, ctx, tls, guard))
+                .await;
+        };
+        tokio::spawn(work.instrument(span));
     }
 }
 

@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use egress_compile::snapshot::WeightedCluster;
 use rand::Rng;
@@ -246,17 +246,54 @@ async fn run<D>(
     if let Some(metrics) = ctx.access_log.metrics() {
         metrics.tcp_opened(entry);
     }
+    // A proxied connection is busy, never shed as idle; its idleness is the TCP idle timeout's.
+    let _busy = crate::limits::conn::current().map(|c| c.begin_stream());
+    let idle = ctx.options.limits.tcp_idle_timeout;
     tokio::select! {
         result = copy(downstream, &mut upstream, target.passthrough, counters, tcp) => {
             if let Err(err) = result {
                 tracing::debug!(error = %err, "tcp_proxy: connection ended with an error");
             }
         }
+        () = idle_timeout(counters, idle) => {
+            tracing::debug!("tcp_proxy: idle timeout");
+            ctx.conns.counters().hit(crate::limits::Limit::TcpIdleTimeout);
+            entry.connection_termination_details = Some(IDLE_TIMEOUT_DETAILS.to_owned());
+        }
         _ = ctx.drain.forced() => {
             tracing::debug!("tcp_proxy: closed by drain deadline");
         }
     }
     // Dropping the upstream closes it.
+}
+
+/// `%CONNECTION_TERMINATION_DETAILS%` of a connection closed by the TCP idle timeout.
+pub const IDLE_TIMEOUT_DETAILS: &str = "tcp_proxy_idle_timeout";
+
+/// Resolves once no byte moved either way for `idle` (never when `None`). Checked at a
+/// tenth of the timeout, so it fires between `idle` and 1.1 × `idle` after the last byte.
+async fn idle_timeout(counters: &Counters, idle: Option<Duration>) {
+    let Some(idle) = idle.filter(|d| !d.is_zero()) else {
+        return std::future::pending().await;
+    };
+    let tick = (idle / 10).max(Duration::from_millis(1));
+    let moved =
+        || counters.received.load(Ordering::Relaxed) + counters.sent.load(Ordering::Relaxed);
+    let mut last = moved();
+    let mut quiet = Duration::ZERO;
+    loop {
+        tokio::time::sleep(tick).await;
+        let now = moved();
+        if now == last {
+            quiet += tick;
+            if quiet >= idle {
+                return;
+            }
+        } else {
+            last = now;
+            quiet = Duration::ZERO;
+        }
+    }
 }
 
 /// Finds the plain TCP socket (behind the replayed ClientHello) a downstream stream is, if it

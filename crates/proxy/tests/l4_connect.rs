@@ -25,6 +25,10 @@ use tokio::sync::watch;
 
 fn ctx(options: ProxyOptions, identity: Option<Arc<IdentityHandle>>) -> Ctx {
     let (_tx, rx) = watch::channel(Arc::new(Snapshot::default()));
+    let conns = Arc::new(egress_proxy::limits::Connections::new(
+        &options.limits,
+        Arc::default(),
+    ));
     Ctx {
         snapshots: rx,
         connector: Connector::new(&options).unwrap(),
@@ -33,6 +37,7 @@ fn ctx(options: ProxyOptions, identity: Option<Arc<IdentityHandle>>) -> Ctx {
         access_log: AccessLogger::disabled(),
         drain: Drain::new(),
         http: Arc::default(),
+        conns,
     }
 }
 

@@ -109,6 +109,134 @@ pub struct GatewayRun {
     /// Sidecars: the port of the explicit outbound proxy on `--listen-address`.
     #[arg(long = "proxy-port", default_value_t = 15001)]
     pub proxy_port: u16,
+    /// Downstream limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// The downstream limits of `gateway run` and `sidecar run` (Envoy's edge-proxy values by
+/// default). Timeouts are in seconds; 0 turns one off.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Close a connection whose request headers are not complete this many seconds after
+    /// their first byte (HTTP/1.1; Envoy's `request_headers_timeout`).
+    #[arg(
+        long = "request-headers-timeout",
+        value_name = "SECONDS",
+        default_value_t = 10.0
+    )]
+    pub request_headers_timeout: f64,
+    /// Close an HTTP/1.1 or HTTP/2 connection without requests in flight after this many
+    /// seconds (Envoy's connection `idle_timeout`).
+    #[arg(
+        long = "idle-timeout",
+        value_name = "SECONDS",
+        default_value_t = 3600.0
+    )]
+    pub idle_timeout: f64,
+    /// End a request whose stream sees no activity for this many seconds: 408 `SI` before
+    /// the response started, a reset after (Envoy's `stream_idle_timeout`).
+    #[arg(
+        long = "stream-idle-timeout",
+        value_name = "SECONDS",
+        default_value_t = 300.0
+    )]
+    pub stream_idle_timeout: f64,
+    /// Close a TCP proxy connection that moves no bytes either way for this many seconds
+    /// (the `idle_timeout` Istio sets on `tcp_proxy`).
+    #[arg(
+        long = "tcp-idle-timeout",
+        value_name = "SECONDS",
+        default_value_t = 3600.0
+    )]
+    pub tcp_idle_timeout: f64,
+    /// The most KiB of request line and headers; larger requests are answered 431
+    /// (Envoy's `max_request_headers_kb`).
+    #[arg(
+        long = "max-request-headers-kb",
+        value_name = "KIB",
+        default_value_t = 60
+    )]
+    pub max_request_headers_kb: usize,
+    /// The most request headers; more are answered 431 (Envoy's `max_headers_count`).
+    #[arg(
+        long = "max-request-headers",
+        value_name = "COUNT",
+        default_value_t = 100
+    )]
+    pub max_request_headers: usize,
+    /// The most connections one listener holds open; when reached, the oldest idle
+    /// connection is closed to make room, and accepting pauses when none is idle. 0: as many
+    /// as the descriptor limit leaves room for ((RLIMIT_NOFILE - 64) / 2), at most 50000.
+    #[arg(
+        long = "max-connections-per-listener",
+        value_name = "COUNT",
+        default_value_t = 0
+    )]
+    pub max_connections_per_listener: usize,
+}
+
+impl LimitArgs {
+    /// The flags that ask for these limits again (for a re-executed process).
+    pub fn to_args(&self) -> Vec<String> {
+        [
+            (
+                "--request-headers-timeout",
+                self.request_headers_timeout.to_string(),
+            ),
+            ("--idle-timeout", self.idle_timeout.to_string()),
+            (
+                "--stream-idle-timeout",
+                self.stream_idle_timeout.to_string(),
+            ),
+            ("--tcp-idle-timeout", self.tcp_idle_timeout.to_string()),
+            (
+                "--max-request-headers-kb",
+                self.max_request_headers_kb.to_string(),
+            ),
+            (
+                "--max-request-headers",
+                self.max_request_headers.to_string(),
+            ),
+            (
+                "--max-connections-per-listener",
+                self.max_connections_per_listener.to_string(),
+            ),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect()
+    }
+
+    /// The limits these flags ask for.
+    pub fn limits(&self) -> Result<egress_proxy::limits::Limits, OpError> {
+        let seconds = |flag: &str, v: f64| -> Result<Option<std::time::Duration>, OpError> {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(OpError::Usage(format!(
+                    "--{flag} must be a non-negative number of seconds"
+                )));
+            }
+            Ok((v > 0.0).then(|| std::time::Duration::from_secs_f64(v)))
+        };
+        if self.max_request_headers_kb == 0 || self.max_request_headers == 0 {
+            return Err(OpError::Usage(
+                "--max-request-headers-kb and --max-request-headers must be at least 1".into(),
+            ));
+        }
+        Ok(egress_proxy::limits::Limits {
+            request_headers_timeout: seconds(
+                "request-headers-timeout",
+                self.request_headers_timeout,
+            )?,
+            idle_timeout: seconds("idle-timeout", self.idle_timeout)?,
+            stream_idle_timeout: seconds("stream-idle-timeout", self.stream_idle_timeout)?,
+            tcp_idle_timeout: seconds("tcp-idle-timeout", self.tcp_idle_timeout)?,
+            max_request_headers_bytes: self.max_request_headers_kb.saturating_mul(1024),
+            max_request_headers: self.max_request_headers,
+            max_connections_per_listener: (self.max_connections_per_listener > 0)
+                .then_some(self.max_connections_per_listener),
+        })
+    }
 }
 
 impl GatewayRun {
@@ -176,6 +304,7 @@ pub fn gateway_run(
             "--drain-grace must be a non-negative number of seconds".into(),
         ));
     }
+    let limits = g.limits.limits()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -228,6 +357,7 @@ pub fn gateway_run(
             system_dns: g.system_dns || g.dns_server.is_some(),
             dns_server: g.dns_server,
             allow_private_upstreams: g.allow_private_upstreams,
+            limits,
         },
         ca_files: g.ca_cert.zip(g.ca_key),
         mesh_cert: g.mesh_cert,

@@ -60,6 +60,9 @@ pub struct UpArgs {
     /// only (used by `-d`).
     #[arg(long = "notify-ready", hide = true)]
     pub notify_ready: bool,
+    /// Downstream limits of every gateway and sidecar Pod.
+    #[command(flatten)]
+    pub limits: crate::gateway::args::LimitArgs,
 }
 
 /// `egress up`.
@@ -131,6 +134,7 @@ fn options(args: &UpArgs) -> Result<UpOptions, OpError> {
             system_dns: args.system_dns,
             extra_roots_pem,
             pod_log_dir: PathBuf::new(),
+            limits: args.limits.limits()?,
         },
         drain_grace: Duration::from_secs(args.drain_grace),
         stand_ins: egress_cluster::standin::parse(&args.stand_in)
@@ -246,6 +250,7 @@ fn detach(store: &Store, args: &UpArgs) -> Result<(), OpError> {
     cmd.arg("--drain-grace").arg(args.drain_grace.to_string());
     cmd.arg("--reconcile-batch")
         .arg(args.reconcile_batch.to_string());
+    cmd.args(args.limits.to_args());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd
         .stdin(Stdio::null())

@@ -57,6 +57,8 @@ pub struct RuntimeOptions {
     pub extra_roots_pem: Vec<String>,
     /// Where Pod logs go: `<dir>/<namespace>_<pod>/<container>.log`.
     pub pod_log_dir: PathBuf,
+    /// Downstream limits of every gateway and sidecar (`egress gateway run`'s limit flags).
+    pub limits: egress_proxy::limits::Limits,
 }
 
 /// What runs for a Pod: its gateway, or its sidecar.
@@ -340,6 +342,7 @@ impl Runtime {
                     hosts: self.options.hosts.clone(),
                     system_dns: self.options.system_dns,
                     extra_roots_pem: self.options.extra_roots_pem.clone(),
+                    limits: self.options.limits.clone(),
                     ..Default::default()
                 };
                 let proxy = Proxy::start(rx, options, Some(Arc::clone(&handle)), log)
@@ -366,6 +369,7 @@ impl Runtime {
                     system_dns: self.options.system_dns,
                     extra_roots_pem: self.options.extra_roots_pem.clone(),
                     source_address: pod.source,
+                    limits: self.options.limits.clone(),
                 };
                 let telemetry = SidecarTelemetry {
                     metrics_port: Some(METRICS_PORT),

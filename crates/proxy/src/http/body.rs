@@ -37,16 +37,62 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed_unsync()
 }
 
-/// Counts the data bytes that pass through.
+/// What went wrong reading a request body from the downstream: the client's fault, not
+/// the upstream's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownstreamFault {
+    /// The body broke its framing (a malformed chunk): 400 `DPE`.
+    Malformed,
+    /// The client stopped sending (closed or reset mid-body, or never sent the body it
+    /// announced with `Expect: 100-continue`): 400 `DC`.
+    Abandoned,
+}
+
+impl DownstreamFault {
+    /// The fault a request body's read error shows: an I/O error of unexpected end (or no
+    /// I/O error at all: a reset, a closed connection) is an abandoned body, any other I/O
+    /// error (the codec's framing errors) a malformed one.
+    pub fn of(err: &(dyn std::error::Error + 'static)) -> DownstreamFault {
+        let mut cause = Some(err);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                return if io.kind() == std::io::ErrorKind::UnexpectedEof {
+                    DownstreamFault::Abandoned
+                } else {
+                    DownstreamFault::Malformed
+                };
+            }
+            cause = e.source();
+        }
+        DownstreamFault::Abandoned
+    }
+}
+
+/// Where a request body's reader records a [`DownstreamFault`] for the router to see.
+pub type FaultCell = Arc<std::sync::OnceLock<DownstreamFault>>;
+
+/// Counts the data bytes that pass through; a read error is recorded as the downstream's
+/// fault when a [`FaultCell`] is given.
 pub struct Counting<B> {
     inner: B,
     count: Arc<AtomicU64>,
+    fault: Option<FaultCell>,
 }
 
 impl<B> Counting<B> {
     /// Wraps `inner`, adding to `count`.
     pub fn new(inner: B, count: Arc<AtomicU64>) -> Self {
-        Counting { inner, count }
+        Counting {
+            inner,
+            count,
+            fault: None,
+        }
+    }
+
+    /// Records read errors in `fault`.
+    pub fn with_fault(mut self, fault: FaultCell) -> Self {
+        self.fault = Some(fault);
+        self
     }
 }
 
@@ -70,7 +116,13 @@ where
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                let e: BoxError = e.into();
+                if let Some(cell) = &self.fault {
+                    let _ = cell.set(DownstreamFault::of(&*e));
+                }
+                Poll::Ready(Some(Err(e)))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }

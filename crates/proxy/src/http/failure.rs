@@ -103,7 +103,7 @@ impl Failure {
     pub fn from_send(err: &hyper::Error, meta: ConnMeta) -> Failure {
         let reset = if err.is_parse() || err.is_parse_status() {
             Reset::ProtocolError
-        } else if format!("{err:?}").contains("REFUSED_STREAM") {
+        } else if is_refused_stream(err) {
             Reset::RefusedStream
         } else {
             Reset::ConnectionTermination
@@ -194,6 +194,18 @@ impl Failure {
     }
 }
 
+/// True if the HTTP/2 stream was refused (`REFUSED_STREAM`), by the typed cause.
+fn is_refused_stream(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// 503 `NC`: the route names a cluster the snapshot does not have.
 pub fn no_cluster(entry: &mut LogEntry) -> Response<Body> {
     entry.response_flags.insert(ResponseFlag::NoClusterFound);
@@ -272,6 +284,18 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
+
+    #[test]
+    fn a_refused_stream_is_recognised_by_its_h2_reason() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("wrapped")]
+        struct Wrapped(#[source] h2::Error);
+        let refused = Wrapped(h2::Error::from(h2::Reason::REFUSED_STREAM));
+        assert!(is_refused_stream(&refused));
+        let cancel = Wrapped(h2::Error::from(h2::Reason::CANCEL));
+        assert!(!is_refused_stream(&cancel));
+        assert!(!is_refused_stream(&std::io::Error::other("REFUSED_STREAM")));
+    }
 
     #[test]
     fn retry_conditions() {

@@ -14,7 +14,7 @@ use hyper::body::{Body as HttpBody, Incoming};
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::body::{Body, Pooled, full};
+use super::body::{Body, DownstreamFault, FaultCell, Pooled, full};
 use super::failure::{
     Failure, FailureKind, Reset, back_off, no_cluster, outcome_of, retries_on_response,
     timeout_reply,
@@ -43,6 +43,8 @@ pub struct Prepared {
     pub headers: HeaderMap,
     /// Body.
     pub body: Body,
+    /// Where the body's reader records the client's fault, if reading it fails.
+    pub fault: FaultCell,
 }
 
 /// Everything the forwarding step reads.
@@ -82,6 +84,7 @@ pub async fn forward(
         mut authority,
         mut headers,
         body,
+        fault,
     } = req;
     if let Some(rewrite) = &fwd.rewrite_uri {
         let rewritten = rewrite_path(&route.matcher, rewrite, &path_and_query);
@@ -127,6 +130,9 @@ pub async fn forward(
         Some(b) => b,
         None => return timeout_reply(entry, None, "response_timeout"),
     };
+    if let Some(fault) = fault.get() {
+        return downstream_fault_reply(*fault, entry);
+    }
 
     let max_retries = policy.map_or(0, |p| p.attempts);
     let mut retries = 0;
@@ -185,6 +191,10 @@ pub async fn forward(
             }
             Err(f) => f,
         };
+        // The request failed because the client's body did: the client's fault, no retry.
+        if let Some(fault) = fault.get() {
+            return downstream_fault_reply(*fault, entry);
+        }
         let retriable = policy.is_some_and(|p| failure.retriable(p)) && body.replayable();
         if retriable && retries < max_retries {
             retries += 1;
@@ -200,6 +210,26 @@ pub async fn forward(
         }
         return failure.reply(retries > 0, entry);
     }
+}
+
+/// The reply when the client's request body failed: 400, `DPE` for a malformed body, `DC`
+/// for one the client abandoned (the upstream is not blamed).
+fn downstream_fault_reply(fault: DownstreamFault, entry: &mut LogEntry) -> Response<Body> {
+    entry.upstream_host = None;
+    entry.upstream_local_address = None;
+    let (flag, details) = match fault {
+        DownstreamFault::Malformed => (
+            ResponseFlag::DownstreamProtocolError,
+            "downstream_protocol_error",
+        ),
+        DownstreamFault::Abandoned => (
+            ResponseFlag::DownstreamConnectionTermination,
+            "downstream_remote_disconnect",
+        ),
+    };
+    entry.response_flags.insert(flag);
+    entry.response_code_details = Some(details.to_owned());
+    super::local::reply(400, "")
 }
 
 /// The upstream request of every attempt, before the body and the connection are known.

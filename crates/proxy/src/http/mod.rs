@@ -18,6 +18,7 @@ pub mod body;
 pub mod failure;
 pub mod forward;
 pub mod headers;
+pub mod limited;
 pub mod local;
 pub mod pool;
 pub mod route;
@@ -32,8 +33,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, Version, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -41,6 +41,7 @@ use tracing::Instrument;
 use crate::accesslog::{LogEntry, ResponseFlag};
 use crate::authz::{Attributes, HttpAttributes, Verdict};
 use crate::ctx::{ConnInfo, Ctx};
+use crate::limits::conn::{ConnState, Tracked};
 use body::{Body, Counting, Logged, PendingLog};
 use forward::{Env, Prepared};
 pub use pool::HttpState;
@@ -111,18 +112,20 @@ pub async fn serve_http_with<I>(
     let conn_span = Arc::clone(&conn);
     let route_config: Arc<str> = route_config.into();
     let state = state(&ctx);
+    let tracker = crate::limits::conn::current().unwrap_or_else(ConnState::standalone);
     let service = {
         let ctx = Arc::clone(&ctx);
+        let tracker = Arc::clone(&tracker);
         service_fn(move |req: Request<Incoming>| {
+            let stream = tracker.begin_stream();
             let ctx = Arc::clone(&ctx);
             let conn = Arc::clone(&conn);
             let route_config = Arc::clone(&route_config);
             let state = Arc::clone(&state);
             let settings = Arc::clone(&settings);
             async move {
-                Ok::<_, Infallible>(
-                    handle(&ctx, &state, &conn, &route_config, &settings, req).await,
-                )
+                let resp = handle(&ctx, &state, &conn, &route_config, &settings, req).await;
+                Ok::<_, Infallible>(limited::guard_response(resp, stream, &ctx))
             }
         })
     };
@@ -133,13 +136,16 @@ pub async fn serve_http_with<I>(
         sni = conn_span.sni.as_deref().unwrap_or("-"),
     );
     async move {
-        let builder = auto::Builder::new(TokioExecutor::new());
-        let connection = builder.serve_connection(TokioIo::new(io), service);
+        let limits = &ctx.options.limits;
+        let builder = limited::server_builder(limits);
+        let io = TokioIo::new(Tracked::new(io, Arc::clone(&tracker)));
+        let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
         let drain = ctx.drain.clone();
         tokio::select! {
             res = connection.as_mut() => {
                 if let Err(err) = res {
+                    limited::note_connection_error(&*err, &ctx);
                     tracing::debug!(error = %err, "downstream HTTP connection ended");
                 }
             }
@@ -147,6 +153,15 @@ pub async fn serve_http_with<I>(
                 connection.as_mut().graceful_shutdown();
                 if let Err(err) = connection.await {
                     tracing::debug!(error = %err, "downstream HTTP connection ended while draining");
+                }
+            }
+            limit = crate::limits::conn::watch(&tracker, limits) => {
+                ctx.conns.counters().hit(limit);
+                tracing::debug!(limit = limit.name(), "closing downstream HTTP connection");
+                if limit != crate::limits::Limit::RequestHeadersTimeout {
+                    // Idle: let HTTP/2 say GOAWAY; nothing is in flight.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(limited::CLOSE_WAIT, connection).await;
                 }
             }
         }
@@ -207,8 +222,12 @@ async fn handle(
     let started = Instant::now();
     let start_time = SystemTime::now();
     let (mut parts, incoming) = req.into_parts();
+    let too_large = limited::headers_too_large(&parts, &ctx.options.limits);
     let received = Arc::new(AtomicU64::new(0));
-    let body = Counting::new(incoming, Arc::clone(&received)).boxed_unsync();
+    let fault = body::FaultCell::default();
+    let body = Counting::new(incoming, Arc::clone(&received))
+        .with_fault(Arc::clone(&fault))
+        .boxed_unsync();
     let scheme = if conn.tls_terminated { "https" } else { "http" };
     let authority = parts
         .uri
@@ -297,6 +316,7 @@ async fn handle(
         .then(|| crate::guard::check_sni_host(conn.sni.as_deref(), &authority).err())
         .flatten();
     let selected = match misdirected {
+        _ if too_large => Selected::TooLarge,
         Some(m) => Selected::Misdirected(m),
         None => match authorize(&snapshot, conn, &view) {
             Verdict::Denied(details) => Selected::Denied(details),
@@ -307,6 +327,7 @@ async fn handle(
         },
     };
     let mut response = match selected {
+        Selected::TooLarge => limited::headers_too_large_reply(entry, ctx.conns.counters()),
         Selected::Misdirected(m) => {
             tracing::debug!(%m, "refusing request: Host does not match SNI");
             entry.response_code_details = Some(crate::guard::SNI_HOST_MISMATCH.to_owned());
@@ -355,8 +376,14 @@ async fn handle(
                         authority,
                         headers: parts.headers,
                         body,
+                        fault,
                     };
-                    forward::forward(&env, route, fwd, prepared, entry).await
+                    let idle = ctx.options.limits.stream_idle_timeout;
+                    let forwarded = forward::forward(&env, route, fwd, prepared, entry);
+                    match crate::limits::conn::idle_bound(forwarded, idle, &received).await {
+                        Some(response) => response,
+                        None => limited::stream_idle_reply(entry, ctx.conns.counters()),
+                    }
                 }
             }
         }
@@ -425,6 +452,8 @@ impl Drop for Unanswered {
 
 /// What the route table says about a request.
 enum Selected<'a> {
+    /// Over the request header limits (431).
+    TooLarge,
     /// Refused by an AuthorizationPolicy (the access-log details).
     Denied(String),
     /// Host disagrees with the TLS server name (421).

@@ -1,6 +1,9 @@
 //! Upstream HTTP connection pools, one per (cluster, authority when the SNI comes from it):
 //! idle HTTP/1.1 connections are reused last-in first-out, HTTP/2 connections (when the
-//! upstream TLS negotiated `h2`) are shared by concurrent requests. A pool follows its
+//! upstream TLS negotiated `h2`) are shared by concurrent requests, up to
+//! [`MAX_STREAMS_PER_H2_CONNECTION`] each; while the pool does not know yet whether its
+//! upstream speaks HTTP/2, concurrent requests wait for the connection being opened instead
+//! of each opening one. A pool follows its
 //! cluster's `PoolSettings`: `max_connections` open at once (more requests wait, up to
 //! `http1_max_pending_requests`; beyond that Envoy's overflow, `UO`), connections retired
 //! after `max_requests_per_connection` requests, idle connections dropped after
@@ -11,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -27,6 +30,16 @@ use crate::ctx::Ctx;
 
 /// Idle timeout when a cluster sets none (Istio's default: 1h).
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Requests one shared HTTP/2 connection carries at once before another is opened: the
+/// concurrency servers commonly allow (hyper 200, nginx 128, Go 250; hyper's client does
+/// not tell the peer's `SETTINGS_MAX_CONCURRENT_STREAMS`).
+pub const MAX_STREAMS_PER_H2_CONNECTION: usize = 100;
+
+/// What a pool's connections turned out to speak (learnt from the first one's ALPN).
+const PROTOCOL_UNKNOWN: u8 = 0;
+const PROTOCOL_H1: u8 = 1;
+const PROTOCOL_H2: u8 = 2;
 
 /// Per-instance HTTP state: the upstream pools and their counters.
 #[derive(Default)]
@@ -92,6 +105,8 @@ impl HttpState {
             cluster: cluster.clone(),
             idle: Mutex::new(Vec::new()),
             shared: Mutex::new(Vec::new()),
+            connecting: Mutex::new(HashMap::new()),
+            protocol: AtomicU8::new(PROTOCOL_UNKNOWN),
             counters: Arc::new(Counters::default()),
             stats,
         });
@@ -148,6 +163,45 @@ struct Shared {
     sender: http2::SendRequest<Body>,
     meta: ConnMeta,
     uses: Arc<AtomicU32>,
+    /// Requests in flight on it.
+    streams: Arc<AtomicUsize>,
+}
+
+/// One request in flight on a shared HTTP/2 connection.
+struct StreamSlot(Arc<AtomicUsize>, Weak<Counters>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+        if let Some(c) = self.1.upgrade() {
+            c.changed.notify_waiters();
+        }
+    }
+}
+
+/// A connection being opened to an endpoint; concurrent requests wait for it when it may
+/// turn out to be HTTP/2 (shared) rather than each opening their own.
+struct Connecting<'a> {
+    pool: &'a Pool,
+    addr: SocketAddr,
+}
+
+impl Drop for Connecting<'_> {
+    fn drop(&mut self) {
+        let mut connecting = self
+            .pool
+            .connecting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = connecting.get_mut(&self.addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                connecting.remove(&self.addr);
+            }
+        }
+        drop(connecting);
+        self.pool.counters.changed.notify_waiters();
+    }
 }
 
 /// The connections of one cluster (and authority).
@@ -155,6 +209,10 @@ pub struct Pool {
     cluster: Cluster,
     idle: Mutex<Vec<Idle>>,
     shared: Mutex<Vec<Shared>>,
+    /// Connections being opened, by endpoint.
+    connecting: Mutex<HashMap<SocketAddr, usize>>,
+    /// `PROTOCOL_*`: what the last connection opened negotiated.
+    protocol: AtomicU8,
     counters: Arc<Counters>,
     stats: Arc<ClusterStats>,
 }
@@ -175,7 +233,10 @@ enum Sender {
         sender: http1::SendRequest<Body>,
         uses: u32,
     },
-    H2(http2::SendRequest<Body>),
+    H2 {
+        sender: http2::SendRequest<Body>,
+        _slot: StreamSlot,
+    },
 }
 
 /// A connection lent to one request.
@@ -193,7 +254,7 @@ pub struct Lease {
 impl Lease {
     /// True when the connection speaks HTTP/2.
     pub fn is_h2(&self) -> bool {
-        matches!(self.sender, Sender::H2(_))
+        matches!(self.sender, Sender::H2 { .. })
     }
 
     /// Sends `req`; when the connection turned out to be unusable before the request was
@@ -207,7 +268,7 @@ impl Lease {
                 *uses += 1;
                 sender.try_send_request(req).await
             }
-            Sender::H2(sender) => sender.try_send_request(req).await,
+            Sender::H2 { sender, .. } => sender.try_send_request(req).await,
         }
     }
 
@@ -294,6 +355,13 @@ impl Pool {
                 lease._chosen = chosen.take();
                 return Ok(lease);
             }
+            // Until the pool knows its upstream speaks HTTP/1.1 only, a request waits for a
+            // connection being opened to its endpoint: if that one speaks HTTP/2 it is shared.
+            let may_share = self.protocol.load(Ordering::Acquire) != PROTOCOL_H1;
+            if may_share && self.is_connecting(addr) {
+                notified.await;
+                continue;
+            }
             if let Some(guard) = self.reserve() {
                 drop(pending.take());
                 let Some(c) = chosen.take() else {
@@ -345,6 +413,23 @@ impl Pool {
         }
     }
 
+    fn is_connecting(&self, addr: SocketAddr) -> bool {
+        self.connecting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&addr)
+    }
+
+    fn start_connecting(&self, addr: SocketAddr) -> Connecting<'_> {
+        *self
+            .connecting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(addr)
+            .or_default() += 1;
+        Connecting { pool: self, addr }
+    }
+
     fn take_shared(self: &Arc<Self>, addr: SocketAddr) -> Option<Lease> {
         let max = self
             .cluster
@@ -353,11 +438,18 @@ impl Pool {
             .filter(|m| *m > 0);
         let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         shared.retain(|s| !s.sender.is_closed());
-        let at = shared.iter().position(|s| s.meta.peer == addr)?;
+        let at = shared.iter().position(|s| {
+            s.meta.peer == addr && s.streams.load(Ordering::Acquire) < MAX_STREAMS_PER_H2_CONNECTION
+        })?;
         let s = &shared[at];
         let used = s.uses.fetch_add(1, Ordering::AcqRel) + 1;
+        s.streams.fetch_add(1, Ordering::AcqRel);
+        let slot = StreamSlot(Arc::clone(&s.streams), Arc::downgrade(&self.counters));
         let lease = Lease {
-            sender: Sender::H2(s.sender.clone()),
+            sender: Sender::H2 {
+                sender: s.sender.clone(),
+                _slot: slot,
+            },
             meta: s.meta,
             reused: used > 1,
             pool: Arc::downgrade(self),
@@ -398,6 +490,7 @@ impl Pool {
         guard: OpenGuard,
         chosen: crate::connect::Chosen,
     ) -> Result<Lease, CheckoutError> {
+        let _connecting = self.start_connecting(chosen.addr());
         let up = ctx
             .connector
             .connect_chosen(ctx, &self.cluster, Some(authority), chosen)
@@ -412,7 +505,10 @@ impl Pool {
             local: up.local,
         };
         let io = TokioIo::new(up.io);
-        if up.alpn.as_deref() == Some(b"h2".as_slice()) {
+        let h2 = up.alpn.as_deref() == Some(b"h2".as_slice());
+        let protocol = if h2 { PROTOCOL_H2 } else { PROTOCOL_H1 };
+        self.protocol.store(protocol, Ordering::Release);
+        if h2 {
             let (sender, conn) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .handshake(io)
@@ -425,6 +521,8 @@ impl Pool {
                 drop(guard);
             });
             let uses = Arc::new(AtomicU32::new(1));
+            let streams = Arc::new(AtomicUsize::new(1));
+            let slot = StreamSlot(Arc::clone(&streams), Arc::downgrade(&self.counters));
             let max = self
                 .cluster
                 .pool
@@ -438,10 +536,14 @@ impl Pool {
                         sender: sender.clone(),
                         meta,
                         uses,
+                        streams,
                     });
             }
             return Ok(Lease {
-                sender: Sender::H2(sender),
+                sender: Sender::H2 {
+                    sender,
+                    _slot: slot,
+                },
                 meta,
                 reused: false,
                 pool: Arc::downgrade(self),

@@ -32,7 +32,7 @@ mod key;
 mod labels;
 pub mod reload;
 mod series;
-mod text;
+pub(crate) mod text;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -78,6 +78,7 @@ pub struct Metrics {
     connections: Option<Drain>,
     config_version: AtomicU64,
     reloads: Mutex<Reloads>,
+    limits: ArcSwap<Option<Arc<crate::limits::Counters>>>,
 }
 
 impl Default for Metrics {
@@ -139,6 +140,7 @@ impl Metrics {
             connections: None,
             config_version: AtomicU64::new(0),
             reloads: Mutex::default(),
+            limits: ArcSwap::default(),
         }
     }
 
@@ -146,6 +148,11 @@ impl Metrics {
     pub fn with_connections(mut self, drain: Drain) -> Metrics {
         self.connections = Some(drain);
         self
+    }
+
+    /// `egress_downstream_limit_total` shows these counters from now on.
+    pub fn set_limit_counters(&self, counters: Arc<crate::limits::Counters>) {
+        self.limits.store(Arc::new(Some(counters)));
     }
 
     /// `istio_build`'s `tag` (Istio puts its version there).
@@ -321,6 +328,9 @@ impl Metrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .render(out);
+        if let Some(limits) = self.limits.load().as_ref() {
+            limits.render(out);
+        }
     }
 }
 

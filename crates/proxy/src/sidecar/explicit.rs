@@ -39,7 +39,8 @@ use crate::accesslog::LogEntry;
 use crate::connect::OriginalDst;
 use crate::ctx::ConnInfo;
 use crate::http::body::{Body, empty};
-use crate::http::{self as router, HttpSettings, local};
+use crate::http::{self as router, HttpSettings, limited, local};
+use crate::limits::conn::{ConnState, Tracked};
 
 /// The reason phrase of a successful CONNECT, as proxies (and curl's messages) word it.
 const CONNECTED: ReasonPhrase = ReasonPhrase::from_static(b"Connection established");
@@ -61,22 +62,33 @@ pub(super) async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Sha
         server_port: local.port(),
         tls_terminated: false,
     });
+    let tracker = crate::limits::conn::current().unwrap_or_else(ConnState::standalone);
     let service = {
         let shared = Arc::clone(&shared);
+        let tracker = Arc::clone(&tracker);
         service_fn(move |req: Request<Incoming>| {
+            let stream = tracker.begin_stream();
             let shared = Arc::clone(&shared);
             let conn = Arc::clone(&conn);
-            async move { Ok::<_, Infallible>(request(&shared, &conn, req).await) }
+            async move {
+                let resp = request(&shared, &conn, req).await;
+                Ok::<_, Infallible>(limited::guard_response(resp, stream, &shared.ctx))
+            }
         })
     };
+    let limits = &shared.ctx.options.limits;
+    let io = TokioIo::new(Tracked::new(stream, Arc::clone(&tracker)));
     let connection = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
+        .max_headers(limits.max_request_headers.max(1))
+        .max_buf_size(limits.max_request_headers_bytes.saturating_add(1).max(8192))
+        .serve_connection(io, service)
         .with_upgrades();
     tokio::pin!(connection);
     let drain = shared.ctx.drain.clone();
     tokio::select! {
         res = connection.as_mut() => {
             if let Err(err) = res {
+                limited::note_connection_error(&err, &shared.ctx);
                 tracing::debug!(error = %err, "explicit proxy connection ended");
             }
         }
@@ -85,6 +97,10 @@ pub(super) async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Sha
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "explicit proxy connection ended while draining");
             }
+        }
+        limit = crate::limits::conn::watch(&tracker, limits) => {
+            shared.ctx.conns.counters().hit(limit);
+            tracing::debug!(limit = limit.name(), "closing explicit proxy connection");
         }
     }
 }

@@ -59,6 +59,9 @@ use crate::ctx::{Ctx, ProxyOptions};
 use crate::drain::Drain;
 use crate::health::{Endpoints, Readiness};
 use crate::health::{Server, start_metrics_servers, stop_servers};
+use crate::limits::accept::Acceptor;
+use crate::limits::conn::CURRENT;
+use crate::limits::{Connections, Limits};
 use crate::listener::BindError;
 use crate::metrics::{LocalWorkload, Metrics, mutual_tls_clusters};
 
@@ -89,6 +92,8 @@ pub struct SidecarOptions {
     pub extra_roots_pem: Vec<String>,
     /// Bind upstream connections to this source address.
     pub source_address: Option<IpAddr>,
+    /// Downstream limits (timeouts, request header limits, connections per listener).
+    pub limits: Limits,
 }
 
 impl Default for SidecarOptions {
@@ -100,6 +105,7 @@ impl Default for SidecarOptions {
             system_dns: false,
             extra_roots_pem: Vec::new(),
             source_address: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -119,6 +125,7 @@ impl SidecarOptions {
             // In-cluster destinations are private by nature; the guard is a gateway defence.
             allow_private_upstreams: true,
             dns_server: None,
+            limits: self.limits.clone(),
         }
     }
 }
@@ -244,6 +251,8 @@ impl Sidecar {
         let drain = Drain::new();
         let local = telemetry.workload.with_identity(identity.as_deref());
         let metrics = Arc::new(Metrics::sidecar(local).with_connections(drain.clone()));
+        let conns = Arc::new(Connections::new(&options.limits, Arc::default()));
+        metrics.set_limit_counters(Arc::clone(conns.counters()));
         metrics.set_mutual_tls_clusters(mutual_tls_clusters(first.clusters.values()));
         metrics.set_config_version(first.version);
         let readiness = Arc::new(Readiness::new(drain.clone()));
@@ -264,6 +273,7 @@ impl Sidecar {
             access_log: access_log.with_metrics(Arc::clone(&metrics)),
             drain,
             http: Arc::default(),
+            conns,
         });
         let mut sockets = vec![(EXPLICIT_PROXY_LISTENER, proxy_socket)];
         sockets.extend(capture_socket.map(|s| (CAPTURE_LISTENER, s)));
@@ -430,34 +440,28 @@ async fn accept_loop(
     mut stopped: oneshot::Receiver<()>,
 ) {
     let drain = shared.ctx.drain.clone();
+    let mut acceptor = Acceptor::new(Arc::clone(&shared.ctx.conns), name);
     loop {
-        let accepted = tokio::select! {
+        let (stream, remote, slot) = tokio::select! {
             _ = &mut stopped => return,
             () = drain.signaled() => return,
-            accepted = socket.accept() => accepted,
+            accepted = acceptor.accept(&socket) => accepted,
         };
-        match accepted {
-            Ok((stream, remote)) => {
-                let span = tracing::debug_span!("conn", listener = name, %remote);
-                let guard = drain.guard();
-                let shared = Arc::clone(&shared);
-                let drain = drain.clone();
-                let work = async move {
-                    let _guard = guard;
-                    tokio::select! {
-                        biased;
-                        () = handle(name, stream, remote, shared) => {}
-                        () = drain.forced() => tracing::debug!("connection closed by drain deadline"),
-                    }
-                };
-                tokio::spawn(work.instrument(span));
+        let span = tracing::debug_span!("conn", listener = name, %remote);
+        let guard = drain.guard();
+        let shared = Arc::clone(&shared);
+        let drain = drain.clone();
+        let state = Arc::clone(slot.state());
+        let work = async move {
+            let _slot = slot;
+            let _guard = guard;
+            tokio::select! {
+                biased;
+                () = CURRENT.scope(state, handle(name, stream, remote, shared)) => {}
+                () = drain.forced() => tracing::debug!("connection closed by drain deadline"),
             }
-            Err(err) => {
-                // Usually out of file descriptors: back off instead of spinning.
-                tracing::warn!(error = %err, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        };
+        tokio::spawn(work.instrument(span));
     }
 }
 

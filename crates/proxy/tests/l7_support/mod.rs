@@ -57,6 +57,10 @@ impl Gateway {
         let (logger, log) = AccessLogger::capture();
         logger.configure(&snapshot.access_log);
         let (tx, rx) = watch::channel(Arc::new(snapshot));
+        let conns = Arc::new(egress_proxy::limits::Connections::new(
+            &options.limits,
+            Arc::default(),
+        ));
         let ctx = Arc::new(Ctx {
             snapshots: rx,
             connector: Connector::new(&options).unwrap(),
@@ -65,6 +69,7 @@ impl Gateway {
             access_log: logger,
             drain: Drain::new(),
             http: Arc::default(),
+            conns,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
