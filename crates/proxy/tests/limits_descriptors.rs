@@ -230,7 +230,7 @@ fn prlimit_available() -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_cannot_starve_a_gateway_of_128_descriptors() {
     if !prlimit_available() {
-        eprintln!("SKIPPED: prlimit is not installed");
+        egress_testkit::skip("prlimit is not installed");
         return;
     }
     let up = HttpUpstream::start(SocketAddr::new(IpAddr::V4(UPSTREAM_IP), 0))
@@ -272,7 +272,7 @@ async fn silent_connections_cannot_starve_a_gateway_of_128_descriptors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_every_descriptor_busy_the_accept_loop_backs_off_and_recovers() {
     if !prlimit_available() {
-        eprintln!("SKIPPED: prlimit is not installed");
+        egress_testkit::skip("prlimit is not installed");
         return;
     }
     let up = HttpUpstream::start(SocketAddr::new(IpAddr::V4(UPSTREAM_IP), 0))
