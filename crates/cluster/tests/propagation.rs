@@ -652,10 +652,13 @@ where
     Ok(woken)
 }
 
+/// One field changed: its name, whether its value differs, the changed snapshot.
+type Change<S> = (&'static str, bool, S);
+
 /// Runs `check` over generated (base, other) pairs and returns how often each field changed.
 fn run<S, St>(
     strategy: fn() -> St,
-    changes: fn(&S, &S) -> Vec<(&'static str, bool, S)>,
+    changes: fn(&S, &S) -> Vec<Change<S>>,
     bump: fn(&S) -> S,
 ) -> BTreeMap<&'static str, u32>
 where
