@@ -504,15 +504,24 @@ fn gateway_pods_enforce_each_change_as_declared() {
             }
         },
     );
-    delete(&c, "authorizationpolicy/dry-deny-politics");
+    let before = config_versions(&gws);
+    let since = delete(&c, "authorizationpolicy/dry-deny-politics");
+    t.enforced("dry-run DENY deleted: applied", since, GIVE_UP, || {
+        let now = config_versions(&gws);
+        if now.iter().zip(&before).all(|(a, b)| a > b) {
+            Ok(())
+        } else {
+            Err(format!("config versions {now:?}, before {before:?}"))
+        }
+    });
 
     // accessLogFile removed: no more lines; a Telemetry turns them back on.
-    let since = mesh_config(&c, "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY");
     let off_path = "/logging-off";
     // Off is an absence: wait until every gateway serves the new MeshConfig (its
     // configuration version moved), then send the marked request; the Telemetry below turns
     // logging on and its own lines bound when an off-request line would have appeared.
     let versions_before = config_versions(&gws);
+    let since = mesh_config(&c, "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY");
     t.enforced(
         "MeshConfig accessLogFile removed: applied",
         since,
@@ -544,8 +553,8 @@ fn gateway_pods_enforce_each_change_as_declared() {
             l.display()
         );
     }
-    let since = delete(&c, "telemetry/gateway-logs");
     let versions_before = config_versions(&gws);
+    let since = delete(&c, "telemetry/gateway-logs");
     t.enforced("Telemetry deleted: applied", since, GIVE_UP, || {
         let now = config_versions(&gws);
         if now.iter().zip(&versions_before).all(|(a, b)| a > b) {
