@@ -372,9 +372,12 @@ fn error_missing_namespace_or_configuration() {
         enable_gateway(&c, GW),
         "StaticGatewayConfiguration \"sgc-istio-egress-1\" not found in namespace \"aks-istio-egress\"",
     );
-    // Nothing was stored by the refused commands.
-    let r = c.run(&["mesh", "show", "-n", "c"]).ok();
+    // Nothing was stored by the refused commands, not even the cluster's identity: `c` does
+    // not exist, and the local cluster is still the unconfigured default.
+    not_found(c.run(&["mesh", "show", "-n", "c"]), "c", "egress-local");
+    let r = c.run(&["mesh", "show"]).ok();
     let mc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(mc["name"], "egress-local", "{}", r.stdout);
     assert!(mc["serviceMeshProfile"].is_null(), "{}", r.stdout);
 }
 
@@ -398,17 +401,122 @@ fn error_confirmation_without_terminal() {
     );
 }
 
+/// az's answer for a cluster that does not exist: the service's 404 text, its `Code:` and
+/// `Message:` lines, exit code 3 (a missing ARM resource), nothing on standard output.
+#[track_caller]
+fn not_found(r: Run, name: &str, rg: &str) {
+    let message = format!(
+        "The Resource 'Microsoft.ContainerService/managedClusters/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+    );
+    assert_eq!(
+        r.stderr,
+        format!(
+            "ERROR: (ResourceNotFound) {message}\nCode: ResourceNotFound\nMessage: {message}\n"
+        )
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}
+
+/// The ManagedCluster objects in the store (one per cluster profile).
+fn profiles(c: &Cluster) -> Vec<String> {
+    let store = egress_store::Store::open(c.store()).unwrap();
+    store
+        .list("containerservice.azure.com", "ManagedCluster", None)
+        .unwrap()
+        .items
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[test]
 fn error_other_resource_group() {
     let c = Cluster::new();
     mesh(&c, &["enable"]).ok();
     let r = c.run(&["mesh", "show", "-g", "other", "-n", "c"]);
-    az_error(
-        r,
-        "(ResourceNotFound) The Resource 'Microsoft.ContainerService/managedClusters/c' under resource group 'other' was not found.",
-    );
+    not_found(r, "c", "other");
     // Without -g the stored resource group is used.
     c.run(&["mesh", "show", "-n", "c"]).ok();
+}
+
+/// The local cluster has one resource group and name: set by the first command that
+/// configures it, shown by `mesh show`; any other `-g`/`-n`, read or write, is az's
+/// ResourceNotFound (exit 3) and never a second profile.
+#[test]
+fn one_cluster_identity_other_names_are_not_found() {
+    let c = Cluster::new();
+    prerequisites(&c);
+    enable_gateway(&c, GW).ok();
+    let show = |args: &[&str]| {
+        let mut all = vec!["mesh", "show"];
+        all.extend_from_slice(args);
+        let r = c.run(&all).ok();
+        let mc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        (mc["resourceGroup"].clone(), mc["name"].clone())
+    };
+    // Shown with or without -g/-n, each alone included.
+    for args in [
+        &[][..],
+        &["-g", "rg"],
+        &["-n", "c"],
+        &["-g", "rg", "-n", "c"],
+    ] {
+        assert_eq!(show(args), ("rg".into(), "c".into()), "{args:?}");
+    }
+    // The typo, and every other pair, on every kind of command.
+    not_found(
+        c.run(&["mesh", "show", "-g", "x", "-n", "typo"]),
+        "typo",
+        "x",
+    );
+    not_found(c.run(&["mesh", "show", "-n", "typo"]), "typo", "rg");
+    not_found(c.run(&["mesh", "show", "-g", "x"]), "c", "x");
+    not_found(
+        c.run(&["mesh", "get-upgrades", "-g", "rg", "-n", "typo"]),
+        "typo",
+        "rg",
+    );
+    not_found(
+        c.run(&["mesh", "enable", "-g", "other", "-n", "c", "-o", "none"]),
+        "c",
+        "other",
+    );
+    not_found(
+        c.run(&[
+            "mesh",
+            "disable-egress-gateway",
+            "-g",
+            "rg2",
+            "-n",
+            "c2",
+            "--istio-egressgateway-name",
+            GW,
+            "--istio-egressgateway-namespace",
+            NS,
+            "--yes",
+        ]),
+        "c2",
+        "rg2",
+    );
+    assert_eq!(profiles(&c), ["c"]);
+    // The gateway the refused disable named is still enabled; under the real name it goes.
+    assert!(names(&c, "deploy").iter().any(|d| d.contains(GW)));
+    mesh(
+        &c,
+        &[
+            "disable-egress-gateway",
+            "--istio-egressgateway-name",
+            GW,
+            "--istio-egressgateway-namespace",
+            NS,
+            "--yes",
+            "-o",
+            "none",
+        ],
+    )
+    .ok();
+    assert!(names(&c, "deploy").is_empty());
 }
 
 #[test]
@@ -493,4 +601,42 @@ fn bad_request_is_shown_with_its_code() {
     assert_eq!(e.to_string(), "(BadRequest) x");
     let e = MeshError::from(AddonError::ArgumentUsageError("y".into()));
     assert_eq!(e.to_string(), "y");
+}
+
+/// `egress up` records the local cluster (`egress-local` in `egress-local`) on its first run
+/// and keeps it on later ones; `egress mesh` then accepts that pair (or none) only.
+#[test]
+fn egress_up_records_the_one_local_cluster() {
+    let c = Cluster::new();
+    let flags = [
+        "--pod-range",
+        "127.60.3.0/24",
+        "--egress-ip-pool",
+        "127.61.3.0/24",
+    ];
+    let up = common::Up::start(&c, &flags);
+    assert_eq!(profiles(&c), ["egress-local"]);
+    not_found(
+        c.run(&["mesh", "enable", "-g", "rg", "-n", "c", "-o", "none"]),
+        "c",
+        "rg",
+    );
+    not_found(
+        c.run(&["mesh", "show", "-g", "x", "-n", "typo"]),
+        "typo",
+        "x",
+    );
+    c.run(&["mesh", "enable", "--revision", "asm-1-24", "-o", "none"])
+        .ok();
+    let seed_line = "RESOURCE_GROUP=egress-local CLUSTER_NAME=egress-local; egress mesh show -g $RESOURCE_GROUP -n $CLUSTER_NAME | jq -r '.serviceMeshProfile.istio.revisions[0]'";
+    assert_eq!(c.sh(seed_line).ok().stdout.trim(), "asm-1-24");
+    // A typo in the seed's variables fails the pipeline's first command instead of
+    // inventing a cluster.
+    let typo = c.sh("set -o pipefail; egress mesh show -g egress-local -n typo | jq -r '.serviceMeshProfile.istio.revisions[0]'");
+    assert_eq!(typo.code, 3, "{}", typo.stderr);
+    up.kill9();
+    // A restart keeps the identity and the profile.
+    let _up = common::Up::start(&c, &flags);
+    assert_eq!(profiles(&c), ["egress-local"]);
+    assert_eq!(c.sh(seed_line).ok().stdout.trim(), "asm-1-24");
 }

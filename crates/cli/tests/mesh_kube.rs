@@ -242,7 +242,7 @@ fn enable_server_side_applies_the_add_on_objects_in_order() {
         IMAGE
     );
     // The profile is in the local store, as without --kubeconfig.
-    let mc = mesh::read_cluster(&f.store, &mesh::ClusterArgs::of(None, "c".into())).unwrap();
+    let mc = mesh::read_cluster(&f.store, &mesh::ClusterArgs::of(None, Some("c".into()))).unwrap();
     assert_eq!(
         mc.mesh_profile_or_disabled()
             .enabled_egress_gateways()
@@ -479,8 +479,12 @@ fn api_server_refusals_name_the_object_and_keep_the_profile() {
         e.to_string(),
         "applying Deployment aks-istio-egress/asm-egress-test-asm-1-24: deployments.apps \"asm-egress-test-asm-1-24\" is forbidden: User \"dev\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"aks-istio-egress\" (Forbidden, 403)"
     );
-    // The store's transaction was not committed: enabling again is not "already enabled".
-    let mc = mesh::read_cluster(&f.store, &mesh::ClusterArgs::of(None, "c".into())).unwrap();
+    // The store's transaction was not committed: not even the cluster's identity was
+    // recorded, and enabling again is not "already enabled".
+    let e =
+        mesh::read_cluster(&f.store, &mesh::ClusterArgs::of(None, Some("c".into()))).unwrap_err();
+    assert!(matches!(e, MeshError::NotFound { .. }), "{e}");
+    let mc = mesh::read_cluster(&f.store, &mesh::ClusterArgs::of(None, None)).unwrap();
     assert_eq!(mc.service_mesh_profile, None);
     f.server.clear_failures();
     f.enable_no_wait();

@@ -365,10 +365,11 @@ fn service_and_deployment_key_fields() {
 #[test]
 fn default_image_and_refusals() {
     let c = Cluster::new();
-    let off = mesh(&c, &["manifests"]).fails();
+    // The local cluster before any mesh command (`-g`/`-n` left out: its own).
+    let off = c.run(&["mesh", "manifests"]).fails();
     assert_eq!(
         off.stderr,
-        "ERROR: Azure Service Mesh is not enabled for cluster c: there are no egress gateway manifests. Enable the mesh and an egress gateway first (egress mesh enable, egress mesh enable-egress-gateway).\n"
+        "ERROR: Azure Service Mesh is not enabled for cluster egress-local: there are no egress gateway manifests. Enable the mesh and an egress gateway first (egress mesh enable, egress mesh enable-egress-gateway).\n"
     );
     assert!(off.stdout.is_empty());
     mesh(&c, &["enable", "-o", "none"]).ok();

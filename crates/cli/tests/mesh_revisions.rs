@@ -66,6 +66,23 @@ asm-1-26    None available      AKSLongTermSupport  1.28, 1.29, 1.30, 1.31, 1.32
 #[test]
 fn get_upgrades_warns_when_the_mesh_is_off() {
     let c = Cluster::new();
+    // The local cluster before any mesh command (`-g`/`-n` left out: its own).
+    for output in ["json", "table"] {
+        let r = c.run(&["mesh", "get-upgrades", "-o", output]).ok();
+        assert!(r.stdout.is_empty(), "{}", r.stdout);
+        assert_eq!(
+            r.stderr,
+            "WARNING: No mesh upgrade profiles found for the cluster 'egress-local' in the resource group 'egress-local'.\n"
+        );
+    }
+    // A cluster whose mesh was enabled, then disabled.
+    let c = Cluster::new();
+    c.run(&["mesh", "enable", "-g", "rg", "-n", "c", "-o", "none"])
+        .ok();
+    c.run(&[
+        "mesh", "disable", "-g", "rg", "-n", "c", "--yes", "-o", "none",
+    ])
+    .ok();
     for output in ["json", "table"] {
         let r = c
             .run(&["mesh", "get-upgrades", "-g", "rg", "-n", "c", "-o", output])

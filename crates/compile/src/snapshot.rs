@@ -81,6 +81,27 @@ impl Snapshot {
     }
 }
 
+/// A configuration a running proxy serves, compared by what it makes the proxy do: the one
+/// rule for whether a newly compiled configuration must reach a running gateway or sidecar
+/// (`egress up`'s runtime, `gateway run`, `sidecar run`).
+pub trait SameContent {
+    /// True when `other` makes the proxy do exactly what `self` does (every field equal but
+    /// the version).
+    fn same_content(&self, other: &Self) -> bool;
+}
+
+impl SameContent for Snapshot {
+    fn same_content(&self, other: &Snapshot) -> bool {
+        Snapshot::same_content(self, other)
+    }
+}
+
+impl SameContent for SidecarSnapshot {
+    fn same_content(&self, other: &SidecarSnapshot) -> bool {
+        SidecarSnapshot::same_content(self, other)
+    }
+}
+
 /// Mesh-wide settings from MeshConfig.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeshSettings {

@@ -4,17 +4,17 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{DEFAULT_CLUSTER, IMAGE};
+use super::IMAGE;
 
 /// Which cluster, and how to print it.
 #[derive(Args, Debug, Clone)]
 pub struct ClusterArgs {
-    /// Resource group (default: the stored cluster's, else `egress-local`).
+    /// Resource group of the local cluster (default: its own; another one is not found).
     #[arg(short = 'g', long = "resource-group")]
     pub resource_group: Option<String>,
-    /// Name of the managed cluster.
-    #[arg(short = 'n', long = "name", default_value = DEFAULT_CLUSTER)]
-    pub name: String,
+    /// Name of the local cluster (default: its own; another one is not found).
+    #[arg(short = 'n', long = "name")]
+    pub name: Option<String>,
     /// Output format: `json` (the cluster, as `az aks show` prints it) or `none`.
     #[arg(short = 'o', long = "output", default_value = "json", value_parser = ["json", "jsonc", "none"])]
     pub output: String,
@@ -39,7 +39,7 @@ pub struct ClusterArgs {
 
 impl ClusterArgs {
     /// The cluster `-g`/`-n` name, printed as JSON.
-    pub fn of(resource_group: Option<String>, name: String) -> ClusterArgs {
+    pub fn of(resource_group: Option<String>, name: Option<String>) -> ClusterArgs {
         ClusterArgs {
             resource_group,
             name,
@@ -55,12 +55,12 @@ impl ClusterArgs {
 /// `-g`/`-n` alone, for commands that print something other than the cluster.
 #[derive(Args, Debug, Clone)]
 pub struct ClusterRef {
-    /// Resource group (default: the stored cluster's, else `egress-local`).
+    /// Resource group of the local cluster (default: its own; another one is not found).
     #[arg(short = 'g', long = "resource-group")]
     pub resource_group: Option<String>,
-    /// Name of the managed cluster.
-    #[arg(short = 'n', long = "name", default_value = DEFAULT_CLUSTER)]
-    pub name: String,
+    /// Name of the local cluster (default: its own; another one is not found).
+    #[arg(short = 'n', long = "name")]
+    pub name: Option<String>,
 }
 
 impl ClusterRef {

@@ -2,7 +2,8 @@
 //!
 //! The local cluster's ManagedCluster is one cluster-scoped object (group
 //! [`MC_GROUP`], kind [`MC_KIND`], named after the cluster) whose `spec` is the
-//! [`ManagedCluster`] JSON `az aks show` prints. Each mutating command runs the add-on's pure
+//! [`ManagedCluster`] JSON `az aks show` prints; the store holds one, whose resource group and
+//! name are the only ones `-g`/`-n` accept (`identity`). Each mutating command runs the add-on's pure
 //! rules ([`egress_addon::ops`]) and, in the same store transaction as the profile update,
 //! writes what the add-on deploys for the enabled egress gateways
 //! ([`egress_addon::objects::egress_gateway_objects`]): ServiceAccount and Service `<name>`,
@@ -12,9 +13,11 @@
 //! objects for a real cluster (`manifests`). With `--kubeconfig`, the gateway objects go to
 //! that cluster's API server by server-side apply instead of the store, and the wait follows
 //! the Deployments there (`kube`); the profile stays in the store either way.
-//! Errors print as az prints them: `ERROR: <message>` on standard error, exit code 1.
+//! Errors print as az prints them: `ERROR: <message>` on standard error, exit code 1 (3 for
+//! a cluster that does not exist).
 
 mod args;
+pub mod identity;
 pub mod kube;
 pub mod manifests;
 pub mod profiles;
@@ -26,9 +29,7 @@ use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
 use egress_addon::ops::{self, AddonError};
-use egress_addon::profile::{
-    DEFAULT_EGRESS_NAMESPACE, NetworkProfile, SUPPORTED_REVISIONS, StaticEgressGatewayProfile,
-};
+use egress_addon::profile::{DEFAULT_EGRESS_NAMESPACE, SUPPORTED_REVISIONS};
 use egress_addon::sgc::PREFIX_NOT_READY;
 use egress_addon::{ManagedCluster, ServiceMeshProfile};
 use egress_store::{ObjectKey, Store, StoreError, Transaction};
@@ -38,6 +39,7 @@ use crate::{Io, OpError};
 
 use self::kube::{KubeTarget, KubeWriter};
 pub use args::{ClusterArgs, ClusterRef, GatewayArgs, MeshCommand, UpgradeCommand};
+pub use identity::{ensure_local_cluster, read_cluster};
 pub use sync::allocate_cluster_ip;
 pub use wait::{WaitOptions, WaitOutcome, WaitTarget};
 
@@ -72,6 +74,14 @@ pub enum MeshError {
     /// declined confirmation, unknown cluster).
     #[error("{0}")]
     Refused(String),
+    /// `-g`/`-n` name a cluster other than the local one (az's 404: exit code 3).
+    #[error("{}", identity::not_found_message(.name, .resource_group))]
+    NotFound {
+        /// The cluster name asked for.
+        name: String,
+        /// The resource group asked for.
+        resource_group: String,
+    },
     /// The stored ManagedCluster is not readable.
     #[error("stored ManagedCluster {name} is corrupt: {reason}")]
     Corrupt {
@@ -161,7 +171,10 @@ pub fn cli_main(store: Result<Store, OpError>, command: &MeshCommand) -> ExitCod
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(err, "ERROR: {e}");
-            ExitCode::FAILURE
+            match e {
+                MeshError::NotFound { .. } => ExitCode::from(identity::NOT_FOUND_EXIT),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -362,46 +375,6 @@ pub fn cluster_key(name: &str) -> ObjectKey {
     ObjectKey::new(MC_GROUP, MC_KIND, None, name)
 }
 
-fn not_found(cluster: &ClusterArgs, rg: &str) -> MeshError {
-    MeshError::Refused(format!(
-        "(ResourceNotFound) The Resource 'Microsoft.ContainerService/managedClusters/{}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
-        cluster.name
-    ))
-}
-
-/// The stored cluster, or the local cluster as it is before any mesh command.
-fn decode_cluster(
-    stored: Option<Value>,
-    cluster: &ClusterArgs,
-) -> Result<ManagedCluster, MeshError> {
-    let Some(obj) = stored else {
-        return Ok(ManagedCluster {
-            name: cluster.name.clone(),
-            resource_group: cluster
-                .resource_group
-                .clone()
-                .unwrap_or_else(|| DEFAULT_CLUSTER.to_owned()),
-            location: LOCATION.to_owned(),
-            service_mesh_profile: None,
-            network_profile: Some(NetworkProfile {
-                static_egress_gateway_profile: Some(StaticEgressGatewayProfile { enabled: true }),
-            }),
-        });
-    };
-    let mc: ManagedCluster =
-        serde_json::from_value(obj.get("spec").cloned().unwrap_or(Value::Null))
-            .map_err(corrupt(&cluster.name))?;
-    match &cluster.resource_group {
-        Some(rg) if *rg != mc.resource_group => Err(not_found(cluster, rg)),
-        _ => Ok(mc),
-    }
-}
-
-/// Reads the cluster named by `cluster` (committed state).
-pub fn read_cluster(store: &Store, cluster: &ClusterArgs) -> Result<ManagedCluster, MeshError> {
-    decode_cluster(store.get(&cluster_key(&cluster.name))?, cluster)
-}
-
 fn print_cluster(
     mc: &ManagedCluster,
     cluster: &ClusterArgs,
@@ -437,8 +410,7 @@ fn commit(
     change: &Change<'_>,
     kube: Option<&KubeWriter>,
 ) -> Result<(ManagedCluster, Vec<String>), MeshError> {
-    let key = cluster_key(&cluster.name);
-    let mut mc = decode_cluster(tx.get(&key)?, cluster)?;
+    let mut mc = identity::cluster_for_change(tx, cluster)?;
     let old = mc.mesh_profile_or_disabled();
     let new = change.apply(&old)?;
     let mut warnings = Vec::new();
@@ -487,15 +459,6 @@ fn commit(
         None => sync::sync_objects(tx, &old, &new)?,
     }
     mc.service_mesh_profile = Some(new);
-    let spec = serde_json::to_value(&mc).map_err(corrupt(&mc.name))?;
-    tx.apply(
-        &key,
-        json!({
-            "apiVersion": format!("{MC_GROUP}/v1"),
-            "kind": MC_KIND,
-            "metadata": {"name": cluster.name},
-            "spec": spec,
-        }),
-    )?;
+    identity::write(tx, &mc)?;
     Ok((mc, warnings))
 }

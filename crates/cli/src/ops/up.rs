@@ -8,6 +8,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use clap::Args;
+use egress_addon::ManagedCluster;
 use egress_cluster::controllers::Settings;
 use egress_cluster::runtime::RuntimeOptions;
 use egress_cluster::up::{self, Hooks, RunLock, UpOptions};
@@ -142,10 +143,12 @@ fn options(args: &UpArgs) -> Result<UpOptions, OpError> {
     })
 }
 
-fn banner(store: &Store, args: &UpArgs, lock: &Path) -> String {
+fn banner(store: &Store, args: &UpArgs, lock: &Path, cluster: &ManagedCluster) -> String {
     format!(
-        "egress local cluster (pid {pid})\n  store:          {store}\n  pid file:       {lock}\n  pod IPs:        {pods} (loopback)\n  egress IP pool: {pool} (a /31 per StaticGatewayConfiguration)\n  service IPs:    10.0.0.0/16 (cluster IPs, not bound)\n  runs:           the add-on's controllers, and one gateway per gateway Pod on its pod IP\n                  (health http://<pod-ip>:15021/healthz/ready)",
+        "egress local cluster (pid {pid})\n  cluster:        {name} in resource group {rg} (egress mesh show)\n  store:          {store}\n  pid file:       {lock}\n  pod IPs:        {pods} (loopback)\n  egress IP pool: {pool} (a /31 per StaticGatewayConfiguration)\n  service IPs:    10.0.0.0/16 (cluster IPs, not bound)\n  runs:           the add-on's controllers, and one gateway per gateway Pod on its pod IP\n                  (health http://<pod-ip>:15021/healthz/ready)",
         pid = std::process::id(),
+        name = cluster.name,
+        rg = cluster.resource_group,
         store = store.dir().display(),
         lock = lock.display(),
         pods = args.pod_range,
@@ -155,6 +158,9 @@ fn banner(store: &Store, args: &UpArgs, lock: &Path) -> String {
 
 fn foreground(store: Store, args: &UpArgs) -> Result<(), OpError> {
     let lock = RunLock::acquire(store.dir()).map_err(|e| OpError::Usage(e.to_string()))?;
+    // The local cluster's one identity (what `egress mesh -g/-n` must name).
+    let cluster = crate::mesh::ensure_local_cluster(&store)
+        .map_err(|e| OpError::Usage(format!("recording the local cluster: {e}")))?;
     let mut opts = options(args)?;
     opts.runtime.pod_log_dir = up::run_dir(store.dir()).join("pods");
     // With --notify-ready standard output belongs to the parent until `ready`; everything
@@ -175,7 +181,7 @@ fn foreground(store: Store, args: &UpArgs) -> Result<(), OpError> {
             let _ = writeln!(std::io::stdout(), "{line}");
         }
     };
-    say(&banner(&store, args, lock.path()));
+    say(&banner(&store, args, lock.path(), &cluster));
     let notify = args.notify_ready;
     let hooks = Hooks {
         note: Box::new(move |n| say(n)),

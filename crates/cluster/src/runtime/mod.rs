@@ -24,6 +24,9 @@ use egress_proxy::{Proxy, ProxyOptions};
 use tokio::sync::watch;
 
 mod pods;
+mod propagate;
+
+pub use propagate::offer;
 
 use pods::{PodKind, PodView, gateway_pods};
 
@@ -190,28 +193,14 @@ impl Runtime {
                         .entry(key)
                         .or_insert_with(|| Arc::new(compile(&r.identity, &inputs, version)))
                         .clone();
-                    snapshots.send_if_modified(|cur| {
-                        if cur.same_content(&snap) {
-                            false
-                        } else {
-                            *cur = Arc::clone(&snap);
-                            true
-                        }
-                    });
+                    offer(snapshots, &snap);
                 }
                 Plane::Sidecar { snapshots, .. } => {
                     let snap = sidecars
                         .entry(key)
                         .or_insert_with(|| Arc::new(compile_sidecar(&r.identity, &inputs, version)))
                         .clone();
-                    snapshots.send_if_modified(|cur| {
-                        if cur.same_content(&snap) {
-                            false
-                        } else {
-                            *cur = Arc::clone(&snap);
-                            true
-                        }
-                    });
+                    offer(snapshots, &snap);
                 }
             }
         }
