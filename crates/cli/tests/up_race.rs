@@ -95,6 +95,19 @@ fn disable_then_enable_at_once_converges_every_time_and_down_stops_within_the_gr
         "{table}"
     );
 
+    // While it runs, Pods are Running and nothing is said on stderr.
+    let live = c.run(&["get", "pods", "-A"]).ok();
+    assert!(live.stderr.is_empty(), "{}", live.stderr);
+    assert_eq!(
+        live.stdout
+            .lines()
+            .filter(|l| l.contains(" 1/1 ") && l.contains(" Running "))
+            .count(),
+        2,
+        "{}",
+        live.stdout
+    );
+
     let t = Instant::now();
     c.run(&["down"]).ok();
     let took = t.elapsed();
@@ -104,4 +117,23 @@ fn disable_then_enable_at_once_converges_every_time_and_down_stops_within_the_gr
         "down took {took:?} (grace 2 s)"
     );
     drop(up);
+
+    // Stopped: a warning on stderr, and no Pod claims Running or ready.
+    let stopped = c.run(&["get", "pods", "-A"]).ok();
+    assert!(
+        stopped
+            .stderr
+            .starts_with("Warning: the local cluster is not running"),
+        "{}",
+        stopped.stderr
+    );
+    let rows: Vec<&str> = stopped.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{}", stopped.stdout);
+    for row in rows {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!((cols[2], cols[3]), ("0/1", "Unknown"), "{}", stopped.stdout);
+    }
+    // The stored objects are unchanged (-o yaml shows what was recorded) and say the same.
+    let yaml = c.run(&["get", "pods", "-n", NS, "-o", "yaml"]).ok();
+    assert!(yaml.stderr.starts_with("Warning: "), "{}", yaml.stderr);
 }
