@@ -411,6 +411,7 @@ pub async fn run(
         }
         let rv = blocking(&store, |s| s.resource_version()).await?;
         let facts = runtime.facts();
+        let seen_facts = facts.clone();
         let settings = options.settings.clone();
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         let passed = {
@@ -493,9 +494,10 @@ pub async fn run(
             ready();
         }
         let deadline = runtime.next_retry();
+        let facts_changed = || runtime.facts() != seen_facts;
         tokio::select! {
             () = &mut shutdown => break,
-            () = wait_for_change(&store, &mut watcher, rv, deadline) => {}
+            () = wait_for_change(&store, &mut watcher, rv, deadline, &facts_changed) => {}
         }
     }
     (hooks.note)(&format!(
@@ -534,16 +536,18 @@ async fn blocking<T: Send + 'static>(
         .map_err(ClusterError::from)
 }
 
-/// Returns once the store has an event after `rv`, or at `deadline`. The watcher lives across
+/// Returns once the store has an event after `rv`, at `deadline`, or once `facts_changed`
+/// (an instance became ready or stopped being ready: checked every slice). The watcher lives across
 /// calls, so the journal is read once, incrementally.
 async fn wait_for_change(
     store: &Store,
     watcher: &mut Option<Watcher>,
     rv: u64,
     deadline: Option<Instant>,
+    facts_changed: &(dyn Fn() -> bool + Sync),
 ) {
     loop {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if deadline.is_some_and(|d| Instant::now() >= d) || facts_changed() {
             return;
         }
         let store = store.clone();

@@ -78,6 +78,12 @@ pub enum Instance {
     Starting,
     /// Serving; health answers 200.
     Ready,
+    /// Running, but its readiness probe fails: listeners it must serve are not bound (the
+    /// errors, one a line).
+    NotReady {
+        /// Why (`binding listener … : Permission denied`).
+        message: String,
+    },
     /// Failed to start (the error), after `restarts` attempts.
     Failed {
         /// The start error.

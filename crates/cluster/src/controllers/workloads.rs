@@ -474,6 +474,22 @@ fn kubelet(
             }
         }
         let instance = facts.get(&path).cloned();
+        match (&instance, ip) {
+            (Some(Instance::NotReady { message }), Some(_)) => warning_event(
+                state,
+                settings,
+                plan,
+                pod,
+                "Unhealthy",
+                &format!(
+                    "Readiness probe failed: HTTP probe failed with statuscode: 503 ({message})"
+                ),
+            ),
+            (Some(Instance::Failed { message, .. }), Some(_)) => {
+                warning_event(state, settings, plan, pod, "Failed", message);
+            }
+            _ => {}
+        }
         let status = pod_status(pod, settings, ip, waiting, instance.as_ref());
         if pod.get("status") != Some(&status) {
             let phase = status["phase"].as_str().unwrap_or_default().to_owned();
@@ -551,6 +567,8 @@ fn pod_status(
             (None, Some(_)) if !is_managed_container(c) => (true, None, 0),
             (None, Some(_)) => match instance {
                 Some(Instance::Ready) => (true, None, 0),
+                // Running, its readiness probe failing (the reason is in an Unhealthy event).
+                Some(Instance::NotReady { .. }) => (false, None, 0),
                 Some(Instance::Failed { message, restarts }) => (
                     false,
                     Some(("CrashLoopBackOff".to_owned(), message.clone())),
