@@ -217,18 +217,16 @@ fn deployment(
         .get(&(ns, rs_name.as_str()))
         .copied()
         .filter(|_| current.is_none());
-    if let Some(other) = squatter {
-        if controller_uid(other, "ReplicaSet").is_none()
-            && controller_uid(other, "Deployment").is_none()
-            && !is_terminating(other)
-        {
-            let mut adopted = other.clone();
-            adopted["metadata"]["ownerReferences"] = json!([owner_ref(d)]);
-            plan.note(format!("replicaset {ns}/{rs_name} adopted"));
-            plan.put(Some(other), adopted);
-        }
-        // Otherwise it is collected (its owner is gone) or stays another owner's; either
-        // way the next pass sees the name free or owned.
+    // Otherwise the squatter is collected (its owner is gone) or stays another owner's;
+    // either way the next pass sees the name free or owned.
+    if let Some(other) = squatter
+        && controller_uid(other, "Deployment").is_none()
+        && !is_terminating(other)
+    {
+        let mut adopted = other.clone();
+        adopted["metadata"]["ownerReferences"] = json!([owner_ref(d)]);
+        plan.note(format!("replicaset {ns}/{rs_name} adopted"));
+        plan.put(Some(other), adopted);
     }
     let mut rs = json!({
         "apiVersion": "apps/v1",
