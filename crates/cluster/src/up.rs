@@ -228,29 +228,104 @@ pub fn commit(store: &Store, writes: &[Write]) -> Result<bool, StoreError> {
     }
 }
 
-/// One controller pass: read, plan, commit. Returns whether anything was written, and the
-/// state read.
+/// What one controller pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to write: the store is where the controllers want it.
+    Idle,
+    /// The plan (or its first batch) was committed.
+    Committed,
+    /// The transaction was refused (an object changed, or a name was taken, since the
+    /// state was read); the next pass recomputes the plan.
+    Refused,
+}
+
+/// One controller pass: read, plan, commit. Returns whether anything was written (or
+/// attempted), and the state read.
 pub fn pass(
     store: &Store,
     facts: &controllers::Facts,
     settings: &Settings,
     note: &mut dyn FnMut(&str),
 ) -> Result<(bool, State), StoreError> {
+    pass_outcome(store, facts, settings, note).map(|(o, s)| (o != Outcome::Idle, s))
+}
+
+/// [`pass`], telling a committed plan from a refused one.
+pub fn pass_outcome(
+    store: &Store,
+    facts: &controllers::Facts,
+    settings: &Settings,
+    note: &mut dyn FnMut(&str),
+) -> Result<(Outcome, State), StoreError> {
     let state = read_state(store)?;
     let mut settings = settings.clone();
     settings.now = egress_store::rfc3339(SystemTime::now());
     let plan = controllers::reconcile(&state, facts, &settings);
     if plan.writes.is_empty() {
-        return Ok((false, state));
+        return Ok((Outcome::Idle, state));
     }
     let n = plan.writes.len().min(settings.batch.max(1));
     let committed = commit(store, &plan.writes[..n])?;
-    if committed {
-        for (_, text) in plan.notes.iter().filter(|(i, _)| *i < n) {
-            note(text);
-        }
+    if !committed {
+        return Ok((Outcome::Refused, state));
     }
-    Ok((true, state))
+    for (_, text) in plan.notes.iter().filter(|(i, _)| *i < n) {
+        note(text);
+    }
+    Ok((Outcome::Committed, state))
+}
+
+/// Back-to-back busy passes (each wrote, was refused or started an instance) after which the
+/// loop warns and paces itself: a converging cluster needs a handful; more means something
+/// keeps undoing the controllers' work.
+pub const BUSY_PASS_LIMIT: u32 = 64;
+
+/// The pause between busy passes once [`BUSY_PASS_LIMIT`] is reached.
+pub const BUSY_PASS_PAUSE: Duration = Duration::from_millis(100);
+
+/// Counts back-to-back busy passes and says when the loop must pause (and when to warn).
+#[derive(Debug, Default)]
+pub struct BusyPasses {
+    streak: u32,
+    warned: bool,
+}
+
+/// What the loop does after a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Run the next pass now.
+    Again,
+    /// Run the next pass after [`BUSY_PASS_PAUSE`]; `warn` once per streak.
+    Pause {
+        /// The streak just reached the limit.
+        warn: bool,
+    },
+    /// Converged: refresh the configuration, then wait for a change.
+    Settle,
+}
+
+impl BusyPasses {
+    /// Records a pass (`busy`: it wrote, was refused, or started an instance).
+    pub fn after(&mut self, busy: bool) -> Next {
+        if !busy {
+            self.streak = 0;
+            self.warned = false;
+            return Next::Settle;
+        }
+        self.streak = self.streak.saturating_add(1);
+        if self.streak < BUSY_PASS_LIMIT {
+            return Next::Again;
+        }
+        let warn = !self.warned;
+        self.warned = true;
+        Next::Pause { warn }
+    }
+
+    /// How many busy passes ran back to back.
+    pub fn streak(&self) -> u32 {
+        self.streak
+    }
 }
 
 /// Raises the open-file limit to its hard maximum: every gateway instance holds a health
@@ -328,15 +403,21 @@ pub async fn run(
     let mut last_error: Option<String> = None;
     let mut watcher: Option<Watcher> = None;
     tokio::pin!(shutdown);
+    let mut busy = BusyPasses::default();
     loop {
+        // Shutdown is answered between any two passes, however busy the loop is.
+        if shutdown_requested(&mut shutdown).await {
+            break;
+        }
         let rv = blocking(&store, |s| s.resource_version()).await?;
         let facts = runtime.facts();
+        let seen_facts = facts.clone();
         let settings = options.settings.clone();
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         let passed = {
             let store = store.clone();
             tokio::task::spawn_blocking(move || {
-                pass(&store, &facts, &settings, &mut |n| {
+                pass_outcome(&store, &facts, &settings, &mut |n| {
                     let _ = tx.send(n.to_owned());
                 })
             })
@@ -346,7 +427,7 @@ pub async fn run(
         for n in rx.try_iter() {
             (hooks.note)(&n);
         }
-        let (wrote, state) = match passed {
+        let (outcome, state) = match passed {
             Ok(r) => {
                 last_error = None;
                 r
@@ -357,12 +438,30 @@ pub async fn run(
                     (hooks.note)(&format!("error: {msg}"));
                     last_error = Some(msg);
                 }
-                (false, State::default())
+                (Outcome::Idle, State::default())
             }
         };
         let started = runtime.sync(&state).await;
-        if wrote || started {
-            continue;
+        match busy.after(outcome != Outcome::Idle || started) {
+            Next::Again => continue,
+            Next::Pause { warn } => {
+                if warn {
+                    let line = format!(
+                        "warning: {} controller passes in a row changed the store ({outcome:?}); \
+                         something keeps undoing their work, pacing passes to one per {:?}",
+                        busy.streak(),
+                        BUSY_PASS_PAUSE
+                    );
+                    tracing::warn!("{line}");
+                    (hooks.note)(&line);
+                }
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(BUSY_PASS_PAUSE) => {}
+                }
+                continue;
+            }
+            Next::Settle => {}
         }
         if config_rv != Some(rv) {
             config_rv = Some(rv);
@@ -395,9 +494,10 @@ pub async fn run(
             ready();
         }
         let deadline = runtime.next_retry();
+        let facts_changed = || runtime.facts() != seen_facts;
         tokio::select! {
             () = &mut shutdown => break,
-            () = wait_for_change(&store, &mut watcher, rv, deadline) => {}
+            () = wait_for_change(&store, &mut watcher, rv, deadline, &facts_changed) => {}
         }
     }
     (hooks.note)(&format!(
@@ -416,6 +516,15 @@ pub async fn run(
     Ok(())
 }
 
+/// True once `shutdown` has completed; never waits.
+async fn shutdown_requested<F: Future<Output = ()>>(shutdown: &mut std::pin::Pin<&mut F>) -> bool {
+    tokio::select! {
+        biased;
+        () = shutdown.as_mut() => true,
+        () = std::future::ready(()) => false,
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     store: &Store,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
@@ -427,16 +536,18 @@ async fn blocking<T: Send + 'static>(
         .map_err(ClusterError::from)
 }
 
-/// Returns once the store has an event after `rv`, or at `deadline`. The watcher lives across
+/// Returns once the store has an event after `rv`, at `deadline`, or once `facts_changed`
+/// (an instance became ready or stopped being ready: checked every slice). The watcher lives across
 /// calls, so the journal is read once, incrementally.
 async fn wait_for_change(
     store: &Store,
     watcher: &mut Option<Watcher>,
     rv: u64,
     deadline: Option<Instant>,
+    facts_changed: &(dyn Fn() -> bool + Sync),
 ) {
     loop {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if deadline.is_some_and(|d| Instant::now() >= d) || facts_changed() {
             return;
         }
         let store = store.clone();

@@ -511,3 +511,99 @@ fn pods_in_revision_labelled_namespaces_get_a_sidecar() {
         "{row:?}"
     );
 }
+
+/// Deletes every object of gateway `name` (what `disable-egress-gateway` does) and writes them
+/// again (what `enable-egress-gateway` does): the Deployment comes back with a new uid while its
+/// old ReplicaSet and Pods, of the same names, may still be in the store.
+fn disable_enable(store: &Store, name: &str, sgc_name: &str, before_enable: usize) {
+    let objects = gateway(name, sgc_name, &["asm-1-25"]);
+    for o in &objects {
+        delete(store, ObjectKey::from_object(o).unwrap());
+    }
+    // `before_enable` passes of `egress up` run between the two commands, each with the
+    // runtime's view of the Pods as it was.
+    for _ in 0..before_enable {
+        let facts = all_ready(store);
+        pass(store, &facts, &Settings::default(), &mut |_| {}).unwrap();
+    }
+    apply(store, objects);
+}
+
+/// Passes (with every Pod's instance serving) until one writes nothing; the number of passes.
+fn passes_to_converge(store: &Store, max: usize) -> Option<usize> {
+    for n in 1..=max {
+        let facts = all_ready(store);
+        let (wrote, _) = pass(store, &facts, &Settings::default(), &mut |_| {}).unwrap();
+        if !wrote {
+            return Some(n);
+        }
+    }
+    None
+}
+
+fn deployment_ready(store: &Store, name: &str) -> (i64, i64) {
+    let d = store
+        .get(&ObjectKey::new("apps", "Deployment", Some(NS), name))
+        .unwrap()
+        .unwrap();
+    (
+        d.pointer("/status/readyReplicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
+        d.pointer("/spec/replicas").and_then(Value::as_i64).unwrap(),
+    )
+}
+
+#[test]
+fn disable_enable_race_converges_in_every_interleaving_100_times() {
+    let (_d, store) = store();
+    apply(
+        &store,
+        vec![sgc(
+            "sgc",
+            json!({"gatewayNodepoolName": "gw", "provisionPublicIps": true}),
+        )],
+    );
+    apply(&store, gateway("gw", "sgc", &["asm-1-25"]));
+    assert!(passes_to_converge(&store, 12).is_some());
+    let d = "gw-asm-1-25";
+    assert_eq!(deployment_ready(&store, d), (2, 2));
+    let mut worst = 0;
+    for i in 0..100 {
+        // 0, 1 or 2 passes between disable and enable; and the pass may stop part-way
+        // through the disable's garbage (the batch size).
+        disable_enable(&store, "gw", "sgc", i % 3);
+        let n = passes_to_converge(&store, 12)
+            .unwrap_or_else(|| panic!("iteration {i}: no fixed point after 12 passes"));
+        worst = worst.max(n);
+        assert_eq!(deployment_ready(&store, d), (2, 2), "iteration {i}");
+        let pods = list(&store, "", "Pod");
+        assert_eq!(pods.len(), 2, "iteration {i}: {pods:#?}");
+        let rs = list(&store, "apps", "ReplicaSet");
+        assert_eq!(rs.len(), 1, "iteration {i}");
+    }
+    assert!(worst <= 6, "worst {worst} passes");
+}
+
+#[test]
+fn an_invalid_configuration_deleted_and_created_again_is_reported_again() {
+    let (_d, store) = store();
+    let bad = sgc("bad", json!({"provisionPublicIps": true}));
+    let key = ObjectKey::from_object(&bad).unwrap();
+    apply(&store, vec![bad.clone()]);
+    converge(&store, &Facts::new(), &Settings::default());
+    let first = list(&store, "", "Event");
+    assert_eq!(first.len(), 1);
+    delete(&store, key.clone());
+    apply(&store, vec![bad]);
+    // The event of the same name about the old object must not wedge the passes.
+    converge(&store, &Facts::new(), &Settings::default());
+    let new_uid = store.get(&key).unwrap().unwrap()["metadata"]["uid"].clone();
+    let events = list(&store, "", "Event");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["involvedObject"]["uid"], new_uid);
+    assert_ne!(
+        first[0]["involvedObject"]["uid"], new_uid,
+        "the configuration was created again with a new uid"
+    );
+}

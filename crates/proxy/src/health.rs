@@ -1,6 +1,7 @@
 //! The readiness endpoint Kubernetes probes (`:15021/healthz/ready`, Istio's egress gateway
-//! readinessProbe): 200 once the first snapshot with a version above 0 has been applied (its
-//! listeners bound), 503 before that and while draining. Other paths answer 404.
+//! readinessProbe): 200 once the first snapshot with a version above 0 has been applied and
+//! every listener it asks for is bound; 503 before that, while a listener cannot be bound
+//! (the body names it and the error), and while draining. Other paths answer 404.
 //!
 //! The same server, given a [`Metrics`] registry, is a metrics port (Istio's merged `:15020`
 //! endpoint, and Envoy's `:15090` prometheus port, which serve the same text):
@@ -10,6 +11,7 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
@@ -28,6 +30,8 @@ use crate::metrics::{self, Metrics};
 #[derive(Debug)]
 pub struct Readiness {
     loaded: AtomicBool,
+    /// Why listeners of the current snapshot are not bound (empty: all are).
+    unbound: Mutex<Vec<String>>,
     drain: Drain,
 }
 
@@ -36,6 +40,7 @@ impl Readiness {
     pub fn new(drain: Drain) -> Readiness {
         Readiness {
             loaded: AtomicBool::new(false),
+            unbound: Mutex::new(Vec::new()),
             drain,
         }
     }
@@ -45,9 +50,25 @@ impl Readiness {
         self.loaded.store(true, Ordering::Release);
     }
 
-    /// True when the proxy should receive traffic.
+    /// Records the listeners of the current snapshot that could not be bound (each as its
+    /// error); not ready while any is.
+    pub fn set_unbound(&self, reasons: Vec<String>) {
+        if let Ok(mut unbound) = self.unbound.lock() {
+            *unbound = reasons;
+        }
+    }
+
+    /// Why listeners are not bound (empty when every one is).
+    pub fn unbound(&self) -> Vec<String> {
+        self.unbound.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    /// True when the proxy should receive traffic: configured, serving every listener, and
+    /// not draining.
     pub fn is_ready(&self) -> bool {
-        self.loaded.load(Ordering::Acquire) && !self.drain.is_draining()
+        self.loaded.load(Ordering::Acquire)
+            && !self.drain.is_draining()
+            && self.unbound.lock().is_ok_and(|u| u.is_empty())
     }
 }
 
@@ -73,11 +94,18 @@ fn respond(endpoints: &Endpoints, path: &str) -> Response<Full<Bytes>> {
         return response;
     }
     let (status, body) = match path {
-        "/healthz/ready" if endpoints.readiness.is_ready() => (StatusCode::OK, ""),
-        "/healthz/ready" => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
-        _ => (StatusCode::NOT_FOUND, ""),
+        "/healthz/ready" if endpoints.readiness.is_ready() => (StatusCode::OK, String::new()),
+        "/healthz/ready" => {
+            let mut body = String::from("not ready\n");
+            for reason in endpoints.readiness.unbound() {
+                body.push_str(&reason);
+                body.push('\n');
+            }
+            (StatusCode::SERVICE_UNAVAILABLE, body)
+        }
+        _ => (StatusCode::NOT_FOUND, String::new()),
     };
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response
 }
@@ -242,5 +270,30 @@ mod tests {
             respond(&e, "/healthz/ready").status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
+    }
+
+    #[tokio::test]
+    async fn not_ready_while_a_listener_is_unbound_and_says_why() {
+        use http_body_util::BodyExt;
+        let r = Arc::new(Readiness::new(Drain::new()));
+        let e = Endpoints {
+            readiness: Arc::clone(&r),
+            metrics: None,
+        };
+        r.set_loaded();
+        r.set_unbound(vec![
+            "binding listener 0.0.0.0_8080 on 127.70.3.2:8080: Address in use".into(),
+        ]);
+        assert!(!r.is_ready());
+        let response = respond(&e, "/healthz/ready");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            &body[..],
+            b"not ready\nbinding listener 0.0.0.0_8080 on 127.70.3.2:8080: Address in use\n"
+        );
+        r.set_unbound(Vec::new());
+        assert!(r.is_ready());
+        assert_eq!(respond(&e, "/healthz/ready").status(), StatusCode::OK);
     }
 }

@@ -251,6 +251,11 @@ impl Proxy {
         self.readiness.is_ready()
     }
 
+    /// The listeners of the current snapshot that could not be bound, each as its error.
+    pub fn unbound(&self) -> Vec<String> {
+        self.readiness.unbound()
+    }
+
     /// The shared state (for embedding and tests).
     pub fn ctx(&self) -> &Arc<Ctx> {
         &self.ctx
@@ -289,6 +294,7 @@ async fn apply(
         metrics.set_mutual_tls_clusters(metrics::mutual_tls_clusters(snapshot.clusters.values()));
         metrics.set_config_version(snapshot.version);
     }
+    readiness.set_unbound(errors.iter().map(ToString::to_string).collect());
     if snapshot.version > 0 {
         readiness.set_loaded();
     }

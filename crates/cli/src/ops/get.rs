@@ -176,6 +176,33 @@ pub fn run(store: &Store, args: &GetArgs, io: &mut Io<'_>) -> Result<(), OpError
         }
         groups.push((info, items));
     }
+    // Pods the local cluster runs, while no `egress up` runs: what is stored is the last
+    // status it recorded, not what runs now. Say so (as kubectl does when it cannot reach
+    // the server) and, in tables, show them as a node that stopped reporting: phase
+    // `Unknown`, no container ready.
+    let local_pods = groups
+        .iter()
+        .filter(|(info, _)| info.group.is_empty() && info.kind == "Pod")
+        .flat_map(|(_, items)| items.iter())
+        .filter(|p| is_local_pod(p))
+        .count();
+    let stopped = local_pods > 0 && egress_cluster::up::running_pid(store.dir()).is_none();
+    if stopped {
+        writeln!(
+            io.err,
+            "Warning: the local cluster is not running (start it with \"egress up\"): the status of {local_pods} pod(s) is as last recorded, shown as Unknown"
+        )?;
+        if matches!(format, Format::Table { .. }) {
+            for (info, items) in &mut groups {
+                if info.group.is_empty() && info.kind == "Pod" {
+                    items
+                        .iter_mut()
+                        .filter(|p| is_local_pod(p))
+                        .for_each(unknown_status);
+                }
+            }
+        }
+    }
     let total: usize = groups.iter().map(|(_, i)| i.len()).sum();
     let all: Vec<Value> = groups.iter().flat_map(|(_, i)| i.iter().cloned()).collect();
     match &format {
@@ -250,5 +277,36 @@ pub fn run(store: &Store, args: &GetArgs, io: &mut Io<'_>) -> Result<(), OpError
         }
         let last = failures.last().cloned().unwrap_or_default();
         Err(OpError::Invalid(last))
+    }
+}
+
+/// A Pod the local cluster scheduled (it set `spec.nodeName`) and reports status for.
+fn is_local_pod(pod: &Value) -> bool {
+    pod.pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some()
+        && pod.get("status").is_some()
+}
+
+/// The status of a Pod whose node stopped reporting: phase `Unknown`, containers not ready
+/// and no longer known to run (restart counts kept).
+fn unknown_status(pod: &mut Value) {
+    let Some(status) = pod.get_mut("status").and_then(Value::as_object_mut) else {
+        return;
+    };
+    status.insert("phase".into(), Value::from("Unknown"));
+    status.remove("reason");
+    if let Some(cs) = status
+        .get_mut("containerStatuses")
+        .and_then(Value::as_array_mut)
+    {
+        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+            c.insert("ready".into(), Value::Bool(false));
+            c.insert("started".into(), Value::Bool(false));
+            c.insert(
+                "state".into(),
+                serde_json::json!({"waiting": {"reason": "Unknown"}}),
+            );
+        }
     }
 }

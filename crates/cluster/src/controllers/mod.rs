@@ -78,6 +78,12 @@ pub enum Instance {
     Starting,
     /// Serving; health answers 200.
     Ready,
+    /// Running, but its readiness probe fails: listeners it must serve are not bound (the
+    /// errors, one a line).
+    NotReady {
+        /// Why (`binding listener … : Permission denied`).
+        message: String,
+    },
     /// Failed to start (the error), after `restarts` attempts.
     Failed {
         /// The start error.
@@ -331,14 +337,17 @@ fn warning_event(
 ) {
     let event_name = format!("{}.{}", name(obj), names::short_hash(&[reason, message]));
     let ns = namespace(obj);
-    let exists = state.events.iter().any(|e| {
-        name(e) == event_name
-            && namespace(e) == ns
-            && at(e, "/involvedObject/uid").and_then(Value::as_str) == Some(uid(obj))
-    });
-    if exists {
+    let same_name = state
+        .events
+        .iter()
+        .find(|e| name(e) == event_name && namespace(e) == ns);
+    if same_name
+        .is_some_and(|e| at(e, "/involvedObject/uid").and_then(Value::as_str) == Some(uid(obj)))
+    {
         return;
     }
+    // An event of the same name about an earlier object of the same name (deleted and
+    // created again) is replaced: creating it would fail the pass's transaction every time.
     plan.note(format!(
         "Warning {reason} {}/{}: {message}",
         obj.get("kind")
@@ -348,7 +357,7 @@ fn warning_event(
         object_path(obj)
     ));
     plan.put(
-        None,
+        same_name,
         json!({
             "apiVersion": "v1",
             "kind": "Event",

@@ -49,6 +49,8 @@ struct Index<'a> {
     hpa: HashMap<(&'a str, &'a str), &'a Value>,
     /// Every Pod name, by namespace.
     pod_names: HashSet<(&'a str, &'a str)>,
+    /// Every ReplicaSet by (namespace, name), whoever owns it.
+    rs_by_name: HashMap<(&'a str, &'a str), &'a Value>,
 }
 
 impl<'a> Index<'a> {
@@ -77,12 +79,18 @@ impl<'a> Index<'a> {
             })
             .collect();
         let pod_names = state.pods.iter().map(|p| (namespace(p), name(p))).collect();
+        let rs_by_name = state
+            .replica_sets
+            .iter()
+            .map(|r| ((namespace(r), name(r)), r))
+            .collect();
         Index {
             state,
             pods_by_rs,
             rs_by_deployment,
             hpa,
             pod_names,
+            rs_by_name,
         }
     }
 
@@ -199,6 +207,27 @@ fn deployment(
         .map(|v| v.iter().copied().filter(|r| namespace(r) == ns).collect())
         .unwrap_or_default();
     let current = owned.iter().find(|r| name(r) == rs_name).copied();
+    // The name is taken by a ReplicaSet this Deployment does not own: one left by an earlier
+    // Deployment of the same name (deleted and created again before the garbage collector
+    // ran, as `disable-egress-gateway` then `enable-egress-gateway` do), which this pass
+    // collects, or an orphan, which this Deployment adopts. Creating it would fail the whole
+    // transaction on every pass, and the cluster would never converge.
+    let squatter = index
+        .rs_by_name
+        .get(&(ns, rs_name.as_str()))
+        .copied()
+        .filter(|_| current.is_none());
+    // Otherwise the squatter is collected (its owner is gone) or stays another owner's;
+    // either way the next pass sees the name free or owned.
+    if let Some(other) = squatter
+        && controller_uid(other, "Deployment").is_none()
+        && !is_terminating(other)
+    {
+        let mut adopted = other.clone();
+        adopted["metadata"]["ownerReferences"] = json!([owner_ref(d)]);
+        plan.note(format!("replicaset {ns}/{rs_name} adopted"));
+        plan.put(Some(other), adopted);
+    }
     let mut rs = json!({
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -221,12 +250,13 @@ fn deployment(
     if let Some(cur) = current {
         rs["status"] = rs_status(index, cur);
         rs_desired.insert(uid(cur).to_owned(), want);
-    } else {
+        plan.put(current, rs);
+    } else if squatter.is_none() {
         plan.note(format!(
             "replicaset {ns}/{rs_name} created ({want} replicas)"
         ));
+        plan.put(None, rs);
     }
-    plan.put(current, rs);
     for old in owned.iter().filter(|r| name(r) != rs_name) {
         rs_desired.insert(uid(old).to_owned(), 0);
         if int(old, "/spec/replicas") != Some(0) {
@@ -442,6 +472,22 @@ fn kubelet(
             }
         }
         let instance = facts.get(&path).cloned();
+        match (&instance, ip) {
+            (Some(Instance::NotReady { message }), Some(_)) => warning_event(
+                state,
+                settings,
+                plan,
+                pod,
+                "Unhealthy",
+                &format!(
+                    "Readiness probe failed: HTTP probe failed with statuscode: 503 ({message})"
+                ),
+            ),
+            (Some(Instance::Failed { message, .. }), Some(_)) => {
+                warning_event(state, settings, plan, pod, "Failed", message);
+            }
+            _ => {}
+        }
         let status = pod_status(pod, settings, ip, waiting, instance.as_ref());
         if pod.get("status") != Some(&status) {
             let phase = status["phase"].as_str().unwrap_or_default().to_owned();
@@ -519,6 +565,8 @@ fn pod_status(
             (None, Some(_)) if !is_managed_container(c) => (true, None, 0),
             (None, Some(_)) => match instance {
                 Some(Instance::Ready) => (true, None, 0),
+                // Running, its readiness probe failing (the reason is in an Unhealthy event).
+                Some(Instance::NotReady { .. }) => (false, None, 0),
                 Some(Instance::Failed { message, restarts }) => (
                     false,
                     Some(("CrashLoopBackOff".to_owned(), message.clone())),

@@ -139,14 +139,19 @@ impl Runtime {
     pub fn facts(&self) -> Facts {
         let mut f = Facts::new();
         for (path, r) in &self.running {
-            let ready = match &r.plane {
-                Plane::Gateway { proxy, .. } => proxy.is_ready(),
-                Plane::Sidecar { .. } => true,
-            };
-            let state = if ready {
-                Instance::Ready
-            } else {
-                Instance::Starting
+            let state = match &r.plane {
+                Plane::Gateway { proxy, .. } if proxy.is_ready() => Instance::Ready,
+                Plane::Gateway { proxy, .. } => {
+                    let unbound = proxy.unbound();
+                    if unbound.is_empty() {
+                        Instance::Starting
+                    } else {
+                        Instance::NotReady {
+                            message: unbound.join("; "),
+                        }
+                    }
+                }
+                Plane::Sidecar { .. } => Instance::Ready,
             };
             f.insert(path.clone(), state);
         }
