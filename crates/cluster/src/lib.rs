@@ -12,6 +12,7 @@
 pub mod ca;
 pub mod caserver;
 pub mod config;
+pub mod lastgood;
 pub mod controllers;
 mod error;
 pub mod runtime;
