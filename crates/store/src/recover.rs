@@ -118,6 +118,27 @@ pub(crate) fn object_rv(object: &Value) -> u64 {
         .unwrap_or(0)
 }
 
+/// The last committed state of `key` the journal holds: its body after its last added or
+/// modified event, `None` when that was a deletion or the journal no longer holds it.
+pub(crate) fn journal_state(paths: &Paths, key: &ObjectKey) -> Result<Option<Value>, StoreError> {
+    let bytes = journal::read_from(&paths.journal, 0)?;
+    let scan = journal::scan(&bytes, 0, None);
+    let last = scan
+        .batches
+        .into_iter()
+        .flat_map(|b| b.events)
+        .filter(|e| e.key == *key)
+        .last();
+    Ok(match last {
+        Some(WatchEvent {
+            event_type: EventType::Added | EventType::Modified,
+            object,
+            ..
+        }) => Some(object),
+        _ => None,
+    })
+}
+
 /// Durably commits a batch (journal, then objects, then meta) and compacts if due.
 pub(crate) fn commit(
     paths: &Paths,
@@ -128,6 +149,8 @@ pub(crate) fn commit(
     compact_threshold: u64,
 ) -> Result<Meta, StoreError> {
     let Some(last) = events.last() else {
+        // Only repairs (bodies already committed): rewrite the files, nothing to journal.
+        objects::apply_states(&paths.objects, states, fsync)?;
         return Ok(meta);
     };
     let batch = journal::encode_batch(events)?;
