@@ -16,6 +16,9 @@ use tokio::sync::watch;
 use super::load::{Loaded, load};
 use super::{ConfigSource, GatewayRunArgs, settle, wait_for_change, wait_for_dir_change};
 
+/// How often a store is re-read while some of its objects are held at their last good version.
+const HELD_REREAD: Duration = Duration::from_secs(2);
+
 /// SIGHUP as a stream: registering it first thing means a SIGHUP never kills the process; it
 /// makes the reload loop re-read its source.
 pub(crate) fn hangup() -> Option<Signal> {
@@ -123,9 +126,17 @@ pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
             }
             Err(e) => tracing::error!("configuration load task failed: {e}"),
         }
+        // A store object repaired from the journal comes back without a change event: while
+        // objects are held, the store is re-read now and then.
+        let held_in_store =
+            matches!(args.source, ConfigSource::Store(_)) && !reported.problems.is_empty();
         let change = async {
             if retry {
                 tokio::time::sleep(settle::QUIET).await;
+                return;
+            }
+            if held_in_store {
+                let _ = tokio::time::timeout(HELD_REREAD, wait_for_change(&args.source, seen)).await;
                 return;
             }
             match &args.source {
