@@ -14,9 +14,15 @@ use crate::store::Paths;
 /// Brings the object files and `meta.json` in line with the journal.
 ///
 /// Must be called with the exclusive lock held. Replays batches that were committed
-/// to the journal but not applied, and truncates a torn trailing batch.
+/// to the journal but not applied, truncates a torn trailing batch, and rebuilds a missing or
+/// damaged `meta.json`.
 pub(crate) fn recover(paths: &Paths, fsync: bool) -> Result<Meta, StoreError> {
-    let stored = Meta::load(&paths.meta)?;
+    // A damaged meta.json is rebuilt from the journal and the object files, like a missing one.
+    let stored = match Meta::load(&paths.meta) {
+        Ok(meta) => meta,
+        Err(StoreError::Corrupt { .. }) => None,
+        Err(e) => return Err(e),
+    };
     let len = journal::length(&paths.journal)?;
     if let Some(meta) = stored {
         if len == meta.journal_length {

@@ -247,7 +247,8 @@ impl Store {
         }
         {
             let _shared = DirLock::shared(&self.paths.lock)?;
-            if let Some(meta) = Meta::load(&self.paths.meta)?
+            // A damaged meta.json goes the exclusive way below, which rebuilds it.
+            if let Ok(Some(meta)) = Meta::load(&self.paths.meta)
                 && journal::length(&self.paths.journal)? == meta.journal_length
             {
                 return f(&meta);

@@ -83,3 +83,23 @@ fn a_file_the_journal_no_longer_holds_is_replaced_or_deleted() {
     assert_eq!(store.get(&cm_key("a", "gone")).unwrap(), None);
     assert!(store.list("", "ConfigMap", None).unwrap().corrupt.is_empty());
 }
+
+#[test]
+fn a_damaged_meta_json_is_rebuilt_by_the_next_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    create_ns(&store, "a");
+    apply(&store, &cm_key("a", "x"), cm("a", "x", json!({"v": "1"})));
+    let meta = dir.path().join("meta.json");
+    std::fs::write(&meta, "{\"resourceVers").unwrap();
+    // A reader of the open store (a gateway) lists and rebuilds meta.json.
+    let listed = store.list("", "ConfigMap", None).unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.resource_version, 2);
+    let rebuilt: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(rebuilt["resourceVersion"], 2);
+    // Writers continue from there, and the feed is intact.
+    let out = apply(&store, &cm_key("a", "y"), cm("a", "y", json!({})));
+    assert_eq!(rv(&out.object), 3);
+    assert!(store.watch(2).is_ok());
+}
