@@ -424,3 +424,90 @@ async fn sighup_rereads_the_configuration_and_never_kills() {
         assert_eq!(got, (200, Some(b.local_addr().to_string())));
     }
 }
+
+/// A YAML manifest as the JSON object an API server would hold.
+fn object(yaml: &str) -> serde_json::Value {
+    egress_model::yaml::parse_stream(yaml)
+        .unwrap()
+        .remove(0)
+        .value
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_mode_keeps_an_invalid_objects_last_good_version() {
+    use egress_testkit::apiserver::MockApiServer;
+    let a = upstream("127.81.0.8:0").await;
+    let b = upstream("127.81.0.9:0").await;
+    let server = MockApiServer::start().unwrap();
+    let route_b = virtual_service_yaml("route-b", "b.example.com", "b.upstream.test");
+    for yaml in [
+        MESH_CONFIG.to_owned(),
+        gateway_yaml(&["a.example.com", "b.example.com"]),
+        service_entry_yaml("upstream-a", "a.upstream.test", a.local_addr()),
+        service_entry_yaml("upstream-b", "b.upstream.test", b.local_addr()),
+        virtual_service_yaml("route-a", "a.example.com", "a.upstream.test"),
+        route_b.clone(),
+    ] {
+        server.put(object(&yaml)).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = server.write_kubeconfig(dir.path()).unwrap();
+    let mut child = Command::new(common::bin())
+        .env_remove("EGRESS_STORE")
+        .env_remove("KUBECONFIG")
+        .env("POD_NAMESPACE", NS)
+        .env("POD_NAME", "lgtest-0")
+        .env("SERVICE_ACCOUNT", "lgtest")
+        .args(["gateway", "run", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args([
+            "--labels",
+            "istio=lgtest,app=lgtest",
+            "--revision",
+            "asm-1-24",
+            "--service-ports",
+            &format!("80:{TARGET_PORT}"),
+            "--listen-address",
+            "127.80.0.4",
+            "--drain-grace",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (log, _) = common::collect_output(&mut child);
+    let gw = Gateway {
+        child,
+        log,
+        ip: "127.80.0.4".parse().unwrap(),
+    };
+    gw.wait_route("a.example.com", 200, Some(a.local_addr())).await;
+    gw.wait_route("b.example.com", 200, Some(b.local_addr())).await;
+
+    // route-b turns invalid (a redirect code that is not 3xx): its last good version stays.
+    let mut bad = object(&route_b);
+    bad["spec"]["http"] = serde_json::json!([{"redirect": {"uri": "/x", "redirectCode": 200}}]);
+    server.put(bad).unwrap();
+    let line = gw
+        .wait_log(&["VirtualService aks-istio-egress/route-b (last good version kept)"])
+        .await;
+    assert!(line.contains("must be 3xx"), "{line}");
+    // Another object's deletion applies meanwhile.
+    server
+        .delete("networking.istio.io/v1", "VirtualService", Some(NS), "route-a")
+        .unwrap();
+    gw.wait_route("a.example.com", 404, None).await;
+    let got = get(gw.addr(), "b.example.com").await.unwrap();
+    assert_eq!(got, (200, Some(b.local_addr().to_string())));
+    let held = "egress_config_objects_held{kind=VirtualService,state=last_good}";
+    gw.wait_figures("route-b held", |f| f.get(held) == Some(&1.0))
+        .await;
+    assert_eq!(gw.count("aks-istio-egress/route-b (last good"), 1, "{}", gw.lines());
+    // Deleting the bad object deletes its last good version too.
+    server
+        .delete("networking.istio.io/v1", "VirtualService", Some(NS), "route-b")
+        .unwrap();
+    gw.wait_route("b.example.com", 404, None).await;
+    gw.wait_figures("nothing held", |f| f.get(held).is_none()).await;
+}
