@@ -262,24 +262,31 @@ async fn a_truncated_object_never_blocks_a_deletion_and_apply_repairs_it() {
     );
     c.run_stdin(&["apply", "-f", "-"], &all).ok();
     let gw = Gateway::start(Some(&c.store()), None, "127.80.0.1");
-    gw.wait_route("a.example.com", 200, Some(a.local_addr())).await;
-    gw.wait_route("b.example.com", 200, Some(b.local_addr())).await;
+    gw.wait_route("a.example.com", 200, Some(a.local_addr()))
+        .await;
+    gw.wait_route("b.example.com", 200, Some(b.local_addr()))
+        .await;
 
     // Truncate upstream-b's object file by hand (still starts like JSON).
-    let file = c
-        .store()
-        .join(format!("objects/networking.istio.io/ServiceEntry/{NS}/upstream-b.json"));
+    let file = c.store().join(format!(
+        "objects/networking.istio.io/ServiceEntry/{NS}/upstream-b.json"
+    ));
     truncate(&file, 60);
-    c.run(&["get", "serviceentry", "upstream-b", "-n", NS]).fails();
+    c.run(&["get", "serviceentry", "upstream-b", "-n", NS])
+        .fails();
 
     // Deleting another object reaches the gateway: a.example.com is no longer routed.
-    c.run(&["delete", "virtualservice", "route-a", "-n", NS]).ok();
+    c.run(&["delete", "virtualservice", "route-a", "-n", NS])
+        .ok();
     gw.wait_route("a.example.com", 404, None).await;
     // The damaged object keeps its last good version: b is still served.
     let got = get(gw.addr(), "b.example.com").await.unwrap();
     assert_eq!(got, (200, Some(b.local_addr().to_string())));
     let line = gw
-        .wait_log(&["ServiceEntry aks-istio-egress/upstream-b", "last good version kept"])
+        .wait_log(&[
+            "ServiceEntry aks-istio-egress/upstream-b",
+            "last good version kept",
+        ])
         .await;
     assert!(line.contains("upstream-b.json"), "{line}");
     assert_eq!(
@@ -300,7 +307,8 @@ async fn a_truncated_object_never_blocks_a_deletion_and_apply_repairs_it() {
         f.get(HELD).is_none() && f.get("egress_config_last_reload_success") == Some(&1.0)
     })
     .await;
-    gw.wait_route("b.example.com", 200, Some(b.local_addr())).await;
+    gw.wait_route("b.example.com", 200, Some(b.local_addr()))
+        .await;
 
     // `egress delete` removes a damaged object.
     truncate(&file, 10);
@@ -321,7 +329,11 @@ fn config_dir(dir: &Path, a: SocketAddr, b: SocketAddr) -> PathBuf {
     let config = dir.join("config");
     std::fs::create_dir(&config).unwrap();
     std::fs::write(config.join("mesh.yaml"), MESH_CONFIG).unwrap();
-    std::fs::write(config.join("gateway.yaml"), gateway_yaml(&["h.example.com"])).unwrap();
+    std::fs::write(
+        config.join("gateway.yaml"),
+        gateway_yaml(&["h.example.com"]),
+    )
+    .unwrap();
     let entries = format!(
         "{}---\n{}",
         service_entry_yaml("upstream-a", "a.upstream.test", a),
@@ -344,9 +356,12 @@ async fn a_half_written_file_is_never_served() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_dir(dir.path(), a.local_addr(), b.local_addr());
     let gw = Gateway::start(None, Some(&config), "127.80.0.2");
-    gw.wait_route("h.example.com", 200, Some(b.local_addr())).await;
-    gw.wait_figures("version 1", |f| f.get("egress_config_version") == Some(&1.0))
+    gw.wait_route("h.example.com", 200, Some(b.local_addr()))
         .await;
+    gw.wait_figures("version 1", |f| {
+        f.get("egress_config_version") == Some(&1.0)
+    })
+    .await;
 
     // Rewrite entries.yaml in place; hold the writer after its first document (valid YAML
     // on its own, without upstream-b).
@@ -372,8 +387,10 @@ async fn a_half_written_file_is_never_served() {
     drop(writer);
     gw.wait_route("h.example.com", 200, Some(b2.local_addr()))
         .await;
-    gw.wait_figures("version 2", |f| f.get("egress_config_version") == Some(&2.0))
-        .await;
+    gw.wait_figures("version 2", |f| {
+        f.get("egress_config_version") == Some(&2.0)
+    })
+    .await;
     assert_eq!(gw.count("configuration loaded"), 2, "{}", gw.lines());
 
     // A refused file, reverted: the success gauge and the log report recovery.
@@ -405,7 +422,8 @@ async fn sighup_rereads_the_configuration_and_never_kills() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_dir(dir.path(), a.local_addr(), b.local_addr());
     let mut gw = Gateway::start(None, Some(&config), "127.80.0.3");
-    gw.wait_route("h.example.com", 200, Some(b.local_addr())).await;
+    gw.wait_route("h.example.com", 200, Some(b.local_addr()))
+        .await;
     for round in 1..=3 {
         let st = Command::new("kill")
             .arg("-HUP")
@@ -482,8 +500,10 @@ async fn kube_mode_keeps_an_invalid_objects_last_good_version() {
         log,
         ip: "127.80.0.4".parse().unwrap(),
     };
-    gw.wait_route("a.example.com", 200, Some(a.local_addr())).await;
-    gw.wait_route("b.example.com", 200, Some(b.local_addr())).await;
+    gw.wait_route("a.example.com", 200, Some(a.local_addr()))
+        .await;
+    gw.wait_route("b.example.com", 200, Some(b.local_addr()))
+        .await;
 
     // route-b turns invalid (a redirect code that is not 3xx): its last good version stays.
     let mut bad = object(&route_b);
@@ -495,7 +515,12 @@ async fn kube_mode_keeps_an_invalid_objects_last_good_version() {
     assert!(line.contains("must be 3xx"), "{line}");
     // Another object's deletion applies meanwhile.
     server
-        .delete("networking.istio.io/v1", "VirtualService", Some(NS), "route-a")
+        .delete(
+            "networking.istio.io/v1",
+            "VirtualService",
+            Some(NS),
+            "route-a",
+        )
         .unwrap();
     gw.wait_route("a.example.com", 404, None).await;
     let got = get(gw.addr(), "b.example.com").await.unwrap();
@@ -503,11 +528,22 @@ async fn kube_mode_keeps_an_invalid_objects_last_good_version() {
     let held = "egress_config_objects_held{kind=VirtualService,state=last_good}";
     gw.wait_figures("route-b held", |f| f.get(held) == Some(&1.0))
         .await;
-    assert_eq!(gw.count("aks-istio-egress/route-b (last good"), 1, "{}", gw.lines());
+    assert_eq!(
+        gw.count("aks-istio-egress/route-b (last good"),
+        1,
+        "{}",
+        gw.lines()
+    );
     // Deleting the bad object deletes its last good version too.
     server
-        .delete("networking.istio.io/v1", "VirtualService", Some(NS), "route-b")
+        .delete(
+            "networking.istio.io/v1",
+            "VirtualService",
+            Some(NS),
+            "route-b",
+        )
         .unwrap();
     gw.wait_route("b.example.com", 404, None).await;
-    gw.wait_figures("nothing held", |f| f.get(held).is_none()).await;
+    gw.wait_figures("nothing held", |f| f.get(held).is_none())
+        .await;
 }

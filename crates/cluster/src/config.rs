@@ -76,6 +76,17 @@ pub fn read_store(store: &Store) -> Result<(Vec<(ObjectId, Option<String>, Read)
     Ok((out, rv))
 }
 
+/// [`read_store`] merged into `last_good`: the objects in effect (bad ones at their last good
+/// version) with every problem, and the resourceVersion. What `egress up` can call in place of
+/// [`load_store`] to get per-object last-good.
+pub fn load_store_last_good(
+    store: &Store,
+    last_good: &mut crate::lastgood::LastGood,
+) -> Result<(crate::lastgood::Merged, u64), String> {
+    let (reads, rv) = read_store(store)?;
+    Ok((last_good.merge(reads, &Default::default()), rv))
+}
+
 /// A configuration that was refused: every problem, and the store's resourceVersion.
 pub type Refused = (Vec<String>, Option<u64>);
 

@@ -26,7 +26,11 @@ fn good(name: &str, host: &str) -> (ObjectId, Option<String>, Read) {
 }
 
 fn bad(name: &str) -> (ObjectId, Option<String>, Read) {
-    (id(name), None, Read::Bad(vec![format!("{name}.json: truncated")]))
+    (
+        id(name),
+        None,
+        Read::Bad(vec![format!("{name}.json: truncated")]),
+    )
 }
 
 fn none() -> BTreeSet<String> {
@@ -93,7 +97,10 @@ fn a_deleted_bad_object_is_gone() {
 fn objects_of_an_unreadable_file_keep_their_last_good_version() {
     let mut lg = LastGood::new();
     let f = |n: &str, h: &str, file: &str| (id(n), Some(file.to_owned()), Read::Good(se(n, h)));
-    lg.merge([f("a", "a.com", "x.yaml"), f("b", "b.com", "y.yaml")], &none());
+    lg.merge(
+        [f("a", "a.com", "x.yaml"), f("b", "b.com", "y.yaml")],
+        &none(),
+    );
     let lost: BTreeSet<String> = ["x.yaml".to_owned()].into();
     let m = lg.merge([f("b", "b2.com", "y.yaml")], &lost);
     assert_eq!(m.resources, vec![se("a", "a.com"), se("b", "b2.com")]);

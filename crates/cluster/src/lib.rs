@@ -12,9 +12,9 @@
 pub mod ca;
 pub mod caserver;
 pub mod config;
-pub mod lastgood;
 pub mod controllers;
 mod error;
+pub mod lastgood;
 pub mod runtime;
 pub mod standin;
 pub mod up;

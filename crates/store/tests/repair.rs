@@ -21,9 +21,22 @@ fn store_repair_restores_damaged_files_from_the_journal() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     create_ns(&store, "a");
-    apply(&store, &cm_key("a", "one"), cm("a", "one", json!({"v": "1"})));
-    let good = apply(&store, &cm_key("a", "one"), cm("a", "one", json!({"v": "2"}))).object;
-    apply(&store, &cm_key("a", "two"), cm("a", "two", json!({"v": "x"})));
+    apply(
+        &store,
+        &cm_key("a", "one"),
+        cm("a", "one", json!({"v": "1"})),
+    );
+    let good = apply(
+        &store,
+        &cm_key("a", "one"),
+        cm("a", "one", json!({"v": "2"})),
+    )
+    .object;
+    apply(
+        &store,
+        &cm_key("a", "two"),
+        cm("a", "two", json!({"v": "x"})),
+    );
     let path = truncate(&store, "objects/core/ConfigMap/a/one.json", 30);
     assert_eq!(store.list("", "ConfigMap", None).unwrap().corrupt.len(), 1);
     let rv = store.resource_version().unwrap();
@@ -33,7 +46,13 @@ fn store_repair_restores_damaged_files_from_the_journal() {
     assert!(lost.is_empty());
     // The last committed body, byte for byte the object as stored; no new resourceVersion.
     assert_eq!(store.get(&cm_key("a", "one")).unwrap(), Some(good));
-    assert!(store.list("", "ConfigMap", None).unwrap().corrupt.is_empty());
+    assert!(
+        store
+            .list("", "ConfigMap", None)
+            .unwrap()
+            .corrupt
+            .is_empty()
+    );
     assert_eq!(store.resource_version().unwrap(), rv);
     assert!(path.exists());
 }
@@ -60,11 +79,23 @@ fn a_file_the_journal_no_longer_holds_is_replaced_or_deleted() {
     };
     let store = Store::open_with(dir.path(), options).unwrap();
     create_ns(&store, "a");
-    apply(&store, &cm_key("a", "old"), cm("a", "old", json!({"v": "1"})));
-    apply(&store, &cm_key("a", "gone"), cm("a", "gone", json!({"v": "1"})));
+    apply(
+        &store,
+        &cm_key("a", "old"),
+        cm("a", "old", json!({"v": "1"})),
+    );
+    apply(
+        &store,
+        &cm_key("a", "gone"),
+        cm("a", "gone", json!({"v": "1"})),
+    );
     // Enough later writes for compaction to drop the two objects' events.
     for i in 0..8 {
-        apply(&store, &cm_key("a", "churn"), cm("a", "churn", json!({"v": i.to_string()})));
+        apply(
+            &store,
+            &cm_key("a", "churn"),
+            cm("a", "churn", json!({"v": i.to_string()})),
+        );
     }
     truncate(&store, "objects/core/ConfigMap/a/old.json", 10);
     truncate(&store, "objects/core/ConfigMap/a/gone.json", 10);
@@ -74,14 +105,26 @@ fn a_file_the_journal_no_longer_holds_is_replaced_or_deleted() {
     assert_eq!(lost, vec![cm_key("a", "gone"), cm_key("a", "old")]);
 
     // A write replaces the unrecoverable file; a delete removes the other.
-    let out = apply(&store, &cm_key("a", "old"), cm("a", "old", json!({"v": "new"})));
+    let out = apply(
+        &store,
+        &cm_key("a", "old"),
+        cm("a", "old", json!({"v": "new"})),
+    );
     assert_eq!(out.action, Action::Created);
     let got = store.get(&cm_key("a", "old")).unwrap().unwrap();
     assert_eq!(got["data"], json!({"v": "new"}));
-    let out = tx(&store, |t| t.delete(&cm_key("a", "gone"))).unwrap().value;
+    let out = tx(&store, |t| t.delete(&cm_key("a", "gone")))
+        .unwrap()
+        .value;
     assert_eq!(out.action, Action::Deleted);
     assert_eq!(store.get(&cm_key("a", "gone")).unwrap(), None);
-    assert!(store.list("", "ConfigMap", None).unwrap().corrupt.is_empty());
+    assert!(
+        store
+            .list("", "ConfigMap", None)
+            .unwrap()
+            .corrupt
+            .is_empty()
+    );
 }
 
 #[test]
@@ -96,7 +139,8 @@ fn a_damaged_meta_json_is_rebuilt_by_the_next_reader() {
     let listed = store.list("", "ConfigMap", None).unwrap();
     assert_eq!(listed.items.len(), 1);
     assert_eq!(listed.resource_version, 2);
-    let rebuilt: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    let rebuilt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
     assert_eq!(rebuilt["resourceVersion"], 2);
     // Writers continue from there, and the feed is intact.
     let out = apply(&store, &cm_key("a", "y"), cm("a", "y", json!({})));

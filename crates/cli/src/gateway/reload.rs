@@ -136,7 +136,8 @@ pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
                 return;
             }
             if held_in_store {
-                let _ = tokio::time::timeout(HELD_REREAD, wait_for_change(&args.source, seen)).await;
+                let _ =
+                    tokio::time::timeout(HELD_REREAD, wait_for_change(&args.source, seen)).await;
                 return;
             }
             match &args.source {

@@ -36,11 +36,7 @@ pub fn read_settled(dir: &Path) -> Result<Settled, OpError> {
     let second = read(dir)?;
     let changed: Vec<String> = second
         .iter()
-        .filter(|s| {
-            !first
-                .iter()
-                .any(|f| f.name == s.name && f.text == s.text)
-        })
+        .filter(|s| !first.iter().any(|f| f.name == s.name && f.text == s.text))
         .map(|s| s.name.clone())
         .collect();
     if !changed.is_empty() || first.len() != second.len() || dir_stamp(dir) != before {
