@@ -8,7 +8,7 @@ use egress_model::kinds::KindInfo;
 use egress_model::{Resource, kinds};
 use egress_store::Store;
 
-use crate::lastgood::{ObjectId, Read};
+use crate::lastgood::{ObjectId, Read, Reading};
 use serde_json::Value;
 
 /// Kinds a gateway or sidecar reads: the compiler's own list, never a copy.
@@ -45,7 +45,7 @@ pub fn decode_object(info: &KindInfo, v: &Value) -> Result<Resource, Vec<String>
 /// One reading of the store, object by object: every watched object with its id and whether
 /// it could be read and validated, and the resourceVersion it reflects. `Err` when the store
 /// itself could not be listed (its `meta.json` or journal unreadable).
-pub fn read_store(store: &Store) -> Result<(Vec<(ObjectId, Option<String>, Read)>, u64), String> {
+pub fn read_store(store: &Store) -> Result<(Vec<Reading>, u64), String> {
     let mut out = Vec::new();
     let mut rv = 0;
     for (group, kind) in WATCHED {

@@ -40,14 +40,18 @@ impl std::fmt::Display for ObjectId {
     }
 }
 
-/// One object as a source read it.
+/// One object as a source read it. (A `Resource` is large; reads are moved, not copied.)
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum Read {
     /// Read and valid.
     Good(Resource),
     /// Unreadable or invalid: every problem (file, line and field where known).
     Bad(Vec<String>),
 }
+
+/// One object as read, with the unit (file) it came from, if any.
+pub type Reading = (ObjectId, Option<String>, Read);
 
 /// What happened to a bad object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -137,7 +141,7 @@ impl LastGood {
     /// their last good version.
     pub fn merge(
         &mut self,
-        reads: impl IntoIterator<Item = (ObjectId, Option<String>, Read)>,
+        reads: impl IntoIterator<Item = Reading>,
         lost_origins: &BTreeSet<String>,
     ) -> Merged {
         let mut good = BTreeMap::new();

@@ -132,9 +132,9 @@ pub(crate) fn journal_state(paths: &Paths, key: &ObjectKey) -> Result<Option<Val
     let last = scan
         .batches
         .into_iter()
-        .flat_map(|b| b.events)
-        .filter(|e| e.key == *key)
-        .last();
+        .rev()
+        .flat_map(|b| b.events.into_iter().rev())
+        .find(|e| e.key == *key);
     Ok(match last {
         Some(WatchEvent {
             event_type: EventType::Added | EventType::Modified,

@@ -5,14 +5,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use egress_cluster::lastgood::{LastGood, Merged, ObjectId, Read};
+use egress_cluster::lastgood::{LastGood, Merged, ObjectId, Read, Reading};
 use egress_model::{DecodeOptions, Outcome, decode_file};
 
 use super::ConfigSource;
 use super::settle;
-
-/// One object as read, with the unit (file) it came from.
-type Reading = (ObjectId, Option<String>, Read);
 
 /// The result of reading a source once.
 #[derive(Debug)]
