@@ -14,11 +14,12 @@ use egress_proxy::sidecar::{Sidecar, SidecarOptions, SidecarTelemetry};
 use tokio::sync::watch;
 
 use crate::OpError;
-use crate::gateway::{GatewayRunArgs, reload_loop, wait_for_signal, workload_identity};
+use crate::gateway::{GatewayRunArgs, hangup, reload_loop, wait_for_signal, workload_identity};
 
 /// Runs the sidecar until SIGTERM/SIGINT, then drains. `args.options.listen_address` is the
 /// Pod IP the explicit proxy listens on, at `proxy_port`.
 pub async fn run(args: GatewayRunArgs, proxy_port: u16) -> Result<(), OpError> {
+    let hup = hangup();
     let (identity, renewal) = workload_identity(&args).await?;
     let (tx, rx) = watch::channel(Arc::new(SidecarSnapshot::default()));
     let options = SidecarOptions {
@@ -54,6 +55,7 @@ pub async fn run(args: GatewayRunArgs, proxy_port: u16) -> Result<(), OpError> {
         args.clone(),
         tx,
         metrics,
+        hup,
         |id, inputs, version| {
             let snap = egress_compile::compile_sidecar(id, inputs, version);
             for w in &snap.warnings {

@@ -543,7 +543,7 @@ async fn invalid_config_keeps_last_good_snapshot() {
     gw.wait_ready().await;
     gw.wait_route(HOST, 200, Some(a.local_addr())).await;
 
-    // Route to B, but with a misspelt field on line 12: the whole change is refused.
+    // Route to B, but with a misspelt field on line 12: the VirtualService is refused and keeps its last good version.
     let vs = config.join("vs.yaml");
     let invalid = virtual_service_yaml(HOST, "b.upstream.test").replace("route:", "rooute:");
     write_atomic(&vs, &invalid);

@@ -1,11 +1,14 @@
 //! The configuration a gateway reads from the store: every object of the kinds it uses,
-//! decoded and validated. One invalid object refuses the whole configuration (the caller keeps
-//! its last good snapshot), as a proxy must never run half a configuration.
+//! decoded and validated. [`read_store`] reads each object on its own (for
+//! [`crate::lastgood::LastGood`], where a bad object keeps its last good version and never
+//! blocks the others); [`load_store`] refuses the whole configuration when any object is bad.
 
 use egress_model::decode::to_resource;
 use egress_model::kinds::KindInfo;
 use egress_model::{Resource, kinds};
 use egress_store::Store;
+
+use crate::lastgood::{ObjectId, Read, Reading};
 use serde_json::Value;
 
 /// Kinds a gateway or sidecar reads: the compiler's own list, never a copy.
@@ -37,6 +40,51 @@ pub fn decode_object(info: &KindInfo, v: &Value) -> Result<Resource, Vec<String>
                 .collect())
         }
     }
+}
+
+/// One reading of the store, object by object: every watched object with its id and whether
+/// it could be read and validated, and the resourceVersion it reflects. `Err` when the store
+/// itself could not be listed (its `meta.json` or journal unreadable).
+pub fn read_store(store: &Store) -> Result<(Vec<Reading>, u64), String> {
+    let mut out = Vec::new();
+    let mut rv = 0;
+    for (group, kind) in WATCHED {
+        let Some(info) = kinds::for_kind(group, kind) else {
+            continue;
+        };
+        let listed = store.list(group, kind, None).map_err(|e| e.to_string())?;
+        rv = rv.max(listed.resource_version);
+        for c in &listed.corrupt {
+            let id = ObjectId::new(&c.key.kind, c.key.namespace.as_deref(), &c.key.name);
+            let problem = match c.line {
+                Some(line) => format!("{}:{line}: {}", c.path.display(), c.message),
+                None => format!("{}: {}", c.path.display(), c.message),
+            };
+            out.push((id, None, Read::Bad(vec![problem])));
+        }
+        for v in &listed.items {
+            let meta = v.get("metadata");
+            let field = |f: &str| meta.and_then(|m| m.get(f)).and_then(Value::as_str);
+            let id = ObjectId::new(info.kind, field("namespace"), field("name").unwrap_or(""));
+            let read = match decode_object(info, v) {
+                Ok(r) => Read::Good(r),
+                Err(problems) => Read::Bad(problems),
+            };
+            out.push((id, None, read));
+        }
+    }
+    Ok((out, rv))
+}
+
+/// [`read_store`] merged into `last_good`: the objects in effect (bad ones at their last good
+/// version) with every problem, and the resourceVersion. What `egress up` can call in place of
+/// [`load_store`] to get per-object last-good.
+pub fn load_store_last_good(
+    store: &Store,
+    last_good: &mut crate::lastgood::LastGood,
+) -> Result<(crate::lastgood::Merged, u64), String> {
+    let (reads, rv) = read_store(store)?;
+    Ok((last_good.merge(reads, &Default::default()), rv))
 }
 
 /// A configuration that was refused: every problem, and the store's resourceVersion.

@@ -14,6 +14,7 @@ pub mod caserver;
 pub mod config;
 pub mod controllers;
 mod error;
+pub mod lastgood;
 pub mod runtime;
 pub mod standin;
 pub mod up;

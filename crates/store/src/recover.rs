@@ -14,9 +14,15 @@ use crate::store::Paths;
 /// Brings the object files and `meta.json` in line with the journal.
 ///
 /// Must be called with the exclusive lock held. Replays batches that were committed
-/// to the journal but not applied, and truncates a torn trailing batch.
+/// to the journal but not applied, truncates a torn trailing batch, and rebuilds a missing or
+/// damaged `meta.json`.
 pub(crate) fn recover(paths: &Paths, fsync: bool) -> Result<Meta, StoreError> {
-    let stored = Meta::load(&paths.meta)?;
+    // A damaged meta.json is rebuilt from the journal and the object files, like a missing one.
+    let stored = match Meta::load(&paths.meta) {
+        Ok(meta) => meta,
+        Err(StoreError::Corrupt { .. }) => None,
+        Err(e) => return Err(e),
+    };
     let len = journal::length(&paths.journal)?;
     if let Some(meta) = stored {
         if len == meta.journal_length {
@@ -118,6 +124,27 @@ pub(crate) fn object_rv(object: &Value) -> u64 {
         .unwrap_or(0)
 }
 
+/// The last committed state of `key` the journal holds: its body after its last added or
+/// modified event, `None` when that was a deletion or the journal no longer holds it.
+pub(crate) fn journal_state(paths: &Paths, key: &ObjectKey) -> Result<Option<Value>, StoreError> {
+    let bytes = journal::read_from(&paths.journal, 0)?;
+    let scan = journal::scan(&bytes, 0, None);
+    let last = scan
+        .batches
+        .into_iter()
+        .rev()
+        .flat_map(|b| b.events.into_iter().rev())
+        .find(|e| e.key == *key);
+    Ok(match last {
+        Some(WatchEvent {
+            event_type: EventType::Added | EventType::Modified,
+            object,
+            ..
+        }) => Some(object),
+        _ => None,
+    })
+}
+
 /// Durably commits a batch (journal, then objects, then meta) and compacts if due.
 pub(crate) fn commit(
     paths: &Paths,
@@ -128,6 +155,8 @@ pub(crate) fn commit(
     compact_threshold: u64,
 ) -> Result<Meta, StoreError> {
     let Some(last) = events.last() else {
+        // Only repairs (bodies already committed): rewrite the files, nothing to journal.
+        objects::apply_states(&paths.objects, states, fsync)?;
         return Ok(meta);
     };
     let batch = journal::encode_batch(events)?;

@@ -143,6 +143,27 @@ impl Store {
         self.read(|_| objects::kinds(&self.paths.objects))
     }
 
+    /// Repairs every damaged object file it can from the journal (the object's last committed
+    /// body), under the exclusive lock. Returns the keys repaired and those the journal no
+    /// longer holds (left as they are: `apply` or `delete` replaces or removes them).
+    pub fn repair(&self) -> Result<(Vec<ObjectKey>, Vec<ObjectKey>), StoreError> {
+        let committed = self.transact(|tx| -> Result<_, StoreError> {
+            let mut repaired = Vec::new();
+            let mut lost = Vec::new();
+            for gk in objects::kinds(&self.paths.objects)? {
+                for c in tx.list(&gk.group, &gk.kind, None)?.corrupt {
+                    if tx.repair(&c.key)? {
+                        repaired.push(c.key);
+                    } else {
+                        lost.push(c.key);
+                    }
+                }
+            }
+            Ok((repaired, lost))
+        })?;
+        Ok(committed.value)
+    }
+
     /// The store's current resourceVersion.
     pub fn resource_version(&self) -> Result<u64, StoreError> {
         self.read(|meta| Ok(meta.resource_version))
@@ -226,7 +247,8 @@ impl Store {
         }
         {
             let _shared = DirLock::shared(&self.paths.lock)?;
-            if let Some(meta) = Meta::load(&self.paths.meta)?
+            // A damaged meta.json goes the exclusive way below, which rebuilds it.
+            if let Ok(Some(meta)) = Meta::load(&self.paths.meta)
                 && journal::length(&self.paths.journal)? == meta.journal_length
             {
                 return f(&meta);

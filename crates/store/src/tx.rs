@@ -61,6 +61,8 @@ pub struct Transaction<'s> {
     states: BTreeMap<ObjectKey, Option<Value>>,
     events: Vec<WatchEvent>,
     outcomes: Vec<WriteOutcome>,
+    /// Damaged object files to rewrite with their last committed body (from the journal).
+    repairs: BTreeMap<ObjectKey, Value>,
 }
 
 /// What a finished transaction hands to the commit.
@@ -94,12 +96,17 @@ impl<'s> Transaction<'s> {
             states: BTreeMap::new(),
             events: Vec::new(),
             outcomes: Vec::new(),
+            repairs: BTreeMap::new(),
         }
     }
 
     pub(crate) fn into_staged(self) -> Staged {
+        let mut states = self.states;
+        for (key, body) in self.repairs {
+            states.entry(key).or_insert(Some(body));
+        }
         Staged {
-            states: self.states,
+            states,
             events: self.events,
             outcomes: self.outcomes,
         }
@@ -115,12 +122,53 @@ impl<'s> Transaction<'s> {
         &self.outcomes
     }
 
-    /// Reads one object, seeing staged writes. A corrupt file is an error naming it.
+    /// Reads one object, seeing staged writes. A damaged file reads as the object's last
+    /// committed body when the journal still holds it, else it is an error naming the file.
     pub fn get(&self, key: &ObjectKey) -> Result<Option<Value>, StoreError> {
         key.validate()?;
         match self.states.get(key) {
             Some(state) => Ok(state.clone()),
-            None => objects::read(&self.paths.objects, key),
+            None => match objects::read(&self.paths.objects, key) {
+                Err(err @ StoreError::Corrupt { .. }) => {
+                    match crate::recover::journal_state(self.paths, key)? {
+                        Some(body) => Ok(Some(body)),
+                        None => Err(err),
+                    }
+                }
+                other => other,
+            },
+        }
+    }
+
+    /// Reads one object for a write: a damaged file is repaired from the journal (rewritten
+    /// with its last committed body when this transaction commits) or, when the journal no
+    /// longer holds it, reads as absent so the write replaces it.
+    fn get_repairing(&mut self, key: &ObjectKey) -> Result<Option<Value>, StoreError> {
+        if let Some(state) = self.states.get(key) {
+            return Ok(state.clone());
+        }
+        match objects::read(&self.paths.objects, key) {
+            Err(StoreError::Corrupt { .. }) => {
+                let body = crate::recover::journal_state(self.paths, key)?;
+                if let Some(body) = &body {
+                    self.repairs.insert(key.clone(), body.clone());
+                }
+                Ok(body)
+            }
+            other => other,
+        }
+    }
+
+    /// Rewrites a damaged object file with its last committed body from the journal;
+    /// `Ok(false)` when the file is not damaged or the journal no longer holds the object.
+    pub fn repair(&mut self, key: &ObjectKey) -> Result<bool, StoreError> {
+        key.validate()?;
+        if self.states.contains_key(key) {
+            return Ok(false);
+        }
+        match objects::read(&self.paths.objects, key) {
+            Err(StoreError::Corrupt { .. }) => Ok(self.get_repairing(key)?.is_some()),
+            _ => Ok(false),
         }
     }
 
@@ -180,7 +228,7 @@ impl<'s> Transaction<'s> {
     pub fn apply(&mut self, key: &ObjectKey, object: Value) -> Result<WriteOutcome, StoreError> {
         key.validate()?;
         let prepared = prepare(key, object)?;
-        match self.get(key)? {
+        match self.get_repairing(key)? {
             None => self.insert_new(key, prepared),
             Some(old) => self.replace(key, &old, prepared),
         }
@@ -197,7 +245,7 @@ impl<'s> Transaction<'s> {
         key.validate()?;
         let prepared = prepare(key, object)?;
         let old = self
-            .get(key)?
+            .get_repairing(key)?
             .ok_or_else(|| StoreError::NotFound { key: key.clone() })?;
         if let Some(expected) = expected_rv {
             let actual = object_rv(&old);

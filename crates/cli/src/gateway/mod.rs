@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime};
 
 use egress_compile::snapshot::{GatewayIdentity, Snapshot};
 use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
-use egress_model::{DecodeOptions, Outcome, Resource, decode_file};
 use egress_proxy::{Proxy, ProxyOptions};
 use egress_store::Store;
 use tokio::sync::watch;
@@ -22,6 +21,11 @@ use crate::OpError;
 
 pub mod args;
 pub mod downward;
+pub mod load;
+mod reload;
+pub mod settle;
+
+pub(crate) use reload::{hangup, reload_loop};
 
 /// Namespace and name of the Secret holding the local cluster's mesh root.
 pub use egress_cluster::ca::CA_SECRET;
@@ -107,100 +111,6 @@ pub(crate) async fn workload_identity(
     Ok((identity, Renewal::Local(rotation)))
 }
 
-pub use egress_cluster::config::Refused;
-
-/// Read and validate the configuration, returning the objects and a key of their content (the
-/// directory's fingerprint, or the store's resourceVersion). `Err` carries every problem; the
-/// caller keeps the last good snapshot.
-pub fn load(source: &ConfigSource, namespace: &str) -> Result<(Vec<Resource>, u64), Refused> {
-    match source {
-        ConfigSource::Dir(dir) => load_dir(dir, namespace),
-        ConfigSource::Store(store) => egress_cluster::config::load_store(store),
-        ConfigSource::Kube(source) => load_kube(source),
-    }
-}
-
-/// The Kubernetes source's cache through the store's decode and validation rules; the key is
-/// the cache generation.
-fn load_kube(source: &egress_kube::KubeSource) -> Result<(Vec<Resource>, u64), Refused> {
-    let snapshot = source.snapshot();
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for (spec, v) in &snapshot.objects {
-        let Some(info) = spec.info() else {
-            continue;
-        };
-        match egress_cluster::config::decode_object(info, v) {
-            Ok(r) => out.push(r),
-            Err(problems) => errors.extend(problems),
-        }
-    }
-    if errors.is_empty() {
-        Ok((out, snapshot.generation))
-    } else {
-        Err((errors, Some(snapshot.generation)))
-    }
-}
-
-/// Waits until every watch of the Kubernetes source has listed once, logging what is still
-/// missing now and then, so the first snapshot is never built from half the configuration.
-async fn wait_kube_ready(source: &egress_kube::KubeSource) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), source.ready()).await {
-            Ok(()) => return,
-            Err(_) => tracing::warn!(
-                pending = ?source.pending(),
-                "waiting for the API server to list every watched kind"
-            ),
-        }
-    }
-}
-
-fn load_dir(dir: &std::path::Path, namespace: &str) -> Result<(Vec<Resource>, u64), Refused> {
-    let mut stdin = std::io::empty();
-    let args = [dir.display().to_string()];
-    let sources = crate::input::read_sources(&args, true, &mut stdin)
-        .map_err(|e| (vec![e.to_string()], None))?;
-    let opts = DecodeOptions {
-        default_namespace: Some(namespace.to_owned()),
-        enforce_namespace: false,
-    };
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for src in &sources {
-        for outcome in decode_file(&src.name, &src.text, &opts) {
-            match outcome {
-                Outcome::Valid(d) => out.push(d.resource),
-                Outcome::Invalid(diags) => {
-                    errors.extend(
-                        diags
-                            .iter()
-                            .filter(|d| d.is_error())
-                            .map(ToString::to_string),
-                    );
-                }
-                Outcome::Unsupported { .. } => {}
-            }
-        }
-    }
-    let key = fingerprint(&sources);
-    if errors.is_empty() {
-        Ok((out, key))
-    } else {
-        Err((errors, Some(key)))
-    }
-}
-
-fn fingerprint(sources: &[crate::input::Source]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for s in sources {
-        s.name.hash(&mut h);
-        s.text.hash(&mut h);
-    }
-    h.finish()
-}
-
 /// Load (or create) the mesh CA.
 pub(crate) fn mesh_ca(args: &GatewayRunArgs) -> Result<MeshCa, OpError> {
     if let Some((cert, key)) = &args.ca_files {
@@ -226,8 +136,9 @@ pub(crate) fn mesh_ca(args: &GatewayRunArgs) -> Result<MeshCa, OpError> {
     }
 }
 
-/// Run the gateway until SIGTERM/SIGINT, then drain.
+/// Run the gateway until SIGTERM/SIGINT, then drain; SIGHUP re-reads the configuration.
 pub async fn run(args: GatewayRunArgs) -> Result<(), OpError> {
+    let hup = hangup();
     let (identity, renewal) = workload_identity(&args).await?;
 
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
@@ -247,6 +158,7 @@ pub async fn run(args: GatewayRunArgs) -> Result<(), OpError> {
         args.clone(),
         tx,
         metrics,
+        hup,
         |id, inputs, version| {
             let snap = egress_compile::compile(id, inputs, version);
             for w in &snap.warnings {
@@ -287,111 +199,12 @@ pub(crate) async fn wait_for_signal() {
     }
 }
 
-/// Recompile (with `build`) whenever the source changes; refuse invalid configurations
-/// (logged once per refused content), keeping the last good snapshot. Every accepted and
-/// refused configuration is reported to `metrics` (the reload figures).
-pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
-    args: GatewayRunArgs,
-    tx: watch::Sender<Arc<S>>,
-    metrics: Arc<egress_proxy::metrics::Metrics>,
-    build: fn(&GatewayIdentity, &egress_compile::Inputs, u64) -> S,
-) {
-    let mut last_key: Option<u64> = None;
-    let mut refused_key: Option<u64> = None;
-    let mut dir_seen: Option<u64> = None;
-    let mut version: u64 = 0;
-    if let ConfigSource::Kube(source) = &args.source {
-        wait_kube_ready(source).await;
-    }
-    loop {
-        let source = args.source.clone();
-        let ns = args.identity.namespace.clone();
-        // A directory's files are stamped before they are read: a change after this point is
-        // seen by the wait below, and unchanged files are never decoded again.
-        let loaded = tokio::task::spawn_blocking(move || {
-            let stamp = match &source {
-                ConfigSource::Dir(dir) => Some(dir_stamp(dir)),
-                _ => None,
-            };
-            let loaded = load(&source, &ns);
-            // The raw objects read for this load are dropped by now (on this thread).
-            crate::memory::release_free_memory();
-            (stamp, loaded)
-        })
-        .await
-        .map(|(stamp, loaded)| {
-            dir_seen = stamp;
-            loaded
-        });
-        let mut seen = last_key;
-        match loaded {
-            Ok(Ok((resources, key))) => {
-                seen = Some(key);
-                if last_key != Some(key) {
-                    last_key = Some(key);
-                    refused_key = None;
-                    version += 1;
-                    let inputs = egress_compile::inputs_from_resources(resources);
-                    let _ = tx.send(Arc::new(build(&args.identity, &inputs, version)));
-                    drop(inputs);
-                    metrics.reload(version, Ok(()));
-                    // The decoded objects are gone; keep only the snapshot resident.
-                    crate::memory::release_free_memory();
-                }
-            }
-            Ok(Err((errors, key))) => {
-                if key.is_none() || key != refused_key {
-                    for e in &errors {
-                        tracing::error!(
-                            "configuration refused, last good snapshot keeps serving: {e}"
-                        );
-                    }
-                    metrics.reload(version + 1, Err(errors.join("; ")));
-                }
-                refused_key = key;
-                seen = key.or(seen);
-            }
-            Err(e) => tracing::error!("configuration load task failed: {e}"),
-        }
-        match &args.source {
-            ConfigSource::Dir(dir) => wait_for_dir_change(dir, dir_seen).await,
-            source => wait_for_change(source, seen).await,
-        }
-    }
-}
-
-/// A stamp of a configuration directory's files (names, sizes, modification times, inodes),
-/// recursively: cheap to take every poll, unlike reading and decoding every file.
-fn dir_stamp(dir: &std::path::Path) -> u64 {
-    use std::hash::{Hash, Hasher};
-    use std::os::unix::fs::MetadataExt;
-    let mut entries = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        let Ok(read) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in read.flatten() {
-            let path = e.path();
-            match std::fs::metadata(&path) {
-                Ok(m) if m.is_dir() => pending.push(path),
-                Ok(m) => entries.push((path, m.len(), m.mtime(), m.mtime_nsec(), m.ino())),
-                Err(_) => {}
-            }
-        }
-    }
-    entries.sort();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    entries.hash(&mut h);
-    h.finish()
-}
-
 /// Polls a configuration directory until its stamp differs from `seen`.
 async fn wait_for_dir_change(dir: &std::path::Path, seen: Option<u64>) {
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let d = dir.to_path_buf();
-        match tokio::task::spawn_blocking(move || dir_stamp(&d)).await {
+        match tokio::task::spawn_blocking(move || settle::dir_stamp(&d)).await {
             Ok(now) if Some(now) == seen => {}
             _ => return,
         }

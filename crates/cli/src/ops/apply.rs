@@ -106,7 +106,11 @@ pub fn run(
     let committed = store.transact(|tx| -> Result<(), OpError> {
         for d in &objects {
             let key = key_for(d.info, d.namespace(), d.name());
-            let live = tx.get(&key).map_err(OpError::store)?;
+            // A damaged file the journal cannot restore is replaced, never a failure.
+            let live = match tx.get(&key) {
+                Err(StoreError::Corrupt { .. }) => None,
+                other => other.map_err(OpError::store)?,
+            };
             let merged = apply_merge(live.as_ref(), &d.value);
             let verb = if live.is_some() {
                 "patching"

@@ -53,7 +53,8 @@ pub fn run(
     let committed = store.transact(|tx| -> Result<Vec<bool>, OpError> {
         let mut deleted = Vec::new();
         for (info, key, name) in &targets {
-            if tx.get(key)?.is_some() {
+            // `exists`, not `get`: a damaged file is removed like any other.
+            if tx.exists(key)? {
                 tx.delete(key)?;
                 deleted.push(true);
             } else {

@@ -273,6 +273,15 @@ impl Metrics {
             .record(report);
     }
 
+    /// Reports the objects held at their last good version or refused, counted by (kind,
+    /// state), for `egress_config_objects_held`; an empty map clears the gauge.
+    pub fn set_objects_held(&self, held: std::collections::BTreeMap<(String, String), u64>) {
+        self.reloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_held(held);
+    }
+
     /// The last reload reported, if any.
     pub fn last_reload(&self) -> Option<ReloadReport> {
         self.reloads

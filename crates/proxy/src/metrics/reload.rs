@@ -9,9 +9,12 @@
 //! * `egress_config_last_reload_version` (gauge): the version the last reload offered (the
 //!   refused one when it was refused);
 //! * `egress_config_last_reload_timestamp_seconds` (gauge): when the last reload was reported
-//!   (Unix time).
+//!   (Unix time);
+//! * `egress_config_objects_held{kind,state="last_good"|"refused"}` (gauge): objects that could
+//!   not be read or failed validation, whose last good version is in effect (`last_good`) or
+//!   which were never applied (`refused`).
 //!
-//! The last three are absent until the first report. Why a reload was refused is not a label
+//! The last-reload gauges are absent until the first report. Why a reload was refused is not a label
 //! (label values must stay few); it is logged and kept in [`ReloadReport::error`].
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -55,6 +58,7 @@ pub(super) struct Reloads {
     ok: u64,
     refused: u64,
     last: Option<ReloadReport>,
+    held: std::collections::BTreeMap<(String, String), u64>,
 }
 
 impl Reloads {
@@ -65,6 +69,11 @@ impl Reloads {
             ReloadResult::Refused => self.refused += 1,
         }
         self.last = Some(report);
+    }
+
+    /// Replaces the counts of bad objects by (kind, state).
+    pub(super) fn set_held(&mut self, held: std::collections::BTreeMap<(String, String), u64>) {
+        self.held = held;
     }
 
     /// The last report.
@@ -88,6 +97,23 @@ impl Reloads {
                 &["result"],
                 &values,
                 count as f64,
+            );
+        }
+        text::header(
+            out,
+            "egress_config_objects_held",
+            "gauge",
+            "Objects that could not be read or failed validation, by kind and state \
+             (last_good: their last good version is in effect; refused: never applied).",
+        );
+        for ((kind, state), count) in &self.held {
+            let values = [kind.clone(), state.clone()];
+            text::sample(
+                out,
+                "egress_config_objects_held",
+                &["kind", "state"],
+                &values,
+                *count as f64,
             );
         }
         let Some(last) = &self.last else {

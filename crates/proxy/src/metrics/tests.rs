@@ -103,6 +103,34 @@ fn gateway_figures() {
 }
 
 #[test]
+fn objects_held_are_a_gauge_by_kind_and_state() {
+    let m = Metrics::gateway();
+    assert!(!m.render().contains("egress_config_objects_held{"));
+    let held = [
+        (("ServiceEntry".to_owned(), "last_good".to_owned()), 2),
+        (("VirtualService".to_owned(), "refused".to_owned()), 1),
+    ]
+    .into_iter()
+    .collect();
+    m.set_objects_held(held);
+    let out = m.render();
+    assert!(
+        out.contains("# TYPE egress_config_objects_held gauge\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("egress_config_objects_held{kind=\"ServiceEntry\",state=\"last_good\"} 2\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("egress_config_objects_held{kind=\"VirtualService\",state=\"refused\"} 1\n"),
+        "{out}"
+    );
+    m.set_objects_held(Default::default());
+    assert!(!m.render().contains("egress_config_objects_held{"));
+}
+
+#[test]
 fn a_refused_reload_keeps_its_version_reason_and_time() {
     let m = Metrics::gateway();
     assert_eq!(m.last_reload(), None);
