@@ -7,10 +7,12 @@
 //! ServiceEntry with `resolution: DNS`/`DNS_ROUND_ROBIN`) connects wherever the name resolves.
 //! Whoever controls that name's DNS can point it at the gateway's own network: loopback, a
 //! private range, or the cloud metadata service. The guard refuses such answers
-//! ([`refusal`]): loopback (127/8, ::1), RFC 1918 (10/8, 172.16/12, 192.168/16), unique local
-//! fc00::/7, link-local (169.254/16, fe80::/10), CGNAT 100.64/10, unspecified (0.0.0.0, ::),
-//! the cloud metadata addresses 169.254.169.254 and fd00:ec2::254, and IPv4-mapped IPv6 forms
-//! of all of these.
+//! ([`refusal`]): every block IANA's IPv4 and IPv6 special-purpose registries mark not
+//! globally reachable (loopback, private, link-local, CGNAT, benchmarking, documentation,
+//! reserved, broadcast, ...), multicast, the cloud metadata and platform endpoints
+//! (169.254.169.254, fd00:ec2::254, Azure's 168.63.129.16, Alibaba's 100.100.100.200), and
+//! every IPv6 form embedding an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo), judged
+//! by the embedded address; see `guard_blocks`.
 //!
 //! What counts as *explicit* and is never screened:
 //! - `STATIC` clusters (a ServiceEntry's `endpoints`/`addresses` with `resolution: STATIC`):
@@ -45,7 +47,10 @@
 //! still goes to that route's cluster, never to a destination derived from the SNI.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
+
+#[path = "guard_blocks.rs"]
+mod guard_blocks;
 
 /// `%RESPONSE_CODE_DETAILS%` of a request refused for an SNI/Host mismatch.
 pub const SNI_HOST_MISMATCH: &str = "sni_host_mismatch";
@@ -53,56 +58,12 @@ pub const SNI_HOST_MISMATCH: &str = "sni_host_mismatch";
 /// Status of a request refused for an SNI/Host mismatch (Misdirected Request).
 pub const MISDIRECTED_STATUS: u16 = 421;
 
-/// The AWS IPv6 instance metadata address.
-const METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254);
-
-/// The cloud metadata address (AWS, Azure, GCP, ...).
-const METADATA_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
-
-/// Why the guard refuses `ip` as an upstream resolved from DNS, or `None` when it is allowed.
+/// Why the guard refuses `ip` as an upstream resolved from DNS, or `None` when it is allowed
+/// (the blocks are in `guard_blocks`).
 pub fn refusal(ip: IpAddr) -> Option<&'static str> {
     match ip {
-        IpAddr::V4(v4) => refusal_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => refusal_v4(v4),
-            None => refusal_v6(v6),
-        },
-    }
-}
-
-fn refusal_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = ip.octets();
-    if ip == METADATA_V4 {
-        Some("cloud metadata")
-    } else if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_private() {
-        Some("private")
-    } else if ip.is_link_local() {
-        Some("link-local")
-    } else if a == 100 && (b & 0xc0) == 64 {
-        Some("shared address space (CGNAT)")
-    } else if ip.is_unspecified() {
-        Some("unspecified")
-    } else {
-        None
-    }
-}
-
-fn refusal_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let first = ip.segments()[0];
-    if ip == METADATA_V6 {
-        Some("cloud metadata")
-    } else if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_unspecified() {
-        Some("unspecified")
-    } else if (first & 0xfe00) == 0xfc00 {
-        Some("unique local")
-    } else if (first & 0xffc0) == 0xfe80 {
-        Some("link-local")
-    } else {
-        None
+        IpAddr::V4(v4) => guard_blocks::refusal_v4(v4),
+        IpAddr::V6(v6) => guard_blocks::refusal_v6(v6),
     }
 }
 

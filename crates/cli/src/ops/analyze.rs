@@ -34,24 +34,28 @@ pub struct Observation {
     pub dry_run_denied: bool,
 }
 
-/// Splits a TEXT access-log line into fields: `[...]`, `"..."` and bare words.
-fn fields(line: &str) -> Vec<String> {
+/// Splits a TEXT access-log line into fields: `[...]`, `"..."` and bare words, each followed
+/// by one space or the end; `None` when a bracket or quote is not closed or is followed by
+/// anything but a space.
+fn fields(line: &str) -> Option<Vec<String>> {
     let mut out = Vec::new();
     let mut chars = line.chars().peekable();
     while let Some(&c) = chars.peek() {
         match c {
-            ' ' => {
-                chars.next();
-            }
             '"' | '[' => {
                 let close = if c == '"' { '"' } else { ']' };
                 chars.next();
                 let mut f = String::new();
+                let mut closed = false;
                 for ch in chars.by_ref() {
                     if ch == close {
+                        closed = true;
                         break;
                     }
                     f.push(ch);
+                }
+                if !closed {
+                    return None;
                 }
                 out.push(f);
             }
@@ -67,9 +71,54 @@ fn fields(line: &str) -> Vec<String> {
                 out.push(f);
             }
         }
+        match chars.next() {
+            None => break,
+            Some(' ') if chars.peek().is_some() => {}
+            Some(_) => return None,
+        }
     }
-    out
+    Some(out)
 }
+
+/// A host as a log may name it: a DNS name (or `*.` wildcard) or an IP address.
+fn plausible_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && (h.parse::<std::net::IpAddr>().is_ok()
+            || h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '*' | '_')))
+}
+
+/// An address field: `-` or an IP socket address.
+fn plausible_addr(a: &str) -> bool {
+    a == "-" || a.parse::<std::net::SocketAddr>().is_ok()
+}
+
+/// What reading a log found: the observations and how many lines could not be parsed exactly.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Read {
+    /// Lines that parsed and name an outbound cluster.
+    pub observations: Vec<Observation>,
+    /// Lines refused: not exactly a TEXT or JSON access-log line.
+    pub unparsable: usize,
+}
+
+/// Parses every line of one gateway's log.
+pub fn read_log(gateway_namespace: &str, text: &str) -> Read {
+    let mut read = Read::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match parse_line(gateway_namespace, line) {
+            Ok(Some(o)) => read.observations.push(o),
+            Ok(None) => {}
+            Err(Unparsable) => read.unparsable += 1,
+        }
+    }
+    read
+}
+
+/// A line that is not exactly an access-log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unparsable;
 
 /// `outbound|443||edition.cnn.com` → (443, `edition.cnn.com`).
 fn cluster_parts(cluster: &str) -> Option<(u16, String)> {
@@ -96,36 +145,56 @@ fn ip_of(addr: &str) -> String {
         .to_owned()
 }
 
-/// Parses one access-log line (Istio's default TEXT format, or JSON).
-pub fn parse_line(gateway_namespace: &str, line: &str) -> Option<Observation> {
-    let dry_run_denied = line.contains("rbac_dry_run_denied_matched_policy");
-    let (method, authority, cluster, local, remote, sni) = if line.trim_start().starts_with('{') {
-        let v: Value = serde_json::from_str(line).ok()?;
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
-        (
-            s("method"),
-            s("authority"),
-            s("upstream_cluster"),
-            s("downstream_local_address"),
-            s("downstream_remote_address"),
-            s("requested_server_name"),
-        )
-    } else {
-        let f = fields(line);
-        if f.len() < 22 {
-            return None;
-        }
-        let method = f[1].split(' ').next().unwrap_or("-").to_owned();
-        (
-            method,
-            f[14].clone(),
-            f[16].clone(),
-            f[18].clone(),
-            f[19].clone(),
-            f[20].clone(),
-        )
+/// Parses one access-log line (Istio's default TEXT format, or JSON): `Ok(None)` for a line
+/// that parses but names no outbound cluster (BlackHoleCluster, a direct response),
+/// `Err(Unparsable)` for anything that is not exactly such a line.
+pub fn parse_line(gateway_namespace: &str, line: &str) -> Result<Option<Observation>, Unparsable> {
+    let (method, authority, cluster, local, remote, sni, dry_run_denied) =
+        if line.trim_start().starts_with('{') {
+            let v: Value = serde_json::from_str(line).map_err(|_| Unparsable)?;
+            let s = |k: &str| match v.get(k) {
+                None | Some(Value::Null) => Ok("-".to_owned()),
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(_) => Err(Unparsable),
+            };
+            let details = s("response_code_details")? + " " + &s("connection_termination_details")?;
+            (
+                s("method")?,
+                s("authority")?,
+                s("upstream_cluster")?,
+                s("downstream_local_address")?,
+                s("downstream_remote_address")?,
+                s("requested_server_name")?,
+                details.contains("rbac_dry_run_denied_matched_policy"),
+            )
+        } else {
+            let f = fields(line).ok_or(Unparsable)?;
+            if f.len() != 22 {
+                return Err(Unparsable);
+            }
+            let request: Vec<&str> = f[1].split(' ').collect();
+            let numeric = |i: usize| f[i] == "-" || f[i].parse::<u64>().is_ok();
+            if request.len() != 3 || ![2, 7, 8, 9, 10].into_iter().all(numeric) {
+                return Err(Unparsable);
+            }
+            (
+                request[0].to_owned(),
+                f[14].clone(),
+                f[16].clone(),
+                f[18].clone(),
+                f[19].clone(),
+                f[20].clone(),
+                [&f[4], &f[5]]
+                    .iter()
+                    .any(|d| d.starts_with("rbac_dry_run_denied_matched_policy")),
+            )
+        };
+    if !plausible_addr(&local) || !plausible_addr(&remote) {
+        return Err(Unparsable);
+    }
+    let Some((port, cluster_host)) = cluster_parts(&cluster) else {
+        return Ok(None);
     };
-    let (port, cluster_host) = cluster_parts(&cluster)?;
     let http = method != "-" && !method.is_empty();
     let host = if http && authority != "-" {
         strip_port(&authority).to_ascii_lowercase()
@@ -134,7 +203,10 @@ pub fn parse_line(gateway_namespace: &str, line: &str) -> Option<Observation> {
     } else {
         cluster_host
     };
-    Some(Observation {
+    if !plausible_host(&host) {
+        return Err(Unparsable);
+    }
+    Ok(Some(Observation {
         gateway_namespace: gateway_namespace.to_owned(),
         host,
         port,
@@ -151,12 +223,12 @@ pub fn parse_line(gateway_namespace: &str, line: &str) -> Option<Observation> {
             .and_then(|(_, p)| p.parse().ok())
             .unwrap_or(port),
         dry_run_denied,
-    })
+    }))
 }
 
 /// Reads the logs of the store's gateway Pods (optionally of one namespace); sidecar logs are
 /// not read (their downstream is the workload itself).
-pub fn observe(store: &Store, namespace: Option<&str>) -> Result<Vec<Observation>, OpError> {
+pub fn observe(store: &Store, namespace: Option<&str>) -> Result<Read, OpError> {
     let dir = egress_cluster::up::run_dir(store.dir()).join("pods");
     let gateways: BTreeSet<String> = store
         .list("", "Pod", namespace)
@@ -172,7 +244,7 @@ pub fn observe(store: &Store, namespace: Option<&str>) -> Result<Vec<Observation
             ))
         })
         .collect();
-    let mut out = Vec::new();
+    let mut out = Read::default();
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Ok(out);
     };
@@ -194,7 +266,9 @@ pub fn observe(store: &Store, namespace: Option<&str>) -> Result<Vec<Observation
         let Ok(text) = std::fs::read_to_string(pod_dir.join("istio-proxy.log")) else {
             continue;
         };
-        out.extend(text.lines().filter_map(|l| parse_line(ns, l)));
+        let read = read_log(ns, &text);
+        out.observations.extend(read.observations);
+        out.unparsable += read.unparsable;
     }
     Ok(out)
 }
@@ -343,7 +417,16 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), OpError> {
-    let observations = observe(store, namespace)?;
+    let Read {
+        observations,
+        unparsable,
+    } = observe(store, namespace)?;
+    if unparsable > 0 {
+        writeln!(
+            err,
+            "{unparsable} access-log line(s) could not be parsed exactly and were ignored."
+        )?;
+    }
     if observations.is_empty() {
         writeln!(
             err,
@@ -375,13 +458,13 @@ mod tests {
 
     #[test]
     fn text_and_json_lines_parse() {
-        let h = parse_line("ns", HTTP).unwrap();
+        let h = parse_line("ns", HTTP).unwrap().unwrap();
         assert_eq!(
             (h.host.as_str(), h.port, h.protocol, h.source_ip.as_str()),
             ("edition.cnn.com", 80, "http", "127.1.50.4")
         );
         assert!(!h.dry_run_denied);
-        let t = parse_line("ns", TLS).unwrap();
+        let t = parse_line("ns", TLS).unwrap().unwrap();
         assert_eq!(
             (t.host.as_str(), t.port, t.protocol, t.source_ip.as_str()),
             ("edition.cnn.com", 443, "tls", "127.1.50.5")
@@ -391,23 +474,24 @@ mod tests {
             "ns",
             r#"{"method":"GET","authority":"api.example.com:8443","upstream_cluster":"outbound|8443||api.example.com","downstream_remote_address":"127.1.0.9:5000","requested_server_name":null}"#,
         )
+        .unwrap()
         .unwrap();
         assert_eq!((j.host.as_str(), j.port), ("api.example.com", 8443));
-        assert!(parse_line("ns", "garbage").is_none());
-        assert!(
+        assert_eq!(parse_line("ns", "garbage"), Err(Unparsable));
+        assert_eq!(
             parse_line(
                 "ns",
                 &HTTP.replace("outbound|80||edition.cnn.com", "BlackHoleCluster")
-            )
-            .is_none()
+            ),
+            Ok(None)
         );
     }
 
     #[test]
     fn suggestions_name_hosts_ports_and_principals() {
         let obs = vec![
-            parse_line("gw", HTTP).unwrap(),
-            parse_line("gw", TLS).unwrap(),
+            parse_line("gw", HTTP).unwrap().unwrap(),
+            parse_line("gw", TLS).unwrap().unwrap(),
         ];
         let ids = BTreeMap::from([(
             "127.1.50.4".to_owned(),
@@ -430,5 +514,33 @@ mod tests {
                 .any(|l| l.contains("443") && l.trim_end().ends_with('1')),
             "{table}"
         );
+    }
+
+    /// A TLS line whose SNI carried a newline and a forged TCP line, as the gateway writes it
+    /// (escaped, one line), and the raw forged half a gateway without escaping would have
+    /// written: neither becomes a suggestion; the bad ones are counted.
+    #[test]
+    fn forged_and_unparsable_lines_are_counted_not_suggested() {
+        let escaped_sni = TLS.replace(
+            " edition.cnn.com -",
+            r#" x\n[2026-11-24T06:06:40.000Z]\x20"-\x20-\x20-"\x20evil.example -"#,
+        );
+        let forged = TLS.replace("edition.cnn.com", "evil.example");
+        let truncated = &HTTP[..HTTP.len() - 20];
+        let text = [
+            HTTP,
+            &escaped_sni,
+            &format!("{forged} trailing"),
+            truncated,
+            r#"{"method":"GET","authority":"a\nb","upstream_cluster":"outbound|80||a"}"#,
+            r#"{"method":1,"upstream_cluster":"outbound|80||a"}"#,
+            "garbage",
+            "",
+        ]
+        .join("\n");
+        let read = read_log("gw", &text);
+        assert_eq!(read.unparsable, 6, "{read:?}");
+        assert_eq!(read.observations.len(), 1);
+        assert_eq!(read.observations[0].host, "edition.cnn.com");
     }
 }

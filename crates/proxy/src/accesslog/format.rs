@@ -213,7 +213,7 @@ impl Formatter {
         match &self.kind {
             Kind::Text(pieces) => render_text(pieces, entry),
             Kind::Json(fields) => {
-                let mut s = render_object(fields, entry).to_string();
+                let mut s = escape_json_extra(render_object(fields, entry).to_string());
                 s.push('\n');
                 s
             }
@@ -273,11 +273,54 @@ fn render_text(pieces: &[Piece], entry: &LogEntry) -> String {
                 Value::Num(n) => {
                     let _ = write!(out, "{n}");
                 }
-                Value::Str(s) => out.push_str(&truncate(s, op.max_len)),
+                Value::Str(s) => escape_text(&truncate(s, op.max_len), &mut out),
             },
         }
     }
     out
+}
+
+/// Appends an operator's value to a TEXT line so that no byte of it can end the line or
+/// reach the reader as a control character: `\n`, `\r` and `\t` as those two characters, any
+/// other control character (C0, DEL, C1) and the Unicode line and paragraph separators as
+/// `\u{XXXX}`, and the backslash itself as `\\`, so an escaped value reads back unambiguously.
+/// The format's own literal text (its closing newline) is written as it is. JSON needs no
+/// such step: serde_json escapes every control character in strings, as Envoy's JSON does.
+pub fn escape_text(value: &str, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// serde_json escapes C0 controls, `"` and `\\`; DEL, the C1 controls (NEL is a line break to
+/// some readers) and U+2028/U+2029 pass through. They only ever occur inside JSON strings
+/// here, so they are written as `\\uXXXX` escapes, which decode to the same value.
+fn escape_json_extra(json: String) -> String {
+    if !json.chars().any(needs_json_escape) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if needs_json_escape(c) {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn needs_json_escape(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
 }
 
 fn truncate(s: Cow<'_, str>, max: Option<usize>) -> Cow<'_, str> {

@@ -285,3 +285,47 @@ async fn each_provider_writes_its_own_filtered_line() {
     let got = lines.wait_for(3, Duration::from_secs(5)).await;
     assert_eq!(got, vec!["all 301", "envoy 404", "all 404"]);
 }
+
+/// A client's SNI, Host, path, user agent and header values carrying a newline and a forged
+/// TCP log line, CR, ESC, NUL, DEL, C1 and U+2028 render as one line in TEXT and in JSON.
+#[test]
+fn client_bytes_cannot_end_or_forge_a_line() {
+    let forged = "x\n[2024-01-11T21:09:42.835Z] \"- - -\" 0 - - - \"-\" 0 0 1 - \"-\" \"-\" \"-\" \"-\" \"1.2.3.4:443\" outbound|443||evil.example - 10.0.0.1:443 10.0.0.2:1 evil.example -";
+    let hostile = format!("{forged}\r\u{1b}[31m\u{0}\u{7f}\u{85}\u{2028}\\");
+    let mut e = http_entry();
+    e.requested_server_name = Some(hostile.clone());
+    e.authority = Some(hostile.clone());
+    e.path = Some(hostile.clone());
+    e.user_agent = Some(hostile.clone());
+    let text_custom = Formatter::text(
+        "%REQUESTED_SERVER_NAME% %REQ(:AUTHORITY)% %REQ(:PATH)% %REQ(USER-AGENT)%\n",
+    )
+    .unwrap();
+    for f in [
+        Formatter::default_text(),
+        Formatter::default_json(),
+        text_custom,
+    ] {
+        let line = f.render(&e);
+        let body = line.strip_suffix('\n').unwrap();
+        assert!(
+            !body.chars().any(|c| c.is_control() || c == '\u{2028}'),
+            "{line:?}"
+        );
+        assert!(body.contains("evil.example"), "the value is kept: {line:?}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&Formatter::default_json().render(&e)).unwrap();
+    assert_eq!(
+        json["path"],
+        hostile.as_str(),
+        "JSON escapes decode to the value"
+    );
+    let mut out = String::new();
+    format::escape_text(&hostile, &mut out);
+    assert!(out.starts_with("x\\n[2024"), "{out}");
+    assert!(
+        out.ends_with("\\r\\u{001b}[31m\\u{0000}\\u{007f}\\u{0085}\\u{2028}\\\\"),
+        "{out}"
+    );
+}

@@ -22,6 +22,7 @@ pub mod limited;
 pub mod local;
 pub mod pool;
 pub mod route;
+pub mod sanitize;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -248,6 +249,7 @@ async fn handle(
         None => path.clone(),
     };
 
+    sanitize::strip_envoy_headers(&mut parts.headers);
     headers::strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::EXPECT);
     if settings.use_remote_address {
