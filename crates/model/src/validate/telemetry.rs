@@ -15,6 +15,13 @@ use crate::resources::telemetry::{
 use crate::validate::common::parse_go_duration;
 use crate::validate::security::policy::{self, Layers};
 
+/// Parses `expr` as the CEL subset access-log filters accept (cel-go's error text on failure).
+/// Public only so the fuzz targets (`fuzz/`) can reach the parser; not part of the API.
+#[doc(hidden)]
+pub fn parse_cel(expr: &str) -> Result<(), String> {
+    cel::parse(expr)
+}
+
 /// Validate a Telemetry.
 pub fn validate(obj: &CustomObject<Telemetry>, r: &mut Report) {
     let default = Telemetry::default();
