@@ -175,7 +175,7 @@ fn virtual_service_gateways(inputs: &[Input], out: &mut Vec<Finding>) {
                     format!("Referenced gateway not found: {}", quote(gw_name)),
                 );
             }
-            let gw_hosts = gateway.map(|g| gateway_hosts(g)).unwrap_or_default();
+            let gw_hosts = gateway.map(gateway_hosts).unwrap_or_default();
             let visible = hosts_for_namespace(&gw_hosts, &vs.namespace);
             let found = visible
                 .iter()
