@@ -30,6 +30,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         run: virtual_service_gateways,
     },
     AnalyzerInfo {
+        name: "serviceentry.ProtocolAddressesAnalyzer",
+        codes: &["IST0134"],
+        run: service_entry_addresses,
+    },
+    AnalyzerInfo {
         name: "destinationrule.CaCertificateAnalyzer",
         codes: &["IST0128", "IST0129"],
         run: ca_certificates,
@@ -55,6 +60,11 @@ const NO_CA_DESTINATION: Msg = Msg {
 const NO_CA_PORT: Msg = Msg {
     code: "IST0129",
     name: "NoServerCertificateVerificationPortLevel",
+    level: Level::Warning,
+};
+const ADDRESSES_REQUIRED: Msg = Msg {
+    code: "IST0134",
+    name: "ServiceEntryAddressesRequired",
     level: Level::Warning,
 };
 const HOST_NOT_IN_GATEWAY: Msg = Msg {
@@ -335,6 +345,37 @@ fn ca_certificates(inputs: &[Input], out: &mut Vec<Finding>) {
                         dr.namespace,
                         port_text(p.get("port"))
                     ),
+                );
+            }
+        }
+    }
+}
+
+/// A ServiceEntry without `addresses` and a port whose protocol is TCP or unset: IST0134, once
+/// per such port. (istioctl skips this when the MeshConfig's proxy metadata turns on DNS capture
+/// with auto-allocation; egress has no such mode, so it always checks.)
+fn service_entry_addresses(inputs: &[Input], out: &mut Vec<Finding>) {
+    for se in of_kind(inputs, "ServiceEntry") {
+        if se.get(&["spec", "addresses"]).is_some_and(|a| !a.is_null()) {
+            continue;
+        }
+        let ports = se
+            .get(&["spec", "ports"])
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (i, p) in ports.iter().enumerate() {
+            let proto = p
+                .get("protocol")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if proto.is_empty() || proto == "TCP" {
+                report(
+                    out,
+                    &ADDRESSES_REQUIRED,
+                    se,
+                    &format!("spec.ports[{i}]"),
+                    "ServiceEntry addresses are required for this protocol.".to_owned(),
                 );
             }
         }

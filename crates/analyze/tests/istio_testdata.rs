@@ -66,6 +66,16 @@ const CASES: &[Case] = &[
         )],
     },
     Case {
+        name: "missing Addresses and Protocol in Service Entry",
+        file: "serviceentry-missing-addresses-protocol.yaml",
+        analyzer: "serviceentry.ProtocolAddressesAnalyzer",
+        expected: &[
+            ("IST0134", "ServiceEntry default/service-entry-test-03"),
+            ("IST0134", "ServiceEntry default/service-entry-test-04"),
+            ("IST0134", "ServiceEntry default/service-entry-test-07"),
+        ],
+    },
+    Case {
         name: "destinationrule with no cacert, simple at destinationlevel",
         file: "destinationrule-simple-destination.yaml",
         analyzer: "destinationrule.CaCertificateAnalyzer",
