@@ -170,16 +170,50 @@ enum Command {
         #[arg(long)]
         unix: PathBuf,
     },
-    /// Analyses of the local cluster.
+    /// istioctl analyze's analyzers over files (`-f`), the store, or both; or `traffic`.
+    #[command(args_conflicts_with_subcommands = true)]
     Analyze {
         #[command(subcommand)]
-        what: AnalyzeCommand,
+        what: Option<AnalyzeCommand>,
+        #[command(flatten)]
+        config: Box<AnalyzeConfigArgs>,
     },
     /// Workload sidecar processes.
     Sidecar {
         #[command(subcommand)]
         command: SidecarCommand,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct AnalyzeConfigArgs {
+    /// Files, directories or `-` to analyse, layered over the store's objects.
+    #[arg(short = 'f', long = "filename")]
+    filename: Vec<String>,
+    /// Read directories given to `-f` recursively.
+    #[arg(short = 'R', long = "recursive")]
+    recursive: bool,
+    /// The namespace analysed (and given to file objects without one); default `default`.
+    #[command(flatten)]
+    ns: NamespaceArg,
+    /// Analyse every namespace.
+    #[arg(short = 'A', long = "all-namespaces")]
+    all_namespaces: bool,
+    /// Read the store's objects too (`--use-kube=false`: only the files).
+    #[arg(long = "use-kube", default_value_t = true, action = clap::ArgAction::Set)]
+    use_kube: bool,
+    /// Output format: log, json or yaml.
+    #[arg(short = 'o', long = "output", default_value = "log")]
+    output: String,
+    /// The lowest level that makes the exit code 79: Info, Warning or Error.
+    #[arg(long = "failure-threshold", default_value = "Error")]
+    failure_threshold: String,
+    /// The lowest level printed: Info, Warning or Error.
+    #[arg(long = "output-threshold", default_value = "Info")]
+    output_threshold: String,
+    /// Suppress findings: `CODE=KIND NAME` (`*` wildcards), repeatable.
+    #[arg(short = 'S', long = "suppress")]
+    suppress: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -308,6 +342,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Command::Analyze { what: None, config } = &cli.command {
+        return analyze_config_main(cli.store.clone(), config);
+    }
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let mut out = stdout.lock();
@@ -331,6 +368,48 @@ fn main() -> ExitCode {
                 let _ = writeln!(io.err, "error: {text}");
             }
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn analyze_config_main(store: Option<PathBuf>, c: &AnalyzeConfigArgs) -> ExitCode {
+    use egress_cli::ops::analyze_config;
+    let args = analyze_config::ConfigArgs {
+        files: c.filename.clone(),
+        recursive: c.recursive,
+        namespace: c.ns.namespace.clone(),
+        all_namespaces: c.all_namespaces,
+        use_store: c.use_kube,
+        output: c.output.clone(),
+        failure_threshold: c.failure_threshold.clone(),
+        output_threshold: c.output_threshold.clone(),
+        suppress: c.suppress.clone(),
+    };
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let (mut out, mut err) = (stdout.lock(), stderr.lock());
+    let mut io = Io {
+        out: &mut out,
+        err: &mut err,
+    };
+    let store = if c.use_kube {
+        match open_store(store) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let _ = writeln!(io.err, "error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let result = analyze_config::run(store.as_ref(), &args, &mut std::io::stdin(), &mut io);
+    let _ = io.out.flush();
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err((code, e)) => {
+            let _ = writeln!(io.err, "Error: {e}");
+            ExitCode::from(code)
         }
     }
 }
@@ -456,9 +535,13 @@ fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), OpError> {
         | Command::Up(_)
         | Command::Down
         | Command::Exec { .. }
-        | Command::Logs { .. } => Err(OpError::Usage("unreachable: handled before".into())),
+        | Command::Logs { .. }
+        | Command::Analyze { what: None, .. } => {
+            Err(OpError::Usage("unreachable: handled before".into()))
+        }
         Command::Analyze {
-            what: AnalyzeCommand::Traffic { ns },
+            what: Some(AnalyzeCommand::Traffic { ns }),
+            ..
         } => {
             let store = open_store(cli.store)?;
             egress_cli::ops::analyze::run(&store, ns.namespace.as_deref(), io.out, io.err)

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod analyze;
+pub mod analyze_config;
 pub mod apply;
 pub mod delete;
 pub mod exec;
