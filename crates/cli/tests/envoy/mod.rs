@@ -70,7 +70,7 @@ pub fn envoy_or_skip() -> Option<PathBuf> {
     let envoy = match envoy_binary() {
         Ok(p) => p,
         Err(reason) => {
-            egress_testkit::skip(&format!("{reason}"));
+            egress_testkit::skip(&reason);
             return None;
         }
     };
