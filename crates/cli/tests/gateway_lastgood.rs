@@ -13,230 +13,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod gateway_process;
 
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::Cluster;
-use egress_testkit::{HttpUpstream, eventually};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-
-const UPSTREAM_HEADER: &str = "x-testkit-upstream";
-const TARGET_PORT: u16 = 8080;
-const NS: &str = "aks-istio-egress";
-const MESH_CONFIG: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio-shared-configmap-asm-1-24\n  namespace: aks-istio-system\ndata:\n  mesh: |-\n    accessLogFile: /dev/stdout\n";
-
-fn gateway_yaml(hosts: &[&str]) -> String {
-    let hosts: String = hosts.iter().map(|h| format!("    - {h}\n")).collect();
-    format!(
-        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: lg-gateway\n  namespace: {NS}\nspec:\n  selector:\n    istio: lgtest\n  servers:\n  - port:\n      number: 80\n      name: http\n      protocol: HTTP\n    hosts:\n{hosts}"
-    )
-}
-
-fn service_entry_yaml(name: &str, host: &str, upstream: SocketAddr) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: {name}\n  namespace: {NS}\nspec:\n  hosts:\n  - {host}\n  location: MESH_EXTERNAL\n  ports:\n  - number: 80\n    name: http\n    protocol: HTTP\n  resolution: STATIC\n  endpoints:\n  - address: {}\n    ports:\n      http: {}\n",
-        upstream.ip(),
-        upstream.port()
-    )
-}
-
-fn virtual_service_yaml(name: &str, host: &str, destination: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: {name}\n  namespace: {NS}\nspec:\n  hosts:\n  - {host}\n  gateways:\n  - lg-gateway\n  http:\n  - route:\n    - destination:\n        host: {destination}\n        port:\n          number: 80\n"
-    )
-}
-
-struct Gateway {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-    ip: IpAddr,
-}
-
-impl Gateway {
-    fn start(store: Option<&Path>, config: Option<&Path>, ip: &str) -> Gateway {
-        let mut cmd = Command::new(common::bin());
-        cmd.env_remove("EGRESS_STORE");
-        if let Some(store) = store {
-            cmd.arg("--store").arg(store);
-        }
-        cmd.args(["gateway", "run"]);
-        if let Some(config) = config {
-            cmd.arg("--config").arg(config);
-        }
-        let mut child = cmd
-            .args([
-                "--namespace",
-                NS,
-                "--labels",
-                "istio=lgtest,app=lgtest",
-                "--service-account",
-                "lgtest",
-                "--revision",
-                "asm-1-24",
-                "--service-ports",
-                &format!("80:{TARGET_PORT}"),
-                "--listen-address",
-                ip,
-                "--drain-grace",
-                "1",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (log, _) = common::collect_output(&mut child);
-        Gateway {
-            child,
-            log,
-            ip: ip.parse().unwrap(),
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::new(self.ip, TARGET_PORT)
-    }
-
-    fn lines(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    async fn wait_log(&self, needles: &[&str]) -> String {
-        let line = common::wait_for_line(&self.log, needles, Duration::from_secs(20)).await;
-        line.unwrap_or_else(|| panic!("no log line containing {needles:?}:\n{}", self.lines()))
-    }
-
-    /// Waits until `host` is answered with `status` (by `upstream` when given).
-    async fn wait_route(&self, host: &str, status: u16, upstream: Option<SocketAddr>) {
-        let addr = self.addr();
-        let want = upstream.map(|u| u.to_string());
-        let ok = eventually(Duration::from_secs(20), || {
-            let want = want.clone();
-            async move {
-                match get(addr, host).await {
-                    Ok((s, from)) => s == status && (want.is_none() || from == want),
-                    Err(_) => false,
-                }
-            }
-        })
-        .await;
-        assert!(
-            ok.is_ok(),
-            "{host} never answered {status} from {upstream:?}; last: {:?}\n{}",
-            get(addr, host).await,
-            self.lines()
-        );
-    }
-
-    /// Waits until the reload figures satisfy `cond`; returns them.
-    async fn wait_figures(&self, what: &str, cond: impl Fn(&BTreeMap<String, f64>) -> bool) {
-        let ip = self.ip;
-        let ok = eventually(Duration::from_secs(20), || {
-            let cond = &cond;
-            async move { cond(&figures(ip).await) }
-        })
-        .await;
-        assert!(
-            ok.is_ok(),
-            "figures never showed {what}: {:?}\n{}",
-            figures(self.ip).await,
-            self.lines()
-        );
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-async fn get(addr: SocketAddr, host: &str) -> Result<(u16, Option<String>), String> {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(conn);
-    let req = hyper::Request::get("/")
-        .header("host", host)
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("request: {e}"))?;
-    let status = resp.status().as_u16();
-    let from = resp
-        .headers()
-        .get(UPSTREAM_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    resp.into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("body: {e}"))?;
-    Ok((status, from))
-}
-
-/// The `egress_config_*` samples on `:15020/stats/prometheus`, keyed `name{k=v,...}`.
-async fn figures(ip: IpAddr) -> BTreeMap<String, f64> {
-    let Ok(out) = egress_testkit::Curl::new(format!("http://{ip}:15020/stats/prometheus"))
-        .fetch()
-        .await
-    else {
-        return BTreeMap::new();
-    };
-    let lines = out.body.lines().map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
-    scrape
-        .samples
-        .into_iter()
-        .filter(|s| s.metric.starts_with("egress_config_"))
-        .map(|s| {
-            let mut labels: Vec<String> =
-                s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            labels.sort();
-            let key = if labels.is_empty() {
-                s.metric.clone()
-            } else {
-                format!("{}{{{}}}", s.metric, labels.join(","))
-            };
-            let value = match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => f64::NAN,
-            };
-            (key, value)
-        })
-        .collect()
-}
-
-async fn upstream(addr: &str) -> HttpUpstream {
-    HttpUpstream::start(addr.parse().unwrap()).await.unwrap()
-}
+use egress_testkit::eventually;
+use gateway_process::{
+    GatewayProcess, MESH_CONFIG, NS, TARGET_PORT, config_figures, gateway_yaml, get,
+    service_entry_yaml, upstream, virtual_service_yaml,
+};
 
 fn truncate(path: &Path, keep: usize) {
     let bytes = std::fs::read(path).unwrap();
@@ -255,13 +45,13 @@ async fn a_truncated_object_never_blocks_a_deletion_and_apply_repairs_it() {
     let se_b = service_entry_yaml("upstream-b", "b.upstream.test", b.local_addr());
     let all = format!(
         "{MESH_CONFIG}---\n{}---\n{}---\n{se_b}---\n{}---\n{}",
-        gateway_yaml(&["a.example.com", "b.example.com"]),
+        gateway_yaml("lg", &["a.example.com", "b.example.com"]),
         service_entry_yaml("upstream-a", "a.upstream.test", a.local_addr()),
-        virtual_service_yaml("route-a", "a.example.com", "a.upstream.test"),
-        virtual_service_yaml("route-b", "b.example.com", "b.upstream.test"),
+        virtual_service_yaml("lg", "route-a", "a.example.com", "a.upstream.test"),
+        virtual_service_yaml("lg", "route-b", "b.example.com", "b.upstream.test"),
     );
     c.run_stdin(&["apply", "-f", "-"], &all).ok();
-    let gw = Gateway::start(Some(&c.store()), None, "127.80.0.1");
+    let gw = GatewayProcess::start(Some(&c.store()), None, "127.80.0.1".parse().unwrap(), "lg");
     gw.wait_route("a.example.com", 200, Some(a.local_addr()))
         .await;
     gw.wait_route("b.example.com", 200, Some(b.local_addr()))
@@ -280,7 +70,7 @@ async fn a_truncated_object_never_blocks_a_deletion_and_apply_repairs_it() {
         .ok();
     gw.wait_route("a.example.com", 404, None).await;
     // The damaged object keeps its last good version: b is still served.
-    let got = get(gw.addr(), "b.example.com").await.unwrap();
+    let got = get(gw.addr(), "b.example.com", "/").await.unwrap();
     assert_eq!(got, (200, Some(b.local_addr().to_string())));
     let line = gw
         .wait_log(&[
@@ -319,7 +109,7 @@ async fn a_truncated_object_never_blocks_a_deletion_and_apply_repairs_it() {
     assert!(!file.exists());
     let addr = gw.addr();
     let gone = eventually(Duration::from_secs(20), || async move {
-        matches!(get(addr, "b.example.com").await, Ok((s, _)) if s != 200)
+        matches!(get(addr, "b.example.com", "/").await, Ok((s, _)) if s != 200)
     })
     .await;
     assert!(gone.is_ok(), "b is still served:\n{}", gw.lines());
@@ -331,7 +121,7 @@ fn config_dir(dir: &Path, a: SocketAddr, b: SocketAddr) -> PathBuf {
     std::fs::write(config.join("mesh.yaml"), MESH_CONFIG).unwrap();
     std::fs::write(
         config.join("gateway.yaml"),
-        gateway_yaml(&["h.example.com"]),
+        gateway_yaml("lg", &["h.example.com"]),
     )
     .unwrap();
     let entries = format!(
@@ -342,7 +132,7 @@ fn config_dir(dir: &Path, a: SocketAddr, b: SocketAddr) -> PathBuf {
     std::fs::write(config.join("entries.yaml"), entries).unwrap();
     std::fs::write(
         config.join("vs.yaml"),
-        virtual_service_yaml("route", "h.example.com", "b.upstream.test"),
+        virtual_service_yaml("lg", "route", "h.example.com", "b.upstream.test"),
     )
     .unwrap();
     config
@@ -355,7 +145,7 @@ async fn a_half_written_file_is_never_served() {
     let b2 = upstream("127.81.0.5:0").await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_dir(dir.path(), a.local_addr(), b.local_addr());
-    let gw = Gateway::start(None, Some(&config), "127.80.0.2");
+    let gw = GatewayProcess::start(None, Some(&config), "127.80.0.2".parse().unwrap(), "lg");
     gw.wait_route("h.example.com", 200, Some(b.local_addr()))
         .await;
     gw.wait_figures("version 1", |f| {
@@ -375,10 +165,10 @@ async fn a_half_written_file_is_never_served() {
     writer.flush().unwrap();
     gw.wait_log(&["still being written", "entries.yaml"]).await;
     for _ in 0..5 {
-        let got = get(gw.addr(), "h.example.com").await.unwrap();
+        let got = get(gw.addr(), "h.example.com", "/").await.unwrap();
         assert_eq!(got, (200, Some(b.local_addr().to_string())));
     }
-    let f = figures(gw.ip).await;
+    let f = config_figures(gw.ip).await.unwrap_or_default();
     assert_eq!(f["egress_config_version"], 1.0, "{f:?}");
     assert_eq!(gw.count("configuration loaded"), 1, "{}", gw.lines());
 
@@ -411,7 +201,7 @@ async fn a_half_written_file_is_never_served() {
     })
     .await;
     gw.wait_log(&["configuration recovered"]).await;
-    let got = get(gw.addr(), "h.example.com").await.unwrap();
+    let got = get(gw.addr(), "h.example.com", "/").await.unwrap();
     assert_eq!(got, (200, Some(b2.local_addr().to_string())));
 }
 
@@ -421,7 +211,7 @@ async fn sighup_rereads_the_configuration_and_never_kills() {
     let b = upstream("127.81.0.7:0").await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_dir(dir.path(), a.local_addr(), b.local_addr());
-    let mut gw = Gateway::start(None, Some(&config), "127.80.0.3");
+    let mut gw = GatewayProcess::start(None, Some(&config), "127.80.0.3".parse().unwrap(), "lg");
     gw.wait_route("h.example.com", 200, Some(b.local_addr()))
         .await;
     for round in 1..=3 {
@@ -438,7 +228,7 @@ async fn sighup_rereads_the_configuration_and_never_kills() {
         .await;
         assert!(ok.is_ok(), "round {round}:\n{}", gw.lines());
         assert!(gw.child.try_wait().unwrap().is_none(), "{}", gw.lines());
-        let got = get(gw.addr(), "h.example.com").await.unwrap();
+        let got = get(gw.addr(), "h.example.com", "/").await.unwrap();
         assert_eq!(got, (200, Some(b.local_addr().to_string())));
     }
 }
@@ -457,13 +247,13 @@ async fn kube_mode_keeps_an_invalid_objects_last_good_version() {
     let a = upstream("127.81.0.8:0").await;
     let b = upstream("127.81.0.9:0").await;
     let server = MockApiServer::start().unwrap();
-    let route_b = virtual_service_yaml("route-b", "b.example.com", "b.upstream.test");
+    let route_b = virtual_service_yaml("lg", "route-b", "b.example.com", "b.upstream.test");
     for yaml in [
         MESH_CONFIG.to_owned(),
-        gateway_yaml(&["a.example.com", "b.example.com"]),
+        gateway_yaml("lg", &["a.example.com", "b.example.com"]),
         service_entry_yaml("upstream-a", "a.upstream.test", a.local_addr()),
         service_entry_yaml("upstream-b", "b.upstream.test", b.local_addr()),
-        virtual_service_yaml("route-a", "a.example.com", "a.upstream.test"),
+        virtual_service_yaml("lg", "route-a", "a.example.com", "a.upstream.test"),
         route_b.clone(),
     ] {
         server.put(object(&yaml)).unwrap();
@@ -495,7 +285,7 @@ async fn kube_mode_keeps_an_invalid_objects_last_good_version() {
         .spawn()
         .unwrap();
     let (log, _) = common::collect_output(&mut child);
-    let gw = Gateway {
+    let gw = GatewayProcess {
         child,
         log,
         ip: "127.80.0.4".parse().unwrap(),
@@ -523,7 +313,7 @@ async fn kube_mode_keeps_an_invalid_objects_last_good_version() {
         )
         .unwrap();
     gw.wait_route("a.example.com", 404, None).await;
-    let got = get(gw.addr(), "b.example.com").await.unwrap();
+    let got = get(gw.addr(), "b.example.com", "/").await.unwrap();
     assert_eq!(got, (200, Some(b.local_addr().to_string())));
     let held = "egress_config_objects_held{kind=VirtualService,state=last_good}";
     gw.wait_figures("route-b held", |f| f.get(held) == Some(&1.0))

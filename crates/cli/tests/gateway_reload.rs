@@ -11,207 +11,28 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod gateway_process;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::Cluster;
-use egress_testkit::{HttpUpstream, eventually};
-use http_body_util::{BodyExt, Empty};
+use egress_testkit::eventually;
+use gateway_process::{
+    GatewayProcess, MESH_CONFIG, NS, config_figures, connect, gateway_yaml, get, send,
+    service_entry_yaml, upstream, virtual_service_yaml,
+};
+use http_body_util::Empty;
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
-
-/// The header the test kit's upstreams put on every reply: their listening address.
-const UPSTREAM_HEADER: &str = "x-testkit-upstream";
-/// The gateway Service's port 80 is the container's 8080.
-const TARGET_PORT: u16 = 8080;
-const NS: &str = "aks-istio-egress";
-const MESH_CONFIG: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio-shared-configmap-asm-1-24\n  namespace: aks-istio-system\ndata:\n  mesh: |-\n    accessLogFile: /dev/stdout\n";
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-/// A Gateway selecting `istio=lbtest`, plain HTTP on port 80 for `host`.
-fn gateway_yaml(host: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: lb-gateway\n  namespace: {NS}\nspec:\n  selector:\n    istio: lbtest\n  servers:\n  - port:\n      number: 80\n      name: http\n      protocol: HTTP\n    hosts:\n    - {host}\n"
-    )
-}
-
-/// A `STATIC` ServiceEntry `name` whose one endpoint is `upstream` (its real port).
-fn service_entry_yaml(name: &str, host: &str, upstream: SocketAddr) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: {name}\n  namespace: {NS}\nspec:\n  hosts:\n  - {host}\n  location: MESH_EXTERNAL\n  ports:\n  - number: 80\n    name: http\n    protocol: HTTP\n  resolution: STATIC\n  endpoints:\n  - address: {}\n    ports:\n      http: {}\n",
-        upstream.ip(),
-        upstream.port()
-    )
-}
-
-/// A VirtualService bound to the gateway, routing `host` to `destination` port 80.
-fn virtual_service_yaml(host: &str, destination: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: lb-route\n  namespace: {NS}\nspec:\n  hosts:\n  - {host}\n  gateways:\n  - lb-gateway\n  http:\n  - route:\n    - destination:\n        host: {destination}\n        port:\n          number: 80\n"
-    )
-}
-
-/// A running `egress gateway run` process and what it printed.
-struct GatewayProcess {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-    ip: IpAddr,
-}
-
-impl GatewayProcess {
-    /// Starts `egress [--store S] gateway run [--config DIR]` listening on `ip`.
-    fn start(store: Option<&Path>, config: Option<&Path>, ip: IpAddr) -> GatewayProcess {
-        let mut cmd = Command::new(common::bin());
-        cmd.env_remove("EGRESS_STORE");
-        if let Some(store) = store {
-            cmd.arg("--store").arg(store);
-        }
-        cmd.args(["gateway", "run"]);
-        if let Some(config) = config {
-            cmd.arg("--config").arg(config);
-        }
-        let mut child = cmd
-            .args([
-                "--namespace",
-                NS,
-                "--labels",
-                "istio=lbtest,app=lbtest",
-                "--service-account",
-                "lbtest",
-                "--revision",
-                "asm-1-24",
-                "--service-ports",
-                &format!("80:{TARGET_PORT}"),
-                "--listen-address",
-                &ip.to_string(),
-                "--drain-grace",
-                "1",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (log, _) = common::collect_output(&mut child);
-        GatewayProcess { child, log, ip }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::new(self.ip, TARGET_PORT)
-    }
-
-    fn lines(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    async fn wait_ready(&self) {
-        let health = SocketAddr::new(self.ip, 15021);
-        let ok = eventually(Duration::from_secs(30), || async move {
-            matches!(
-                get(health, "localhost", "/healthz/ready").await,
-                Ok((200, _))
-            )
-        })
-        .await;
-        assert!(ok.is_ok(), "gateway never became ready:\n{}", self.lines());
-    }
-
-    /// Waits for a log line containing every one of `needles`; returns it.
-    async fn wait_log(&self, needles: &[&str]) -> String {
-        let line = common::wait_for_line(&self.log, needles, Duration::from_secs(15)).await;
-        line.unwrap_or_else(|| panic!("no log line containing {needles:?}:\n{}", self.lines()))
-    }
-
-    /// Waits until a request for `host` is answered with `status` by `upstream` (when given).
-    async fn wait_route(&self, host: &str, status: u16, upstream: Option<SocketAddr>) {
-        let addr = self.addr();
-        let want = upstream.map(|u| u.to_string());
-        let ok = eventually(Duration::from_secs(20), || {
-            let want = want.clone();
-            async move {
-                match get(addr, host, "/").await {
-                    Ok((s, from)) => s == status && (want.is_none() || from == want),
-                    Err(_) => false,
-                }
-            }
-        })
-        .await;
-        assert!(
-            ok.is_ok(),
-            "{host} never answered {status} from {upstream:?}; last: {:?}\n{}",
-            get(addr, host, "/").await,
-            self.lines()
-        );
-    }
-}
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-/// One HTTP/1.1 connection to `addr`.
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, String> {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| format!("handshake {addr}: {e}"))?;
-    tokio::spawn(conn);
-    Ok(sender)
-}
-
-/// Sends `GET path` with `Host: host` on `sender`; returns the status and the answering upstream.
-async fn send(
-    sender: &mut SendRequest<Empty<Bytes>>,
-    host: &str,
-    path: &str,
-) -> Result<(u16, Option<String>), String> {
-    let req = hyper::Request::get(path)
-        .header("host", host)
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("request: {e}"))?;
-    let status = resp.status().as_u16();
-    let from = resp
-        .headers()
-        .get(UPSTREAM_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    resp.into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("body: {e}"))?;
-    Ok((status, from))
-}
-
-/// One request on a new connection.
-async fn get(addr: SocketAddr, host: &str, path: &str) -> Result<(u16, Option<String>), String> {
-    let mut sender = connect(addr).await?;
-    send(&mut sender, host, path).await
-}
-
-async fn upstream(addr: &str) -> HttpUpstream {
-    HttpUpstream::start(addr.parse().unwrap()).await.unwrap()
 }
 
 /// Writes `text` to `path` atomically (a temporary file renamed over it).
@@ -227,7 +48,7 @@ fn config_dir(dir: &Path, host: &str, a: SocketAddr, b: SocketAddr) -> PathBuf {
     let config = dir.join("config");
     std::fs::create_dir(&config).unwrap();
     std::fs::write(config.join("mesh.yaml"), MESH_CONFIG).unwrap();
-    std::fs::write(config.join("gateway.yaml"), gateway_yaml(host)).unwrap();
+    std::fs::write(config.join("gateway.yaml"), gateway_yaml("lb", &[host])).unwrap();
     let entries = format!(
         "{}---\n{}",
         service_entry_yaml("upstream-a", "a.upstream.test", a),
@@ -235,7 +56,10 @@ fn config_dir(dir: &Path, host: &str, a: SocketAddr, b: SocketAddr) -> PathBuf {
     );
     std::fs::write(config.join("entries.yaml"), entries).unwrap();
     let vs = config.join("vs.yaml");
-    write_atomic(&vs, &virtual_service_yaml(host, "a.upstream.test"));
+    write_atomic(
+        &vs,
+        &virtual_service_yaml("lb", "lb-route", host, "a.upstream.test"),
+    );
     config
 }
 
@@ -249,14 +73,14 @@ async fn gateway_follows_the_store_change_feed() {
     c.namespace(NS);
     let all = format!(
         "{MESH_CONFIG}---\n{}---\n{}---\n{}---\n{}",
-        gateway_yaml(host),
+        gateway_yaml("lb", &[host]),
         service_entry_yaml("upstream-a", "a.upstream.test", a.local_addr()),
         service_entry_yaml("upstream-b", "b.upstream.test", b.local_addr()),
-        virtual_service_yaml(host, "a.upstream.test")
+        virtual_service_yaml("lb", "lb-route", host, "a.upstream.test")
     );
     c.run_stdin(&["apply", "-f", "-"], &all).ok();
 
-    let gw = GatewayProcess::start(Some(&c.store()), None, ip("127.0.92.1"));
+    let gw = GatewayProcess::start(Some(&c.store()), None, ip("127.0.92.1"), "lb");
     gw.wait_ready().await;
     gw.wait_route(host, 200, Some(a.local_addr())).await;
     assert_eq!(a.requests()[0].host.as_deref(), Some(host));
@@ -264,7 +88,7 @@ async fn gateway_follows_the_store_change_feed() {
     // A changed VirtualService reaches the running gateway through the change feed.
     c.run_stdin(
         &["apply", "-f", "-"],
-        &virtual_service_yaml(host, "b.upstream.test"),
+        &virtual_service_yaml("lb", "lb-route", host, "b.upstream.test"),
     )
     .ok();
     gw.wait_route(host, 200, Some(b.local_addr())).await;
@@ -307,11 +131,11 @@ async fn gateway_follows_the_store_change_feed() {
     };
     let before = fingerprint(&c);
     assert!(before.len() > 100, "uid, version and root: {before:?}");
-    let second = GatewayProcess::start(Some(&c.store()), None, ip("127.0.92.4"));
+    let second = GatewayProcess::start(Some(&c.store()), None, ip("127.0.92.4"), "lb");
     second.wait_ready().await;
     c.run_stdin(
         &["apply", "-f", "-"],
-        &virtual_service_yaml(host, "a.upstream.test"),
+        &virtual_service_yaml("lb", "lb-route", host, "a.upstream.test"),
     )
     .ok();
     second.wait_route(host, 200, Some(a.local_addr())).await;
@@ -424,7 +248,7 @@ async fn config_change_under_load_loses_no_request() {
     let b = upstream("127.0.91.4:0").await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_dir(dir.path(), HOST, a.local_addr(), b.local_addr());
-    let gw = GatewayProcess::start(None, Some(&config), ip("127.0.92.2"));
+    let gw = GatewayProcess::start(None, Some(&config), ip("127.0.92.2"), "lb");
     gw.wait_ready().await;
     gw.wait_route(HOST, 200, Some(a.local_addr())).await;
     let before = a.requests().len() + b.requests().len();
@@ -462,7 +286,7 @@ async fn config_change_under_load_loses_no_request() {
 
     write_atomic(
         &config.join("vs.yaml"),
-        &virtual_service_yaml(HOST, "b.upstream.test"),
+        &virtual_service_yaml("lb", "lb-route", HOST, "b.upstream.test"),
     );
     // Every task sees the new upstream (or runs out of its budget), then the load stops.
     let _ = eventually(Duration::from_secs(20), || {
@@ -539,13 +363,14 @@ async fn invalid_config_keeps_last_good_snapshot() {
     let b = upstream("127.0.91.6:0").await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_dir(dir.path(), HOST, a.local_addr(), b.local_addr());
-    let gw = GatewayProcess::start(None, Some(&config), ip("127.0.92.3"));
+    let gw = GatewayProcess::start(None, Some(&config), ip("127.0.92.3"), "lb");
     gw.wait_ready().await;
     gw.wait_route(HOST, 200, Some(a.local_addr())).await;
 
     // Route to B, but with a misspelt field on line 12: the VirtualService is refused and keeps its last good version.
     let vs = config.join("vs.yaml");
-    let invalid = virtual_service_yaml(HOST, "b.upstream.test").replace("route:", "rooute:");
+    let invalid = virtual_service_yaml("lb", "lb-route", HOST, "b.upstream.test")
+        .replace("route:", "rooute:");
     write_atomic(&vs, &invalid);
     let line = gw.wait_log(&["configuration refused", "vs.yaml:"]).await;
     println!("refused: {line}");
@@ -563,7 +388,7 @@ async fn invalid_config_keeps_last_good_snapshot() {
     }
     assert!(b.requests().is_empty());
     // The refusal shows in the gateway's reload figures: version 1 still in service.
-    let figures = reload_figures(ip("127.0.92.3")).await;
+    let figures = config_figures(ip("127.0.92.3")).await.unwrap();
     assert_eq!(
         figures["egress_config_reload_total{result=ok}"], 1.0,
         "{figures:?}"
@@ -579,7 +404,10 @@ async fn invalid_config_keeps_last_good_snapshot() {
     assert_eq!(figures["egress_config_version"], 1.0, "{figures:?}");
 
     // A fixed file is applied.
-    write_atomic(&vs, &virtual_service_yaml(HOST, "b.upstream.test"));
+    write_atomic(
+        &vs,
+        &virtual_service_yaml("lb", "lb-route", HOST, "b.upstream.test"),
+    );
     gw.wait_route(HOST, 200, Some(b.local_addr())).await;
     // Two snapshots were loaded: the first configuration and the fixed one, never the invalid.
     let log = gw.log.clone();
@@ -596,7 +424,7 @@ async fn invalid_config_keeps_last_good_snapshot() {
     })
     .await;
     assert!(two.is_ok(), "{} loads:\n{}", loaded(), gw.lines());
-    let figures = reload_figures(ip("127.0.92.3")).await;
+    let figures = config_figures(ip("127.0.92.3")).await.unwrap();
     assert_eq!(
         figures["egress_config_reload_total{result=ok}"], 2.0,
         "{figures:?}"
@@ -606,36 +434,4 @@ async fn invalid_config_keeps_last_good_snapshot() {
         "{figures:?}"
     );
     assert_eq!(figures["egress_config_version"], 2.0, "{figures:?}");
-}
-
-/// The `egress_config_*` samples of a gateway's `:15020/stats/prometheus`, parsed with a
-/// Prometheus text-format parser, keyed `name{label=value}` (or `name`).
-async fn reload_figures(ip: IpAddr) -> BTreeMap<String, f64> {
-    let out = egress_testkit::Curl::new(format!("http://{ip}:15020/stats/prometheus"))
-        .fetch()
-        .await
-        .unwrap();
-    assert_eq!(out.status, 200, "{out:?}");
-    let lines = out.body.lines().map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
-    scrape
-        .samples
-        .into_iter()
-        .filter(|s| s.metric.starts_with("egress_config_"))
-        .map(|s| {
-            let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let key = if labels.is_empty() {
-                s.metric.clone()
-            } else {
-                format!("{}{{{}}}", s.metric, labels.join(","))
-            };
-            let value = match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => f64::NAN,
-            };
-            (key, value)
-        })
-        .collect()
 }

@@ -253,82 +253,17 @@ fn seed_cluster(c: &Cluster, range: u8, stand_in: &str, mesh: &str) -> (Up, Stor
     (up, store)
 }
 
-/// The seed's ServiceEntry for `edition.cnn.com` (its HTTP scenario, step 1).
-const SEED_SERVICE_ENTRY: &str = "apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: cnn
-spec:
-  hosts:
-  - edition.cnn.com
-  ports:
-  - number: 80
-    name: http-port
-    protocol: HTTP
-  - number: 443
-    name: https
-    protocol: HTTPS
-  resolution: DNS
-";
+/// The seed's HTTP egress configuration (ServiceEntry, Gateway, DestinationRule,
+/// VirtualService), the README's sample.
+const SEED_HTTP_EGRESS: &str = include_str!("../../../samples/seed-http-egress.yaml");
 
-/// The seed's HTTP egress gateway configuration (step 2), its variables filled in.
-const SEED_HTTP_GATEWAY: &str = "apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: istio-egressgateway
-spec:
-  selector:
-    istio: asm-egress-test
-  servers:
-  - port:
-      number: 80
-      name: http
-      protocol: HTTP
-    hosts:
-    - edition.cnn.com
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: egressgateway-for-cnn
-spec:
-  host: asm-egress-test.aks-istio-egress.svc.cluster.local
-  subsets:
-  - name: cnn
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: direct-cnn-through-egress-gateway
-spec:
-  hosts:
-  - edition.cnn.com
-  gateways:
-  - istio-egressgateway
-  - mesh
-  http:
-  - match:
-    - gateways:
-      - mesh
-      port: 80
-    route:
-    - destination:
-        host: asm-egress-test.aks-istio-egress.svc.cluster.local
-        subset: cnn
-        port:
-          number: 80
-      weight: 100
-  - match:
-    - gateways:
-      - istio-egressgateway
-      port: 80
-    route:
-    - destination:
-        host: edition.cnn.com
-        port:
-          number: 80
-      weight: 100
-";
+/// The sample's first document (behind its comment lines): the seed's ServiceEntry for
+/// `edition.cnn.com`.
+fn seed_service_entry() -> &'static str {
+    SEED_HTTP_EGRESS
+        .split_once("\n---\n")
+        .map_or(SEED_HTTP_EGRESS, |(first, _)| first)
+}
 
 const DENY_POLITICS: &str = "apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -421,8 +356,7 @@ fn gateway_pods_enforce_each_change_as_declared() {
         stand_in,
         "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY",
     );
-    apply(&c, SEED_SERVICE_ENTRY);
-    apply(&c, SEED_HTTP_GATEWAY);
+    apply(&c, SEED_HTTP_EGRESS);
     let gws = ready_pods(&store, "istio", "asm-egress-test");
     let mut t = Timings(Vec::new());
     t.enforced(
@@ -611,7 +545,7 @@ fn gateway_pods_enforce_each_change_as_declared() {
         GIVE_UP,
         at("/politics", "503"),
     );
-    let since = apply(&c, SEED_SERVICE_ENTRY);
+    let since = apply(&c, seed_service_entry());
     t.enforced(
         "ServiceEntry applied: 200",
         since,
@@ -708,7 +642,7 @@ fn the_sidecar_enforces_each_change_as_declared() {
     let since = mesh_config(&c, "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY");
     t.enforced("MeshConfig REGISTRY_ONLY: 502", since, GIVE_UP, at("502"));
 
-    let since = apply(&c, SEED_SERVICE_ENTRY);
+    let since = apply(&c, seed_service_entry());
     t.enforced("ServiceEntry applied: 200", since, GIVE_UP, at("200"));
     let since = delete(&c, "serviceentry/cnn");
     t.enforced("ServiceEntry deleted: 502", since, GIVE_UP, at("502"));
