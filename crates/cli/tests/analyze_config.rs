@@ -8,20 +8,13 @@
 
 mod common;
 
-use common::{Cluster, seed_manifests, shared};
+use common::Cluster;
 use serde_json::Value;
 
 const NS: &str = "aks-istio-egress";
 
 fn seeded() -> Option<(Cluster, Vec<String>)> {
-    // The seed beside the repository, or where `EGRESS_SHARED` says.
-    let Some(shared) = shared().or_else(|| std::env::var_os("EGRESS_SHARED").map(Into::into))
-    else {
-        egress_testkit::skip("../shared (the seed) is not beside the repository");
-        return None;
-    };
-    let seed = std::fs::read_to_string(shared.join("seed/000_39c6bb10cf1ba6a2.txt")).unwrap();
-    let manifests = seed_manifests(&seed);
+    let manifests = common::seed()?;
     let c = Cluster::new();
     c.run(&["mesh", "enable", "--revision", "asm-1-24", "-o", "none"])
         .ok();

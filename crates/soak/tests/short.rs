@@ -15,13 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use egress_soak::{Options, run};
-
-fn skip(why: &str) {
-    if std::env::var("EGRESS_TEST_STRICT").is_ok_and(|v| v == "1") {
-        panic!("EGRESS_TEST_STRICT=1 and this test cannot run: {why}");
-    }
-    println!("SKIPPED: {why}");
-}
+use egress_testkit::skip;
 
 /// The newest modification time under `dir` (recursively).
 fn newest(dir: &Path) -> Option<SystemTime> {
