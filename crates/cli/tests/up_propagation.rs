@@ -668,3 +668,62 @@ fn the_sidecar_enforces_each_change_as_declared() {
     t.enforced("Sidecar deleted: 200", since, GIVE_UP, at("200"));
     t.print("curl's sidecar");
 }
+
+/// Per-object last-good under `egress up`: with the seed's ServiceEntry file truncated by hand,
+/// the ServiceEntry keeps its last good version (the gateways still serve 200) and later
+/// changes of other objects still reach the gateways (a DENY applied, then deleted); `egress
+/// apply` replaces the damaged object.
+#[test]
+fn a_damaged_object_never_blocks_other_changes() {
+    let stand_in = "127.60.203.1";
+    if !can_bind_stand_in(stand_in) {
+        return;
+    }
+    let c = Cluster::new();
+    let (_up, store) = seed_cluster(
+        &c,
+        3,
+        stand_in,
+        "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY",
+    );
+    apply(&c, SEED_HTTP_EGRESS);
+    let gws = ready_pods(&store, "istio", "asm-egress-test");
+    let mut t = Timings(Vec::new());
+    let at = |path: &'static str, want: &'static str| {
+        let gws = gws.clone();
+        move || all_answer(&gws, via_gateway, path, want)
+    };
+    t.enforced(
+        "seed HTTP scenario serves 200",
+        Instant::now(),
+        GIVE_UP * 2,
+        at("/politics", "200"),
+    );
+
+    let file = c.store().join(format!(
+        "objects/networking.istio.io/ServiceEntry/{NS}/cnn.json"
+    ));
+    let body = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &body[..body.len() / 3]).unwrap();
+
+    let since = apply(&c, DENY_POLITICS);
+    t.enforced(
+        "DENY applied beside a damaged ServiceEntry: 403",
+        since,
+        GIVE_UP,
+        at("/politics", "403"),
+    );
+    let since = delete(&c, "authorizationpolicy/deny-politics");
+    t.enforced(
+        "DENY deleted beside a damaged ServiceEntry: 200",
+        since,
+        GIVE_UP,
+        at("/politics", "200"),
+    );
+    apply(&c, seed_service_entry());
+    let repaired: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(repaired["metadata"]["name"], "cnn", "{repaired}");
+    all_answer(&gws, via_gateway, "/politics", "200").unwrap();
+    t.print("beside a damaged object");
+}

@@ -1,7 +1,7 @@
 //! The configuration a gateway reads from the store: every object of the kinds it uses,
 //! decoded and validated. [`read_store`] reads each object on its own (for
 //! [`crate::lastgood::LastGood`], where a bad object keeps its last good version and never
-//! blocks the others); [`load_store`] refuses the whole configuration when any object is bad.
+//! blocks the others), which [`load_store_last_good`] merges.
 
 use egress_model::decode::to_resource;
 use egress_model::kinds::KindInfo;
@@ -77,47 +77,12 @@ pub fn read_store(store: &Store) -> Result<(Vec<Reading>, u64), String> {
 }
 
 /// [`read_store`] merged into `last_good`: the objects in effect (bad ones at their last good
-/// version) with every problem, and the resourceVersion. What `egress up` can call in place of
-/// [`load_store`] to get per-object last-good.
+/// version) with every problem, and the resourceVersion: what `egress up` and a store-fed
+/// `egress gateway run` serve.
 pub fn load_store_last_good(
     store: &Store,
     last_good: &mut crate::lastgood::LastGood,
 ) -> Result<(crate::lastgood::Merged, u64), String> {
     let (reads, rv) = read_store(store)?;
     Ok((last_good.merge(reads, &Default::default()), rv))
-}
-
-/// A configuration that was refused: every problem, and the store's resourceVersion.
-pub type Refused = (Vec<String>, Option<u64>);
-
-/// Reads and validates every watched object; `Ok` carries the resources and the
-/// resourceVersion they reflect.
-pub fn load_store(store: &Store) -> Result<(Vec<Resource>, u64), Refused> {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    let mut rv = 0;
-    for (group, kind) in WATCHED {
-        let Some(info) = kinds::for_kind(group, kind) else {
-            continue;
-        };
-        let listed = match store.list(group, kind, None) {
-            Ok(l) => l,
-            Err(e) => return Err((vec![e.to_string()], None)),
-        };
-        rv = rv.max(listed.resource_version);
-        for c in &listed.corrupt {
-            errors.push(format!("{}: {}", c.path.display(), c.message));
-        }
-        for v in &listed.items {
-            match decode_object(info, v) {
-                Ok(r) => out.push(r),
-                Err(problems) => errors.extend(problems),
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok((out, rv))
-    } else {
-        Err((errors, Some(rv)))
-    }
 }

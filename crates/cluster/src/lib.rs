@@ -6,7 +6,7 @@
 //! ```text
 //! store ──read──▶ controllers::reconcile ──plan──▶ one transaction ──▶ store
 //!   │                                                        (Pods with IPs)
-//!   └──config::load_store ──compile per identity──▶ runtime ──▶ gateway instances
+//!   └──config::load_store_last_good ──compile per identity──▶ runtime ──▶ gateway instances
 //! ```
 
 pub mod ca;

@@ -400,6 +400,9 @@ pub async fn run(
     let mut runtime = Runtime::new(runtime_options, std::sync::Arc::clone(&local_ca));
     let mut config_rv: Option<u64> = None;
     let mut refused_rv: Option<u64> = None;
+    // Each object's last good version, and the problems last reported (each reported once).
+    let mut last_good = crate::lastgood::LastGood::new();
+    let mut reported: Vec<String> = Vec::new();
     let mut last_error: Option<String> = None;
     let mut watcher: Option<Watcher> = None;
     tokio::pin!(shutdown);
@@ -465,26 +468,49 @@ pub async fn run(
         }
         if config_rv != Some(rv) {
             config_rv = Some(rv);
-            let loaded = {
+            let (loaded, kept) = {
                 let store = store.clone();
-                tokio::task::spawn_blocking(move || crate::config::load_store(&store))
-                    .await
-                    .map_err(|e| ClusterError::Settings(e.to_string()))?
+                let mut kept = std::mem::take(&mut last_good);
+                tokio::task::spawn_blocking(move || {
+                    (crate::config::load_store_last_good(&store, &mut kept), kept)
+                })
+                .await
+                .map_err(|e| ClusterError::Settings(e.to_string()))?
             };
+            last_good = kept;
             match loaded {
-                Ok((resources, version)) => {
+                // A bad object never blocks the others: they apply, and it stays at its last
+                // good version (or absent), reported once.
+                Ok((merged, version)) => {
                     refused_rv = None;
-                    runtime.set_config(egress_compile::inputs_from_resources(resources), version);
-                    runtime.record_reload(version, &Ok(()));
-                }
-                Err((errors, _)) => {
-                    if refused_rv.is_none() {
-                        for e in &errors {
-                            (hooks.note)(&format!(
-                                "configuration refused, gateways keep their last good one: {e}"
-                            ));
+                    let problems = merged.lines();
+                    if problems != reported {
+                        for p in &problems {
+                            (hooks.note)(&format!("configuration: {p}"));
                         }
-                        runtime.record_reload(rv, &Err(errors.join("; ")));
+                        if problems.is_empty() && !reported.is_empty() {
+                            (hooks.note)("configuration recovered: every object applies");
+                        }
+                        reported = problems.clone();
+                    }
+                    runtime.set_config(
+                        egress_compile::inputs_from_resources(merged.resources),
+                        version,
+                    );
+                    let result = if problems.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(problems.join("; "))
+                    };
+                    runtime.record_reload(version, &result);
+                }
+                // The store could not be read at all: the gateways keep what they have.
+                Err(error) => {
+                    if refused_rv.is_none() {
+                        (hooks.note)(&format!(
+                            "configuration unreadable, gateways keep their last good one: {error}"
+                        ));
+                        runtime.record_reload(rv, &Err(error));
                     }
                     refused_rv = Some(rv);
                 }
