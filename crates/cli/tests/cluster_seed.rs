@@ -81,7 +81,7 @@ fn until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
 }
 
 #[test]
-#[ignore = "needs cluster"]
+#[ignore = "needs cluster: a real Kubernetes cluster with Istio at KUBECONFIG and the egress image (EGRESS_IMAGE); run with `cargo test -p egress-cli --test cluster_seed -- --ignored`"]
 fn the_seed_walk_through_on_a_real_cluster() {
     let kubeconfig = std::env::var("KUBECONFIG")
         .expect("KUBECONFIG must point at a cluster with Istio (see this file's header)");

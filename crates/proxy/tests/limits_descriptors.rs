@@ -40,7 +40,7 @@ const FREE_ENV: &str = "EGRESS_TEST_FD_CHILD_FREE";
 
 /// The gateway process of these tests; does nothing unless started by them.
 #[test]
-#[ignore = "the gateway process of the descriptor tests, which start it themselves"]
+#[ignore = "not a test by itself: the gateway child process that the descriptor tests of this file start under `prlimit --nofile=128` (this binary re-run with `--ignored --exact child_gateway`)"]
 fn child_gateway() {
     let Ok(upstream) = std::env::var(CHILD_ENV) else {
         return;
