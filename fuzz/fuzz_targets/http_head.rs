@@ -182,6 +182,7 @@ fn harness() -> &'static Harness {
         logger.configure(&snapshot.access_log);
         let (tx, rx) = watch::channel(Arc::new(snapshot));
         let options = ProxyOptions::default();
+        let options_limits = options.limits.clone();
         let connector = rt
             .block_on(async { Connector::new(&options) })
             .unwrap_or_else(|e| panic!("connector: {e}"));
@@ -193,6 +194,10 @@ fn harness() -> &'static Harness {
             access_log: logger,
             drain: Drain::new(),
             http: Arc::default(),
+            conns: Arc::new(egress_proxy::limits::Connections::new(
+                &options_limits,
+                Arc::default(),
+            )),
         });
         Harness {
             rt,
