@@ -18,9 +18,9 @@ use egress_compile::authz::{Attribute, Authz, Check, Matcher, Policy, PolicyActi
 use egress_compile::snapshot::{
     AccessLog, ChainAction, Cluster, Discovery, Endpoint, FilterChain, Forward, HeaderOps,
     LbPolicy, Listener, ListenerKind, LogEncoding, LogFilter, MeshSettings, OutboundPolicy,
-    OutboundPort, OutlierDetection, PemIdentity, PoolSettings, Redirect, RetryPolicy, Route,
-    RouteAction, RouteConfig, RouteMatch, ServerTls, SidecarSnapshot, Snapshot, SniRoute,
-    StringMatch, TcpRoute, UpstreamTls, UpstreamTlsMode, VirtualHost, WeightedCluster,
+    OutboundPort, OutlierDetection, PathNormalization, PemIdentity, PoolSettings, Redirect,
+    RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch, ServerTls, SidecarSnapshot, Snapshot,
+    SniRoute, StringMatch, TcpRoute, UpstreamTls, UpstreamTlsMode, VirtualHost, WeightedCluster,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -373,12 +373,19 @@ fn mesh() -> impl Strategy<Value = MeshSettings> {
         pick(&["cluster.local", "example.org"]),
         duration(),
         duration(),
+        pick(&[
+            PathNormalization::None,
+            PathNormalization::Base,
+            PathNormalization::MergeSlashes,
+            PathNormalization::DecodeAndMergeSlashes,
+        ]),
     )
         .prop_map(
-            |(trust_domain, connect_timeout, dns_refresh_rate)| MeshSettings {
+            |(trust_domain, connect_timeout, dns_refresh_rate, path_normalization)| MeshSettings {
                 trust_domain: trust_domain.into(),
                 connect_timeout,
                 dns_refresh_rate,
+                path_normalization,
             },
         )
 }

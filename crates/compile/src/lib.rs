@@ -40,7 +40,7 @@ use egress_model::resources::CustomObject;
 use egress_model::resources::core::{MESH_CONFIG_KEY, shared_mesh_config_revision};
 use egress_model::resources::destination_rule::DestinationRule;
 use egress_model::resources::gateway::Gateway;
-use egress_model::resources::mesh::MeshConfig;
+use egress_model::resources::mesh::{MeshConfig, NormalizationType};
 use egress_model::resources::security::AuthorizationPolicy;
 use egress_model::resources::service_entry::ServiceEntry;
 use egress_model::resources::sidecar::Sidecar;
@@ -228,5 +228,15 @@ fn mesh_settings(ctx: &ctx::Ctx<'_>) -> snapshot::MeshSettings {
             ctx.mesh.dns_refresh_rate(),
             defaults.dns_refresh_rate,
         ),
+        path_normalization: match ctx.mesh.path_normalization() {
+            NormalizationType::None => snapshot::PathNormalization::None,
+            NormalizationType::Default | NormalizationType::Base => {
+                snapshot::PathNormalization::Base
+            }
+            NormalizationType::MergeSlashes => snapshot::PathNormalization::MergeSlashes,
+            NormalizationType::DecodeAndMergeSlashes => {
+                snapshot::PathNormalization::DecodeAndMergeSlashes
+            }
+        },
     }
 }

@@ -111,6 +111,25 @@ pub struct MeshSettings {
     pub connect_timeout: Duration,
     /// DNS refresh when no TTL is known (MeshConfig `dnsRefreshRate`, 60s).
     pub dns_refresh_rate: Duration,
+    /// How request paths are normalized (MeshConfig `pathNormalization`, BASE).
+    pub path_normalization: PathNormalization,
+}
+
+/// MeshConfig `pathNormalization.normalization`, as Envoy's HTTP connection manager applies
+/// it (`normalize_path`, `merge_slashes`, `path_with_escaped_slashes_action`). Each level does
+/// everything the one before it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum PathNormalization {
+    /// Forwarded as received (only `%00` is still refused).
+    None,
+    /// RFC 3986: percent-encoded unreserved characters decoded, `\` made `/`, dot segments
+    /// removed; Istio's default.
+    #[default]
+    Base,
+    /// BASE, then runs of `/` merged into one.
+    MergeSlashes,
+    /// `%2F` and `%5C` decoded first, then MERGE_SLASHES.
+    DecodeAndMergeSlashes,
 }
 
 impl Default for MeshSettings {
@@ -119,6 +138,7 @@ impl Default for MeshSettings {
             trust_domain: "cluster.local".into(),
             connect_timeout: Duration::from_secs(10),
             dns_refresh_rate: Duration::from_secs(60),
+            path_normalization: PathNormalization::Base,
         }
     }
 }

@@ -37,6 +37,33 @@ pub struct OutboundTrafficPolicy {
     pub tls: Option<Value>,
 }
 
+/// `pathNormalization.normalization`: how a request's path is normalized before
+/// AuthorizationPolicy and routing see it (and before it is forwarded and logged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NormalizationType {
+    /// Istio's default, which is BASE.
+    #[default]
+    Default,
+    /// No normalization: the path is forwarded as received.
+    None,
+    /// RFC 3986 normalization plus backslashes to slashes (Envoy's `normalize_path`).
+    Base,
+    /// BASE, then consecutive slashes merged.
+    MergeSlashes,
+    /// `%2F`/`%5C` decoded first, then MERGE_SLASHES.
+    DecodeAndMergeSlashes,
+}
+
+/// `pathNormalization`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathNormalization {
+    /// The normalization; BASE when unset or DEFAULT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalization: Option<NormalizationType>,
+}
+
 /// `accessLogEncoding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum AccessLogEncoding {
@@ -154,7 +181,7 @@ pub struct MeshConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_prometheus_merge: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path_normalization: Option<Value>,
+    pub path_normalization: Option<PathNormalization>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_http_retry_policy: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,6 +218,19 @@ impl MeshConfig {
     /// The effective upstream connect timeout (`10s` when unset).
     pub fn connect_timeout(&self) -> &str {
         self.connect_timeout.as_deref().unwrap_or("10s")
+    }
+
+    /// The effective path normalization (`BASE` when unset or `DEFAULT`): never `Default`.
+    pub fn path_normalization(&self) -> NormalizationType {
+        match self
+            .path_normalization
+            .as_ref()
+            .and_then(|p| p.normalization)
+            .unwrap_or_default()
+        {
+            NormalizationType::Default => NormalizationType::Base,
+            other => other,
+        }
     }
 
     /// The effective DNS refresh rate (`60s` when unset).

@@ -250,3 +250,42 @@ fn validate_selector_and_template(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::resources::mesh::NormalizationType;
+
+    #[test]
+    fn path_normalization_is_typed() {
+        let read = |text: &str| parse_mesh_config(text).map(|(m, _)| m.path_normalization());
+        assert_eq!(
+            read("accessLogFile: /dev/stdout\n"),
+            Ok(NormalizationType::Base)
+        );
+        for (name, want) in [
+            ("DEFAULT", NormalizationType::Base),
+            ("NONE", NormalizationType::None),
+            ("BASE", NormalizationType::Base),
+            ("MERGE_SLASHES", NormalizationType::MergeSlashes),
+            (
+                "DECODE_AND_MERGE_SLASHES",
+                NormalizationType::DecodeAndMergeSlashes,
+            ),
+        ] {
+            let text = format!("pathNormalization:\n  normalization: {name}\n");
+            assert_eq!(read(&text), Ok(want), "{name}");
+        }
+        let errors =
+            parse_mesh_config("accessLogFile: x\npathNormalization:\n  normalization: SOME\n")
+                .map(|_| ())
+                .unwrap_err();
+        let text = format!("{errors:?}");
+        assert!(
+            text.contains("line 3") && text.contains("SOME"),
+            "the error names the line and the value: {text}"
+        );
+    }
+}

@@ -8,7 +8,8 @@
 //! Connection-manager behaviour: `use_remote_address: true` (`x-forwarded-for` gets the
 //! downstream address appended), `x-forwarded-proto` set, `x-request-id` generated when
 //! missing, `x-forwarded-client-cert` in `SANITIZE_SET` mode, hop-by-hop headers removed,
-//! `server: istio-envoy` on every response, path normalization (dot segments).
+//! `server: istio-envoy` on every response, path normalization (MeshConfig `pathNormalization`,
+//! see [`normalize`]).
 //!
 //! A sidecar's outbound connection manager differs in a few settings ([`HttpSettings`]):
 //! `use_remote_address: false`, `server: envoy`, and ORIGINAL_DST clusters
@@ -20,6 +21,7 @@ pub mod forward;
 pub mod headers;
 pub mod limited;
 pub mod local;
+pub mod normalize;
 pub mod pool;
 pub mod route;
 pub mod sanitize;
@@ -242,7 +244,23 @@ async fn handle(
                 .map(str::to_owned)
         })
         .unwrap_or_default();
-    let path = route::normalize_path(parts.uri.path());
+    let snapshot = ctx.snapshot();
+    // Normalized once, before anything reads it: routing, AuthorizationPolicy, the upstream
+    // and the access log all see the same path (see `normalize`).
+    let raw_path = parts.uri.path();
+    let (path, bad_path) = match normalize::normalize(raw_path, snapshot.mesh.path_normalization) {
+        Ok(p) => (p.into_owned(), None),
+        Err(e) => (raw_path.to_owned(), Some(e)),
+    };
+    // The strictest reading, when it differs, is also checked against the policies.
+    let strictest = if snapshot.authz.http.is_empty() || bad_path.is_some() {
+        None
+    } else {
+        normalize::strictest(raw_path)
+            .ok()
+            .filter(|s| *s != path)
+            .map(std::borrow::Cow::into_owned)
+    };
     let query = parts.uri.query().map(str::to_owned);
     let path_and_query = match &query {
         Some(q) => format!("{path}?{q}"),
@@ -303,7 +321,6 @@ async fn handle(
         log: Some((ctx.access_log.clone(), started)),
     };
     let entry = &mut pending.entry;
-    let snapshot = ctx.snapshot();
     let view = route::RequestView {
         method: parts.method.as_str(),
         scheme,
@@ -319,8 +336,9 @@ async fn handle(
         .flatten();
     let selected = match misdirected {
         _ if too_large => Selected::TooLarge,
+        _ if let Some(rejected) = bad_path => Selected::BadPath(rejected),
         Some(m) => Selected::Misdirected(m),
-        None => match authorize(&snapshot, conn, &view) {
+        None => match authorize(&snapshot, conn, &view, strictest.as_deref()) {
             Verdict::Denied(details) => Selected::Denied(details),
             Verdict::Allowed { dry_run_denied } => {
                 entry.connection_termination_details = dry_run_denied;
@@ -334,6 +352,15 @@ async fn handle(
             tracing::debug!(%m, "refusing request: Host does not match SNI");
             entry.response_code_details = Some(crate::guard::SNI_HOST_MISMATCH.to_owned());
             local::reply(crate::guard::MISDIRECTED_STATUS, &m.to_string())
+        }
+        Selected::BadPath(rejected) => {
+            if rejected == normalize::PathRejected::NonAscii {
+                entry
+                    .response_flags
+                    .insert(ResponseFlag::DownstreamProtocolError);
+            }
+            entry.response_code_details = Some(rejected.details().to_owned());
+            local::reply(400, "")
         }
         Selected::Denied(details) => {
             entry.response_code_details = Some(details);
@@ -410,17 +437,46 @@ async fn handle(
 
 /// The gateway's AuthorizationPolicies for one request (before routing, as Envoy's RBAC
 /// filter runs before the router).
-fn authorize(snapshot: &Snapshot, conn: &ConnInfo, view: &route::RequestView<'_>) -> Verdict {
+///
+/// With `strictest` (the path as DECODE_AND_MERGE_SLASHES reads it, when that differs from the
+/// configured normalization's), the request must be allowed under both readings: a DENY that
+/// matches either refuses, an ALLOW must match both. Stricter than Envoy, which only checks the
+/// forwarded path; an upstream that decodes `%2F` or merges slashes itself can then not be
+/// reached past a path rule (docs/limits.md).
+fn authorize(
+    snapshot: &Snapshot,
+    conn: &ConnInfo,
+    view: &route::RequestView<'_>,
+    strictest: Option<&str>,
+) -> Verdict {
     if snapshot.authz.http.is_empty() {
         return Verdict::ALLOWED;
     }
-    let attrs = Attributes::of_conn(conn).with_http(HttpAttributes {
-        authority: view.authority,
-        method: view.method,
-        path: view.path,
-        headers: view.headers,
-    });
-    crate::authz::evaluate(&snapshot.authz.http, &attrs)
+    let attrs = |path| {
+        Attributes::of_conn(conn).with_http(HttpAttributes {
+            authority: view.authority,
+            method: view.method,
+            path,
+            headers: view.headers,
+        })
+    };
+    let first = crate::authz::evaluate(&snapshot.authz.http, &attrs(view.path));
+    let Some(strict) = strictest else {
+        return first;
+    };
+    match first {
+        Verdict::Denied(_) => first,
+        Verdict::Allowed { dry_run_denied } => {
+            match crate::authz::evaluate(&snapshot.authz.http, &attrs(strict)) {
+                Verdict::Denied(details) => Verdict::Denied(details),
+                Verdict::Allowed {
+                    dry_run_denied: strict_dry_run,
+                } => Verdict::Allowed {
+                    dry_run_denied: dry_run_denied.or(strict_dry_run),
+                },
+            }
+        }
+    }
 }
 
 /// A request still waiting for its response. If the downstream goes away first (the request
@@ -456,6 +512,8 @@ impl Drop for Unanswered {
 enum Selected<'a> {
     /// Over the request header limits (431).
     TooLarge,
+    /// A path normalization refuses (400).
+    BadPath(normalize::PathRejected),
     /// Refused by an AuthorizationPolicy (the access-log details).
     Denied(String),
     /// Host disagrees with the TLS server name (421).

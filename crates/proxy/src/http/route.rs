@@ -181,34 +181,6 @@ pub fn pick_weighted(clusters: &[WeightedCluster], roll: u64) -> Option<&Weighte
     clusters.last()
 }
 
-/// RFC 3986 dot-segment removal (Envoy's `normalize_path`, on by default in Istio); the
-/// path is left alone when it has no dot segments.
-pub fn normalize_path(path: &str) -> String {
-    if !path.split('/').any(|seg| seg == "." || seg == "..") {
-        return path.to_owned();
-    }
-    let mut out: Vec<&str> = Vec::new();
-    let segments: Vec<&str> = path.split('/').collect();
-    let last = segments.len().saturating_sub(1);
-    for (i, seg) in segments.iter().enumerate().skip(1) {
-        match *seg {
-            "." => {
-                if i == last {
-                    out.push("");
-                }
-            }
-            ".." => {
-                out.pop();
-                if i == last {
-                    out.push("");
-                }
-            }
-            s => out.push(s),
-        }
-    }
-    format!("/{}", out.join("/"))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -429,13 +401,5 @@ mod tests {
             .collect();
         assert_eq!(picks.iter().filter(|c| **c == "a").count(), 75);
         assert!(pick_weighted(&[], 3).is_none());
-    }
-
-    #[test]
-    fn dot_segments() {
-        assert_eq!(normalize_path("/a/b/../c/./d"), "/a/c/d");
-        assert_eq!(normalize_path("/../a"), "/a");
-        assert_eq!(normalize_path("/a/.."), "/");
-        assert_eq!(normalize_path("/a/b/"), "/a/b/");
     }
 }
