@@ -1,6 +1,8 @@
 //! The guard, end to end, for the addresses the guard used to miss: a stub DNS server on
-//! loopback answers `edition.cnn.com` with Azure's platform endpoint, a benchmarking address
-//! and the limited broadcast address; each request is answered 503 `UH` with
+//! loopback answers `edition.cnn.com` (A or AAAA) with Azure's platform endpoint, a
+//! benchmarking address, the limited broadcast address, Alibaba's metadata address, AWS's IPv6
+//! metadata address, and loopback and metadata hidden in NAT64, IPv4-compatible, IPv4-mapped,
+//! 6to4 and Teredo forms; each request is answered 503 `UH` with
 //! `upstream_address_refused{host->address}` and nothing is connected to. The assertions run
 //! in a network namespace this test creates (`unshare -n`, only `lo` up), so even a guard
 //! failure could not send a packet to those real networks.
@@ -10,7 +12,7 @@
 mod guard_support;
 mod l7_support;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::time::Duration;
 
@@ -41,8 +43,8 @@ fn cluster(port: u16) -> Cluster {
     }
 }
 
-async fn refused(answer: Ipv4Addr) {
-    let dns = StubDns::start(&[(CNN, answer)]).await.unwrap();
+async fn refused(answer: IpAddr) {
+    let dns = StubDns::start_any(&[(CNN, answer)]).await.unwrap();
     let c = cluster(80);
     let name = c.name.clone();
     let snap = snapshot(
@@ -114,7 +116,21 @@ fn issue_addresses_are_refused_inside_a_network_namespace() {
             Ipv4Addr::new(255, 255, 255, 255),
             Ipv4Addr::new(100, 100, 100, 200),
         ] {
-            refused(answer).await;
+            refused(IpAddr::V4(answer)).await;
+        }
+        let v6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        for answer in [
+            v6("64:ff9b::7f00:5a0b"),                   // NAT64 of 127.0.90.11
+            v6("64:ff9b:1::a9fe:a9fe"),                 // local-use NAT64 of 169.254.169.254
+            v6("::7f00:5a0b"),                          // IPv4-compatible 127.0.90.11
+            v6("::ffff:169.254.169.254"),               // IPv4-mapped metadata
+            v6("2002:a9fe:a9fe::1"),                    // 6to4 of 169.254.169.254
+            v6("2001:0:4136:e378:8000:63bf:5601:5601"), // Teredo, client 169.254.169.254 (obfuscated)
+            v6("fd00:ec2::254"),                        // AWS's IPv6 metadata endpoint
+            v6("::1"),
+            v6("fe80::1"),
+        ] {
+            refused(IpAddr::V6(answer)).await;
         }
     });
 }

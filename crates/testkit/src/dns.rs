@@ -1,16 +1,16 @@
-//! A stub DNS server on loopback: hand-written wire format, A records only, for tests of
+//! A stub DNS server on loopback: hand-written wire format, A and AAAA records, for tests of
 //! name resolution (the resolved-address guard, `--dns-server`).
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-/// A DNS server on 127.0.0.1 answering A queries from a fixed table (NOERROR with no
-/// answer for anything else).
+/// A DNS server on 127.0.0.1 answering A and AAAA queries from a fixed table (NOERROR with
+/// no answer for anything else).
 pub struct StubDns {
     /// Where it answers.
     pub addr: SocketAddr,
@@ -25,11 +25,18 @@ impl Drop for StubDns {
 }
 
 impl StubDns {
-    /// Starts answering `table`.
+    /// Starts answering A queries from `table`.
     pub async fn start(table: &[(&str, Ipv4Addr)]) -> std::io::Result<StubDns> {
+        let table: Vec<(&str, IpAddr)> =
+            table.iter().map(|(n, ip)| (*n, IpAddr::V4(*ip))).collect();
+        StubDns::start_any(&table).await
+    }
+
+    /// Starts answering `table`: an IPv4 address as an A record, an IPv6 one as AAAA.
+    pub async fn start_any(table: &[(&str, IpAddr)]) -> std::io::Result<StubDns> {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
         let addr = socket.local_addr()?;
-        let table: HashMap<String, Ipv4Addr> = table
+        let table: HashMap<String, IpAddr> = table
             .iter()
             .map(|(n, ip)| (n.to_ascii_lowercase(), *ip))
             .collect();
@@ -60,9 +67,9 @@ impl StubDns {
     }
 }
 
-/// The reply to one query: the header and question echoed, one A record when the question is
-/// `A` for a name in `table`.
-fn answer(query: &[u8], table: &HashMap<String, Ipv4Addr>) -> Option<Vec<u8>> {
+/// The reply to one query: the header and question echoed, one A (AAAA) record when the
+/// question is `A` (`AAAA`) for a name in `table` with an IPv4 (IPv6) address.
+fn answer(query: &[u8], table: &HashMap<String, IpAddr>) -> Option<Vec<u8>> {
     if query.len() < 12 {
         return None;
     }
@@ -81,7 +88,9 @@ fn answer(query: &[u8], table: &HashMap<String, Ipv4Addr>) -> Option<Vec<u8>> {
     let qtype = u16::from_be_bytes([*query.get(i)?, *query.get(i + 1)?]);
     let question_end = i + 4;
     let question = query.get(12..question_end)?;
-    let found = table.get(&labels.join(".")).filter(|_| qtype == 1);
+    let found = table
+        .get(&labels.join("."))
+        .filter(|ip| matches!((qtype, ip), (1, IpAddr::V4(_)) | (28, IpAddr::V6(_))));
 
     let mut reply = Vec::with_capacity(question_end + 16);
     reply.extend_from_slice(&query[..2]); // id
@@ -92,10 +101,15 @@ fn answer(query: &[u8], table: &HashMap<String, Ipv4Addr>) -> Option<Vec<u8>> {
     reply.extend_from_slice(question);
     if let Some(ip) = found {
         reply.extend_from_slice(&[0xc0, 0x0c]); // the question's name
-        reply.extend_from_slice(&[0, 1, 0, 1]); // A, IN
+        let (rtype, data) = match ip {
+            IpAddr::V4(v4) => (1u16, v4.octets().to_vec()),
+            IpAddr::V6(v6) => (28u16, v6.octets().to_vec()),
+        };
+        reply.extend_from_slice(&rtype.to_be_bytes());
+        reply.extend_from_slice(&[0, 1]); // IN
         reply.extend_from_slice(&60u32.to_be_bytes()); // TTL
-        reply.extend_from_slice(&[0, 4]);
-        reply.extend_from_slice(&ip.octets());
+        reply.extend_from_slice(&u16::try_from(data.len()).unwrap_or(16).to_be_bytes());
+        reply.extend_from_slice(&data);
     }
     Some(reply)
 }
