@@ -12,6 +12,10 @@ pub enum OpError {
     /// Input was refused; the diagnostics were already printed.
     #[error("{0}")]
     Invalid(String),
+    /// A message already in kubectl's full form (`Error from server (...)`, `error: ...`),
+    /// printed as it is.
+    #[error("{0}")]
+    Reported(String),
     /// The store refused or failed; `context` says what was being done.
     #[error("Error from server ({}): {context}{source}", reason(source))]
     Store {
@@ -54,8 +58,9 @@ impl OpError {
         }
     }
 
-    /// True when this error is already fully prefixed (kubectl's `Error from server` lines).
-    pub fn is_server_error(&self) -> bool {
-        matches!(self, OpError::Store { .. })
+    /// True when this error's text is printed as it is (kubectl's `Error from server` lines
+    /// and messages that carry their own `error:`); the others get an `error: ` prefix.
+    pub fn is_prefixed(&self) -> bool {
+        matches!(self, OpError::Store { .. } | OpError::Reported(_))
     }
 }

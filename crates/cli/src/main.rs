@@ -359,10 +359,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let text = e.to_string();
-            if e.is_server_error()
-                || text.starts_with("Error from server")
-                || text.starts_with("error:")
-            {
+            if e.is_prefixed() {
                 let _ = writeln!(io.err, "{text}");
             } else {
                 let _ = writeln!(io.err, "error: {text}");

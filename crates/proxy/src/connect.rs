@@ -444,7 +444,10 @@ impl Connector {
                 self.tls
                     .prepare(ctx, cluster, settings, alpn)
                     .map(|config| (settings, config))
-                    .map_err(|reason| ConnectError::Tls { addr, reason })?,
+                    .map_err(|reason| ConnectError::Tls {
+                        addr,
+                        source: tls::TlsFailure::Config(reason),
+                    })?,
             ),
         };
         let result = self
@@ -498,7 +501,7 @@ impl Connector {
         let (io, negotiated) = tokio::time::timeout(timeout, handshake)
             .await
             .map_err(|_| ConnectError::Timeout { addr })?
-            .map_err(|reason| ConnectError::Tls { addr, reason })?;
+            .map_err(|source| ConnectError::Tls { addr, source })?;
         Ok(Upstream {
             io: Box::new(Tracked {
                 io,

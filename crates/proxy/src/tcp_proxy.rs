@@ -231,7 +231,7 @@ async fn run<D>(
         Ok(u) => u,
         Err(err) => {
             tracing::debug!(error = %err, cluster = %cluster.name, "tcp_proxy: upstream connect failed");
-            entry.response_flags.insert_short(err.response_flag());
+            entry.response_flags.insert(err.response_flag());
             entry.upstream_transport_failure_reason = err.transport_failure_reason();
             entry.upstream_host = err.upstream_host();
             if let Some(details) = err.response_code_details() {

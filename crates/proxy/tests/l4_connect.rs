@@ -14,7 +14,7 @@ use egress_compile::snapshot::{
     Cluster, Discovery, OutlierDetection, PemIdentity, Snapshot, UpstreamTls, UpstreamTlsMode,
 };
 use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
-use egress_proxy::accesslog::AccessLogger;
+use egress_proxy::accesslog::{AccessLogger, ResponseFlag};
 use egress_proxy::connect::{ConnectError, Connector};
 use egress_proxy::drain::Drain;
 use egress_proxy::{Ctx, ProxyOptions};
@@ -77,7 +77,7 @@ async fn get(io: &mut egress_proxy::connect::BoxIo, host: &str) -> String {
 
 fn tls_reason(err: &ConnectError) -> String {
     assert!(matches!(err, ConnectError::Tls { .. }), "{err}");
-    assert_eq!(err.response_flag(), "UF");
+    assert_eq!(err.response_flag(), ResponseFlag::UpstreamConnectionFailure);
     err.transport_failure_reason().unwrap()
 }
 
@@ -342,7 +342,7 @@ async fn failing_endpoints_are_ejected() {
     });
     let ctx = ctx(options(), None);
     let err = ctx.connector.connect(&ctx, &c, None).await.unwrap_err();
-    assert_eq!(err.response_flag(), "UF");
+    assert_eq!(err.response_flag(), ResponseFlag::UpstreamConnectionFailure);
     assert_eq!(err.upstream_host(), Some(dead));
     for _ in 0..4 {
         let up = ctx.connector.connect(&ctx, &c, None).await.unwrap();
@@ -356,7 +356,7 @@ async fn nothing_to_connect_to_is_uh() {
     let empty = static_cluster("outbound|443||edition.cnn.com", &[]);
     let err = ctx.connector.connect(&ctx, &empty, None).await.unwrap_err();
     assert!(matches!(err, ConnectError::NoHealthyUpstream { .. }));
-    assert_eq!(err.response_flag(), "UH");
+    assert_eq!(err.response_flag(), ResponseFlag::NoHealthyUpstream);
     assert_eq!(err.transport_failure_reason(), None);
     let unknown = cluster(
         "outbound|443||unknown.example",
@@ -371,5 +371,5 @@ async fn nothing_to_connect_to_is_uh() {
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectError::Resolve { .. }), "{err}");
-    assert_eq!(err.response_flag(), "UH");
+    assert_eq!(err.response_flag(), ResponseFlag::NoHealthyUpstream);
 }

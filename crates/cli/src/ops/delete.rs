@@ -90,7 +90,7 @@ pub fn run(
             for m in &missing {
                 writeln!(io.err, "{m}")?;
             }
-            Err(OpError::Invalid(last))
+            Err(OpError::Reported(last))
         }
     }
 }

@@ -49,7 +49,7 @@ pub fn command(
         .get(&ObjectKey::new("", "Pod", Some(ns), name))
         .map_err(OpError::store)?
         .ok_or_else(|| {
-            OpError::Usage(format!(
+            OpError::Reported(format!(
                 "Error from server (NotFound): pods \"{name}\" not found"
             ))
         })?;
@@ -65,31 +65,31 @@ pub fn command(
     if let Some(c) = &args.container
         && !containers.contains(&c.as_str())
     {
-        return Err(OpError::Usage(format!(
+        return Err(OpError::Reported(format!(
             "error: unable to upgrade connection: container not found (\"{c}\")"
         )));
     }
     let phase = text(&pod, "/status/phase");
     if phase != "Running" {
-        return Err(OpError::Usage(format!(
+        return Err(OpError::Reported(format!(
             "error: unable to upgrade connection: pod {ns}/{name} is {}, not Running",
             if phase.is_empty() { "Pending" } else { phase }
         )));
     }
     let Some((program, rest)) = args.command.split_first() else {
-        return Err(OpError::Usage(
+        return Err(OpError::Reported(
             "error: you must specify at least one command for the container".into(),
         ));
     };
     let capture = if args.capture_iptables {
         if !has_sidecar(&pod) {
-            return Err(OpError::Usage(format!(
+            return Err(OpError::Reported(format!(
                 "error: pod {ns}/{name} has no sidecar to capture its traffic"
             )));
         }
         let ip: std::net::IpAddr = text(&pod, "/status/podIP")
             .parse()
-            .map_err(|_| OpError::Usage(format!("error: pod {ns}/{name} has no IP")))?;
+            .map_err(|_| OpError::Reported(format!("error: pod {ns}/{name} has no IP")))?;
         let hosts = std::fs::read_to_string(egress_cluster::up::hosts_path(store.dir()))
             .unwrap_or_default();
         Some(crate::capture::CaptureNamespace::create(
@@ -112,7 +112,7 @@ pub fn command(
         .env("POD_NAMESPACE", ns);
     if has_sidecar(&pod) && capture.is_none() {
         if egress_cluster::up::running_pid(store.dir()).is_none() {
-            return Err(OpError::Usage(format!(
+            return Err(OpError::Reported(format!(
                 "error: pod {ns}/{name}'s sidecar is not running: the local cluster is not running (start it with \"egress up\")"
             )));
         }

@@ -276,7 +276,7 @@ pub fn run(store: &Store, args: &GetArgs, io: &mut Io<'_>) -> Result<(), OpError
             writeln!(io.err, "{f}")?;
         }
         let last = failures.last().cloned().unwrap_or_default();
-        Err(OpError::Invalid(last))
+        Err(OpError::Reported(last))
     }
 }
 

@@ -64,7 +64,7 @@ pub fn run(store: &Store, args: &LabelArgs, io: &mut Io<'_>) -> Result<(), OpErr
             for name in names {
                 let key = key_for(info, Some(&ns), name);
                 let Some(mut obj) = tx.get(&key)? else {
-                    return Err(OpError::Invalid(format!(
+                    return Err(OpError::Reported(format!(
                         "Error from server (NotFound): {} {name:?} not found",
                         resource_name(info)
                     )));

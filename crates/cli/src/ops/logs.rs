@@ -103,12 +103,12 @@ pub fn run(
     let ns = args.namespace.as_deref().unwrap_or("default");
     let pods: Vec<Value> = match (&args.pod, &args.selector) {
         (Some(_), Some(_)) => {
-            return Err(OpError::Usage(
+            return Err(OpError::Reported(
                 "error: only one of a pod name or a selector (-l) can be given".into(),
             ));
         }
         (None, None) => {
-            return Err(OpError::Usage(
+            return Err(OpError::Reported(
                 "error: expected 'logs [-f] [-p] (POD | TYPE/NAME) [-c CONTAINER]'.\nPOD or TYPE/NAME is a required argument for the logs command".into(),
             ));
         }
@@ -121,7 +121,7 @@ pub fn run(
             match store.get(&key).map_err(OpError::store)? {
                 Some(pod) => vec![pod],
                 None => {
-                    return Err(OpError::Usage(format!(
+                    return Err(OpError::Reported(format!(
                         "Error from server (NotFound): pods \"{name}\" not found"
                     )));
                 }

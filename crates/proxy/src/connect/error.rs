@@ -5,6 +5,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use super::tls;
+use crate::accesslog::ResponseFlag;
 
 /// Why no upstream connection could be opened.
 #[derive(Debug, thiserror::Error)]
@@ -49,23 +50,23 @@ pub enum ConnectError {
         addr: SocketAddr,
     },
     /// TLS origination failed (`UF`), e.g. certificate verification.
-    #[error("TLS to {addr}: {reason}")]
+    #[error("TLS to {addr}: {source}")]
     Tls {
         /// Endpoint.
         addr: SocketAddr,
-        /// rustls' message.
-        reason: String,
+        /// What failed, typed.
+        source: tls::TlsFailure,
     },
 }
 
 impl ConnectError {
     /// Envoy's response flag: `UH` when there was nothing to connect to, `UF` otherwise.
-    pub fn response_flag(&self) -> &'static str {
+    pub fn response_flag(&self) -> ResponseFlag {
         match self {
             ConnectError::NoHealthyUpstream { .. }
             | ConnectError::Resolve { .. }
-            | ConnectError::AddressRefused { .. } => "UH",
-            _ => "UF",
+            | ConnectError::AddressRefused { .. } => ResponseFlag::NoHealthyUpstream,
+            _ => ResponseFlag::UpstreamConnectionFailure,
         }
     }
 
@@ -77,7 +78,7 @@ impl ConnectError {
                 let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
                 Some(format!("delayed_connect_error:_{}", text.replace(' ', "_")))
             }
-            ConnectError::Tls { reason, .. } => Some(tls::envoy_failure_reason(reason)),
+            ConnectError::Tls { source, .. } => Some(source.envoy_reason()),
             _ => None,
         }
     }

@@ -31,12 +31,42 @@ use crate::ctx::Ctx;
 const CERTIFICATE_VERIFY_FAILED: &str =
     "TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end";
 
-/// `%UPSTREAM_TRANSPORT_FAILURE_REASON%` for a TLS failure described by rustls as `reason`.
-pub fn envoy_failure_reason(reason: &str) -> String {
-    if reason.contains("invalid peer certificate") {
-        CERTIFICATE_VERIFY_FAILED.to_owned()
-    } else {
-        format!("TLS_error:|{reason}:TLS_error_end")
+/// Why TLS origination failed, with its typed cause.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFailure {
+    /// The client configuration could not be built (bad PEM, no workload identity).
+    #[error("{0}")]
+    Config(String),
+    /// The SNI to send is not a valid server name.
+    #[error("invalid SNI {sni:?}: {source}")]
+    InvalidSni {
+        /// The name.
+        sni: String,
+        /// Why it is invalid.
+        source: rustls_pki_types::InvalidDnsNameError,
+    },
+    /// The handshake failed: rustls' error (inside the I/O error tokio-rustls reports) or the
+    /// transport's.
+    #[error("{0}")]
+    Handshake(std::io::Error),
+}
+
+impl TlsFailure {
+    /// The rustls error behind a handshake failure, if that is what it was.
+    pub fn rustls(&self) -> Option<&rustls::Error> {
+        match self {
+            TlsFailure::Handshake(e) => e.get_ref().and_then(|inner| inner.downcast_ref()),
+            _ => None,
+        }
+    }
+
+    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`: BoringSSL's CERTIFICATE_VERIFY_FAILED when the
+    /// peer's certificate was refused, as Envoy prints it; else the failure in Envoy's frame.
+    pub fn envoy_reason(&self) -> String {
+        match self.rustls() {
+            Some(rustls::Error::InvalidCertificate(_)) => CERTIFICATE_VERIFY_FAILED.to_owned(),
+            _ => format!("TLS_error:|{self}:TLS_error_end"),
+        }
     }
 }
 
@@ -111,18 +141,21 @@ impl TlsClients {
     }
 
     /// Runs the client handshake over `stream` with `config`, sending `sni`; returns the
-    /// stream and the negotiated ALPN. Errors are rustls' messages.
+    /// stream and the negotiated ALPN.
     pub async fn handshake(
         config: Arc<ClientConfig>,
         sni: &str,
         stream: TcpStream,
-    ) -> Result<(TlsStream<TcpStream>, Option<Vec<u8>>), String> {
-        let name = ServerName::try_from(sni.to_owned())
-            .map_err(|e| format!("invalid SNI {sni:?}: {e}"))?;
+    ) -> Result<(TlsStream<TcpStream>, Option<Vec<u8>>), TlsFailure> {
+        let name =
+            ServerName::try_from(sni.to_owned()).map_err(|source| TlsFailure::InvalidSni {
+                sni: sni.to_owned(),
+                source,
+            })?;
         let tls = TlsConnector::from(config)
             .connect(name, stream)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(TlsFailure::Handshake)?;
         let negotiated = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
         Ok((tls, negotiated))
     }
@@ -242,14 +275,23 @@ mod tests {
     }
 
     #[test]
-    fn failure_reasons() {
+    fn failure_reasons_come_from_the_typed_cause() {
+        let handshake = |e: rustls::Error| {
+            TlsFailure::Handshake(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        };
+        let unknown_issuer = handshake(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        assert_eq!(unknown_issuer.envoy_reason(), CERTIFICATE_VERIFY_FAILED);
+        let alert = handshake(rustls::Error::AlertReceived(
+            rustls::AlertDescription::HandshakeFailure,
+        ));
         assert_eq!(
-            envoy_failure_reason("invalid peer certificate: UnknownIssuer"),
-            CERTIFICATE_VERIFY_FAILED
-        );
-        assert_eq!(
-            envoy_failure_reason("received fatal alert: HandshakeFailure"),
+            alert.envoy_reason(),
             "TLS_error:|received fatal alert: HandshakeFailure:TLS_error_end"
         );
+        // A message that merely reads like a certificate error is not one.
+        let text = TlsFailure::Handshake(std::io::Error::other("invalid peer certificate: x"));
+        assert_ne!(text.envoy_reason(), CERTIFICATE_VERIFY_FAILED);
     }
 }

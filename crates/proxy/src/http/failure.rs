@@ -79,7 +79,7 @@ impl Failure {
     pub fn from_checkout(err: CheckoutError) -> Failure {
         match err {
             CheckoutError::Connect(e) => {
-                let kind = if e.response_flag() == "UH" {
+                let kind = if e.response_flag() == ResponseFlag::NoHealthyUpstream {
                     FailureKind::NoHealthyUpstream {
                         details: e.response_code_details(),
                     }
