@@ -14,6 +14,8 @@
 //! `BENCH_WARMUP_SECS` (default 1), `BENCH_CONNS` (keep-alive connections, default 32),
 //! `BENCH_HANDSHAKE_CLIENTS` (default 4).
 
+// A benchmark measures wall-clock time on purpose.
+#![allow(clippy::disallowed_types)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::convert::Infallible;

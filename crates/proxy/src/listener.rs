@@ -26,7 +26,9 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use arc_swap::ArcSwap;
 use egress_compile::snapshot::{ChainAction, FilterChain, Listener, ListenerKind, Snapshot};

@@ -152,9 +152,11 @@ async fn connection_refused_without_retries_is_503_uf() {
     assert_eq!(gw.line(1).await.flags, "UF");
 }
 
-#[tokio::test]
+/// On a paused clock: the 300 ms route timeout fires without waiting 300 ms. (The client is
+/// in-process: an external one would leave the runtime idle, and the paused clock would then
+/// run the gateway's own timers while the client starts.)
+#[tokio::test(start_paused = true)]
 async fn route_timeout_is_504_ut() {
-    require_curl!();
     let upstream = HttpUpstream::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -169,11 +171,16 @@ async fn route_timeout_is_504_ut() {
         vec![static_cluster(CNN, 80, &[upstream.local_addr()])],
     ))
     .await;
-    let out = gw.curl(CNN, "/slow").fetch().await.unwrap();
-    assert_eq!(out.status, 504, "{out:?}");
-    assert_eq!(out.body, "upstream request timeout");
+    let mut client = h1_client(gw.addr).await;
+    let resp = client.send_request(get(CNN, "/slow")).await.unwrap();
+    assert_eq!(resp.status(), 504);
+    assert_eq!(text(resp).await, "upstream request timeout");
     let line = gw.line(1).await;
     assert_eq!((line.code.as_str(), line.flags.as_str()), ("504", "UT"));
+    assert_eq!(
+        line.duration, "300",
+        "exactly the route timeout, on the paused clock"
+    );
     assert_eq!(line.details, "response_timeout");
     assert_eq!(line.upstream_host, upstream.local_addr().to_string());
     let seen = upstream.wait_for_requests(1, WAIT).await.unwrap();
@@ -222,14 +229,15 @@ async fn retriable_status_is_retried_then_passed_through_with_urx() {
     );
 }
 
-#[tokio::test]
+/// On a paused clock: the slow answer takes a minute of the test's time and none of the wall's.
+#[tokio::test(start_paused = true)]
 async fn pool_overflow_is_503_uo() {
     let upstream = HttpUpstream::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     upstream.set_reply(
         "/slow",
-        Reply::status(200).with_delay(Duration::from_secs(1)),
+        Reply::status(200).with_delay(Duration::from_secs(60)),
     );
     let mut cluster = static_cluster(CNN, 80, &[upstream.local_addr()]);
     cluster.pool.max_connections = Some(1);

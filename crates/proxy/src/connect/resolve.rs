@@ -16,7 +16,9 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfigGroup, ResolveHosts, ResolverConfig};
@@ -158,8 +160,13 @@ impl Resolver {
         if addrs.is_empty() {
             return Err("no addresses".to_owned());
         }
+        // The resolver states validity on the system clock; the cache keeps time on tokio's
+        // (pausable) clock.
+        #[allow(clippy::disallowed_types)]
+        let ttl = lookup
+            .valid_until()
+            .saturating_duration_since(std::time::Instant::now());
         let now = Instant::now();
-        let ttl = lookup.valid_until().saturating_duration_since(now);
         let ttl = if ttl.is_zero() {
             fallback_ttl
         } else {

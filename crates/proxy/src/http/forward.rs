@@ -288,7 +288,7 @@ async fn attempt(
             ));
         };
         let req = template.build(&lease, b, attempt_no);
-        let sent = std::time::Instant::now();
+        let sent = Instant::now();
         match lease.send(req).await {
             Ok(resp) => return Ok((resp, lease, sent.elapsed())),
             Err(mut err) => {

@@ -429,7 +429,7 @@ async fn handle(
     let log = PendingLog {
         entry: pending.answered(),
         logger: ctx.access_log.clone(),
-        started: started.into_std(),
+        started,
         received,
     };
     Response::from_parts(parts, Logged::new(body, log).boxed_unsync())
