@@ -26,6 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use egress_compile::snapshot::AccessLog;
+#[cfg(any(test, feature = "testing"))]
 use tokio::sync::Notify;
 
 pub use format::{FormatError, Formatter};
@@ -242,6 +243,8 @@ pub struct LogEntry {
 enum Sink {
     Disabled,
     Writer(Mutex<Box<dyn Write + Send>>),
+    /// Test hook (feature `testing`).
+    #[cfg(any(test, feature = "testing"))]
     Capture(Arc<CaptureInner>),
 }
 
@@ -305,6 +308,7 @@ impl fmt::Debug for AccessLogger {
         let sink = match self.inner.sink {
             Sink::Disabled => "disabled",
             Sink::Writer(_) => "writer",
+            #[cfg(any(test, feature = "testing"))]
             Sink::Capture(_) => "capture",
         };
         f.debug_struct("AccessLogger").field("sink", &sink).finish()
@@ -391,7 +395,8 @@ impl AccessLogger {
         AccessLogger::with_sink(Sink::Writer(Mutex::new(writer)))
     }
 
-    /// Keeps lines in memory; the handle reads them (tests).
+    /// Keeps lines in memory; the handle reads them (test hook, feature `testing`).
+    #[cfg(any(test, feature = "testing"))]
     pub fn capture() -> (AccessLogger, CapturedLines) {
         let inner = Arc::new(CaptureInner::default());
         let handle = CapturedLines {
@@ -495,18 +500,21 @@ impl AccessLogger {
                         tracing::warn!(error = %err, "access log write failed");
                     }
                 }
+                #[cfg(any(test, feature = "testing"))]
                 Sink::Capture(capture) => capture.push(line),
             }
         }
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 #[derive(Default)]
 struct CaptureInner {
     lines: Mutex<Vec<String>>,
     changed: Notify,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl CaptureInner {
     fn push(&self, mut line: String) {
         while line.ends_with('\n') {
@@ -521,17 +529,20 @@ impl CaptureInner {
 }
 
 /// Lines kept by [`AccessLogger::capture`], without their trailing newline.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Clone)]
 pub struct CapturedLines {
     inner: Arc<CaptureInner>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl fmt::Debug for CapturedLines {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.lines()).finish()
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl CapturedLines {
     /// All lines so far.
     pub fn lines(&self) -> Vec<String> {

@@ -256,7 +256,8 @@ impl Proxy {
         self.readiness.unbound()
     }
 
-    /// The shared state (for embedding and tests).
+    /// The shared state (test hook, feature `testing`).
+    #[cfg(any(test, feature = "testing"))]
     pub fn ctx(&self) -> &Arc<Ctx> {
         &self.ctx
     }

@@ -368,7 +368,9 @@ impl Sidecar {
         applied.wait_for(|v| *v >= version).await.is_ok()
     }
 
-    /// The shared data-plane state (connector, HTTP pools and counters, access log).
+    /// The shared data-plane state (connector, HTTP pools and counters, access log); a test
+    /// hook (feature `testing`).
+    #[cfg(any(test, feature = "testing"))]
     pub fn ctx(&self) -> &Arc<Ctx> {
         &self.shared.ctx
     }
