@@ -2,7 +2,8 @@
 //! is taken) keeps it not Ready, with the reason in an event: `Unhealthy` (running, its
 //! readiness probe answering 503 and naming the listener) when the listener came with a
 //! later configuration, `Failed` (CrashLoopBackOff, restarted) when its first configuration
-//! already had it.
+//! already had it. Run as an unprivileged user, a gateway that may not bind port 80 is not
+//! Ready either, and says `Permission denied`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -225,4 +226,88 @@ fn a_listener_added_later_on_a_taken_port_turns_a_ready_pod_not_ready_with_the_r
         assert!(text.ends_with("\n503"), "{text}");
     }
     drop(taken);
+}
+
+/// `egress up` and the add-on commands as the unprivileged user `nobody` (the machine refuses
+/// ports below 1024 to it): the gateway Pods cannot bind port 80, so they are not Ready, and
+/// `egress get pods` / `egress get events` say why.
+#[test]
+fn as_a_non_root_user_a_gateway_that_may_not_bind_port_80_is_not_ready_and_says_why() {
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        egress_testkit::skip("needs root to run the cluster as the unprivileged user nobody");
+        return;
+    }
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .unwrap_or(1024);
+    if start <= 80 {
+        egress_testkit::skip("this machine lets unprivileged users bind port 80");
+        return;
+    }
+    if std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        egress_testkit::skip("needs setpriv (util-linux)");
+        return;
+    }
+    let c = Cluster::as_user(65534);
+    c.run_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: aks-istio-egress\n---\napiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata:\n  name: sgc\n  namespace: aks-istio-egress\nspec:\n  gatewayNodepoolName: pool\n  provisionPublicIps: true\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: http\n  namespace: aks-istio-egress\nspec:\n  selector:\n    istio: gw\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']\n",
+    )
+    .ok();
+    let _up = Up::start(
+        &c,
+        &[
+            "--pod-range",
+            "127.70.8.0/24",
+            "--egress-ip-pool",
+            "127.71.8.0/24",
+        ],
+    );
+    c.run(&[
+        "mesh",
+        "enable-egress-gateway",
+        "--istio-egressgateway-name",
+        "gw",
+        "--gateway-configuration-name",
+        "sgc",
+        "--no-wait",
+        "-o",
+        "none",
+    ])
+    .ok();
+    let store = Store::open(c.store()).unwrap();
+    wait_for(
+        &store,
+        "a warning event for each gateway Pod",
+        Duration::from_secs(60),
+        |s| unhealthy(s).len() == 2,
+    );
+    for e in unhealthy(&store) {
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.contains("binding listener") && message.contains(":80: "),
+            "{message}"
+        );
+        assert!(message.contains("Permission denied"), "{message}");
+        assert_eq!(e["type"], "Warning");
+    }
+    let table = c.run(&["get", "pods", "-n", NS]).ok().stdout;
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    for r in &rows {
+        assert_eq!(r[1], "0/1", "{table}");
+    }
+    let events = c.run(&["get", "events", "-n", NS]).ok().stdout;
+    assert!(events.contains("Permission denied"), "{events}");
+    println!("{table}\n{events}");
 }

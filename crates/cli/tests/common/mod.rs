@@ -14,6 +14,8 @@ use egress_store::Store;
 /// A temporary store and the `egress` binary pointed at it.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
+    /// The unprivileged user every command runs as (`None`: the test's own user).
+    pub user: Option<u32>,
 }
 
 /// What a command printed.
@@ -61,6 +63,7 @@ impl Cluster {
     pub fn new() -> Cluster {
         Cluster {
             dir: tempfile::tempdir().unwrap(),
+            user: None,
         }
     }
 
@@ -69,9 +72,38 @@ impl Cluster {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
+        let mut c = match self.user {
+            None => Command::new(bin()),
+            // As an unprivileged user: setpriv execs the binary (same pid), HOME in the
+            // cluster's directory, which the user owns.
+            Some(uid) => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    format!("--reuid={uid}"),
+                    format!("--regid={uid}"),
+                    "--clear-groups".to_owned(),
+                    "--".to_owned(),
+                    bin().to_owned(),
+                ]);
+                c.env("HOME", self.dir.path().join("home"));
+                c
+            }
+        };
         c.arg("--store").arg(self.store()).args(args);
         c.env_remove("EGRESS_STORE");
+        c
+    }
+
+    /// A cluster whose commands all run as the unprivileged `uid` (the caller must be root):
+    /// its directory belongs to that user.
+    pub fn as_user(uid: u32) -> Cluster {
+        let mut c = Cluster::new();
+        let home = c.dir.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        for p in [c.dir.path(), home.as_path()] {
+            std::os::unix::fs::chown(p, Some(uid), Some(uid)).unwrap();
+        }
+        c.user = Some(uid);
         c
     }
 
