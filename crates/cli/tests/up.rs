@@ -317,10 +317,16 @@ fn sigkill_mid_reconcile_then_restart_converges_without_loss_or_duplicates() {
         "--reconcile-batch",
         "1",
     ];
+    // Pods whose gateway was serving when `egress up` was killed: the next `egress up` starts
+    // them again, and their RESTARTS says so.
+    let mut served_before: BTreeSet<String> = BTreeSet::new();
     for (what, cond) in points {
         let up = Up::spawn(&c, &flags);
         wait_for(&store, what, Duration::from_secs(60), |s| cond(s));
         up.kill9();
+        for p in running(&store) {
+            served_before.insert(text(&p, "/metadata/name").to_owned());
+        }
         eprintln!(
             "killed after {what}: {} pods, {} running",
             pods(&store).len(),
@@ -363,6 +369,24 @@ fn sigkill_mid_reconcile_then_restart_converges_without_loss_or_duplicates() {
             Some(&serde_json::json!(2))
         );
     }
+    assert!(!served_before.is_empty());
+    for p in &all {
+        let restarts = p
+            .pointer("/status/containerStatuses/0/restartCount")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let name = text(p, "/metadata/name");
+        if served_before.contains(name) {
+            assert!(restarts >= 1, "{name} served before the kill: RESTARTS {restarts}");
+        }
+    }
+    let table = c.run(&["get", "pods", "-n", NS]).ok().stdout;
+    let first = served_before.iter().next().unwrap();
+    let row = table.lines().find(|l| l.starts_with(first.as_str())).unwrap();
+    assert!(
+        row.split_whitespace().nth(3).is_some_and(|r| r != "0"),
+        "{row}"
+    );
     if have_curl() {
         for ip in &ips {
             assert_eq!(health(ip), "200", "{ip}");

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use egress_addon::objects::{EgressGatewayObjects, egress_gateway_objects};
-use egress_cluster::controllers::{Facts, Instance, Settings, object_path};
+use egress_cluster::controllers::{Fact, Facts, Instance, Settings, object_path};
 use egress_cluster::up::{pass, read_state};
 use egress_store::{ObjectKey, Store};
 use serde_json::{Value, json};
@@ -76,7 +76,7 @@ fn list(store: &Store, group: &str, kind: &str) -> Vec<Value> {
 fn all_ready(store: &Store) -> Facts {
     list(store, "", "Pod")
         .iter()
-        .map(|p| (object_path(p), Instance::Ready))
+        .map(|p| (object_path(p), Instance::Ready.into()))
         .collect()
 }
 
@@ -281,8 +281,10 @@ fn gateway_pods_wait_for_the_prefix_then_run() {
     let first = object_path(&pods[0]);
     facts.insert(
         first.clone(),
-        Instance::Failed {
-            message: "bind: address in use".into(),
+        Fact {
+            instance: Instance::Failed {
+                message: "bind: address in use".into(),
+            },
             restarts: 1,
         },
     );
@@ -301,6 +303,40 @@ fn gateway_pods_wait_for_the_prefix_then_run() {
     assert_eq!(
         p.pointer("/status/containerStatuses/0/restartCount"),
         Some(&json!(1))
+    );
+
+    // Started again and serving: Running, and RESTARTS keeps counting (it is not reset once
+    // the instance runs); a pass whose runtime does not know the Pod yet (a new `egress up`)
+    // never lowers it.
+    let pod_now = |store: &Store| {
+        store
+            .list("", "Pod", Some(NS))
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|p| object_path(p) == first)
+            .unwrap()
+    };
+    facts.insert(
+        first.clone(),
+        Fact {
+            instance: Instance::Ready,
+            restarts: 2,
+        },
+    );
+    converge(&store, &facts, &settings);
+    let p = pod_now(&store);
+    assert_eq!(text(&p, "/status/phase"), "Running");
+    assert_eq!(
+        p.pointer("/status/containerStatuses/0/restartCount"),
+        Some(&json!(2))
+    );
+    assert!(p.pointer("/status/containerStatuses/0/state/running").is_some());
+    facts.remove(&first);
+    converge(&store, &facts, &settings);
+    assert_eq!(
+        pod_now(&store).pointer("/status/containerStatuses/0/restartCount"),
+        Some(&json!(2))
     );
 }
 
@@ -493,7 +529,7 @@ fn pods_in_revision_labelled_namespaces_get_a_sidecar() {
     }
     // The runtime reports the sidecar ready: 2/2 Running.
     let mut facts = Facts::new();
-    facts.insert(object_path(&injected), Instance::Ready);
+    facts.insert(object_path(&injected), Instance::Ready.into());
     converge(&store, &facts, &settings);
     let injected = pod(NS);
     assert_eq!(text(&injected, "/status/phase"), "Running");

@@ -84,17 +84,35 @@ pub enum Instance {
         /// Why (`binding listener … : Permission denied`).
         message: String,
     },
-    /// Failed to start (the error), after `restarts` attempts.
+    /// Failed to start (the error); retried with CrashLoopBackOff's backoff.
     Failed {
         /// The start error.
         message: String,
-        /// How many times it has been restarted.
-        restarts: u32,
     },
 }
 
+/// What the runtime reports about one Pod: its instance's state and how many times the
+/// instance was started again after its first start (`restartCount`: after a failure, an
+/// identity change, or a restart of `egress up` itself, which continues the stored count).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fact {
+    /// The instance's state.
+    pub instance: Instance,
+    /// Starts after the first.
+    pub restarts: u32,
+}
+
+impl From<Instance> for Fact {
+    fn from(instance: Instance) -> Fact {
+        Fact {
+            instance,
+            restarts: 0,
+        }
+    }
+}
+
 /// Runtime facts by Pod key `namespace/name`.
-pub type Facts = BTreeMap<String, Instance>;
+pub type Facts = BTreeMap<String, Fact>;
 
 /// Fixed settings of the local cluster.
 #[derive(Debug, Clone)]

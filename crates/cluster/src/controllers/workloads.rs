@@ -471,7 +471,8 @@ fn kubelet(
                 );
             }
         }
-        let instance = facts.get(&path).cloned();
+        let fact = facts.get(&path);
+        let instance = fact.map(|f| f.instance.clone());
         match (&instance, ip) {
             (Some(Instance::NotReady { message }), Some(_)) => warning_event(
                 state,
@@ -488,7 +489,8 @@ fn kubelet(
             }
             _ => {}
         }
-        let status = pod_status(pod, settings, ip, waiting, instance.as_ref());
+        let restarts = fact.map_or(0, |f| f.restarts);
+        let status = pod_status(pod, settings, ip, waiting, instance.as_ref(), restarts);
         if pod.get("status") != Some(&status) {
             let phase = status["phase"].as_str().unwrap_or_default().to_owned();
             let old_phase = at(pod, "/status/phase")
@@ -527,17 +529,32 @@ fn pod_status(
     ip: Option<Ipv4Addr>,
     waiting: Option<(&str, String)>,
     instance: Option<&Instance>,
+    restarts: u32,
 ) -> Value {
     let old = pod.get("status");
     let now = settings.now.as_str();
     let host = settings.host_ip.to_string();
-    let old_started = |name: &str| -> String {
+    let old_container = |name: &str| -> Option<&Value> {
         old.and_then(|s| s.get("containerStatuses"))
             .and_then(Value::as_array)
             .and_then(|cs| {
                 cs.iter()
                     .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
             })
+    };
+    // A count never goes down: the runtime continues the stored one, and a pass that runs
+    // before the runtime knows the Pod keeps it.
+    let old_restarts = |name: &str| -> u32 {
+        old_container(name)
+            .and_then(|c| c.get("restartCount"))
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0)
+    };
+    // A restarted container starts anew; a running one keeps its start time.
+    let old_started = |name: &str, restarts: u32| -> String {
+        old_container(name)
+            .filter(|_| old_restarts(name) == restarts)
             .and_then(|c| at(c, "/state/running/startedAt"))
             .and_then(Value::as_str)
             .unwrap_or(now)
@@ -552,32 +569,28 @@ fn pod_status(
     for c in &containers {
         let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
         let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-        // (ready, waiting reason/message, restarts)
-        let (ready, wait, restarts) = match (&waiting, ip) {
-            (Some((reason, message)), _) => {
-                (false, Some(((*reason).to_owned(), message.clone())), 0)
-            }
-            (None, None) => (
-                false,
-                Some(("ContainerCreating".to_owned(), String::new())),
-                0,
-            ),
-            (None, Some(_)) if !is_managed_container(c) => (true, None, 0),
+        // (ready, waiting reason/message)
+        let (ready, wait) = match (&waiting, ip) {
+            (Some((reason, message)), _) => (false, Some(((*reason).to_owned(), message.clone()))),
+            (None, None) => (false, Some(("ContainerCreating".to_owned(), String::new()))),
+            (None, Some(_)) if !is_managed_container(c) => (true, None),
             (None, Some(_)) => match instance {
-                Some(Instance::Ready) => (true, None, 0),
+                Some(Instance::Ready) => (true, None),
                 // Running, its readiness probe failing (the reason is in an Unhealthy event).
-                Some(Instance::NotReady { .. }) => (false, None, 0),
-                Some(Instance::Failed { message, restarts }) => (
+                Some(Instance::NotReady { .. }) => (false, None),
+                Some(Instance::Failed { message }) => (
                     false,
                     Some(("CrashLoopBackOff".to_owned(), message.clone())),
-                    *restarts,
                 ),
-                Some(Instance::Starting) | None => (
-                    false,
-                    Some(("ContainerCreating".to_owned(), String::new())),
-                    0,
-                ),
+                Some(Instance::Starting) | None => {
+                    (false, Some(("ContainerCreating".to_owned(), String::new())))
+                }
             },
+        };
+        let restarts = if is_managed_container(c) {
+            restarts.max(old_restarts(cname))
+        } else {
+            old_restarts(cname)
         };
         all_ready &= ready;
         any_running |= wait.is_none();
@@ -585,7 +598,7 @@ fn pod_status(
             .as_ref()
             .is_some_and(|(reason, _)| reason == "ContainerCreating");
         let state = match &wait {
-            None => json!({"running": {"startedAt": old_started(cname)}}),
+            None => json!({"running": {"startedAt": old_started(cname, restarts)}}),
             Some((reason, message)) if message.is_empty() => json!({"waiting": {"reason": reason}}),
             Some((reason, message)) => json!({"waiting": {"reason": reason, "message": message}}),
         };

@@ -31,7 +31,7 @@ pub use propagate::offer;
 use pods::{PodKind, PodView, gateway_pods};
 
 use crate::caserver::LocalCa;
-use crate::controllers::{Facts, Instance, SIDECAR_PROXY_PORT, State};
+use crate::controllers::{Fact, Facts, Instance, SIDECAR_PROXY_PORT, State};
 
 /// Workload certificates live this long; they are renewed through the CA endpoint at
 /// half-life.
@@ -103,7 +103,8 @@ struct Running {
 
 struct Failure {
     message: String,
-    restarts: u32,
+    /// Failures in a row (the backoff doubles with each).
+    in_a_row: u32,
     retry_at: Instant,
 }
 
@@ -115,6 +116,8 @@ pub struct Runtime {
     version: u64,
     running: BTreeMap<String, Running>,
     failed: BTreeMap<String, Failure>,
+    /// Starts after the first, by Pod (the Pod's `restartCount`).
+    restarts: BTreeMap<String, u32>,
     /// Instances still draining, by the address they release when done (a new Pod may get
     /// the same IP and must wait for it).
     draining: BTreeMap<Ipv4Addr, tokio::task::JoinHandle<()>>,
@@ -131,6 +134,7 @@ impl Runtime {
             version: 0,
             running: BTreeMap::new(),
             failed: BTreeMap::new(),
+            restarts: BTreeMap::new(),
             draining: BTreeMap::new(),
         }
     }
@@ -153,18 +157,22 @@ impl Runtime {
                 }
                 Plane::Sidecar { .. } => Instance::Ready,
             };
-            f.insert(path.clone(), state);
+            f.insert(path.clone(), self.fact(path, state));
         }
         for (path, fail) in &self.failed {
-            f.insert(
-                path.clone(),
-                Instance::Failed {
-                    message: fail.message.clone(),
-                    restarts: fail.restarts,
-                },
-            );
+            let state = Instance::Failed {
+                message: fail.message.clone(),
+            };
+            f.insert(path.clone(), self.fact(path, state));
         }
         f
+    }
+
+    fn fact(&self, path: &str, instance: Instance) -> Fact {
+        Fact {
+            instance,
+            restarts: self.restarts.get(path).copied().unwrap_or(0),
+        }
     }
 
     /// Number of running instances.
@@ -243,6 +251,7 @@ impl Runtime {
             }
         }
         self.failed.retain(|k, _| wanted.contains_key(k));
+        self.restarts.retain(|k, _| wanted.contains_key(k));
         let now = Instant::now();
         for (path, pod) in wanted {
             if let Some(r) = self.running.get(&path) {
@@ -258,6 +267,15 @@ impl Runtime {
                 continue;
             }
             changed = true;
+            // The first start by this runtime continues the stored count (a Pod whose
+            // container had started before ran in an earlier `egress up`).
+            let restarts = match self.restarts.get(&path) {
+                Some(n) => n.saturating_add(1),
+                None => pod
+                    .restarts_before
+                    .saturating_add(u32::from(pod.started_before)),
+            };
+            self.restarts.insert(path.clone(), restarts);
             match self.start(&pod).await {
                 Ok(r) => {
                     tracing::info!(pod = %path, ip = %pod.ip, source = ?pod.source, "gateway started");
@@ -265,16 +283,16 @@ impl Runtime {
                     self.running.insert(path, r);
                 }
                 Err(message) => {
-                    let restarts = self.failed.get(&path).map_or(0, |f| f.restarts + 1);
+                    let in_a_row = self.failed.get(&path).map_or(0, |f| f.in_a_row + 1);
                     // Kubernetes' CrashLoopBackOff: 10 s doubling up to 5 minutes.
                     let backoff =
-                        Duration::from_secs(10u64 << restarts.min(5)).min(Duration::from_secs(300));
+                        Duration::from_secs(10u64 << in_a_row.min(5)).min(Duration::from_secs(300));
                     tracing::warn!(pod = %path, "gateway failed to start: {message}");
                     self.failed.insert(
                         path,
                         Failure {
                             message,
-                            restarts,
+                            in_a_row,
                             retry_at: now + backoff,
                         },
                     );

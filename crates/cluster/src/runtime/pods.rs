@@ -27,6 +27,10 @@ pub(super) struct PodView {
     pub(super) identity: GatewayIdentity,
     pub(super) source: Option<IpAddr>,
     pub(super) container: String,
+    /// The stored `restartCount` of the Pod's managed container, and whether that container
+    /// had been started (so a new `egress up` starting it again counts a restart).
+    pub(super) restarts_before: u32,
+    pub(super) started_before: bool,
 }
 
 fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
@@ -95,6 +99,22 @@ pub(super) fn gateway_pods(state: &State) -> BTreeMap<String, PodView> {
                 .to_owned(),
             PodKind::Sidecar => SIDECAR_CONTAINER.to_owned(),
         };
+        let stored = at(pod, "/status/containerStatuses")
+            .and_then(Value::as_array)
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("name").and_then(Value::as_str) == Some(container.as_str()))
+            });
+        let restarts_before = stored
+            .and_then(|c| c.get("restartCount"))
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0);
+        let started_before = stored.is_some_and(|c| {
+            at(c, "/state/running").is_some()
+                || at(c, "/state/waiting/reason").and_then(Value::as_str)
+                    == Some("CrashLoopBackOff")
+        });
         out.insert(
             path.clone(),
             PodView {
@@ -104,6 +124,8 @@ pub(super) fn gateway_pods(state: &State) -> BTreeMap<String, PodView> {
                 identity,
                 source,
                 container,
+                restarts_before,
+                started_before,
             },
         );
     }
