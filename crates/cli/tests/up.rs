@@ -377,12 +377,18 @@ fn sigkill_mid_reconcile_then_restart_converges_without_loss_or_duplicates() {
             .unwrap_or(0);
         let name = text(p, "/metadata/name");
         if served_before.contains(name) {
-            assert!(restarts >= 1, "{name} served before the kill: RESTARTS {restarts}");
+            assert!(
+                restarts >= 1,
+                "{name} served before the kill: RESTARTS {restarts}"
+            );
         }
     }
     let table = c.run(&["get", "pods", "-n", NS]).ok().stdout;
     let first = served_before.iter().next().unwrap();
-    let row = table.lines().find(|l| l.starts_with(first.as_str())).unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(first.as_str()))
+        .unwrap();
     assert!(
         row.split_whitespace().nth(3).is_some_and(|r| r != "0"),
         "{row}"
@@ -525,4 +531,138 @@ async fn gateway_pods_serve_the_seed_http_scenario_from_their_static_egress_ip()
     })
     .await
     .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(&log).unwrap_or_default()));
+
+    // The StaticGatewayConfiguration deleted: the gateways have no static egress address, so
+    // they stop serving and are not Ready, saying why (as AKS's CNI holds Pods without a
+    // prefix), instead of leaving from the old prefix.
+    let sgc = |name: &str| {
+        format!(
+            "apiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata:\n  name: {name}\n  namespace: {NS}\nspec:\n  gatewayNodepoolName: istioegresspool\n  provisionPublicIps: true\n"
+        )
+    };
+    let names: Vec<String> = gateway_pods
+        .iter()
+        .map(|p| text(p, "/metadata/name").to_owned())
+        .collect();
+    let named = |s: &Store| -> Vec<Value> {
+        pods(s)
+            .into_iter()
+            .filter(|p| names.iter().any(|n| n == text(p, "/metadata/name")))
+            .collect()
+    };
+    let refused = |ip: String| async move {
+        egress_testkit::Curl::new("http://edition.cnn.com/politics")
+            .connect_to("edition.cnn.com", 80, &ip, 80)
+            .status()
+            .await
+            .map(|o| o.status)
+    };
+    tokio::task::block_in_place(|| {
+        c.run(&[
+            "delete",
+            "staticgatewayconfiguration",
+            "istio-egress-sgc",
+            "-n",
+            NS,
+        ])
+        .ok();
+        wait_for(
+            &store,
+            "both gateway pods not ready",
+            Duration::from_secs(30),
+            |s| {
+                let ps = named(s);
+                ps.len() == 2
+                    && ps.iter().all(|p| {
+                        p.pointer("/status/containerStatuses/0/ready") == Some(&Value::Bool(false))
+                    })
+            },
+        );
+    });
+    let table = c.run(&["get", "pods", "-n", NS]).ok().stdout;
+    for n in &names {
+        let row = table.lines().find(|l| l.starts_with(n.as_str())).unwrap();
+        assert!(row.contains(" 0/1 "), "{table}");
+    }
+    let events = c.run(&["get", "events", "-n", NS]).ok().stdout;
+    for n in &names {
+        assert!(
+            events.lines().any(|l| l.contains("Warning")
+                && l.contains("Unhealthy")
+                && l.contains(n.as_str())
+                && l.contains(
+                    "StaticGatewayConfiguration aks-istio-egress/istio-egress-sgc is gone"
+                )),
+            "{events}"
+        );
+    }
+    for p in &gateway_pods {
+        let ip = text(p, "/status/podIP").to_owned();
+        let got = refused(ip.clone()).await;
+        assert!(
+            !matches!(got, Ok(200)),
+            "a gateway without its prefix served: {ip} {got:?}"
+        );
+    }
+
+    // Another configuration takes the freed prefix; the gateways' configuration comes back
+    // with a new one, and they follow it: Ready again, leaving from the new prefix.
+    let new_prefix = tokio::task::block_in_place(|| {
+        c.run_stdin(&["apply", "-f", "-"], &sgc("holder")).ok();
+        let prefix_of = |s: &Store, name: &str| -> Option<String> {
+            s.list(
+                "egressgateway.kubernetes.azure.com",
+                "StaticGatewayConfiguration",
+                Some(NS),
+            )
+            .unwrap()
+            .items
+            .iter()
+            .find(|o| text(o, "/metadata/name") == name)
+            .map(|o| text(o, "/status/egressIpPrefix").to_owned())
+            .filter(|p| !p.is_empty())
+        };
+        wait_for(
+            &store,
+            "a prefix for holder",
+            Duration::from_secs(30),
+            |s| prefix_of(s, "holder").is_some(),
+        );
+        c.run_stdin(&["apply", "-f", "-"], &sgc("istio-egress-sgc"))
+            .ok();
+        wait_for(
+            &store,
+            "a prefix for istio-egress-sgc and two ready gateway pods",
+            Duration::from_secs(60),
+            |s| {
+                prefix_of(s, "istio-egress-sgc").is_some()
+                    && named(s).iter().all(|p| {
+                        p.pointer("/status/containerStatuses/0/ready") == Some(&Value::Bool(true))
+                    })
+            },
+        );
+        prefix_of(&store, "istio-egress-sgc").unwrap()
+    });
+    assert_ne!(new_prefix, "127.0.45.0/31", "the prefix was not re-pointed");
+    upstream.allow_only(&new_prefix).unwrap();
+    let before = upstream.connections().len();
+    for p in &gateway_pods {
+        let ip = text(p, "/status/podIP").to_owned();
+        egress_testkit::eventually(Duration::from_secs(30), || {
+            let got = refused(ip.clone());
+            async move { matches!(got.await, Ok(200)) }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}: gateway {ip} after the prefix moved"));
+    }
+    let net: ipnet::Ipv4Net = new_prefix.parse().unwrap();
+    let after = upstream.connections();
+    assert!(after.len() > before);
+    for conn in &after[before..] {
+        let std::net::IpAddr::V4(src) = conn.peer_addr.ip() else {
+            panic!("{conn:?}")
+        };
+        assert!(net.contains(&src), "source {src} is not in {new_prefix}");
+        assert!(!conn.refused);
+    }
 }

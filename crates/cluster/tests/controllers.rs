@@ -331,7 +331,10 @@ fn gateway_pods_wait_for_the_prefix_then_run() {
         p.pointer("/status/containerStatuses/0/restartCount"),
         Some(&json!(2))
     );
-    assert!(p.pointer("/status/containerStatuses/0/state/running").is_some());
+    assert!(
+        p.pointer("/status/containerStatuses/0/state/running")
+            .is_some()
+    );
     facts.remove(&first);
     converge(&store, &facts, &settings);
     assert_eq!(

@@ -95,6 +95,8 @@ impl Plane {
 
 struct Running {
     ip: Ipv4Addr,
+    /// The address upstream connections leave from (the static egress prefix's).
+    source: Option<IpAddr>,
     plane: Plane,
     identity: GatewayIdentity,
     /// Renews the workload certificate; stops when the instance is dropped.
@@ -116,6 +118,8 @@ pub struct Runtime {
     version: u64,
     running: BTreeMap<String, Running>,
     failed: BTreeMap<String, Failure>,
+    /// Gateways that must not serve, by Pod, and why (their static egress prefix is gone).
+    held: BTreeMap<String, String>,
     /// Starts after the first, by Pod (the Pod's `restartCount`).
     restarts: BTreeMap<String, u32>,
     /// Instances still draining, by the address they release when done (a new Pod may get
@@ -134,6 +138,7 @@ impl Runtime {
             version: 0,
             running: BTreeMap::new(),
             failed: BTreeMap::new(),
+            held: BTreeMap::new(),
             restarts: BTreeMap::new(),
             draining: BTreeMap::new(),
         }
@@ -156,6 +161,12 @@ impl Runtime {
                     }
                 }
                 Plane::Sidecar { .. } => Instance::Ready,
+            };
+            f.insert(path.clone(), self.fact(path, state));
+        }
+        for (path, why) in &self.held {
+            let state = Instance::NotReady {
+                message: why.clone(),
             };
             f.insert(path.clone(), self.fact(path, state));
         }
@@ -252,16 +263,34 @@ impl Runtime {
         }
         self.failed.retain(|k, _| wanted.contains_key(k));
         self.restarts.retain(|k, _| wanted.contains_key(k));
+        let held_before = std::mem::take(&mut self.held);
         let now = Instant::now();
         for (path, pod) in wanted {
             if let Some(r) = self.running.get(&path) {
-                // A changed identity (labels, ports) means a new container: restart it.
-                if r.identity == pod.identity {
+                // A changed identity (labels, ports) or egress address (its static egress
+                // prefix re-pointed) means a new container: restart it.
+                if r.identity == pod.identity && r.source == pod.source && pod.held.is_none() {
                     continue;
                 }
                 if let Some(r) = self.running.remove(&path) {
+                    tracing::info!(pod = %path, "stopping gateway: its identity or egress address changed");
                     self.stop(r);
+                    changed = true;
                 }
+            }
+            // Without its static egress prefix a gateway does not serve: it would leave from
+            // an address the destination's allowlist does not know.
+            if let Some(why) = pod.held.clone() {
+                if held_before.get(&path) != Some(&why) {
+                    tracing::warn!(pod = %path, "gateway held: {why}");
+                    changed = true;
+                }
+                self.failed.remove(&path);
+                self.held.insert(path, why);
+                continue;
+            }
+            if held_before.contains_key(&path) {
+                changed = true;
             }
             if self.failed.get(&path).is_some_and(|f| f.retry_at > now) {
                 continue;
@@ -417,6 +446,7 @@ impl Runtime {
         );
         Ok(Running {
             ip: pod.ip,
+            source: pod.source,
             plane,
             identity: pod.identity.clone(),
             _rotation: rotation,

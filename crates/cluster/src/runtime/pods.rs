@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use egress_addon::sgc::{SGC_POD_ANNOTATION, prefix_addresses, sgc_key};
+use egress_addon::sgc::{PREFIX_NOT_READY, SGC_POD_ANNOTATION, prefix_addresses, sgc_key};
 use egress_compile::snapshot::GatewayIdentity;
 use ipnet::Ipv4Net;
 use serde_json::Value;
@@ -31,6 +31,9 @@ pub(super) struct PodView {
     /// had been started (so a new `egress up` starting it again counts a restart).
     pub(super) restarts_before: u32,
     pub(super) started_before: bool,
+    /// Why a gateway must not serve now: its StaticGatewayConfiguration is gone or has no
+    /// prefix, so it has no static egress address to leave from (AKS's CNI holds such Pods).
+    pub(super) held: Option<String>,
 }
 
 fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
@@ -99,6 +102,18 @@ pub(super) fn gateway_pods(state: &State) -> BTreeMap<String, PodView> {
                 .to_owned(),
             PodKind::Sidecar => SIDECAR_CONTAINER.to_owned(),
         };
+        let held = match (kind, &source) {
+            (PodKind::Gateway, None) => at(pod, "/metadata/annotations")
+                .and_then(|a| a.get(SGC_POD_ANNOTATION))
+                .and_then(Value::as_str)
+                .map(|sgc| {
+                    format!(
+                        "StaticGatewayConfiguration {ns}/{sgc} is gone or has no egress prefix: \
+                         {PREFIX_NOT_READY}"
+                    )
+                }),
+            _ => None,
+        };
         let stored = at(pod, "/status/containerStatuses")
             .and_then(Value::as_array)
             .and_then(|cs| {
@@ -126,6 +141,7 @@ pub(super) fn gateway_pods(state: &State) -> BTreeMap<String, PodView> {
                 container,
                 restarts_before,
                 started_before,
+                held,
             },
         );
     }
