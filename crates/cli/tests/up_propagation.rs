@@ -720,6 +720,31 @@ fn a_damaged_object_never_blocks_other_changes() {
         GIVE_UP,
         at("/politics", "200"),
     );
+    // The damaged object is reported where operators look: one Warning event on it (not one
+    // per pass), and every gateway's egress_config_objects_held.
+    let events = c.run(&["get", "events", "-n", NS]).ok().stdout;
+    let kept: Vec<&str> = events
+        .lines()
+        .filter(|l| l.contains("LastGoodConfigurationKept"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{events}");
+    assert!(
+        kept[0].contains("Warning") && kept[0].contains("serviceentry/cnn"),
+        "{events}"
+    );
+    for (_, ip) in &gws {
+        let o = Command::new("curl")
+            .args(["-s", &format!("http://{ip}:15020/stats/prometheus")])
+            .output()
+            .unwrap();
+        let metrics = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            metrics.contains(
+                "egress_config_objects_held{kind=\"ServiceEntry\",state=\"last_good\"} 1\n"
+            ),
+            "{metrics}"
+        );
+    }
     apply(&c, seed_service_entry());
     let repaired: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();

@@ -492,7 +492,26 @@ pub async fn run(
                             (hooks.note)("configuration recovered: every object applies");
                         }
                         reported = problems.clone();
+                        // And a Warning Event on each bad object, once per problem.
+                        let store = store.clone();
+                        let bad = merged.problems.clone();
+                        let now = egress_store::rfc3339(SystemTime::now());
+                        let recorded = tokio::task::spawn_blocking(move || {
+                            crate::config::record_problem_events(&store, &bad, &now)
+                        })
+                        .await
+                        .map_err(|e| ClusterError::Settings(e.to_string()))?;
+                        if let Err(e) = recorded {
+                            (hooks.note)(&format!("warning: recording configuration events: {e}"));
+                        }
                     }
+                    runtime.set_objects_held(
+                        merged
+                            .counts()
+                            .into_iter()
+                            .map(|((kind, held), n)| ((kind, held.as_str().to_owned()), n))
+                            .collect(),
+                    );
                     runtime.set_config(
                         egress_compile::inputs_from_resources(merged.resources),
                         version,

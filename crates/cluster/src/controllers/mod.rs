@@ -29,6 +29,7 @@ use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
 pub use inject::{SIDECAR_CONTAINER, SIDECAR_PROXY_PORT, has_sidecar};
+pub(crate) use names::short_hash;
 pub use names::{pod_name_suffix, template_hash};
 pub use sgc::SGC_GROUP;
 pub use workloads::is_gateway_pod;

@@ -118,6 +118,9 @@ pub struct Runtime {
     version: u64,
     running: BTreeMap<String, Running>,
     failed: BTreeMap<String, Failure>,
+    /// Objects held at their last good version or refused, by (kind, state): every
+    /// instance's `egress_config_objects_held`.
+    objects_held: BTreeMap<(String, String), u64>,
     /// Gateways that must not serve, by Pod, and why (their static egress prefix is gone).
     held: BTreeMap<String, String>,
     /// Starts after the first, by Pod (the Pod's `restartCount`).
@@ -138,6 +141,7 @@ impl Runtime {
             version: 0,
             running: BTreeMap::new(),
             failed: BTreeMap::new(),
+            objects_held: BTreeMap::new(),
             held: BTreeMap::new(),
             restarts: BTreeMap::new(),
             draining: BTreeMap::new(),
@@ -238,6 +242,15 @@ impl Runtime {
         }
     }
 
+    /// Reports the objects held at their last good version or refused to every instance's
+    /// metrics (and to instances started later).
+    pub fn set_objects_held(&mut self, held: BTreeMap<(String, String), u64>) {
+        for r in self.running.values() {
+            r.plane.metrics().set_objects_held(held.clone());
+        }
+        self.objects_held = held;
+    }
+
     /// True once a configuration has been loaded.
     pub fn has_config(&self) -> bool {
         self.inputs.is_some()
@@ -309,6 +322,9 @@ impl Runtime {
                 Ok(r) => {
                     tracing::info!(pod = %path, ip = %pod.ip, source = ?pod.source, "gateway started");
                     self.failed.remove(&path);
+                    r.plane
+                        .metrics()
+                        .set_objects_held(self.objects_held.clone());
                     self.running.insert(path, r);
                 }
                 Err(message) => {
