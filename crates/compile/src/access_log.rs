@@ -29,7 +29,7 @@
 //! webhook rejects what does not parse; egress's validation does the same, so what reaches here
 //! parses as CEL but may use attributes or functions egress does not evaluate).
 
-pub(crate) mod filter;
+pub(crate) use egress_snapshot::log_filter as filter;
 
 use std::collections::{BTreeMap, BTreeSet};
 

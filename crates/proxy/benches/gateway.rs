@@ -24,13 +24,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use egress_compile::snapshot::{
+use egress_proxy::accesslog::AccessLogger;
+use egress_proxy::{Proxy, ProxyOptions};
+use egress_snapshot::snapshot::{
     ChainAction, Cluster, Discovery, Endpoint, FilterChain, Forward, HeaderOps, LbPolicy, Listener,
     ListenerKind, PoolSettings, RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch, Snapshot,
     VirtualHost, WeightedCluster,
 };
-use egress_proxy::accesslog::AccessLogger;
-use egress_proxy::{Proxy, ProxyOptions};
 use egress_testkit::CertFactory;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::client::conn::http1::SendRequest;

@@ -10,8 +10,8 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use egress_compile::snapshot::{RouteConfig, VirtualHost};
 use egress_proxy::http::route::select_vhost;
+use egress_snapshot::snapshot::{RouteConfig, VirtualHost};
 
 fn table(n: usize) -> RouteConfig {
     let mut virtual_hosts: Vec<VirtualHost> = (0..n)

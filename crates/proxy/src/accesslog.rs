@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use egress_compile::snapshot::AccessLog;
+use egress_snapshot::snapshot::AccessLog;
 #[cfg(any(test, feature = "testing"))]
 use tokio::sync::Notify;
 
@@ -269,7 +269,7 @@ struct CurrentFormat {
 /// One provider's line: its format and filter.
 struct Output {
     formatter: Formatter,
-    filter: Option<egress_compile::snapshot::LogFilter>,
+    filter: Option<egress_snapshot::snapshot::LogFilter>,
 }
 
 impl Output {

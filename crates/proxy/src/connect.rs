@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use egress_compile::snapshot::{Cluster, Discovery, UpstreamTls};
+use egress_snapshot::snapshot::{Cluster, Discovery, UpstreamTls};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use egress_compile::snapshot::Snapshot;
+use egress_snapshot::snapshot::Snapshot;
 use tokio::sync::watch;
 
 /// Static options of a proxy instance.

@@ -1,4 +1,4 @@
-//! The egress gateway's data plane. It serves one [`egress_compile::snapshot::Snapshot`] at a
+//! The egress gateway's data plane. It serves one [`egress_snapshot::snapshot::Snapshot`] at a
 //! time, read from a `tokio::sync::watch` channel: a new snapshot is swapped in for new
 //! connections and requests while in-flight ones finish on the old one.
 //!
@@ -14,7 +14,7 @@
 //!
 //! [`sidecar::Sidecar`] is a sidecar's outbound data plane (explicit proxy and transparent
 //! capture) built from the same pieces, serving an
-//! [`egress_compile::snapshot::SidecarSnapshot`].
+//! [`egress_snapshot::snapshot::SidecarSnapshot`].
 
 pub mod accesslog;
 pub mod authz;
@@ -37,7 +37,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_compile::snapshot::Snapshot;
+use egress_snapshot::snapshot::Snapshot;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use arc_swap::ArcSwap;
-use egress_compile::snapshot::{ChainAction, FilterChain, Listener, ListenerKind, Snapshot};
+use egress_snapshot::snapshot::{ChainAction, FilterChain, Listener, ListenerKind, Snapshot};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use egress_compile::snapshot::PemSource;
+use egress_snapshot::snapshot::PemSource;
 
 /// The PEM text of `value`, reading the file it names if it is a `file:` reference.
 pub fn resolve(value: &str) -> Result<Cow<'_, str>, String> {

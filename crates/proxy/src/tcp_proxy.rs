@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use egress_compile::snapshot::WeightedCluster;
+use egress_snapshot::snapshot::WeightedCluster;
 use rand::Rng;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -391,7 +391,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use egress_compile::snapshot::HeaderOps;
+    use egress_snapshot::snapshot::HeaderOps;
 
     fn wc(name: &str, weight: u32) -> WeightedCluster {
         WeightedCluster {

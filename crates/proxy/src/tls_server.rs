@@ -13,7 +13,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use egress_compile::snapshot::{ChainAction, FilterChain, ServerTls};
+use egress_snapshot::snapshot::{ChainAction, FilterChain, ServerTls};
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;

@@ -12,8 +12,8 @@ mod l7_support;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use egress_compile::snapshot::{Cluster, Discovery, LbPolicy, PoolSettings};
 use egress_proxy::ProxyOptions;
+use egress_snapshot::snapshot::{Cluster, Discovery, LbPolicy, PoolSettings};
 use egress_testkit::HttpUpstream;
 use guard_support::StubDns;
 use l7_support::*;

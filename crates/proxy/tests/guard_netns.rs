@@ -16,8 +16,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::time::Duration;
 
-use egress_compile::snapshot::{Cluster, Discovery, LbPolicy, PoolSettings};
 use egress_proxy::ProxyOptions;
+use egress_snapshot::snapshot::{Cluster, Discovery, LbPolicy, PoolSettings};
 use guard_support::StubDns;
 use l7_support::*;
 

@@ -11,11 +11,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_compile::snapshot::{
+use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
+use egress_snapshot::snapshot::{
     AccessLog, ChainAction, FilterChain, Forward, HeaderOps, PemIdentity, Route, RouteAction,
     RouteConfig, RouteMatch, ServerTls, VirtualHost,
 };
-use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
 use egress_testkit::{CertFactory, HttpUpstream};
 use http_body_util::{BodyExt, Empty};
 use l4_support::*;

@@ -9,8 +9,8 @@ mod l4_support;
 
 use std::net::Ipv4Addr;
 
-use egress_compile::snapshot::{AccessLog, Discovery};
 use egress_proxy::ProxyOptions;
+use egress_snapshot::snapshot::{AccessLog, Discovery};
 use guard_support::StubDns;
 use l4_support::*;
 

@@ -11,9 +11,9 @@ mod l7_support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use egress_compile::snapshot::{AccessLog, LogEncoding};
 use egress_proxy::Proxy;
 use egress_proxy::accesslog::AccessLogger;
+use egress_snapshot::snapshot::{AccessLog, LogEncoding};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 

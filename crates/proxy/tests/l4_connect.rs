@@ -10,14 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_compile::snapshot::{
-    Cluster, Discovery, OutlierDetection, PemIdentity, Snapshot, UpstreamTls, UpstreamTlsMode,
-};
 use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
 use egress_proxy::accesslog::{AccessLogger, ResponseFlag};
 use egress_proxy::connect::{ConnectError, Connector};
 use egress_proxy::drain::Drain;
 use egress_proxy::{Ctx, ProxyOptions};
+use egress_snapshot::snapshot::{
+    Cluster, Discovery, OutlierDetection, PemIdentity, Snapshot, UpstreamTls, UpstreamTlsMode,
+};
 use egress_testkit::{CertFactory, HttpsUpstream, TcpRecorder};
 use l4_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -9,7 +9,7 @@ mod l4_support;
 
 use std::net::{IpAddr, SocketAddr};
 
-use egress_compile::snapshot::{Discovery, UpstreamTls, UpstreamTlsMode};
+use egress_snapshot::snapshot::{Discovery, UpstreamTls, UpstreamTlsMode};
 use egress_testkit::{CertFactory, Curl, HttpsUpstream, TcpRecorder};
 use l4_support::*;
 

@@ -8,12 +8,12 @@ mod l4_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_compile::snapshot::{
+use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
+use egress_snapshot::snapshot::{
     AccessLog, ChainAction, FilterChain, Forward, HeaderOps, Listener, ListenerKind, PemIdentity,
     Route, RouteAction, RouteConfig, RouteMatch, ServerTls, UpstreamTls, UpstreamTlsMode,
     VirtualHost,
 };
-use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
 use egress_testkit::{CertFactory, Curl, HttpUpstream, HttpsUpstream, TcpRecorder};
 use l4_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -9,7 +9,7 @@ mod l7_support;
 
 use std::time::Duration;
 
-use egress_compile::snapshot::RetryPolicy;
+use egress_snapshot::snapshot::RetryPolicy;
 use egress_testkit::{HttpUpstream, Reply};
 use l7_support::*;
 
@@ -54,7 +54,7 @@ async fn unknown_host_is_404_nr() {
 async fn vhost_without_matching_route_is_404_nr() {
     require_curl!();
     let mut route = forward("r", vec![dest(CNN_CLUSTER, 1)]);
-    route.matcher.uri = Some(egress_compile::snapshot::StringMatch::Prefix(
+    route.matcher.uri = Some(egress_snapshot::snapshot::StringMatch::Prefix(
         "/only".into(),
     ));
     let gw = Gateway::start(snapshot(vec![vhost(CNN, vec![route])], vec![])).await;

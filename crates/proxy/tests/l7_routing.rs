@@ -10,7 +10,7 @@ mod l7_support;
 
 use std::sync::Arc;
 
-use egress_compile::snapshot::{HeaderOps, Redirect, Route, RouteAction, RouteMatch, StringMatch};
+use egress_snapshot::snapshot::{HeaderOps, Redirect, Route, RouteAction, RouteMatch, StringMatch};
 use egress_testkit::{HttpUpstream, Reply};
 use l7_support::*;
 
@@ -436,7 +436,7 @@ async fn json_access_log_with_request_body() {
         )],
         vec![static_cluster(CNN, 80, &[upstream.local_addr()])],
     );
-    snap.access_log.encoding = egress_compile::snapshot::LogEncoding::Json;
+    snap.access_log.encoding = egress_snapshot::snapshot::LogEncoding::Json;
     let gw = Gateway::start(snap).await;
     let out = gw.curl(CNN, "/post").data("hello").fetch().await.unwrap();
     assert_eq!(out.status, 200, "{out:?}");

@@ -7,8 +7,8 @@
 
 mod l7_support;
 
-use egress_compile::snapshot::{Cluster, UpstreamTls, UpstreamTlsMode};
 use egress_proxy::ProxyOptions;
+use egress_snapshot::snapshot::{Cluster, UpstreamTls, UpstreamTlsMode};
 use egress_testkit::{CertFactory, HttpsUpstream};
 use l7_support::*;
 

@@ -13,12 +13,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_compile::snapshot::{
-    ChainAction, FilterChain, Listener, ListenerKind, Snapshot, UpstreamTls, UpstreamTlsMode,
-};
 use egress_proxy::accesslog::{AccessLogger, CapturedLines};
 use egress_proxy::limits::{Limit, Limits};
 use egress_proxy::{Proxy, ProxyOptions};
+use egress_snapshot::snapshot::{
+    ChainAction, FilterChain, Listener, ListenerKind, Snapshot, UpstreamTls, UpstreamTlsMode,
+};
 use egress_testkit::{CertFactory, HttpUpstream, HttpsUpstream, Reply};
 use l7_support::{AccessLine, WAIT, dest, forward, snapshot, static_cluster, vhost};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -12,11 +12,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use egress_compile::snapshot::{
+use egress_proxy::metrics::ReloadResult;
+use egress_snapshot::snapshot::{
     Forward, HeaderOps, Listener, ListenerKind, RetryPolicy, Route, RouteAction, RouteConfig,
     RouteMatch, VirtualHost,
 };
-use egress_proxy::metrics::ReloadResult;
 use egress_testkit::{HttpUpstream, Reply, TcpRecorder};
 use http_body_util::{BodyExt, Empty};
 use l4_support::{

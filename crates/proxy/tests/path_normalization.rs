@@ -6,8 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use egress_compile::snapshot::PathNormalization;
 use egress_proxy::http::normalize::{PathRejected, normalize};
+use egress_snapshot::snapshot::PathNormalization;
 use proptest::prelude::*;
 
 const MODES: [PathNormalization; 4] = [

@@ -8,7 +8,7 @@
 
 mod sidecar_support;
 
-use egress_compile::snapshot::{OutboundPolicy, SidecarSnapshot};
+use egress_snapshot::snapshot::{OutboundPolicy, SidecarSnapshot};
 use egress_testkit::{CertFactory, HttpUpstream, HttpsUpstream, TcpRecorder};
 use sidecar_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -12,13 +12,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_compile::snapshot::{
-    AccessLog, ChainAction, Cluster, FilterChain, Listener, ListenerKind, OutboundPolicy,
-    RouteConfig, ServerTls, Snapshot, UpstreamTls, UpstreamTlsMode,
-};
 use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
 use egress_proxy::accesslog::{AccessLogger, CapturedLines};
 use egress_proxy::{Proxy, ProxyOptions};
+use egress_snapshot::snapshot::{
+    AccessLog, ChainAction, Cluster, FilterChain, Listener, ListenerKind, OutboundPolicy,
+    RouteConfig, ServerTls, Snapshot, UpstreamTls, UpstreamTlsMode,
+};
 use egress_testkit::{CertFactory, HttpsUpstream};
 use sidecar_support::*;
 use tokio::sync::watch;

@@ -12,10 +12,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_compile::snapshot::{OutboundPolicy, SidecarSnapshot};
 use egress_proxy::accesslog::AccessLogger;
 use egress_proxy::metrics::LocalWorkload;
 use egress_proxy::sidecar::{Sidecar, SidecarOptions, SidecarTelemetry};
+use egress_snapshot::snapshot::{OutboundPolicy, SidecarSnapshot};
 use egress_testkit::{HttpUpstream, TcpRecorder};
 use prometheus_parse::{Sample, Scrape, Value};
 use sidecar_support::*;

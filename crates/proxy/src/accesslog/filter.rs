@@ -6,7 +6,9 @@
 
 use std::borrow::Cow;
 
-use egress_compile::snapshot::{FilterAttribute, FilterExpr, FilterValue, LogFilter, StringMethod};
+use egress_snapshot::snapshot::{
+    FilterAttribute, FilterExpr, FilterValue, LogFilter, StringMethod,
+};
 
 use super::LogEntry;
 

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
-use egress_compile::snapshot::{AccessLog, LogEncoding};
+use egress_snapshot::snapshot::{AccessLog, LogEncoding};
 use serde_json::{Map, Value as Json};
 
 use super::{LogEntry, time::format_start_time};

@@ -4,7 +4,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
-use egress_compile::snapshot::LogEncoding;
+use egress_snapshot::snapshot::LogEncoding;
 
 fn http_entry() -> LogEntry {
     let mut request_headers = http::HeaderMap::new();
@@ -259,7 +259,7 @@ fn disabled_logger_writes_nothing() {
 
 #[tokio::test]
 async fn each_provider_writes_its_own_filtered_line() {
-    use egress_compile::snapshot::LogFilter;
+    use egress_snapshot::snapshot::LogFilter;
     let (logger, lines) = AccessLogger::capture();
     logger.configure(&AccessLog {
         path: Some("/dev/stdout".into()),

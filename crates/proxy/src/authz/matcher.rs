@@ -2,7 +2,7 @@
 //! semantics as Istio generates them (an absent attribute matches no value, so a negated
 //! check on it holds).
 
-use egress_compile::authz::{Attribute, Check, Matcher, Rule, Segment};
+use egress_snapshot::authz::{Attribute, Check, Matcher, Rule, Segment};
 
 use super::Attributes;
 

@@ -1,5 +1,5 @@
 //! AuthorizationPolicy enforcement, as Envoy's RBAC filters do it for Istio
-//! (`istio-egress.md` §3.10, §3.11): the snapshot's policies (`egress_compile::authz`) are
+//! (`istio-egress.md` §3.10, §3.11): the snapshot's policies (`egress_snapshot::authz`) are
 //! evaluated against one HTTP request (HTTP chains, before routing) or one connection (TCP
 //! chains, before connecting upstream).
 //!
@@ -21,7 +21,7 @@ mod matcher;
 
 use std::net::{IpAddr, SocketAddr};
 
-use egress_compile::authz::{Policy, PolicyAction};
+use egress_snapshot::authz::{Policy, PolicyAction};
 use http::HeaderMap;
 
 use crate::ctx::ConnInfo;

@@ -1,7 +1,7 @@
 //! Policy evaluation tables: order, absent attributes, addresses and ports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use egress_compile::authz::{Attribute, Check, Cidr, Matcher, Policy, PolicyAction, Rule};
+use egress_snapshot::authz::{Attribute, Check, Cidr, Matcher, Policy, PolicyAction, Rule};
 use http::HeaderMap;
 
 use super::*;

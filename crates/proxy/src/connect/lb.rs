@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use egress_compile::snapshot::{LbPolicy, OutlierDetection};
+use egress_snapshot::snapshot::{LbPolicy, OutlierDetection};
 use rand::Rng;
 
 /// Envoy's default `max_ejection_time`.

@@ -17,8 +17,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use egress_compile::snapshot::{Cluster, UpstreamTls, UpstreamTlsMode};
 use egress_identity::RootSource;
+use egress_snapshot::snapshot::{Cluster, UpstreamTls, UpstreamTlsMode};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use egress_compile::snapshot::RetryPolicy;
+use egress_snapshot::snapshot::RetryPolicy;
 use http::{HeaderMap, Response};
 use rand::Rng;
 use tokio::time::Instant;

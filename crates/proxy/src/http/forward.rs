@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use egress_compile::snapshot::{Cluster, Forward, Route, RouteMatch, Snapshot, StringMatch};
+use egress_snapshot::snapshot::{Cluster, Forward, Route, RouteMatch, Snapshot, StringMatch};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, header};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Incoming};
@@ -361,7 +361,7 @@ fn respond(
     env: &Env<'_>,
     cluster: &Cluster,
     route: &Route,
-    dest_ops: &egress_compile::snapshot::HeaderOps,
+    dest_ops: &egress_snapshot::snapshot::HeaderOps,
     resp: Response<Incoming>,
     lease: Lease,
     service_time: Duration,

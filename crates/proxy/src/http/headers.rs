@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use egress_compile::snapshot::HeaderOps;
+use egress_snapshot::snapshot::HeaderOps;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use rand::RngCore;
 

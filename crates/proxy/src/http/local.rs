@@ -2,7 +2,7 @@
 //! there is one (404 `NR` has none), and the Envoy texts for upstream failures; redirects
 //! (VirtualService `redirect`, Gateway `httpsRedirect`) with their `location`.
 
-use egress_compile::snapshot::Redirect;
+use egress_snapshot::snapshot::Redirect;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::{Body, empty, full};

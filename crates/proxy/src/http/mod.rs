@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
-use egress_compile::snapshot::{RouteAction, Snapshot};
+use egress_snapshot::snapshot::{RouteAction, Snapshot};
 use http::{HeaderMap, HeaderValue, Request, Response, Version, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -520,7 +520,7 @@ enum Selected<'a> {
     Misdirected(crate::guard::Misdirected),
     NotFound,
     TlsRedirect,
-    Route(&'a egress_compile::snapshot::Route),
+    Route(&'a egress_snapshot::snapshot::Route),
 }
 
 fn select<'a>(

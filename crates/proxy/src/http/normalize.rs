@@ -20,7 +20,7 @@
 
 use std::borrow::Cow;
 
-use egress_compile::snapshot::PathNormalization;
+use egress_snapshot::snapshot::PathNormalization;
 
 /// Why a path cannot be normalized (the request is answered 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

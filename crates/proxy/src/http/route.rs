@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use egress_compile::snapshot::{
+use egress_snapshot::snapshot::{
     RouteConfig, RouteMatch, StringMatch, VirtualHost, WeightedCluster,
 };
 use http::HeaderMap;
@@ -29,7 +29,7 @@ pub struct RequestView<'a> {
     pub headers: &'a HeaderMap,
 }
 
-pub use egress_compile::vhost_index::host_without_port;
+pub use egress_snapshot::vhost_index::host_without_port;
 
 /// The virtual host serving `authority`, Envoy's way (exact name, then the longest `*suffix`,
 /// then the longest `prefix*`, then `*`), through the table's domain index.
@@ -186,7 +186,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use egress_compile::snapshot::HeaderOps;
+    use egress_snapshot::snapshot::HeaderOps;
 
     /// The linear scan the index replaced: the reference the index must agree with.
     fn select_vhost_linear<'a>(rc: &'a RouteConfig, authority: &str) -> Option<&'a VirtualHost> {

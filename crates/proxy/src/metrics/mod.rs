@@ -346,13 +346,13 @@ impl Metrics {
 /// The names of the clusters that originate ISTIO_MUTUAL (they present the workload
 /// certificate, which makes it `source_principal`).
 pub fn mutual_tls_clusters<'a>(
-    clusters: impl IntoIterator<Item = &'a egress_compile::snapshot::Cluster>,
+    clusters: impl IntoIterator<Item = &'a egress_snapshot::snapshot::Cluster>,
 ) -> Vec<String> {
     clusters
         .into_iter()
         .filter(|c| {
             c.tls.as_ref().is_some_and(|tls| {
-                tls.mode == egress_compile::snapshot::UpstreamTlsMode::IstioMutual
+                tls.mode == egress_snapshot::snapshot::UpstreamTlsMode::IstioMutual
             })
         })
         .map(|c| c.name.clone())

@@ -120,7 +120,7 @@ async fn request(shared: &Arc<Shared>, conn: &ConnInfo, req: Request<Incoming>) 
     };
     let table = if shared.is_own_port(dst.port) {
         // Loop protection: a request for the sidecar's own port is never passed through.
-        view::policy_table(egress_compile::snapshot::OutboundPolicy::RegistryOnly).to_owned()
+        view::policy_table(egress_snapshot::snapshot::OutboundPolicy::RegistryOnly).to_owned()
     } else {
         view::http_table(&shared.current(), dst.port)
     };

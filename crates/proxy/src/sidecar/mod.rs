@@ -46,8 +46,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use egress_compile::snapshot::SidecarSnapshot;
 use egress_identity::IdentityHandle;
+use egress_snapshot::snapshot::SidecarSnapshot;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -479,7 +479,7 @@ async fn handle(name: &'static str, stream: TcpStream, remote: SocketAddr, share
 async fn follow(
     mut snapshots: watch::Receiver<Arc<SidecarSnapshot>>,
     shared: Arc<Shared>,
-    view: watch::Sender<Arc<egress_compile::snapshot::Snapshot>>,
+    view: watch::Sender<Arc<egress_snapshot::snapshot::Snapshot>>,
     applied: watch::Sender<u64>,
 ) {
     while snapshots.changed().await.is_ok() {

@@ -22,7 +22,7 @@
 
 use std::sync::Arc;
 
-use egress_compile::snapshot::{BLACKHOLE_CLUSTER, OutboundPolicy, PASSTHROUGH_CLUSTER};
+use egress_snapshot::snapshot::{BLACKHOLE_CLUSTER, OutboundPolicy, PASSTHROUGH_CLUSTER};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Shared;
@@ -109,7 +109,7 @@ async fn fallback<I>(
 fn noticed<I>(
     io: I,
     conn: &ConnInfo,
-    clusters: &[egress_compile::snapshot::WeightedCluster],
+    clusters: &[egress_snapshot::snapshot::WeightedCluster],
     shared: &Shared,
 ) -> OpenNotice<I> {
     let metrics = match clusters {

@@ -14,7 +14,7 @@
 //! `PassthroughCluster` (ORIGINAL_DST) and `BlackHoleCluster` (no endpoints) are added to the
 //! clusters when the snapshot lacks them.
 
-use egress_compile::snapshot::{
+use egress_snapshot::snapshot::{
     ALLOW_ANY_ROUTE, BLACKHOLE_CLUSTER, BLOCK_ALL_ROUTE, Cluster, Discovery, Forward, HeaderOps,
     LbPolicy, Listener, ListenerKind, MeshSettings, OutboundPolicy, OutboundPort,
     PASSTHROUGH_CLUSTER, PoolSettings, Route, RouteAction, RouteConfig, RouteMatch,

@@ -7,12 +7,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_compile::snapshot::{
+use egress_proxy::accesslog::{AccessLogger, CapturedLines};
+use egress_proxy::{Proxy, ProxyOptions};
+use egress_snapshot::snapshot::{
     ChainAction, Cluster, Discovery, Endpoint, FilterChain, HeaderOps, LbPolicy, Listener,
     ListenerKind, PoolSettings, Snapshot, WeightedCluster,
 };
-use egress_proxy::accesslog::{AccessLogger, CapturedLines};
-use egress_proxy::{Proxy, ProxyOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;

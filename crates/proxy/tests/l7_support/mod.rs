@@ -8,15 +8,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_compile::snapshot::{
-    Cluster, Discovery, Endpoint, Forward, HeaderOps, LbPolicy, Listener, ListenerKind,
-    PoolSettings, RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch, Snapshot, VirtualHost,
-    WeightedCluster,
-};
 use egress_proxy::accesslog::{AccessLogger, CapturedLines};
 use egress_proxy::connect::Connector;
 use egress_proxy::drain::Drain;
 use egress_proxy::{ConnInfo, Ctx, ProxyOptions};
+use egress_snapshot::snapshot::{
+    Cluster, Discovery, Endpoint, Forward, HeaderOps, LbPolicy, Listener, ListenerKind,
+    PoolSettings, RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch, Snapshot, VirtualHost,
+    WeightedCluster,
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;

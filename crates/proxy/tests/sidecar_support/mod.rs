@@ -10,14 +10,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_compile::snapshot::{
+use egress_identity::IdentityHandle;
+use egress_proxy::accesslog::{AccessLogger, CapturedLines};
+use egress_proxy::sidecar::{Sidecar, SidecarOptions};
+use egress_snapshot::snapshot::{
     AccessLog, Cluster, Discovery, Endpoint, Forward, HeaderOps, LbPolicy, OutboundPolicy,
     OutboundPort, PoolSettings, Route, RouteAction, RouteConfig, RouteMatch, SidecarSnapshot,
     SniRoute, TcpRoute, VirtualHost, WeightedCluster,
 };
-use egress_identity::IdentityHandle;
-use egress_proxy::accesslog::{AccessLogger, CapturedLines};
-use egress_proxy::sidecar::{Sidecar, SidecarOptions};
 use egress_testkit::Curl;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

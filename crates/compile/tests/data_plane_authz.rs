@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use egress_compile::snapshot::Snapshot;
 use egress_compile::{GatewayIdentity, compile, inputs_from_resources};
 use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
 use egress_model::{DecodeOptions, Outcome, Resource, decode_file};
 use egress_proxy::accesslog::{AccessLogger, CapturedLines};
 use egress_proxy::{Proxy, ProxyOptions};
+use egress_snapshot::snapshot::Snapshot;
 use egress_testkit::{CertFactory, HttpUpstream, HttpsUpstream};
 use http_body_util::{BodyExt, Empty};
 use tokio::sync::watch;
@@ -183,7 +183,7 @@ async fn get_over_tls(
     path: &str,
 ) -> (u16, String) {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from(CNN).unwrap();
+    let name = rustls::pki_types::ServerName::try_from(CNN).unwrap();
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
@@ -338,7 +338,7 @@ async fn connection_sni_on_a_passthrough_server() {
     );
 
     let tcp = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
-    let other = rustls_pki_types::ServerName::try_from(OTHER).unwrap();
+    let other = rustls::pki_types::ServerName::try_from(OTHER).unwrap();
     let refused = tokio_rustls::TlsConnector::from(trusting)
         .connect(other, tcp)
         .await;
@@ -386,7 +386,7 @@ async fn principals_on_a_tls_terminated_tcp_server_and_http_only_allow_rules_fai
     let addr = gw.addr();
     let connect = |config: Arc<rustls::ClientConfig>| async move {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let name = rustls_pki_types::ServerName::try_from(CNN).unwrap();
+        let name = rustls::pki_types::ServerName::try_from(CNN).unwrap();
         tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await

@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use egress_compile::snapshot::{
-    ChainAction, Discovery, Listener, ListenerKind, RetryPolicy, RouteAction, ServerTls, Snapshot,
-    UpstreamTlsMode,
-};
 use egress_compile::{GatewayIdentity, compile, inputs_from_resources};
 use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
 use egress_model::{DecodeOptions, Diagnostic, Outcome, Resource, Severity, decode_file};
 use egress_proxy::accesslog::{AccessLogger, CapturedLines};
 use egress_proxy::{Proxy, ProxyOptions};
+use egress_snapshot::snapshot::{
+    ChainAction, Discovery, Listener, ListenerKind, RetryPolicy, RouteAction, ServerTls, Snapshot,
+    UpstreamTlsMode,
+};
 use egress_testkit::{CertFactory, HttpUpstream, HttpsUpstream};
 use http_body_util::{BodyExt, Empty};
 use tokio::sync::watch;
@@ -249,7 +249,7 @@ async fn over_tls(
     extra: &[(&str, &str)],
 ) -> Answer {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from(sni.to_owned()).unwrap();
+    let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).unwrap();
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
@@ -272,7 +272,7 @@ fn trusting(ca_pem: &str) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
-fn forward_of(s: &Snapshot, listener_name: &str) -> egress_compile::snapshot::Forward {
+fn forward_of(s: &Snapshot, listener_name: &str) -> egress_snapshot::snapshot::Forward {
     let ListenerKind::Http(rc) = &listener(s, listener_name).kind else {
         panic!("not an HTTP listener")
     };
@@ -369,7 +369,7 @@ async fn gotcha_tls_mode_zero_value_is_passthrough() {
     );
     // The server's host is the chain's SNI constraint: another name finds no chain.
     let tcp = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
-    let other = rustls_pki_types::ServerName::try_from("other.example.com").unwrap();
+    let other = rustls::pki_types::ServerName::try_from("other.example.com").unwrap();
     let refused = tokio_rustls::TlsConnector::from(trusting(certs.ca_pem()))
         .connect(other, tcp)
         .await;

@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use egress_compile::snapshot::Snapshot;
 use egress_compile::{GatewayIdentity, compile, inputs_from_resources};
 use egress_model::{DecodeOptions, Outcome, decode_file};
 use egress_proxy::accesslog::{AccessLogger, CapturedLines};
 use egress_proxy::{Proxy, ProxyOptions};
+use egress_snapshot::snapshot::Snapshot;
 use egress_testkit::HttpUpstream;
 use http_body_util::{BodyExt, Empty};
 use tokio::sync::watch;

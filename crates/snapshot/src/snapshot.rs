@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-pub use crate::access_log::filter::{
+pub use crate::log_filter::{
     CompareOp, FilterAttribute, FilterError, FilterExpr, FilterValue, LogFilter, StringMethod,
 };
 
