@@ -198,6 +198,7 @@ fn harness() -> &'static Harness {
                 &options_limits,
                 Arc::default(),
             )),
+            active: Default::default(),
         });
         Harness {
             rt,

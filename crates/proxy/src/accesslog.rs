@@ -250,20 +250,31 @@ enum Sink {
 
 struct Inner {
     sink: Sink,
-    format: ArcSwap<CurrentFormat>,
+    format: ArcSwap<LogFormat>,
     /// When set, lines are written only while the configured `accessLogFile` is non-empty
     /// (a gateway process: MeshConfig/Telemetry switch logging on and off).
     gated: bool,
-    /// Whether the last configuration asked for logging (used when `gated`).
-    wanted: std::sync::atomic::AtomicBool,
 }
 
-/// The outputs in use and the settings they were built from (`None` before any
-/// [`AccessLogger::configure`]).
-struct CurrentFormat {
+/// What one snapshot's access-log settings prepare: the providers' formats and filters, and
+/// whether logging is on. Built once per settings ([`AccessLogger::prepare`]); a request keeps
+/// the one of the snapshot it started under ([`AccessLogger::pinned_to`]), so a configuration
+/// change never logs a request in a format of a version it did not run under.
+pub struct LogFormat {
     settings: Option<AccessLog>,
+    /// Whether the settings ask for logging (`accessLogFile` non-empty; used when gated).
+    wanted: bool,
     /// One per provider; the first is the one [`AccessLogger::render`] uses.
     outputs: Vec<Output>,
+}
+
+impl fmt::Debug for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogFormat")
+            .field("settings", &self.settings)
+            .field("wanted", &self.wanted)
+            .finish()
+    }
 }
 
 /// One provider's line: its format and filter.
@@ -301,6 +312,8 @@ impl Output {
 pub struct AccessLogger {
     inner: Arc<Inner>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The format this logger writes with instead of the current one (one request's).
+    pinned: Option<Arc<LogFormat>>,
 }
 
 impl fmt::Debug for AccessLogger {
@@ -326,17 +339,18 @@ impl AccessLogger {
         AccessLogger {
             inner: Arc::new(Inner {
                 sink,
-                format: ArcSwap::from_pointee(CurrentFormat {
+                format: ArcSwap::from_pointee(LogFormat {
                     settings: None,
+                    wanted: false,
                     outputs: vec![Output {
                         formatter: Formatter::default_text(),
                         filter: None,
                     }],
                 }),
                 gated: false,
-                wanted: std::sync::atomic::AtomicBool::new(false),
             }),
             metrics: None,
+            pinned: None,
         }
     }
 
@@ -345,6 +359,7 @@ impl AccessLogger {
         AccessLogger {
             inner: Arc::clone(&self.inner),
             metrics: Some(metrics),
+            pinned: self.pinned.clone(),
         }
     }
 
@@ -425,13 +440,18 @@ impl AccessLogger {
     /// now on (cheap when unchanged). A format that does not compile is reported once and
     /// Istio's default for the encoding is used.
     pub fn configure(&self, config: &AccessLog) {
-        self.inner.wanted.store(
-            config.path.as_deref().is_some_and(|p| !p.is_empty()),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        let current = self.inner.format.load();
+        let prepared = self.prepare(config);
+        if !Arc::ptr_eq(&prepared, &self.inner.format.load()) {
+            self.inner.format.store(prepared);
+        }
+    }
+
+    /// The prepared form of `config`: the current one when its settings are the same (no
+    /// work), otherwise built anew. Does not change what this logger writes with.
+    pub fn prepare(&self, config: &AccessLog) -> Arc<LogFormat> {
+        let current = self.inner.format.load_full();
         if current.settings.as_ref() == Some(config) {
-            return;
+            return current;
         }
         let mut outputs = vec![Output::new(config)];
         for more in &config.additional {
@@ -444,18 +464,35 @@ impl AccessLogger {
             }
             outputs.push(Output::new(more));
         }
-        self.inner.format.store(Arc::new(CurrentFormat {
+        Arc::new(LogFormat {
             settings: Some(config.clone()),
+            wanted: config.path.as_deref().is_some_and(|p| !p.is_empty()),
             outputs,
-        }));
+        })
+    }
+
+    /// This logger (same sink and metrics) writing with `format` whatever the current one
+    /// becomes: the logger of one request, pinned to its snapshot's settings.
+    pub fn pinned_to(&self, format: Arc<LogFormat>) -> AccessLogger {
+        AccessLogger {
+            inner: Arc::clone(&self.inner),
+            metrics: self.metrics.clone(),
+            pinned: Some(format),
+        }
+    }
+
+    /// The format lines are written with: the pinned one, else the current one.
+    fn format(&self) -> Arc<LogFormat> {
+        match &self.pinned {
+            Some(f) => Arc::clone(f),
+            None => self.inner.format.load_full(),
+        }
     }
 
     /// Renders `entry` with the current (first provider's) format, ignoring its filter, without
     /// writing it.
     pub fn render(&self, entry: &LogEntry) -> String {
-        self.inner
-            .format
-            .load()
+        self.format()
             .outputs
             .first()
             .map(|o| o.formatter.render(entry))
@@ -465,8 +502,11 @@ impl AccessLogger {
     /// The lines `entry` produces under the current settings: one per provider whose filter
     /// (if any) lets it through, each ending with a newline.
     pub fn lines_for(&self, entry: &LogEntry) -> Vec<String> {
-        let current = self.inner.format.load();
-        current
+        Self::lines_with(&self.format(), entry)
+    }
+
+    fn lines_with(format: &LogFormat, entry: &LogEntry) -> Vec<String> {
+        format
             .outputs
             .iter()
             .filter(|o| o.filter.as_ref().is_none_or(|f| filter::matches(f, entry)))
@@ -486,12 +526,14 @@ impl AccessLogger {
         if let Some(metrics) = &self.metrics {
             metrics.record(entry);
         }
-        if !self.is_enabled()
-            || (self.inner.gated && !self.inner.wanted.load(std::sync::atomic::Ordering::Relaxed))
-        {
+        if !self.is_enabled() {
             return;
         }
-        for line in self.lines_for(entry) {
+        let format = self.format();
+        if self.inner.gated && !format.wanted {
+            return;
+        }
+        for line in Self::lines_with(&format, entry) {
             match &self.inner.sink {
                 Sink::Disabled => {}
                 Sink::Writer(writer) => {

@@ -77,11 +77,50 @@ pub struct Ctx {
     pub http: Arc<crate::http::HttpState>,
     /// The open downstream connections and the counters of the limits that fired.
     pub conns: Arc<crate::limits::Connections>,
+    /// The prepared form of the latest snapshot ([`Ctx::active`]); empty until first used.
+    pub active: arc_swap::ArcSwapOption<Active>,
+}
+
+/// One version of the configuration as a request uses it: the snapshot and what is prepared
+/// from it (the access-log formats and filters), taken together once when a request or a
+/// connection starts and kept until it ends. A configuration change therefore never mixes two
+/// versions within one request (its route, policy, upstream and log line are all of the
+/// version it started under); the next request, on a new or a kept-alive connection, uses the
+/// new version (see ARCHITECTURE.md, "Configuration versions").
+#[derive(Debug)]
+pub struct Active {
+    /// The snapshot.
+    pub snapshot: Arc<Snapshot>,
+    /// Its access-log settings, prepared.
+    pub log: Arc<crate::accesslog::LogFormat>,
 }
 
 impl Ctx {
     /// The snapshot to use for a new connection or request.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshots.borrow().clone()
+    }
+
+    /// The configuration version a new request or connection runs under: the latest snapshot
+    /// with its prepared access-log settings. Prepared once per snapshot (the first caller
+    /// after a change builds it, later ones share it).
+    pub fn active(&self) -> Arc<Active> {
+        let snapshot = self.snapshot();
+        if let Some(active) = self.active.load_full()
+            && Arc::ptr_eq(&active.snapshot, &snapshot)
+        {
+            return active;
+        }
+        let active = Arc::new(Active {
+            log: self.access_log.prepare(&snapshot.access_log),
+            snapshot,
+        });
+        self.active.store(Some(Arc::clone(&active)));
+        active
+    }
+
+    /// The access logger of a request or connection running under `active`.
+    pub fn logger_for(&self, active: &Active) -> crate::accesslog::AccessLogger {
+        self.access_log.pinned_to(Arc::clone(&active.log))
     }
 }

@@ -137,6 +137,7 @@ impl Proxy {
             drain: drain.clone(),
             http: Arc::default(),
             conns,
+            active: Default::default(),
         });
         let readiness = Arc::new(Readiness::new(drain));
         let endpoints = |metrics: Option<Arc<Metrics>>| Endpoints {

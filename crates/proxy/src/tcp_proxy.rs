@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use egress_snapshot::snapshot::WeightedCluster;
+use egress_snapshot::snapshot::{Snapshot, WeightedCluster};
 use rand::Rng;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -163,6 +163,8 @@ async fn forward<D>(
 {
     let start = SystemTime::now();
     let began = Instant::now();
+    // The connection runs under one configuration version to its end, log line included.
+    let active = ctx.active();
     let mut entry = tcp_entry(conn, start);
     entry.route_name = route_name.map(str::to_owned);
     entry.connection_termination_details = termination_details;
@@ -175,7 +177,7 @@ async fn forward<D>(
         &mut downstream,
         conn,
         target,
-        ctx,
+        (ctx, &active.snapshot),
         &mut entry,
         &counters,
         tcp,
@@ -185,7 +187,7 @@ async fn forward<D>(
     entry.bytes_sent = counters.sent.load(Ordering::Relaxed);
     entry.duration = Some(began.elapsed());
     // Logged before anything else is awaited: a forced drain may drop this future next.
-    ctx.access_log.log(&entry);
+    ctx.logger_for(&active).log(&entry);
     let _ = downstream.shutdown().await;
 }
 
@@ -200,14 +202,13 @@ async fn run<D>(
     downstream: &mut Counting<D>,
     conn: &ConnInfo,
     target: &Target<'_>,
-    ctx: &Ctx,
+    (ctx, snapshot): (&Ctx, &Snapshot),
     entry: &mut LogEntry,
     counters: &Counters,
     tcp: RawTcp<D>,
 ) where
     D: AsyncRead + AsyncWrite + Send + Unpin,
 {
-    let snapshot = ctx.snapshot();
     let Some(chosen) = pick_weighted(target.clusters) else {
         entry.response_flags = ResponseFlags::from(ResponseFlag::NoClusterFound);
         return;

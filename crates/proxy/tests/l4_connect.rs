@@ -38,6 +38,7 @@ fn ctx(options: ProxyOptions, identity: Option<Arc<IdentityHandle>>) -> Ctx {
         drain: Drain::new(),
         http: Arc::default(),
         conns,
+        active: Default::default(),
     }
 }
 

@@ -244,7 +244,10 @@ async fn handle(
                 .map(str::to_owned)
         })
         .unwrap_or_default();
-    let snapshot = ctx.snapshot();
+    // One version for the whole request: its snapshot and its access-log settings.
+    let active = ctx.active();
+    let snapshot = Arc::clone(&active.snapshot);
+    let logger = ctx.logger_for(&active);
     // Normalized once, before anything reads it: routing, AuthorizationPolicy, the upstream
     // and the access log all see the same path (see `normalize`).
     let raw_path = parts.uri.path();
@@ -318,7 +321,7 @@ async fn handle(
 
     let mut pending = Unanswered {
         entry,
-        log: Some((ctx.access_log.clone(), started)),
+        log: Some((logger.clone(), started)),
     };
     let entry = &mut pending.entry;
     let view = route::RequestView {
@@ -428,7 +431,7 @@ async fn handle(
     let (parts, body) = response.into_parts();
     let log = PendingLog {
         entry: pending.answered(),
-        logger: ctx.access_log.clone(),
+        logger,
         started,
         received,
     };

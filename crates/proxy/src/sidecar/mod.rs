@@ -274,6 +274,7 @@ impl Sidecar {
             drain,
             http: Arc::default(),
             conns,
+            active: Default::default(),
         });
         let mut sockets = vec![(EXPLICIT_PROXY_LISTENER, proxy_socket)];
         sockets.extend(capture_socket.map(|s| (CAPTURE_LISTENER, s)));

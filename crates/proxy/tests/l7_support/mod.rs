@@ -70,6 +70,7 @@ impl Gateway {
             drain: Drain::new(),
             http: Arc::default(),
             conns,
+            active: Default::default(),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
