@@ -30,11 +30,11 @@ pub async fn run(args: GatewayRunArgs, proxy_port: u16) -> Result<(), OpError> {
             proxy_port,
         ),
         capture_listen: None,
-        hosts: args.options.hosts.clone(),
-        system_dns: args.options.system_dns,
-        extra_roots_pem: args.options.extra_roots_pem.clone(),
         source_address: args.options.source_address,
         limits: args.options.limits.clone(),
+        // All of `gateway run`'s upstream flags (--dns-server included); the sidecar turns
+        // the resolved-address guard off itself.
+        upstream: args.options.upstream.clone(),
     };
     let access_log = egress_proxy::accesslog::AccessLogger::stdout_when_configured();
     let telemetry = SidecarTelemetry {

@@ -388,15 +388,19 @@ pub async fn run(
             (hooks.note)(line);
         }
         for s in &options.stand_ins {
-            runtime_options.hosts.push((s.host.clone(), vec![s.ip]));
+            runtime_options
+                .upstream
+                .hosts
+                .push((s.host.clone(), vec![s.ip]));
         }
         runtime_options
+            .upstream
             .extra_roots_pem
             .push(stand_in_ca.root_pem().to_owned());
         stand_ins = Some(started);
     }
-    write_ca_bundle(store.dir(), &runtime_options.extra_roots_pem)?;
-    write_hosts(store.dir(), &runtime_options.hosts)?;
+    write_ca_bundle(store.dir(), &runtime_options.upstream.extra_roots_pem)?;
+    write_hosts(store.dir(), &runtime_options.upstream.hosts)?;
     let mut runtime = Runtime::new(runtime_options, std::sync::Arc::clone(&local_ca));
     let mut config_rv: Option<u64> = None;
     let mut refused_rv: Option<u64> = None;

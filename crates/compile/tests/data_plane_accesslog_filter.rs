@@ -90,7 +90,10 @@ impl Gw {
         let (tx, rx) = watch::channel(Arc::new(snapshot));
         let options = ProxyOptions {
             listen_address: Some(loopback()),
-            hosts: vec![(CNN.into(), vec![loopback()])],
+            upstream: egress_proxy::UpstreamOptions {
+                hosts: vec![(CNN.into(), vec![loopback()])],
+                ..Default::default()
+            },
             ..ProxyOptions::default()
         };
         let proxy = Proxy::start(rx, options, None, logger).await.unwrap();

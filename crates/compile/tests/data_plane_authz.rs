@@ -139,7 +139,10 @@ impl Gw {
     async fn start(s: Snapshot, id: Option<Arc<IdentityHandle>>) -> Gw {
         let options = ProxyOptions {
             listen_address: Some(loopback()),
-            hosts: vec![(CNN.into(), vec![loopback()])],
+            upstream: egress_proxy::UpstreamOptions {
+                hosts: vec![(CNN.into(), vec![loopback()])],
+                ..Default::default()
+            },
             ..ProxyOptions::default()
         };
         let (tx, rx) = watch::channel(Arc::new(s));

@@ -186,7 +186,10 @@ fn loopback() -> IpAddr {
 fn options(hosts: Vec<(String, Vec<IpAddr>)>) -> ProxyOptions {
     ProxyOptions {
         listen_address: Some(loopback()),
-        hosts,
+        upstream: egress_proxy::UpstreamOptions {
+            hosts,
+            ..Default::default()
+        },
         ..ProxyOptions::default()
     }
 }
@@ -784,7 +787,7 @@ async fn gotcha_simple_origination_without_sni_uses_the_host() {
 
         // The system bundle plus the cluster's extra roots (the stand-in public CA).
         let mut opts = cnn_to_loopback();
-        opts.extra_roots_pem = vec![certs.ca_pem().to_owned()];
+        opts.upstream.extra_roots_pem = vec![certs.ca_pem().to_owned()];
         let gw = Gw::serve(&yaml, opts).await;
         let (status, _, _) = plain(gw.addr(), CNN, &[]).await;
         assert_eq!(status, expected, "upstream {:?}", upstream.local_addr());

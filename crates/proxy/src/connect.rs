@@ -131,13 +131,13 @@ impl Connector {
     pub fn new(options: &ProxyOptions) -> Result<Connector, ConnectError> {
         Ok(Connector {
             resolver: Resolver::with_dns_server(
-                &options.hosts,
-                options.system_dns,
-                options.dns_server,
+                &options.upstream.hosts,
+                options.upstream.system_dns,
+                options.upstream.dns_server,
             ),
-            guard: !options.allow_private_upstreams,
+            guard: !options.upstream.allow_private_upstreams,
             balancer: Balancer::default(),
-            tls: tls::TlsClients::new(options.extra_roots_pem.clone()),
+            tls: tls::TlsClients::new(options.upstream.extra_roots_pem.clone()),
             source: options.source_address,
         })
     }

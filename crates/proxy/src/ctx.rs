@@ -23,6 +23,17 @@ pub struct ProxyOptions {
     /// `/stats/prometheus` text as the metrics port; `None` disables it. Port 0 binds an
     /// ephemeral port.
     pub prometheus_port: Option<u16>,
+    /// How upstreams are reached: name resolution, the address guard, extra roots.
+    pub upstream: UpstreamOptions,
+    /// Downstream limits: timeouts, request header limits, connections per listener.
+    pub limits: crate::limits::Limits,
+}
+
+/// How a proxy reaches its upstreams, the same for gateways (`gateway run`), sidecars
+/// (`sidecar run`) and every Pod of `egress up`: name resolution, the resolved-address guard and
+/// the roots trusted for upstream TLS.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamOptions {
     /// Resolver overrides: names answered locally (`edition.cnn.com` -> 127.0.0.1).
     pub hosts: Vec<(String, Vec<IpAddr>)>,
     /// Resolve names missing from `hosts` with the system's DNS (`/etc/resolv.conf`). Off by
@@ -38,8 +49,6 @@ pub struct ProxyOptions {
     pub allow_private_upstreams: bool,
     /// Extra PEM roots trusted for upstream TLS besides the system store.
     pub extra_roots_pem: Vec<String>,
-    /// Downstream limits: timeouts, request header limits, connections per listener.
-    pub limits: crate::limits::Limits,
 }
 
 /// Facts about one downstream connection, for routing, policy and logs.

@@ -41,7 +41,7 @@ use egress_snapshot::snapshot::Snapshot;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use ctx::{ConnInfo, Ctx, ProxyOptions};
+pub use ctx::{Active, ConnInfo, Ctx, ProxyOptions, UpstreamOptions};
 
 use connect::{ConnectError, Connector};
 use drain::Drain;

@@ -57,7 +57,10 @@ async fn gateway(cluster: Cluster, options: ProxyOptions) -> Gateway {
 
 fn via(dns: &StubDns) -> ProxyOptions {
     ProxyOptions {
-        dns_server: Some(dns.addr),
+        upstream: egress_proxy::UpstreamOptions {
+            dns_server: Some(dns.addr),
+            ..Default::default()
+        },
         ..ProxyOptions::default()
     }
 }
@@ -128,10 +131,8 @@ async fn loopback_answer_is_refused_and_the_opt_out_connects() {
         format!("upstream_address_refused{{{CNN}->127.0.0.1}}")
     );
 
-    let options = ProxyOptions {
-        allow_private_upstreams: true,
-        ..via(&dns)
-    };
+    let mut options = via(&dns);
+    options.upstream.allow_private_upstreams = true;
     let open = gateway(dns_cluster(port, strict(port)), options).await;
     let (status, body) = fetch(&open).await;
     assert_eq!(status, 200, "{body}");
@@ -154,10 +155,8 @@ async fn override_table_answers_are_not_guarded() {
     let dns = StubDns::start(&[(CNN, Ipv4Addr::new(10, 0, 0, 1))])
         .await
         .unwrap();
-    let options = ProxyOptions {
-        hosts: vec![(CNN.to_owned(), vec![IpAddr::V4(Ipv4Addr::LOCALHOST)])],
-        ..via(&dns)
-    };
+    let mut options = via(&dns);
+    options.upstream.hosts = vec![(CNN.to_owned(), vec![IpAddr::V4(Ipv4Addr::LOCALHOST)])];
     let gw = gateway(dns_cluster(port, strict(port)), options).await;
     let (status, body) = fetch(&gw).await;
     assert_eq!(status, 200, "{body}");

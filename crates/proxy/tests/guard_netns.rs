@@ -55,7 +55,10 @@ async fn refused(answer: IpAddr) {
         vec![c],
     );
     let options = ProxyOptions {
-        dns_server: Some(dns.addr),
+        upstream: egress_proxy::UpstreamOptions {
+            dns_server: Some(dns.addr),
+            ..Default::default()
+        },
         ..ProxyOptions::default()
     };
     let gw = Gateway::start_with(snap, options).await;

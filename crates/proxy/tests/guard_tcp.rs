@@ -9,7 +9,6 @@ mod l4_support;
 
 use std::net::Ipv4Addr;
 
-use egress_proxy::ProxyOptions;
 use egress_snapshot::snapshot::{AccessLog, Discovery};
 use guard_support::StubDns;
 use l4_support::*;
@@ -38,11 +37,9 @@ async fn passthrough_to_a_refused_answer_closes_with_uh() {
         ),
         ..AccessLog::default()
     };
-    let options = ProxyOptions {
-        hosts: vec![],
-        dns_server: Some(dns.addr),
-        ..options()
-    };
+    let mut options = options();
+    options.upstream.hosts = vec![];
+    options.upstream.dns_server = Some(dns.addr);
     let h = Harness::start(snap, options).await;
     let (mut stream, _) = hello_conn(h.addr("0.0.0.0_8443"), "edition.cnn.com").await;
     assert!(closed_without_data(&mut stream).await);

@@ -149,9 +149,9 @@ async fn wrong_root_is_uf_with_certificate_verify_failed_unless_verification_is_
     );
     assert_eq!(err.upstream_host(), Some(upstream.local_addr()));
 
-    // System roots plus ProxyOptions.extra_roots_pem when the DR names no CA.
+    // System roots plus UpstreamOptions.extra_roots_pem when the DR names no CA.
     let mut opts = options();
-    opts.extra_roots_pem = vec![certs.ca_pem().to_owned()];
+    opts.upstream.extra_roots_pem = vec![certs.ca_pem().to_owned()];
     let with_extra = self::ctx(opts, None);
     let c = tls_cluster(upstream.local_addr(), simple(None));
     assert!(
@@ -296,7 +296,7 @@ async fn strict_dns_uses_every_address_and_logical_dns_the_first() {
         return;
     };
     let mut opts = options();
-    opts.hosts.push((
+    opts.upstream.hosts.push((
         "multi.example".into(),
         vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()],
     ));

@@ -38,7 +38,10 @@ async fn tls_gateway(trusted: &CertFactory, upstream: &HttpsUpstream, alpn: &[&s
         vec![simple_tls_cluster(upstream, alpn)],
     );
     let options = ProxyOptions {
-        extra_roots_pem: vec![trusted.ca_pem().to_owned()],
+        upstream: egress_proxy::UpstreamOptions {
+            extra_roots_pem: vec![trusted.ca_pem().to_owned()],
+            ..Default::default()
+        },
         ..ProxyOptions::default()
     };
     Gateway::start_with(snap, options).await

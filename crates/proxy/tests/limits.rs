@@ -416,7 +416,10 @@ async fn concurrent_requests_share_one_upstream_h2_connection() {
         vec![cluster],
     );
     let extra = ProxyOptions {
-        extra_roots_pem: vec![certs.ca_pem().to_owned()],
+        upstream: egress_proxy::UpstreamOptions {
+            extra_roots_pem: vec![certs.ca_pem().to_owned()],
+            ..Default::default()
+        },
         ..ProxyOptions::default()
     };
     let gw = gateway_with(snap, Limits::default(), extra).await;

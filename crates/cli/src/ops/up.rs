@@ -40,6 +40,14 @@ pub struct UpArgs {
     /// Resolve other names with the system's DNS (off: only `--host` names and IP literals).
     #[arg(long = "system-dns")]
     pub system_dns: bool,
+    /// Ask only this DNS server for names missing from `--host` (implies `--system-dns`), as
+    /// `egress gateway run --dns-server`.
+    #[arg(long = "dns-server", value_name = "IP:PORT")]
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// Let gateways connect to DNS answers in private, loopback, link-local or metadata
+    /// ranges (the resolved-address guard off), as `egress gateway run`.
+    #[arg(long = "allow-private-upstreams")]
+    pub allow_private_upstreams: bool,
     /// Extra CA certificates (PEM) gateways trust for upstream TLS.
     #[arg(long = "upstream-ca", value_name = "FILE")]
     pub upstream_ca: Vec<PathBuf>,
@@ -131,11 +139,15 @@ fn options(args: &UpArgs) -> Result<UpOptions, OpError> {
         },
         runtime: RuntimeOptions {
             trust_domain: args.trust_domain.clone(),
-            hosts,
-            system_dns: args.system_dns,
-            extra_roots_pem,
             pod_log_dir: PathBuf::new(),
             limits: args.limits.limits()?,
+            upstream: egress_proxy::UpstreamOptions {
+                hosts,
+                system_dns: args.system_dns || args.dns_server.is_some(),
+                dns_server: args.dns_server,
+                allow_private_upstreams: args.allow_private_upstreams,
+                extra_roots_pem,
+            },
         },
         drain_grace: Duration::from_secs(args.drain_grace),
         stand_ins: egress_cluster::standin::parse(&args.stand_in)
@@ -247,6 +259,12 @@ fn detach(store: &Store, args: &UpArgs) -> Result<(), OpError> {
     }
     if args.system_dns {
         cmd.arg("--system-dns");
+    }
+    if let Some(dns) = args.dns_server {
+        cmd.arg("--dns-server").arg(dns.to_string());
+    }
+    if args.allow_private_upstreams {
+        cmd.arg("--allow-private-upstreams");
     }
     for ca in &args.upstream_ca {
         let abs = std::path::absolute(ca).unwrap_or_else(|_| ca.clone());

@@ -52,12 +52,9 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 pub struct RuntimeOptions {
     /// Trust domain of workload certificates.
     pub trust_domain: String,
-    /// Resolver overrides (`NAME=IP`), as `egress gateway run --host`.
-    pub hosts: Vec<(String, Vec<IpAddr>)>,
-    /// Resolve other names with the system's DNS.
-    pub system_dns: bool,
-    /// Extra PEM roots trusted for upstream TLS.
-    pub extra_roots_pem: Vec<String>,
+    /// How every gateway and sidecar reaches upstreams (`--host NAME=IP` overrides, DNS, the
+    /// address guard, extra roots), as `egress gateway run` takes them.
+    pub upstream: egress_proxy::UpstreamOptions,
     /// Where Pod logs go: `<dir>/<namespace>_<pod>/<container>.log`.
     pub pod_log_dir: PathBuf,
     /// Downstream limits of every gateway and sidecar (`egress gateway run`'s limit flags).
@@ -396,11 +393,8 @@ impl Runtime {
                     health_port: Some(egress_addon::objects::STATUS_PORT.unsigned_abs() as u16),
                     metrics_port: Some(METRICS_PORT),
                     prometheus_port: Some(PROMETHEUS_PORT),
-                    hosts: self.options.hosts.clone(),
-                    system_dns: self.options.system_dns,
-                    extra_roots_pem: self.options.extra_roots_pem.clone(),
                     limits: self.options.limits.clone(),
-                    ..Default::default()
+                    upstream: self.options.upstream.clone(),
                 };
                 let proxy = Proxy::start(rx, options, Some(Arc::clone(&handle)), log)
                     .await
@@ -422,11 +416,9 @@ impl Runtime {
                 let options = SidecarOptions {
                     proxy_listen: std::net::SocketAddr::new(IpAddr::V4(pod.ip), SIDECAR_PROXY_PORT),
                     capture_listen: None,
-                    hosts: self.options.hosts.clone(),
-                    system_dns: self.options.system_dns,
-                    extra_roots_pem: self.options.extra_roots_pem.clone(),
                     source_address: pod.source,
                     limits: self.options.limits.clone(),
+                    upstream: self.options.upstream.clone(),
                 };
                 let telemetry = SidecarTelemetry {
                     metrics_port: Some(METRICS_PORT),

@@ -55,7 +55,7 @@ use tracing::Instrument;
 
 use crate::accesslog::AccessLogger;
 use crate::connect::{ConnectError, Connector};
-use crate::ctx::{Ctx, ProxyOptions};
+use crate::ctx::{Ctx, ProxyOptions, UpstreamOptions};
 use crate::drain::Drain;
 use crate::health::{Endpoints, Readiness};
 use crate::health::{Server, start_metrics_servers, stop_servers};
@@ -84,12 +84,9 @@ pub struct SidecarOptions {
     pub proxy_listen: SocketAddr,
     /// Where the transparent-capture listener listens, if there is one.
     pub capture_listen: Option<SocketAddr>,
-    /// Resolver overrides: names answered locally (`edition.cnn.com` -> 127.0.0.1).
-    pub hosts: Vec<(String, Vec<IpAddr>)>,
-    /// Resolve other names with the system's DNS (off by default, as for gateways).
-    pub system_dns: bool,
-    /// Extra PEM roots trusted for upstream TLS besides the system store.
-    pub extra_roots_pem: Vec<String>,
+    /// How upstreams are reached (names, DNS, roots). The resolved-address guard does not
+    /// apply to sidecars: in-cluster destinations are private by nature.
+    pub upstream: UpstreamOptions,
     /// Bind upstream connections to this source address.
     pub source_address: Option<IpAddr>,
     /// Downstream limits (timeouts, request header limits, connections per listener).
@@ -101,9 +98,7 @@ impl Default for SidecarOptions {
         SidecarOptions {
             proxy_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 15001),
             capture_listen: None,
-            hosts: Vec::new(),
-            system_dns: false,
-            extra_roots_pem: Vec::new(),
+            upstream: UpstreamOptions::default(),
             source_address: None,
             limits: Limits::default(),
         }
@@ -119,12 +114,11 @@ impl SidecarOptions {
             health_port: None,
             metrics_port: None,
             prometheus_port: None,
-            hosts: self.hosts.clone(),
-            system_dns: self.system_dns,
-            extra_roots_pem: self.extra_roots_pem.clone(),
-            // In-cluster destinations are private by nature; the guard is a gateway defence.
-            allow_private_upstreams: true,
-            dns_server: None,
+            upstream: UpstreamOptions {
+                // In-cluster destinations are private by nature; the guard is a gateway defence.
+                allow_private_upstreams: true,
+                ..self.upstream.clone()
+            },
             limits: self.limits.clone(),
         }
     }

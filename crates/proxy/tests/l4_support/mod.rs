@@ -34,10 +34,13 @@ pub fn options() -> ProxyOptions {
     ProxyOptions {
         listen_address: Some(loopback()),
         health_port: Some(0),
-        hosts: vec![
-            ("edition.cnn.com".into(), vec![loopback()]),
-            ("other.example.com".into(), vec![loopback()]),
-        ],
+        upstream: egress_proxy::UpstreamOptions {
+            hosts: vec![
+                ("edition.cnn.com".into(), vec![loopback()]),
+                ("other.example.com".into(), vec![loopback()]),
+            ],
+            ..Default::default()
+        },
         ..ProxyOptions::default()
     }
 }

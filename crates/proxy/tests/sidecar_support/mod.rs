@@ -40,10 +40,13 @@ pub fn any_port() -> SocketAddr {
 pub fn options(names: &[&str]) -> SidecarOptions {
     SidecarOptions {
         proxy_listen: any_port(),
-        hosts: names
-            .iter()
-            .map(|n| ((*n).to_owned(), vec![loopback()]))
-            .collect(),
+        upstream: egress_proxy::UpstreamOptions {
+            hosts: names
+                .iter()
+                .map(|n| ((*n).to_owned(), vec![loopback()]))
+                .collect(),
+            ..Default::default()
+        },
         ..SidecarOptions::default()
     }
 }
