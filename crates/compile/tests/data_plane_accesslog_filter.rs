@@ -5,27 +5,19 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use egress_compile::{GatewayIdentity, compile, inputs_from_resources};
 use egress_model::{DecodeOptions, Outcome, decode_file};
+mod data_plane;
+
+use data_plane::{CNN, Gw, NS, WAIT, cnn_to_loopback, loopback};
 use egress_proxy::accesslog::{AccessLogger, CapturedLines};
-use egress_proxy::{Proxy, ProxyOptions};
 use egress_snapshot::snapshot::Snapshot;
 use egress_testkit::HttpUpstream;
 use http_body_util::{BodyExt, Empty};
-use tokio::sync::watch;
-
-const NS: &str = "aks-istio-egress";
-const CNN: &str = "edition.cnn.com";
-const WAIT: Duration = Duration::from_secs(20);
-
-fn loopback() -> IpAddr {
-    IpAddr::from([127, 0, 0, 1])
-}
 
 /// The seed's gateway with both Service ports on ephemeral target ports.
 fn identity() -> GatewayIdentity {
@@ -74,40 +66,13 @@ fn telemetry(spec: &str) -> String {
     )
 }
 
-struct Gw {
-    proxy: Proxy,
-    _snapshots: watch::Sender<Arc<Snapshot>>,
-    log: CapturedLines,
-}
-
 impl Gw {
-    async fn start(snapshot: Snapshot) -> Gw {
-        let (logger, log) = AccessLogger::capture();
-        Gw::start_with(snapshot, logger, log).await
+    async fn cnn(snapshot: Snapshot) -> Gw {
+        Gw::start(snapshot, cnn_to_loopback(), None).await
     }
 
-    async fn start_with(snapshot: Snapshot, logger: AccessLogger, log: CapturedLines) -> Gw {
-        let (tx, rx) = watch::channel(Arc::new(snapshot));
-        let options = ProxyOptions {
-            listen_address: Some(loopback()),
-            upstream: egress_proxy::UpstreamOptions {
-                hosts: vec![(CNN.into(), vec![loopback()])],
-                ..Default::default()
-            },
-            ..ProxyOptions::default()
-        };
-        let proxy = Proxy::start(rx, options, None, logger).await.unwrap();
-        Gw {
-            proxy,
-            _snapshots: tx,
-            log,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        let bound = self.proxy.bound();
-        assert_eq!(bound.len(), 1, "one listener expected: {bound:?}");
-        bound[0].1
+    async fn cnn_logging(snapshot: Snapshot, logger: AccessLogger, log: CapturedLines) -> Gw {
+        Gw::start_logging(snapshot, cnn_to_loopback(), None, logger, log).await
     }
 
     /// Sends `GET /<path>` with `host`; returns the status once the body has been read.
@@ -166,7 +131,7 @@ async fn filter_logs_the_404_but_not_the_200() {
         s.access_log.filter.as_ref().map(|f| f.expression.as_str()),
         Some("response.code >= 400")
     );
-    let gw = Gw::start(s).await;
+    let gw = Gw::cnn(s).await;
 
     assert_eq!(gw.get(CNN, "/ok").await, 200);
     gw.wait_finished(200, 1).await;
@@ -216,7 +181,7 @@ async fn gated(snapshot: Snapshot) -> (Gw, Shared) {
     let out = Shared::default();
     let logger = AccessLogger::to_writer_when_configured(Box::new(out.clone()));
     let (_, unused) = AccessLogger::capture();
-    (Gw::start_with(snapshot, logger, unused).await, out)
+    (Gw::cnn_logging(snapshot, logger, unused).await, out)
 }
 
 #[tokio::test]

@@ -4,41 +4,26 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use egress_compile::{GatewayIdentity, compile, inputs_from_resources};
 use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
-use egress_model::{DecodeOptions, Outcome, Resource, decode_file};
-use egress_proxy::accesslog::{AccessLogger, CapturedLines};
-use egress_proxy::{Proxy, ProxyOptions};
-use egress_snapshot::snapshot::Snapshot;
-use egress_testkit::{CertFactory, HttpUpstream, HttpsUpstream};
-use http_body_util::{BodyExt, Empty};
-use tokio::sync::watch;
+mod common;
+mod data_plane;
 
-const NS: &str = "aks-istio-egress";
-const CNN: &str = "edition.cnn.com";
-const WAIT: Duration = Duration::from_secs(20);
+use common::resources;
+
+use data_plane::{CNN, Gw, NS, WAIT, cnn_to_loopback, http_upstream, loopback};
+use egress_snapshot::snapshot::Snapshot;
+use egress_testkit::{CertFactory, HttpsUpstream};
+use http_body_util::{BodyExt, Empty};
+
 const CURL: &str = "cluster.local/ns/aks-istio-egress/sa/curl";
 
 // ---------------------------------------------------------------- manifests
-
-fn resources(yaml: &str) -> Vec<Resource> {
-    let opts = DecodeOptions {
-        default_namespace: Some(NS.to_owned()),
-        enforce_namespace: false,
-    };
-    decode_file("test.yaml", yaml, &opts)
-        .into_iter()
-        .map(|o| match o {
-            Outcome::Valid(d) => d.resource,
-            other => panic!("invalid test manifest: {:?}", other.diagnostics()),
-        })
-        .collect()
-}
 
 /// The seed's gateway with both Service ports mapped to ephemeral listener ports.
 fn snap(yaml: &str) -> Snapshot {
@@ -129,53 +114,10 @@ impl Mesh {
     }
 }
 
-struct Gw {
-    proxy: Proxy,
-    _snapshots: watch::Sender<Arc<Snapshot>>,
-    log: CapturedLines,
-}
-
 impl Gw {
-    async fn start(s: Snapshot, id: Option<Arc<IdentityHandle>>) -> Gw {
-        let options = ProxyOptions {
-            listen_address: Some(loopback()),
-            upstream: egress_proxy::UpstreamOptions {
-                hosts: vec![(CNN.into(), vec![loopback()])],
-                ..Default::default()
-            },
-            ..ProxyOptions::default()
-        };
-        let (tx, rx) = watch::channel(Arc::new(s));
-        let (logger, log) = AccessLogger::capture();
-        let proxy = Proxy::start(rx, options, id, logger).await.unwrap();
-        Gw {
-            proxy,
-            _snapshots: tx,
-            log,
-        }
+    async fn start_cnn(s: Snapshot, id: Option<Arc<IdentityHandle>>) -> Gw {
+        Gw::start(s, cnn_to_loopback(), id).await
     }
-
-    fn addr(&self) -> SocketAddr {
-        let bound = self.proxy.bound();
-        assert_eq!(bound.len(), 1, "one listener expected: {bound:?}");
-        bound[0].1
-    }
-
-    async fn line(&self, n: usize) -> String {
-        let lines = self.log.wait_for(n, WAIT).await;
-        assert!(lines.len() >= n, "expected {n} access-log lines: {lines:?}");
-        lines[n - 1].clone()
-    }
-}
-
-fn loopback() -> IpAddr {
-    IpAddr::from([127, 0, 0, 1])
-}
-
-async fn http_upstream() -> HttpUpstream {
-    HttpUpstream::start(SocketAddr::new(loopback(), 0))
-        .await
-        .unwrap()
 }
 
 /// One HTTP/1.1 GET of `path` with `Host: edition.cnn.com` over TLS (SNI edition.cnn.com):
@@ -217,7 +159,7 @@ async fn allow_principal_admits_curl_and_refuses_other_service_accounts() {
     let port = upstream.local_addr().port();
     let mesh = Mesh::new();
     let yaml = format!("{}{}", mtls_https_to(port), allow_curl(""));
-    let gw = Gw::start(snap(&yaml), Some(mesh.handle(NS, "asm-egress-test"))).await;
+    let gw = Gw::start_cnn(snap(&yaml), Some(mesh.handle(NS, "asm-egress-test"))).await;
 
     let (status, _) = get_over_tls(gw.addr(), mesh.client(NS, "curl"), "/politics").await;
     assert_eq!(status, 200);
@@ -254,7 +196,7 @@ async fn deny_overrides_allow_and_names_the_rule() {
         ),
     );
     let yaml = format!("{}{}{deny}", mtls_https_to(port), allow_curl(""));
-    let gw = Gw::start(snap(&yaml), Some(mesh.handle(NS, "asm-egress-test"))).await;
+    let gw = Gw::start_cnn(snap(&yaml), Some(mesh.handle(NS, "asm-egress-test"))).await;
     let curl = mesh.client(NS, "curl");
 
     let (status, body) = get_over_tls(gw.addr(), curl.clone(), "/admin/users").await;
@@ -278,7 +220,7 @@ async fn dry_run_allows_but_logs_the_would_be_denial() {
     let mesh = Mesh::new();
     let dry = "  annotations: {istio.io/dry-run: \"true\"}\n";
     let yaml = format!("{}{}", mtls_https_to(port), allow_curl(dry));
-    let gw = Gw::start(snap(&yaml), Some(mesh.handle(NS, "asm-egress-test"))).await;
+    let gw = Gw::start_cnn(snap(&yaml), Some(mesh.handle(NS, "asm-egress-test"))).await;
 
     let (status, _) = get_over_tls(gw.addr(), mesh.client(NS, "sleep"), "/politics").await;
     assert_eq!(status, 200, "dry-run policies are not enforced");
@@ -316,7 +258,7 @@ async fn connection_sni_on_a_passthrough_server() {
             &format!("  rules:\n  - when:\n    - key: connection.sni\n      values: [{CNN}]\n"),
         ),
     );
-    let gw = Gw::start(snap(&yaml), None).await;
+    let gw = Gw::start_cnn(snap(&yaml), None).await;
 
     let trusting = {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -384,7 +326,7 @@ async fn principals_on_a_tls_terminated_tcp_server_and_http_only_allow_rules_fai
             ),
         ),
     );
-    let gw = Gw::start(snap(&yaml), Some(mesh.handle(NS, "asm-egress-test"))).await;
+    let gw = Gw::start_cnn(snap(&yaml), Some(mesh.handle(NS, "asm-egress-test"))).await;
 
     let addr = gw.addr();
     let connect = |config: Arc<rustls::ClientConfig>| async move {

@@ -13,19 +13,16 @@ use bytes::Bytes;
 use egress_compile::{GatewayIdentity, compile, inputs_from_resources};
 use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
 use egress_model::{DecodeOptions, Diagnostic, Outcome, Resource, Severity, decode_file};
-use egress_proxy::accesslog::{AccessLogger, CapturedLines};
-use egress_proxy::{Proxy, ProxyOptions};
+mod data_plane;
+
+use data_plane::{CNN, Gw, NS, WAIT, cnn_to_loopback, http_upstream, loopback, options};
+use egress_proxy::ProxyOptions;
 use egress_snapshot::snapshot::{
     ChainAction, Discovery, Listener, ListenerKind, RetryPolicy, RouteAction, ServerTls, Snapshot,
     UpstreamTlsMode,
 };
 use egress_testkit::{CertFactory, HttpUpstream, HttpsUpstream};
 use http_body_util::{BodyExt, Empty};
-use tokio::sync::watch;
-
-const NS: &str = "aks-istio-egress";
-const WAIT: Duration = Duration::from_secs(20);
-const CNN: &str = "edition.cnn.com";
 
 // ---------------------------------------------------------------- manifests and compilation
 
@@ -143,65 +140,9 @@ fn tls_secret(name: &str, namespace: &str, cert: &str, key: &str, ca: Option<&st
 
 // ---------------------------------------------------------------- a running gateway
 
-struct Gw {
-    proxy: Proxy,
-    _snapshots: watch::Sender<Arc<Snapshot>>,
-    log: CapturedLines,
-}
-
-impl Gw {
-    async fn start(s: Snapshot, options: ProxyOptions, id: Option<Arc<IdentityHandle>>) -> Gw {
-        let (tx, rx) = watch::channel(Arc::new(s));
-        let (logger, log) = AccessLogger::capture();
-        let proxy = Proxy::start(rx, options, id, logger).await.unwrap();
-        Gw {
-            proxy,
-            _snapshots: tx,
-            log,
-        }
-    }
-
-    /// Compiles `yaml` with both Service ports mapped to 0 (one server per test).
-    async fn serve(yaml: &str, options: ProxyOptions) -> Gw {
-        Gw::start(snap_with(&identity(0, 0), yaml), options, None).await
-    }
-
-    fn addr(&self) -> SocketAddr {
-        let bound = self.proxy.bound();
-        assert_eq!(bound.len(), 1, "one listener expected: {bound:?}");
-        bound[0].1
-    }
-
-    async fn line(&self, n: usize) -> String {
-        let lines = self.log.wait_for(n, WAIT).await;
-        assert!(lines.len() >= n, "expected {n} access-log lines: {lines:?}");
-        lines[n - 1].clone()
-    }
-}
-
-fn loopback() -> IpAddr {
-    IpAddr::from([127, 0, 0, 1])
-}
-
-fn options(hosts: Vec<(String, Vec<IpAddr>)>) -> ProxyOptions {
-    ProxyOptions {
-        listen_address: Some(loopback()),
-        upstream: egress_proxy::UpstreamOptions {
-            hosts,
-            ..Default::default()
-        },
-        ..ProxyOptions::default()
-    }
-}
-
-fn cnn_to_loopback() -> ProxyOptions {
-    options(vec![(CNN.into(), vec![loopback()])])
-}
-
-async fn http_upstream() -> HttpUpstream {
-    HttpUpstream::start(SocketAddr::new(loopback(), 0))
-        .await
-        .unwrap()
+/// Compiles `yaml` with both Service ports mapped to 0 (one server per test) and serves it.
+async fn serve(yaml: &str, options: ProxyOptions) -> Gw {
+    Gw::start(snap_with(&identity(0, 0), yaml), options, None).await
 }
 
 type Answer = (u16, http::HeaderMap, String);
@@ -320,7 +261,7 @@ async fn gotcha_server_port_is_the_service_port() {
         s.listeners
     );
 
-    let gw = Gw::serve(&yaml, cnn_to_loopback()).await;
+    let gw = serve(&yaml, cnn_to_loopback()).await;
     let (status, _, _) = plain(gw.addr(), CNN, &[]).await;
     assert_eq!(
         status, 200,
@@ -360,7 +301,7 @@ async fn gotcha_tls_mode_zero_value_is_passthrough() {
     assert_eq!(chains[0].tls, None, "tls: {{}} terminates nothing");
     assert_eq!(chains[0].server_names, vec![CNN.to_owned()]);
 
-    let gw = Gw::serve(&yaml, cnn_to_loopback()).await;
+    let gw = serve(&yaml, cnn_to_loopback()).await;
     let (status, _, body) = over_tls(gw.addr(), trusting(certs.ca_pem()), CNN, CNN, &[]).await;
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     let reqs = upstream.requests();
@@ -399,7 +340,7 @@ async fn gotcha_http_server_tls_is_only_https_redirect() {
         listener(&s, "0.0.0.0_8080").kind,
         ListenerKind::Http(_)
     ));
-    let gw = Gw::serve(&yaml, cnn_to_loopback()).await;
+    let gw = serve(&yaml, cnn_to_loopback()).await;
     let (status, headers, _) = plain(gw.addr(), CNN, &[]).await;
     assert_eq!(status, 301);
     assert_eq!(
@@ -509,7 +450,7 @@ fn gotcha_tls_terminating_non_https_servers_route_by_tcp_blocks() {
 #[tokio::test]
 async fn gotcha_unmatched_host_at_gateway_is_404_nr_never_502() {
     let upstream = http_upstream().await;
-    let gw = Gw::serve(
+    let gw = serve(
         &cnn_over_http(upstream.local_addr().port()),
         cnn_to_loopback(),
     )
@@ -550,7 +491,7 @@ async fn gotcha_server_hosts_star_accepts_any_sni() {
     };
     assert!(chains[0].server_names.is_empty(), "{chains:?}");
 
-    let gw = Gw::serve(&yaml, cnn_to_loopback()).await;
+    let gw = serve(&yaml, cnn_to_loopback()).await;
     let ca = trusting(certs.ca_pem());
     for sni in ["random.example.org", "other.test"] {
         let (status, _, _) = over_tls(gw.addr(), ca.clone(), sni, sni, &[]).await;
@@ -565,7 +506,7 @@ async fn gotcha_server_hosts_star_accepts_any_sni() {
 #[tokio::test]
 async fn gotcha_host_header_preserved_istio_mutual_sni_defaults_to_outbound() {
     let upstream = http_upstream().await;
-    let gw = Gw::serve(
+    let gw = serve(
         &cnn_over_http(upstream.local_addr().port()),
         cnn_to_loopback(),
     )
@@ -622,7 +563,7 @@ async fn gotcha_resolution_none_is_503_uh_dns_uses_all_addresses() {
         service_entry(CNN, port, "HTTP", "NONE"),
         http_vs("cnn", "edition.cnn.com", 80, CNN, port)
     );
-    let gw = Gw::serve(&none, cnn_to_loopback()).await;
+    let gw = serve(&none, cnn_to_loopback()).await;
     let (status, _, _) = plain(gw.addr(), CNN, &[]).await;
     assert_eq!(status, 503);
     assert!(gw.line(1).await.contains(" 503 UH "));
@@ -663,7 +604,7 @@ async fn gotcha_resolution_none_is_503_uh_dns_uses_all_addresses() {
         };
         assert_eq!(c.discovery, wanted);
         let before = (first.requests().len(), second.requests().len());
-        let gw = Gw::serve(&yaml, options(hosts.clone())).await;
+        let gw = serve(&yaml, options(hosts.clone())).await;
         for _ in 0..8 {
             assert_eq!(plain(gw.addr(), CNN, &[]).await.0, 200);
         }
@@ -788,7 +729,7 @@ async fn gotcha_simple_origination_without_sni_uses_the_host() {
         // The system bundle plus the cluster's extra roots (the stand-in public CA).
         let mut opts = cnn_to_loopback();
         opts.upstream.extra_roots_pem = vec![certs.ca_pem().to_owned()];
-        let gw = Gw::serve(&yaml, opts).await;
+        let gw = serve(&yaml, opts).await;
         let (status, _, _) = plain(gw.addr(), CNN, &[]).await;
         assert_eq!(status, expected, "upstream {:?}", upstream.local_addr());
         let line = gw.line(1).await;
@@ -951,7 +892,7 @@ async fn gotcha_gateway_server_header_is_istio_envoy_and_xfcc_is_sanitize_set() 
     let port = upstream.local_addr().port();
 
     // Plain HTTP: every response, routed or not, says `server: istio-envoy`; XFCC dropped.
-    let gw = Gw::serve(&cnn_over_http(port), cnn_to_loopback()).await;
+    let gw = serve(&cnn_over_http(port), cnn_to_loopback()).await;
     let forged = [(
         "x-forwarded-client-cert",
         "By=spiffe://evil;URI=spiffe://evil",
@@ -1024,7 +965,7 @@ async fn gotcha_strict_dns_balances_every_request_over_all_addresses() {
         CNN.to_owned(),
         vec![first.local_addr().ip(), second.local_addr().ip()],
     )];
-    let gw = Gw::serve(&cnn_over_http(port), options(hosts)).await;
+    let gw = serve(&cnn_over_http(port), options(hosts)).await;
     for _ in 0..8 {
         assert_eq!(plain(gw.addr(), CNN, &[]).await.0, 200);
     }
