@@ -505,3 +505,45 @@ fn validate_reports_every_error_and_exit_code() {
         r.stderr
     );
 }
+
+#[test]
+fn apply_of_a_list_applies_each_item_and_a_bad_item_is_named() {
+    let c = Cluster::new();
+    c.namespace("default");
+    let item = |name: &str, resolution: &str| {
+        format!(
+            "- apiVersion: networking.istio.io/v1\n  kind: ServiceEntry\n  metadata: {{name: {name}, namespace: default}}\n  spec:\n    hosts: [{name}.example.com]\n    ports: [{{number: 80, name: http, protocol: HTTP}}]\n    resolution: {resolution}\n"
+        )
+    };
+    let list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n{}{}",
+        item("one", "DNS"),
+        item("two", "DNS")
+    );
+    let r = c.run_stdin(&["apply", "-f", "-"], &list).ok();
+    assert_eq!(
+        r.stdout,
+        "serviceentry.networking.istio.io/one created\nserviceentry.networking.istio.io/two created\n"
+    );
+    let names = c.run(&["get", "serviceentries", "-o", "name"]).ok().stdout;
+    assert_eq!(
+        names,
+        "serviceentry.networking.istio.io/one\nserviceentry.networking.istio.io/two\n"
+    );
+    let bad = c.write(
+        "list.yaml",
+        &format!(
+            "apiVersion: v1\nkind: List\nitems:\n{}",
+            item("three", "DNSX")
+        ),
+    );
+    let r = c.run(&["validate", "-f", bad.to_str().unwrap()]).fails();
+    assert!(
+        r.stderr.contains(&format!(
+            "{}:10:5: error: ServiceEntry/default/three: spec.resolution: Unsupported value: \"DNSX\"",
+            bad.display()
+        )),
+        "{}",
+        r.stderr
+    );
+}

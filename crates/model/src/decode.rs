@@ -92,7 +92,7 @@ impl Outcome {
 /// document it is in, after the documents before it.
 pub fn decode_file(file: &str, text: &str, opts: &DecodeOptions) -> Vec<Outcome> {
     match yaml::parse_stream(text) {
-        Ok(docs) => docs
+        Ok(docs) => yaml::expand_lists(docs)
             .into_iter()
             .map(|d| decode_document(file, d, opts))
             .collect(),

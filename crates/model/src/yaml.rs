@@ -62,6 +62,53 @@ impl Positions {
     pub fn insert(&mut self, path: String, pos: Pos) {
         self.map.entry(path).or_insert(pos);
     }
+
+    /// The positions under `prefix` (`items[2]`), with paths relative to it.
+    pub fn within(&self, prefix: &str) -> Positions {
+        let map = self
+            .map
+            .iter()
+            .filter_map(|(path, pos)| {
+                let rest = path.strip_prefix(prefix)?;
+                let rest = if rest.is_empty() {
+                    ""
+                } else {
+                    rest.strip_prefix('.')
+                        .or_else(|| rest.starts_with('[').then_some(rest))?
+                };
+                Some((rest.to_owned(), *pos))
+            })
+            .collect();
+        Positions { map }
+    }
+}
+
+/// The documents of a stream with each `kind: List` (apiVersion `v1`) replaced by its items, as
+/// kubectl and istioctl read a List: each item is decoded, validated and applied on its own,
+/// with its own positions (its document index stays the List's).
+pub fn expand_lists(docs: Vec<YamlDocument>) -> Vec<YamlDocument> {
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let is_list = doc.value.get("kind").and_then(Value::as_str) == Some("List")
+            && doc.value.get("apiVersion").and_then(Value::as_str) == Some("v1");
+        let items = doc.value.get("items").and_then(Value::as_array);
+        match items {
+            Some(items) if is_list => {
+                for (i, item) in items.iter().enumerate() {
+                    let prefix = format!("items[{i}]");
+                    let positions = doc.positions.within(&prefix);
+                    out.push(YamlDocument {
+                        index: doc.index,
+                        pos: positions.lookup("").unwrap_or(doc.pos),
+                        value: item.clone(),
+                        positions,
+                    });
+                }
+            }
+            _ => out.push(doc),
+        }
+    }
+    out
 }
 
 /// The parent of a kubectl-style field path: `a.b[2]` -> `a.b`, `a.b` -> `a`, `a` -> ``.

@@ -88,6 +88,7 @@ pub fn run(
     for src in &sources {
         match egress_model::yaml::parse_stream(&src.text) {
             Ok(docs) => {
+                let docs = egress_model::yaml::expand_lists(docs);
                 for input in Input::from_documents(&src.name, docs, Some(&namespace)) {
                     inputs.retain(|i: &Input| {
                         !(i.kind == input.kind
