@@ -175,7 +175,6 @@ fn route_config() -> impl Strategy<Value = RouteConfig> {
         .prop_map(|(name, virtual_hosts)| RouteConfig {
             name: name.into(),
             virtual_hosts,
-            ..RouteConfig::default()
         })
 }
 

@@ -98,7 +98,6 @@ pub(crate) fn route_config(ctx: &Ctx<'_>, name: &str, servers: &[&ServerRef<'_>]
     };
     virtual_hosts.sort_by(|a, b| a.name.cmp(&b.name));
     RouteConfig {
-        index: Default::default(),
         name: name.to_owned(),
         virtual_hosts,
     }

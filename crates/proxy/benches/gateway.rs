@@ -182,7 +182,6 @@ fn snapshot(http_upstream: SocketAddr, tls_upstream: SocketAddr) -> Snapshot {
         bind: Some(loopback()),
         port: 0,
         kind: ListenerKind::Http(RouteConfig {
-            index: Default::default(),
             name: "http.8080".into(),
             virtual_hosts: vec![VirtualHost {
                 name: format!("{HOST}:80"),

@@ -4,8 +4,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use egress_snapshot::snapshot::Snapshot;
+use std::collections::HashMap;
+
+use egress_snapshot::snapshot::{
+    ChainAction, Listener, ListenerKind, RouteConfig, Snapshot, VirtualHost,
+};
 use tokio::sync::watch;
+
+use crate::http::vhost_index::VhostIndex;
 
 /// Static options of a proxy instance.
 #[derive(Debug, Clone, Default)]
@@ -102,6 +108,109 @@ pub struct Active {
     pub snapshot: Arc<Snapshot>,
     /// Its access-log settings, prepared.
     pub log: Arc<crate::accesslog::LogFormat>,
+    /// Listener name -> position in `snapshot.listeners` (the first of a name, as
+    /// reconciliation keeps it).
+    listeners: HashMap<String, usize>,
+    /// Route table name -> where it is in the snapshot and its virtual-host index.
+    routes: HashMap<String, PreparedTable>,
+}
+
+/// A route table of an [`Active`]: its place in the snapshot and its domain index.
+#[derive(Debug)]
+struct PreparedTable {
+    at: TableAt,
+    index: VhostIndex,
+}
+
+/// Where a route table sits in a snapshot.
+#[derive(Debug, Clone, Copy)]
+enum TableAt {
+    /// `listeners[i]` is an HTTP listener.
+    Listener(usize),
+    /// `listeners[i]`'s filter chain `j` serves HTTP.
+    Chain(usize, usize),
+}
+
+/// One route table of the active version, ready for lookups.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteTable<'a> {
+    /// The table.
+    pub config: &'a RouteConfig,
+    /// Its virtual hosts by domain.
+    pub index: &'a VhostIndex,
+}
+
+impl<'a> RouteTable<'a> {
+    /// The virtual host serving `authority` (Envoy's order; see [`VhostIndex`]).
+    pub fn select_vhost(self, authority: &str) -> Option<&'a VirtualHost> {
+        self.index.select(&self.config.virtual_hosts, authority)
+    }
+}
+
+impl Active {
+    /// Prepares `snapshot` for serving: indexes its listeners and route tables (every domain
+    /// index is built here, once per version, never on the request path).
+    pub fn prepare(snapshot: Arc<Snapshot>, log: Arc<crate::accesslog::LogFormat>) -> Active {
+        let mut listeners = HashMap::new();
+        let mut routes = HashMap::new();
+        let mut add = |rc: &RouteConfig, at: TableAt| {
+            routes
+                .entry(rc.name.clone())
+                .or_insert_with(|| PreparedTable {
+                    at,
+                    index: VhostIndex::build(&rc.virtual_hosts),
+                });
+        };
+        for (i, l) in snapshot.listeners.iter().enumerate() {
+            listeners.entry(l.name.clone()).or_insert(i);
+            match &l.kind {
+                ListenerKind::Http(rc) => add(rc, TableAt::Listener(i)),
+                ListenerKind::Chains(chains) => {
+                    for (j, c) in chains.iter().enumerate() {
+                        if let ChainAction::Http(rc) = &c.action {
+                            add(rc, TableAt::Chain(i, j));
+                        }
+                    }
+                }
+            }
+        }
+        Active {
+            snapshot,
+            log,
+            listeners,
+            routes,
+        }
+    }
+
+    /// The listener called `name` in this version.
+    pub fn listener(&self, name: &str) -> Option<&Listener> {
+        self.listeners
+            .get(name)
+            .and_then(|&i| self.snapshot.listeners.get(i))
+    }
+
+    /// The route table called `name` in this version.
+    pub fn route_table(&self, name: &str) -> Option<RouteTable<'_>> {
+        let table = self.routes.get(name)?;
+        let listeners = &self.snapshot.listeners;
+        let config = match table.at {
+            TableAt::Listener(i) => match &listeners.get(i)?.kind {
+                ListenerKind::Http(rc) => rc,
+                ListenerKind::Chains(_) => return None,
+            },
+            TableAt::Chain(i, j) => match &listeners.get(i)?.kind {
+                ListenerKind::Chains(chains) => match &chains.get(j)?.action {
+                    ChainAction::Http(rc) => rc,
+                    ChainAction::TcpProxy { .. } => return None,
+                },
+                ListenerKind::Http(_) => return None,
+            },
+        };
+        Some(RouteTable {
+            config,
+            index: &table.index,
+        })
+    }
 }
 
 impl Ctx {
@@ -111,8 +220,9 @@ impl Ctx {
     }
 
     /// The configuration version a new request or connection runs under: the latest snapshot
-    /// with its prepared access-log settings. Prepared once per snapshot (the first caller
-    /// after a change builds it, later ones share it).
+    /// with its prepared access-log settings, listener and route-table indexes. Prepared once
+    /// per snapshot: by the proxy as it applies the snapshot ([`Ctx::prepare`]), or else by the
+    /// first caller after a change; later callers share it.
     pub fn active(&self) -> Arc<Active> {
         let snapshot = self.snapshot();
         if let Some(active) = self.active.load_full()
@@ -120,16 +230,114 @@ impl Ctx {
         {
             return active;
         }
-        let active = Arc::new(Active {
-            log: self.access_log.prepare(&snapshot.access_log),
-            snapshot,
-        });
+        let log = self.access_log.prepare(&snapshot.access_log);
+        let active = Arc::new(Active::prepare(snapshot, log));
         self.active.store(Some(Arc::clone(&active)));
         active
+    }
+
+    /// Prepares the latest snapshot now, so no request pays for it (called as a snapshot is
+    /// applied, before listeners are reconciled).
+    pub fn prepare(&self) {
+        let _ = self.active();
     }
 
     /// The access logger of a request or connection running under `active`.
     pub fn logger_for(&self, active: &Active) -> crate::accesslog::AccessLogger {
         self.access_log.pinned_to(Arc::clone(&active.log))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::accesslog::AccessLogger;
+    use egress_snapshot::snapshot::{FilterChain, HeaderOps, WeightedCluster};
+
+    fn table(name: &str, domains: &[&str]) -> RouteConfig {
+        RouteConfig {
+            name: name.to_owned(),
+            virtual_hosts: domains
+                .iter()
+                .map(|d| VirtualHost {
+                    name: format!("{d}:80"),
+                    domains: vec![(*d).to_owned()],
+                    routes: Vec::new(),
+                    require_tls: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn listener(name: &str, kind: ListenerKind) -> Listener {
+        Listener {
+            name: name.to_owned(),
+            bind: None,
+            port: 80,
+            kind,
+        }
+    }
+
+    fn chain(action: ChainAction) -> FilterChain {
+        FilterChain {
+            server_names: Vec::new(),
+            server_port: 443,
+            tls: None,
+            action,
+        }
+    }
+
+    #[test]
+    fn a_prepared_version_finds_every_listener_and_route_table_it_holds() {
+        let tcp = ChainAction::TcpProxy {
+            clusters: vec![WeightedCluster {
+                cluster: "c".into(),
+                weight: 1,
+                request_headers: HeaderOps::default(),
+                response_headers: HeaderOps::default(),
+            }],
+            route_name: None,
+        };
+        let snapshot = Snapshot {
+            listeners: vec![
+                listener(
+                    "0.0.0.0_80",
+                    ListenerKind::Http(table("http.80", &["a.com", "*"])),
+                ),
+                listener(
+                    "0.0.0.0_443",
+                    ListenerKind::Chains(vec![
+                        chain(tcp),
+                        chain(ChainAction::Http(table("https.443", &["b.com"]))),
+                    ]),
+                ),
+                // A later listener of the same name is not served (reconciliation keeps the
+                // first), and neither is its table of an already used name.
+                listener(
+                    "0.0.0.0_80",
+                    ListenerKind::Http(table("http.80", &["x.com"])),
+                ),
+            ],
+            ..Snapshot::default()
+        };
+        let log = AccessLogger::disabled().prepare(&snapshot.access_log);
+        let active = Active::prepare(Arc::new(snapshot), log);
+
+        let http = active.route_table("http.80").unwrap();
+        assert_eq!(http.select_vhost("A.com:80").unwrap().name, "a.com:80");
+        assert_eq!(http.select_vhost("x.com").unwrap().name, "*:80");
+        let https = active.route_table("https.443").unwrap();
+        assert_eq!(https.select_vhost("b.com").unwrap().name, "b.com:80");
+        assert!(https.select_vhost("a.com").is_none());
+        assert!(active.route_table("http.8080").is_none());
+
+        assert!(matches!(
+            active.listener("0.0.0.0_80").unwrap().kind,
+            ListenerKind::Http(ref rc) if rc.virtual_hosts.len() == 2
+        ));
+        assert!(active.listener("0.0.0.0_443").is_some());
+        assert!(active.listener("0.0.0.0_8443").is_none());
     }
 }

@@ -291,6 +291,8 @@ async fn apply(
     snapshot: &Snapshot,
 ) -> Vec<BindError> {
     ctx.access_log.configure(&snapshot.access_log);
+    // The version's indexes are built here, before any connection of it is accepted.
+    ctx.prepare();
     let errors = listeners.reconcile(snapshot).await;
     if let Some(metrics) = ctx.access_log.metrics() {
         metrics.set_mutual_tls_clusters(metrics::mutual_tls_clusters(snapshot.clusters.values()));

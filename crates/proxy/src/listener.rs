@@ -1,8 +1,10 @@
 //! Listening sockets, kept in step with the snapshot, and what happens to each connection.
 //!
 //! Reconciliation ([`Listeners::reconcile`]): a listener whose name and address stay is never
-//! rebound (its socket keeps accepting, so a config change fails no connection attempt); only
-//! its definition is swapped, for connections accepted from then on. A removed listener (or
+//! rebound (its socket keeps accepting, so a config change fails no connection attempt); each
+//! accepted connection takes the configuration version current at accept
+//! ([`crate::ctx::Ctx::active`]) and reads its listener's definition, filter chains, TCP
+//! policies and clusters from that one version to its end. A removed listener (or
 //! one whose address changed) stops accepting; its established connections go on. A listener
 //! with port 0 binds an ephemeral port, reported by [`Listeners::bound`] (tests rely on it);
 //! it keeps that port for as long as it stays in the snapshot.
@@ -30,7 +32,6 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use arc_swap::ArcSwap;
 use egress_snapshot::snapshot::{ChainAction, FilterChain, Listener, ListenerKind, Snapshot};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -40,7 +41,7 @@ use tracing::Instrument;
 
 use crate::accesslog::{ResponseFlag, ResponseFlags};
 use crate::authz;
-use crate::ctx::{ConnInfo, Ctx};
+use crate::ctx::{Active, ConnInfo, Ctx};
 use crate::drain::DrainGuard;
 use crate::limits::accept::Acceptor;
 use crate::limits::conn::CURRENT;
@@ -70,8 +71,6 @@ struct Running {
     requested: SocketAddr,
     /// Address actually bound.
     bound: SocketAddr,
-    /// The current definition, read for each accepted connection.
-    config: Arc<ArcSwap<Listener>>,
     /// Dropping or firing this stops the accept loop (closing the socket).
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
@@ -155,9 +154,8 @@ impl Listeners {
             {
                 continue; // a later duplicate
             }
-            if let Some(r) = running.get(&l.name) {
-                r.config.store(Arc::new(l.clone()));
-                continue;
+            if running.contains_key(&l.name) {
+                continue; // new connections read the new definition from the new version
             }
             let requested = self.requested(l);
             match bind(requested) {
@@ -203,11 +201,10 @@ impl Listeners {
         requested: SocketAddr,
         bound: SocketAddr,
     ) -> Running {
-        let config = Arc::new(ArcSwap::from_pointee(l.clone()));
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(accept_loop(
             socket,
-            Arc::clone(&config),
+            l.name.clone(),
             Arc::clone(&self.ctx),
             Arc::clone(&self.tls),
             stopped,
@@ -215,7 +212,6 @@ impl Listeners {
         Running {
             requested,
             bound,
-            config,
             stop,
             task,
         }
@@ -241,12 +237,11 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 async fn accept_loop(
     socket: TcpListener,
-    config: Arc<ArcSwap<Listener>>,
+    name: String,
     ctx: Arc<Ctx>,
     tls: Arc<TlsServers>,
     mut stopped: oneshot::Receiver<()>,
 ) {
-    let name = config.load().name.clone();
     let mut acceptor = Acceptor::new(Arc::clone(&ctx.conns), &name);
     loop {
         let (stream, remote, slot) = tokio::select! {
@@ -254,8 +249,15 @@ async fn accept_loop(
             _ = ctx.drain.signaled() => return,
             accepted = acceptor.accept(&socket) => accepted,
         };
-        let listener = config.load_full();
-        let span = tracing::debug_span!("conn", listener = %listener.name, %remote);
+        // The version this connection runs under: its listener comes from it.
+        let active = ctx.active();
+        if active.listener(&name).is_none() {
+            // Removed by the version being applied; this loop is about to stop.
+            tracing::debug!(listener = %name, %remote, "listener no longer configured; closing");
+            continue;
+        }
+        let span = tracing::debug_span!("conn", listener = %name, %remote);
+        let name = name.clone();
         let guard = ctx.drain.guard();
         let ctx = Arc::clone(&ctx);
         let tls = Arc::clone(&tls);
@@ -263,7 +265,10 @@ async fn accept_loop(
         let work = async move {
             let _slot = slot;
             CURRENT
-                .scope(state, handle(stream, remote, listener, ctx, tls, guard))
+                .scope(
+                    state,
+                    handle(stream, remote, (name, active), ctx, tls, guard),
+                )
                 .await;
         };
         tokio::spawn(work.instrument(span));
@@ -273,11 +278,14 @@ async fn accept_loop(
 async fn handle(
     stream: TcpStream,
     remote: SocketAddr,
-    listener: Arc<Listener>,
+    (name, active): (String, Arc<Active>),
     ctx: Arc<Ctx>,
     tls: Arc<TlsServers>,
     _guard: DrainGuard,
 ) {
+    let Some(listener) = active.listener(&name) else {
+        return;
+    };
     let _ = stream.set_nodelay(true);
     let Ok(local) = stream.local_addr() else {
         return;
@@ -295,7 +303,7 @@ async fn handle(
     // write its access-log line before the connection is dropped.
     tokio::select! {
         biased;
-        _ = serve(stream, conn, &listener, &ctx, &tls) => {}
+        _ = serve(stream, conn, (listener, &active), &ctx, &tls) => {}
         _ = drain.forced() => tracing::debug!("connection closed by drain deadline"),
     }
 }
@@ -303,7 +311,7 @@ async fn handle(
 async fn serve(
     mut stream: TcpStream,
     mut conn: ConnInfo,
-    listener: &Listener,
+    (listener, active): (&Listener, &Arc<Active>),
     ctx: &Arc<Ctx>,
     tls: &TlsServers,
 ) {
@@ -341,28 +349,35 @@ async fn serve(
         entry.response_code_details = Some("filter_chain_not_found".to_owned());
         // Envoy peeks the ClientHello without reading it: the line shows 0 bytes received.
         entry.duration = Some(began.elapsed());
-        ctx.access_log.log(&entry);
+        ctx.logger_for(active).log(&entry);
         return;
     };
     let chain = &chains[index];
     conn.server_port = chain.server_port;
-    serve_chain(Rewind::new(buffered, stream), conn, chain, ctx, tls).await;
+    serve_chain(
+        Rewind::new(buffered, stream),
+        conn,
+        (chain, active),
+        ctx,
+        tls,
+    )
+    .await;
 }
 
 async fn serve_chain<I>(
     io: I,
     mut conn: ConnInfo,
-    chain: &FilterChain,
+    (chain, active): (&FilterChain, &Arc<Active>),
     ctx: &Arc<Ctx>,
     tls: &TlsServers,
 ) where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let Some(server_tls) = &chain.tls else {
-        return serve_action(io, conn, &chain.action, ctx, true).await;
+        return serve_action(io, conn, (&chain.action, active), ctx, true).await;
     };
     match tls.accept(ctx, chain, server_tls, io, &mut conn).await {
-        Ok(stream) => serve_action(stream, conn, &chain.action, ctx, false).await,
+        Ok(stream) => serve_action(stream, conn, (&chain.action, active), ctx, false).await,
         Err(err) => tracing::debug!(error = %err, sni = ?conn.sni, "downstream TLS failed"),
     }
 }
@@ -370,7 +385,7 @@ async fn serve_chain<I>(
 async fn serve_action<I>(
     io: I,
     conn: ConnInfo,
-    action: &ChainAction,
+    (action, active): (&ChainAction, &Arc<Active>),
     ctx: &Arc<Ctx>,
     passthrough: bool,
 ) where
@@ -384,9 +399,8 @@ async fn serve_action<I>(
             clusters,
             route_name,
         } => {
-            let snapshot = ctx.snapshot();
             let attrs = authz::Attributes::of_conn(&conn);
-            let noted = match authz::evaluate(&snapshot.authz.tcp, &attrs) {
+            let noted = match authz::evaluate(&active.snapshot.authz.tcp, &attrs) {
                 authz::Verdict::Allowed { dry_run_denied } => dry_run_denied,
                 authz::Verdict::Denied(details) => {
                     // Envoy's network RBAC filter closes the connection before tcp_proxy
@@ -396,12 +410,13 @@ async fn serve_action<I>(
                     entry.route_name = route_name.clone();
                     entry.connection_termination_details = Some(details);
                     entry.duration = Some(Duration::ZERO);
-                    ctx.access_log.log(&entry);
+                    ctx.logger_for(active).log(&entry);
                     return;
                 }
             };
             let route = route_name.as_deref();
-            tcp_proxy::proxy_noted(io, &conn, clusters, route, ctx, passthrough, noted).await;
+            let version = (ctx.as_ref(), Arc::clone(active));
+            tcp_proxy::proxy_noted(io, &conn, clusters, route, version, passthrough, noted).await;
         }
     }
 }

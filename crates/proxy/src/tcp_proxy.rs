@@ -33,7 +33,7 @@ use tokio::net::TcpStream;
 
 use crate::accesslog::{LogEntry, ResponseFlag, ResponseFlags};
 use crate::connect::OriginalDst;
-use crate::ctx::{ConnInfo, Ctx};
+use crate::ctx::{Active, ConnInfo, Ctx};
 use crate::sni::Rewind;
 
 /// A TCP access-log entry for `conn`, started at `start`, with nothing else filled in.
@@ -77,26 +77,35 @@ pub async fn proxy<D>(
 ) where
     D: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    proxy_noted(
+    let target = Target {
+        clusters,
+        passthrough,
+        original_dst: None,
+    };
+    let version = (ctx, ctx.active());
+    forward(
         downstream,
         conn,
-        clusters,
+        &target,
         route_name,
-        ctx,
-        passthrough,
+        version,
         None,
+        as_tcp::<D>,
     )
     .await;
 }
 
-/// Like [`proxy`], with `%CONNECTION_TERMINATION_DETAILS%` preset to `termination_details`
-/// (a dry-run AuthorizationPolicy's would-be denial, see [`crate::authz`]).
+/// Like [`proxy`], under the configuration version `active` the connection was accepted
+/// with (its listener and filter chain came from it), and with
+/// `%CONNECTION_TERMINATION_DETAILS%` preset to `termination_details` (a dry-run
+/// AuthorizationPolicy's would-be denial, see [`crate::authz`]).
+#[allow(clippy::too_many_arguments)] // one connection's facts, each from a different layer
 pub async fn proxy_noted<D>(
     downstream: D,
     conn: &ConnInfo,
     clusters: &[WeightedCluster],
     route_name: Option<&str>,
-    ctx: &Ctx,
+    (ctx, active): (&Ctx, Arc<Active>),
     passthrough: bool,
     termination_details: Option<String>,
 ) where
@@ -107,12 +116,13 @@ pub async fn proxy_noted<D>(
         passthrough,
         original_dst: None,
     };
+    let version = (ctx, active);
     forward(
         downstream,
         conn,
         &target,
         route_name,
-        ctx,
+        version,
         termination_details,
         as_tcp::<D>,
     )
@@ -137,12 +147,13 @@ pub async fn proxy_to<D>(
         passthrough,
         original_dst,
     };
+    let version = (ctx, ctx.active());
     forward(
         downstream,
         conn,
         &target,
         route_name,
-        ctx,
+        version,
         None,
         not_tcp::<D>,
     )
@@ -155,7 +166,7 @@ async fn forward<D>(
     conn: &ConnInfo,
     target: &Target<'_>,
     route_name: Option<&str>,
-    ctx: &Ctx,
+    (ctx, active): (&Ctx, Arc<Active>),
     termination_details: Option<String>,
     tcp: RawTcp<D>,
 ) where
@@ -164,7 +175,6 @@ async fn forward<D>(
     let start = SystemTime::now();
     let began = Instant::now();
     // The connection runs under one configuration version to its end, log line included.
-    let active = ctx.active();
     let mut entry = tcp_entry(conn, start);
     entry.route_name = route_name.map(str::to_owned);
     entry.connection_termination_details = termination_details;

@@ -28,7 +28,6 @@ const CNN: &str = "edition.cnn.com";
 
 fn routes(cluster: &str, domains: &[&str]) -> RouteConfig {
     RouteConfig {
-        index: Default::default(),
         name: "https.443.https.gw.istio-system".into(),
         virtual_hosts: vec![VirtualHost {
             name: "hosts:443".into(),

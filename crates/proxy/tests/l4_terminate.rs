@@ -45,7 +45,6 @@ fn tcp_to(cluster: &str) -> ChainAction {
 
 fn routes(name: &str, cluster: &str) -> RouteConfig {
     RouteConfig {
-        index: Default::default(),
         name: name.into(),
         virtual_hosts: vec![VirtualHost {
             name: "edition.cnn.com:80".into(),

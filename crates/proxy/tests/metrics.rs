@@ -50,7 +50,6 @@ fn http_listener() -> Listener {
         bind: Some(loopback()),
         port: 0,
         kind: ListenerKind::Http(RouteConfig {
-            index: Default::default(),
             name: "http.8080".into(),
             virtual_hosts: vec![VirtualHost {
                 name: format!("{CNN}:80"),

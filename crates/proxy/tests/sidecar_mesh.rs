@@ -155,7 +155,6 @@ async fn http_in_mtls_through_the_egress_gateway_which_originates_tls() {
         alpn: vec![],
     });
     let routes = RouteConfig {
-        index: Default::default(),
         name: "https.443.https.istio-egressgateway.istio-system".into(),
         virtual_hosts: vec![vhost(CNN, 443, vec![forward("cnn-from-gateway", CNN_443)])],
     };

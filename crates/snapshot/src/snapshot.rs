@@ -289,8 +289,6 @@ pub struct RouteConfig {
     pub name: String,
     /// In order; the first whose domains match wins (exact before wildcard, as Envoy does).
     pub virtual_hosts: Vec<VirtualHost>,
-    /// The virtual hosts by domain, built on first use ([`crate::vhost_index`]).
-    pub index: crate::vhost_index::VhostIndex,
 }
 
 /// One virtual host.

@@ -82,7 +82,6 @@ pub(super) fn route_config(
     virtual_hosts.sort_by(|a, b| a.name.cmp(&b.name));
     virtual_hosts.push(catch_all(policy));
     RouteConfig {
-        index: Default::default(),
         name: port.to_string(),
         virtual_hosts,
     }

@@ -25,6 +25,7 @@ pub mod normalize;
 pub mod pool;
 pub mod route;
 pub mod sanitize;
+pub mod vhost_index;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -43,7 +44,7 @@ use tracing::Instrument;
 
 use crate::accesslog::{LogEntry, ResponseFlag};
 use crate::authz::{Attributes, HttpAttributes, Verdict};
-use crate::ctx::{ConnInfo, Ctx};
+use crate::ctx::{Active, ConnInfo, Ctx};
 use crate::limits::conn::{ConnState, Tracked};
 use body::{Body, Counting, Logged, PendingLog};
 use forward::{Env, Prepared};
@@ -345,7 +346,7 @@ async fn handle(
             Verdict::Denied(details) => Selected::Denied(details),
             Verdict::Allowed { dry_run_denied } => {
                 entry.connection_termination_details = dry_run_denied;
-                select(&snapshot, route_config, &view, conn.tls_terminated)
+                select(&active, route_config, &view, conn.tls_terminated)
             }
         },
     };
@@ -527,7 +528,7 @@ enum Selected<'a> {
 }
 
 fn select<'a>(
-    snapshot: &'a Snapshot,
+    active: &'a Active,
     name: &str,
     view: &route::RequestView<'_>,
     tls: bool,
@@ -536,10 +537,10 @@ fn select<'a>(
     if view.method == "CONNECT" {
         return Selected::NotFound;
     }
-    let Some(rc) = snapshot.route_config(name) else {
+    let Some(table) = active.route_table(name) else {
         return Selected::NotFound;
     };
-    let Some(vh) = route::select_vhost(rc, view.authority) else {
+    let Some(vh) = table.select_vhost(view.authority) else {
         return Selected::NotFound;
     };
     if vh.require_tls && !tls {

@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use egress_snapshot::snapshot::{
-    RouteConfig, RouteMatch, StringMatch, VirtualHost, WeightedCluster,
-};
+use egress_snapshot::snapshot::{RouteMatch, StringMatch, WeightedCluster};
 use http::HeaderMap;
 use regex::Regex;
 
@@ -29,13 +27,7 @@ pub struct RequestView<'a> {
     pub headers: &'a HeaderMap,
 }
 
-pub use egress_snapshot::vhost_index::host_without_port;
-
-/// The virtual host serving `authority`, Envoy's way (exact name, then the longest `*suffix`,
-/// then the longest `prefix*`, then `*`), through the table's domain index.
-pub fn select_vhost<'a>(rc: &'a RouteConfig, authority: &str) -> Option<&'a VirtualHost> {
-    rc.index.select(&rc.virtual_hosts, authority)
-}
+pub use super::vhost_index::host_without_port;
 
 /// True if every condition of `m` holds for `req`.
 pub fn route_matches(m: &RouteMatch, req: &RequestView<'_>) -> bool {
@@ -186,7 +178,13 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use egress_snapshot::snapshot::HeaderOps;
+    use crate::http::vhost_index::VhostIndex;
+    use egress_snapshot::snapshot::{HeaderOps, RouteConfig, VirtualHost};
+
+    /// The virtual host serving `authority` through a freshly built index of `rc`.
+    fn select_vhost<'a>(rc: &'a RouteConfig, authority: &str) -> Option<&'a VirtualHost> {
+        VhostIndex::build(&rc.virtual_hosts).select(&rc.virtual_hosts, authority)
+    }
 
     /// The linear scan the index replaced: the reference the index must agree with.
     fn select_vhost_linear<'a>(rc: &'a RouteConfig, authority: &str) -> Option<&'a VirtualHost> {
@@ -260,7 +258,6 @@ mod tests {
             let rc = RouteConfig {
                 name: "t".into(),
                 virtual_hosts: vhosts,
-                index: Default::default(),
             };
             for _ in 0..20 {
                 let mut host = name(&mut rng);
@@ -286,7 +283,6 @@ mod tests {
     #[test]
     fn vhost_selection_order() {
         let rc = RouteConfig {
-            index: Default::default(),
             name: "http.8080".into(),
             virtual_hosts: vec![
                 vh("any", &["*"]),
@@ -303,7 +299,6 @@ mod tests {
         assert_eq!(name("api.example.org"), Some("prefix"));
         assert_eq!(name("example.org"), Some("any"));
         let rc = RouteConfig {
-            index: Default::default(),
             name: "x".into(),
             virtual_hosts: vec![vh("exact", &["edition.cnn.com"])],
         };

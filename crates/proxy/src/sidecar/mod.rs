@@ -489,6 +489,7 @@ async fn follow(
         }
         // The view first: a handler that sees the new snapshot finds its route tables.
         view.send_replace(Arc::new(view::gateway_view(&snapshot)));
+        shared.ctx.prepare();
         shared.current.store(Arc::clone(&snapshot));
         applied.send_replace(snapshot.version);
         tracing::info!(

@@ -218,7 +218,6 @@ fn table_listener(name: &str, port: u16, virtual_hosts: Vec<VirtualHost>) -> Lis
         bind: None,
         port,
         kind: ListenerKind::Http(RouteConfig {
-            index: Default::default(),
             name: name.to_owned(),
             virtual_hosts,
         }),
@@ -259,7 +258,6 @@ mod tests {
                 (
                     80,
                     OutboundPort::Http(RouteConfig {
-                        index: Default::default(),
                         name: "80".into(),
                         virtual_hosts: vec![vhost("edition.cnn.com")],
                     }),

@@ -146,7 +146,6 @@ pub fn snapshot(virtual_hosts: Vec<VirtualHost>, clusters: Vec<Cluster>) -> Snap
             bind: None,
             port: 0,
             kind: ListenerKind::Http(RouteConfig {
-                index: Default::default(),
                 name: RDS.into(),
                 virtual_hosts,
             }),

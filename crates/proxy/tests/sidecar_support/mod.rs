@@ -75,7 +75,6 @@ pub fn snapshot(
 /// the policy's).
 pub fn http_port(port: u16, virtual_hosts: Vec<VirtualHost>) -> OutboundPort {
     OutboundPort::Http(RouteConfig {
-        index: Default::default(),
         name: port.to_string(),
         virtual_hosts,
     })

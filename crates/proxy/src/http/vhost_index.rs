@@ -3,38 +3,18 @@
 //! `prefix*` wildcards in hash maps probed with the request host's own suffixes and prefixes
 //! (longest first), and the first `*`. The answer is Envoy's: an exact name wins, then the
 //! longest suffix wildcard, then the longest prefix wildcard, then `*`; among equals the
-//! first virtual host in order. Built once per route table, on first use.
+//! first virtual host in order. Built once per route table when a configuration version is
+//! prepared.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
-use crate::snapshot::VirtualHost;
+use egress_snapshot::snapshot::VirtualHost;
 
-/// The lazily built index of a [`crate::snapshot::RouteConfig`]. Carries no configuration:
-/// clones start empty and every index compares equal.
-#[derive(Default)]
-pub struct VhostIndex(OnceLock<Index>);
-
-impl Clone for VhostIndex {
-    fn clone(&self) -> Self {
-        VhostIndex::default()
-    }
-}
-
-impl PartialEq for VhostIndex {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl std::fmt::Debug for VhostIndex {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("VhostIndex")
-    }
-}
-
-#[derive(Default)]
-struct Index {
+/// The domain index of one route table's virtual hosts. Built when a configuration version is
+/// prepared ([`crate::ctx::Active`]), never on the request path; it belongs to the table it was
+/// built from and answers only for it.
+#[derive(Debug, Default)]
+pub struct VhostIndex {
     exact: HashMap<String, usize>,
     suffix: HashMap<String, usize>,
     prefix: HashMap<String, usize>,
@@ -42,33 +22,31 @@ struct Index {
 }
 
 impl VhostIndex {
-    /// The virtual host of `vhosts` (the table this index belongs to) serving `authority`
-    /// (port ignored, case-insensitive).
+    /// The virtual host of `vhosts` (the table this index was built from) serving
+    /// `authority` (port ignored, case-insensitive).
     pub fn select<'a>(
         &self,
         vhosts: &'a [VirtualHost],
         authority: &str,
     ) -> Option<&'a VirtualHost> {
-        let index = self.0.get_or_init(|| Index::build(vhosts));
         let host = host_without_port(authority);
-        let found = index.exact.get(host.as_str()).copied().or_else(|| {
+        let found = self.exact.get(host.as_str()).copied().or_else(|| {
             // Longest wildcard first; a wildcard must leave at least one character.
             let longest = |map: &HashMap<String, usize>, take: fn(&str, usize) -> Option<&str>| {
                 (1..host.len())
                     .rev()
                     .find_map(|len| take(&host, len).and_then(|part| map.get(part)).copied())
             };
-            longest(&index.suffix, |h, len| h.get(h.len() - len..))
-                .or_else(|| longest(&index.prefix, |h, len| h.get(..len)))
-                .or(index.catch_all)
+            longest(&self.suffix, |h, len| h.get(h.len() - len..))
+                .or_else(|| longest(&self.prefix, |h, len| h.get(..len)))
+                .or(self.catch_all)
         });
         found.and_then(|i| vhosts.get(i))
     }
-}
 
-impl Index {
-    fn build(vhosts: &[VirtualHost]) -> Index {
-        let mut index = Index::default();
+    /// The index of `vhosts`.
+    pub fn build(vhosts: &[VirtualHost]) -> VhostIndex {
+        let mut index = VhostIndex::default();
         for (i, vh) in vhosts.iter().enumerate() {
             for domain in &vh.domains {
                 let domain = host_without_port(domain);
