@@ -152,14 +152,12 @@ fn entry_endpoints(
             hostname: svc.host.clone(),
             port: target,
         }),
-        Resolution::DynamicDns => {
-            ctx.warn(format!(
-                "host {}: ServiceEntry resolution DYNAMIC_DNS is not supported at gateways; \
-                 the cluster has no endpoints",
-                svc.host
-            ));
-            done(Discovery::Static(Vec::new()))
-        }
+        // Envoy's dynamic forward proxy, at gateways too (Istio serves it at sidecars only):
+        // each connection resolves the name its client asked for, under this host.
+        Resolution::DynamicDns => done(Discovery::DynamicDns {
+            hosts: vec![svc.host.clone()],
+            port: target,
+        }),
     }
 }
 

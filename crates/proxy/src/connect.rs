@@ -29,14 +29,33 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use egress_snapshot::snapshot::{Cluster, Discovery, UpstreamTls};
+use egress_snapshot::snapshot::{Cluster, Discovery, UpstreamTls, host_covered};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::ctx::{Ctx, ProxyOptions};
-pub use error::ConnectError;
+pub use error::{ConnectError, DynamicFailure};
 use lb::{Balancer, Candidate, Outcome, Picked};
 pub use original_dst::OriginalDst;
+
+/// The destination a connection to `cluster` asks for: for a DYNAMIC_DNS cluster, the name
+/// the client asked for (the request's Host/:authority or the connection's SNI, port dropped;
+/// else the sidecar's original destination) on the cluster's port; otherwise `original_dst`.
+pub fn destination<'a>(
+    cluster: &Cluster,
+    authority: Option<&str>,
+    original_dst: Option<&'a OriginalDst>,
+) -> Option<std::borrow::Cow<'a, OriginalDst>> {
+    use std::borrow::Cow;
+    match &cluster.discovery {
+        Discovery::DynamicDns { port, .. } => authority
+            .map(crate::http::vhost_index::host_without_port)
+            .filter(|h| !h.is_empty())
+            .or_else(|| original_dst.map(|d| d.host.clone()))
+            .map(|h| Cow::Owned(OriginalDst::new(&h, *port))),
+        _ => original_dst.map(Cow::Borrowed),
+    }
+}
 use resolve::Resolver;
 
 /// A byte stream to or from a peer.
@@ -286,6 +305,30 @@ impl Connector {
                     _ => all,
                 }
             }
+            Discovery::DynamicDns { hosts, .. } => {
+                let dynamic = |reason| ConnectError::Dynamic {
+                    host: original_dst.map(|d| d.host.clone()).unwrap_or_default(),
+                    reason,
+                };
+                let Some(dst) = original_dst else {
+                    return Err(dynamic(DynamicFailure::NoHost));
+                };
+                if !hosts.iter().any(|h| host_covered(h, &dst.host)) {
+                    return Err(dynamic(DynamicFailure::NotCovered));
+                }
+                let mut all = self
+                    .resolve_all(&dst.host, dst.port, 1, refresh, self.guard)
+                    .await
+                    .map_err(|e| match e {
+                        ConnectError::Resolve { reason, .. } => {
+                            dynamic(DynamicFailure::Resolve(reason))
+                        }
+                        other => other,
+                    })?;
+                // As Envoy's dynamic forward proxy: one host per name, its first address.
+                all.truncate(1);
+                all
+            }
             // Gateways never generate PassthroughCluster; without an original destination
             // there is nothing to connect to.
             Discovery::OriginalDst => match original_dst {
@@ -362,7 +405,10 @@ impl Connector {
         original_dst: Option<&OriginalDst>,
     ) -> Result<Chosen, ConnectError> {
         let candidates = self.endpoints_for(ctx, cluster, original_dst).await?;
-        if matches!(cluster.discovery, Discovery::OriginalDst) {
+        if matches!(
+            cluster.discovery,
+            Discovery::OriginalDst | Discovery::DynamicDns { .. }
+        ) {
             let first = candidates
                 .first()
                 .ok_or_else(|| ConnectError::NoHealthyUpstream {
@@ -412,7 +458,8 @@ impl Connector {
         origination: Origination<'_>,
         original_dst: Option<&OriginalDst>,
     ) -> Result<Upstream, ConnectError> {
-        let chosen = self.choose_for(ctx, cluster, original_dst).await?;
+        let requested = destination(cluster, authority, original_dst);
+        let chosen = self.choose_for(ctx, cluster, requested.as_deref()).await?;
         self.open_chosen(ctx, cluster, authority, origination, chosen)
             .await
     }

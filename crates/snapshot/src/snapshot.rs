@@ -510,6 +510,33 @@ pub enum Discovery {
     /// ORIGINAL_DST (`PassthroughCluster`): the destination the client asked for (the
     /// captured connection's original address, or the explicit proxy request's host:port).
     OriginalDst,
+    /// DYNAMIC_DNS (Envoy's dynamic forward proxy): each connection resolves the name the
+    /// client asked for (the request's Host/:authority, or the SNI of a passthrough
+    /// connection), which must be covered by `hosts` (the ServiceEntry's wildcard hosts).
+    DynamicDns {
+        /// The names this cluster may reach: `*.example.com` (any name under it) or exact.
+        hosts: Vec<String>,
+        /// Port to connect to.
+        port: u16,
+    },
+}
+
+/// True when the name `host` (case-insensitive, without a trailing dot) is covered by
+/// `pattern`: equal to it, or, for `*.suffix`, any name ending in `.suffix` with at least one
+/// more label (a bare `*` covers nothing: DYNAMIC_DNS hosts are never `*`).
+pub fn host_covered(pattern: &str, host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    match pattern.strip_prefix('*') {
+        Some(suffix) if suffix.starts_with('.') && suffix.len() > 1 => {
+            host.len() > suffix.len()
+                && host
+                    .get(host.len() - suffix.len()..)
+                    .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
+                && !host[..host.len() - suffix.len()].ends_with('.')
+        }
+        Some(_) => false,
+        None => pattern.eq_ignore_ascii_case(host),
+    }
 }
 
 /// A static endpoint.
@@ -699,4 +726,25 @@ pub struct TcpRoute {
     pub clusters: Vec<WeightedCluster>,
     /// VirtualService that produced it, for logs.
     pub route_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_covered;
+
+    #[test]
+    fn a_wildcard_covers_names_under_it_and_nothing_else() {
+        assert!(host_covered("*.wiki.test", "a.wiki.test"));
+        assert!(host_covered("*.wiki.test", "A.b.WIKI.test."));
+        assert!(!host_covered("*.wiki.test", "wiki.test"));
+        assert!(!host_covered("*.wiki.test", ".wiki.test"));
+        assert!(!host_covered("*.wiki.test", "a..wiki.test"));
+        assert!(!host_covered("*.wiki.test", "awiki.test"));
+        assert!(!host_covered("*.wiki.test", "a.wiki.test.evil"));
+        assert!(!host_covered("*", "a.wiki.test"));
+        assert!(!host_covered("*wiki.test", "awiki.test"));
+        assert!(host_covered("exact.test", "EXACT.test"));
+        assert!(!host_covered("exact.test", "a.exact.test"));
+        assert!(!host_covered("*.wiki.test", "127.0.0.1"));
+    }
 }

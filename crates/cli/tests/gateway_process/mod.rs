@@ -73,6 +73,20 @@ impl GatewayProcess {
         ip: IpAddr,
         tag: &str,
     ) -> GatewayProcess {
+        let ports = format!("80:{TARGET_PORT}");
+        GatewayProcess::start_with(store, config, ip, tag, &ports, &[])
+    }
+
+    /// Like [`GatewayProcess::start`], with the service ports `service_ports`
+    /// (`80:8080,443:8443`) and the further `gateway run` flags `extra`.
+    pub fn start_with(
+        store: Option<&Path>,
+        config: Option<&Path>,
+        ip: IpAddr,
+        tag: &str,
+        service_ports: &str,
+        extra: &[String],
+    ) -> GatewayProcess {
         let mut cmd = Command::new(common::bin());
         cmd.env_remove("EGRESS_STORE");
         if let Some(store) = store {
@@ -93,12 +107,13 @@ impl GatewayProcess {
                 "--revision",
                 "asm-1-24",
                 "--service-ports",
-                &format!("80:{TARGET_PORT}"),
+                service_ports,
                 "--listen-address",
                 &ip.to_string(),
                 "--drain-grace",
                 "1",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -35,6 +35,14 @@ pub enum ConnectError {
         /// The first refused answer.
         address: IpAddr,
     },
+    /// A DYNAMIC_DNS cluster could not use the name its client asked for.
+    #[error("dynamic forward proxy to {host:?}: {reason}")]
+    Dynamic {
+        /// The requested name (client-controlled; empty when there was none).
+        host: String,
+        /// Why.
+        reason: DynamicFailure,
+    },
     /// TCP connect failed (`UF`).
     #[error("connecting to {addr}: {source}")]
     Connect {
@@ -59,12 +67,33 @@ pub enum ConnectError {
     },
 }
 
+/// Why a DYNAMIC_DNS cluster could not use a requested name.
+#[derive(Debug, thiserror::Error)]
+pub enum DynamicFailure {
+    /// The request named no host (no Host/:authority, no SNI).
+    #[error("no host was requested")]
+    NoHost,
+    /// The name is not under any of the cluster's hosts (egress is stricter than Envoy's
+    /// dynamic forward proxy here, which trusts the route alone).
+    #[error("not covered by the ServiceEntry's hosts")]
+    NotCovered,
+    /// DNS gave no address (Envoy's `DF`, `dns_resolution_failure`).
+    #[error("resolving: {0}")]
+    Resolve(String),
+}
+
 impl ConnectError {
-    /// Envoy's response flag: `UH` when there was nothing to connect to, `UF` otherwise.
+    /// Envoy's response flag: `UH` when there was nothing to connect to, `DF` when a dynamic
+    /// forward proxy's name did not resolve, `UF` otherwise.
     pub fn response_flag(&self) -> ResponseFlag {
         match self {
+            ConnectError::Dynamic {
+                reason: DynamicFailure::Resolve(_),
+                ..
+            } => ResponseFlag::DnsResolutionFailed,
             ConnectError::NoHealthyUpstream { .. }
             | ConnectError::Resolve { .. }
+            | ConnectError::Dynamic { .. }
             | ConnectError::AddressRefused { .. } => ResponseFlag::NoHealthyUpstream,
             _ => ResponseFlag::UpstreamConnectionFailure,
         }
@@ -100,6 +129,14 @@ impl ConnectError {
             ConnectError::AddressRefused { host, address } => {
                 Some(crate::guard::refused_details(host, *address))
             }
+            ConnectError::Dynamic { reason, .. } => Some(
+                match reason {
+                    DynamicFailure::NoHost => "dynamic_host_missing",
+                    DynamicFailure::NotCovered => "dynamic_host_not_covered",
+                    DynamicFailure::Resolve(_) => "dns_resolution_failure",
+                }
+                .to_owned(),
+            ),
             _ => None,
         }
     }

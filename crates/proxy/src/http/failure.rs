@@ -41,6 +41,9 @@ pub enum FailureKind {
         /// `%RESPONSE_CODE_DETAILS%`, when not `no_healthy_upstream`.
         details: Option<String>,
     },
+    /// A dynamic forward proxy's requested name did not resolve (`DF`,
+    /// `dns_resolution_failure`, as Envoy's dynamic forward proxy answers).
+    DnsResolutionFailed,
     /// Connecting (TCP or TLS) failed (`UF`), with Envoy's transport failure reason.
     ConnectFailure {
         /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`.
@@ -79,14 +82,14 @@ impl Failure {
     pub fn from_checkout(err: CheckoutError) -> Failure {
         match err {
             CheckoutError::Connect(e) => {
-                let kind = if e.response_flag() == ResponseFlag::NoHealthyUpstream {
-                    FailureKind::NoHealthyUpstream {
+                let kind = match e.response_flag() {
+                    ResponseFlag::NoHealthyUpstream => FailureKind::NoHealthyUpstream {
                         details: e.response_code_details(),
-                    }
-                } else {
-                    FailureKind::ConnectFailure {
+                    },
+                    ResponseFlag::DnsResolutionFailed => FailureKind::DnsResolutionFailed,
+                    _ => FailureKind::ConnectFailure {
                         transport: e.transport_failure_reason(),
-                    }
+                    },
                 };
                 Failure {
                     kind,
@@ -117,7 +120,9 @@ impl Failure {
         let on = |c: &str| policy.retry_on.iter().any(|r| r == c);
         let any_reset = on("reset") || on("5xx") || on("gateway-error");
         match &self.kind {
-            FailureKind::NoHealthyUpstream { .. } | FailureKind::Overflow => false,
+            FailureKind::NoHealthyUpstream { .. }
+            | FailureKind::DnsResolutionFailed
+            | FailureKind::Overflow => false,
             FailureKind::ConnectFailure { .. } => {
                 any_reset || on("connect-failure") || on("reset-before-request")
             }
@@ -139,6 +144,12 @@ impl Failure {
                     .clone()
                     .unwrap_or_else(|| "no_healthy_upstream".to_owned()),
                 NO_HEALTHY_UPSTREAM.to_owned(),
+            ),
+            FailureKind::DnsResolutionFailed => (
+                503,
+                ResponseFlag::DnsResolutionFailed,
+                "dns_resolution_failure".to_owned(),
+                "DNS resolution failure".to_owned(),
             ),
             FailureKind::ConnectFailure { transport } => {
                 entry

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use egress_snapshot::snapshot::Cluster;
+use egress_snapshot::snapshot::{Cluster, Discovery};
 use hyper::client::conn::{TrySendError, http1, http2};
 use hyper::{Request, Response, body::Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -66,7 +66,8 @@ struct ClusterStats {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct PoolKey {
     cluster: String,
-    /// The authority when the cluster's SNI is taken from it (`auto_sni`), else `None`.
+    /// The authority when the cluster's SNI is taken from it (`auto_sni`) or it is a dynamic
+    /// forward proxy (DYNAMIC_DNS), else `None`.
     sni_authority: Option<String>,
 }
 
@@ -92,9 +93,12 @@ impl HttpState {
             .tls
             .as_ref()
             .is_some_and(|t| t.sni.as_deref().is_none_or(str::is_empty));
+        // A dynamic forward proxy's connections belong to the name they were opened for.
+        let dynamic = matches!(cluster.discovery, Discovery::DynamicDns { .. });
         let key = PoolKey {
             cluster: cluster.name.clone(),
-            sni_authority: auto_sni.then(|| super::route::host_without_port(authority)),
+            sni_authority: (auto_sni || dynamic)
+                .then(|| super::route::host_without_port(authority)),
         };
         let stats = self.stat(&cluster.name);
         let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
@@ -324,6 +328,8 @@ impl Pool {
     ) -> Result<Lease, CheckoutError> {
         let counters = Arc::clone(&self.counters);
         let mut pending: Option<PendingGuard<'_>> = None;
+        let requested = crate::connect::destination(&self.cluster, Some(authority), original_dst);
+        let original_dst = requested.as_deref();
         // Load-balance first, then use a connection to the chosen endpoint (as Envoy does):
         // keep-alive reuse must not pin a cluster's traffic to one endpoint.
         let mut chosen = Some(
