@@ -16,6 +16,7 @@ ENVOY_GW = "127.0.70.3"  # Envoy gateway: 8080, 8443, admin ENVOY_ADMIN
 EGRESS_SIDECAR = "127.0.70.4"  # egress sidecar: explicit proxy 15001, health 15021
 ENVOY_SIDECAR = "127.0.70.5"  # Envoy sidecar: explicit proxy 15001, admin ENVOY_ADMIN
 EGRESS_SCALE = "127.0.70.6"  # egress gateway of the config-scale scenario
+EGRESS_WILDCARD = "127.0.70.7"  # egress gateway of scenario 2's DYNAMIC_DNS (wildcard) row
 STUB_PORT = 8081
 ENVOY_ADMIN = 15000
 

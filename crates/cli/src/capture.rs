@@ -24,11 +24,11 @@ fn run_ip(args: &[&str]) -> Result<(), OpError> {
     let out = Command::new("ip")
         .args(args)
         .output()
-        .map_err(|e| OpError::Usage(format!("--capture iptables needs iproute2 (`ip`): {e}")))?;
+        .map_err(|e| OpError::failed("--capture iptables needs iproute2 (`ip`)", e))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(OpError::Usage(format!(
+        Err(OpError::Environment(format!(
             "ip {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
@@ -48,7 +48,7 @@ impl CaptureNamespace {
     /// starts the relay in it and the Unix-socket bridge to `sidecar` here.
     pub fn create(sidecar: SocketAddr, hosts: &str) -> Result<CaptureNamespace, OpError> {
         if !rustix::process::geteuid().is_root() {
-            return Err(OpError::Usage(
+            return Err(OpError::Environment(
                 "--capture iptables needs root (it creates a network namespace and iptables rules)"
                     .into(),
             ));
@@ -104,7 +104,7 @@ impl CaptureNamespace {
         }
         ns.relay = Some(relay);
         if line.trim() != "ready" {
-            return Err(OpError::Usage(
+            return Err(OpError::Environment(
                 "the capture relay did not start in the network namespace".into(),
             ));
         }
@@ -165,8 +165,7 @@ fn splice_unix_tcp(unix: UnixStream, tcp: TcpStream) {
 /// The relay inside the namespace (`egress capture-relay`): accepts redirected connections,
 /// and opens for each a tunnel to its original destination through the sidecar.
 pub fn relay_main(unix: &Path) -> Result<(), OpError> {
-    let listener =
-        TcpListener::bind(("127.0.0.1", RELAY_PORT)).map_err(|e| OpError::Usage(e.to_string()))?;
+    let listener = TcpListener::bind(("127.0.0.1", RELAY_PORT)).map_err(OpError::cause)?;
     println!("ready");
     let _ = std::io::stdout().flush();
     for conn in listener.incoming() {

@@ -6,9 +6,25 @@ use egress_store::StoreError;
 /// `Error from server (...)` line, as kubectl prints server errors).
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
-    /// The command line was wrong.
+    /// The command line was wrong (a flag, an argument, a selector or template).
     #[error("{0}")]
     Usage(String),
+    /// This machine or user cannot do what was asked (not root, a tool missing, the local
+    /// cluster already running or not starting).
+    #[error("{0}")]
+    Environment(String),
+    /// An operation failed with a typed cause, kept as the error's source; `context` says what
+    /// was being done.
+    #[error("{context}: {source}")]
+    Failed {
+        /// e.g. `workload certificate from the CA`.
+        context: String,
+        /// The cause.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An operation failed with a typed cause that says it all.
+    #[error(transparent)]
+    Cause(Box<dyn std::error::Error + Send + Sync>),
     /// Input was refused; the diagnostics were already printed.
     #[error("{0}")]
     Invalid(String),
@@ -50,6 +66,34 @@ fn reason(e: &StoreError) -> &'static str {
 }
 
 impl OpError {
+    /// `source`, which happened while doing `context`.
+    pub fn failed(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        OpError::Failed {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// `source` as it is.
+    pub fn cause(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        OpError::Cause(source.into())
+    }
+
+    /// Prints this error as kubectl would (kubectl's `Error from server` lines and messages
+    /// that carry their own `error:` as they are, the others after `error: `) and returns the
+    /// exit code: the one reporter of every command.
+    pub fn report(&self, err: &mut dyn std::io::Write) -> std::process::ExitCode {
+        let _ = if self.is_prefixed() {
+            writeln!(err, "{self}")
+        } else {
+            writeln!(err, "error: {self}")
+        };
+        std::process::ExitCode::FAILURE
+    }
+
     /// A store error without context.
     pub fn store(source: StoreError) -> Self {
         OpError::Store {

@@ -258,10 +258,7 @@ fn main() -> ExitCode {
     if let Command::CaptureRelay { unix } = &cli.command {
         return match egress_cli::capture::relay_main(unix) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
+            Err(e) => e.report(&mut std::io::stderr()),
         };
     }
     if let Command::Exec {
@@ -282,10 +279,7 @@ fn main() -> ExitCode {
         };
         return match open_store(cli.store).and_then(|s| exec::run(&s, &args)) {
             Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
+            Err(e) => e.report(&mut std::io::stderr()),
         };
     }
     if let Command::Logs {
@@ -311,10 +305,7 @@ fn main() -> ExitCode {
             .and_then(|s| logs::run(&s, &args, &mut std::io::stdout(), &mut std::io::stderr()));
         return match result {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
+            Err(e) => e.report(&mut std::io::stderr()),
         };
     }
     // Long-running processes write logs from many threads: no process-wide stream locks.
@@ -324,10 +315,7 @@ fn main() -> ExitCode {
     {
         return match gateway_run(cli.store, *g, false) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
+            Err(e) => e.report(&mut std::io::stderr()),
         };
     }
     if let Command::Sidecar {
@@ -336,10 +324,7 @@ fn main() -> ExitCode {
     {
         return match gateway_run(cli.store, *g, true) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
+            Err(e) => e.report(&mut std::io::stderr()),
         };
     }
     if let Command::Analyze { what: None, config } = &cli.command {
@@ -357,15 +342,7 @@ fn main() -> ExitCode {
     let _ = io.out.flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let text = e.to_string();
-            if e.is_prefixed() {
-                let _ = writeln!(io.err, "{text}");
-            } else {
-                let _ = writeln!(io.err, "error: {text}");
-            }
-            ExitCode::FAILURE
-        }
+        Err(e) => e.report(io.err),
     }
 }
 
@@ -392,10 +369,7 @@ fn analyze_config_main(store: Option<PathBuf>, c: &AnalyzeConfigArgs) -> ExitCod
     let store = if c.use_kube {
         match open_store(store) {
             Ok(s) => Some(s),
-            Err(e) => {
-                let _ = writeln!(io.err, "error: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return e.report(io.err),
         }
     } else {
         None

@@ -45,7 +45,7 @@ pub async fn run(args: GatewayRunArgs, proxy_port: u16) -> Result<(), OpError> {
     let sidecar =
         Sidecar::start_with_telemetry(rx, options, telemetry, Some(identity.clone()), access_log)
             .await
-            .map_err(|e| OpError::Usage(format!("starting the sidecar: {e}")))?;
+            .map_err(|e| OpError::failed("starting the sidecar", e))?;
     tracing::info!(addr = %sidecar.proxy_addr(), "outbound proxy (http_proxy/https_proxy)");
     if let Some(addr) = sidecar.metrics_addr() {
         tracing::info!(%addr, "metrics on /stats/prometheus");

@@ -284,7 +284,7 @@ pub fn gateway_run(
             source,
         })?;
         let from_file = downward::parse_labels_file(&text)
-            .map_err(|e| OpError::Usage(format!("{}: {e}", path.display())))?;
+            .map_err(|e| OpError::failed(path.display().to_string(), e))?;
         labels.extend(from_file);
     }
     let mut extra_roots_pem = Vec::new();
@@ -323,7 +323,7 @@ pub fn gateway_run(
             let client = options.client().await?;
             egress_kube::KubeSource::start(client, &scope)
         });
-        ConfigSource::Kube(source.map_err(|e| OpError::Usage(e.to_string()))?)
+        ConfigSource::Kube(source.map_err(OpError::cause)?)
     } else {
         match g.config {
             Some(dir) => ConfigSource::Dir(dir),

@@ -90,10 +90,10 @@ pub(crate) async fn workload_identity(
         &args.identity.namespace,
         &args.identity.service_account,
     )
-    .map_err(|e| OpError::Usage(format!("workload identity: {e}")))?;
+    .map_err(|e| OpError::failed("workload identity", e))?;
     if let Some(cert) = crate::meshcert::obtain(&args.mesh_cert, &spiffe)
         .await
-        .map_err(|e| OpError::Usage(format!("workload certificate from the CA: {e}")))?
+        .map_err(|e| OpError::failed("workload certificate from the CA", e))?
     {
         tracing::info!(id = %spiffe.principal(), "workload certificate from the CA API");
         return Ok((cert.handle, Renewal::Remote(cert.rotation)));
@@ -102,10 +102,10 @@ pub(crate) async fn workload_identity(
     let ttl = Duration::from_secs(24 * 3600);
     let cert = ca
         .issue(&spiffe, ttl)
-        .map_err(|e| OpError::Usage(format!("workload certificate: {e}")))?;
+        .map_err(|e| OpError::failed("workload certificate", e))?;
     let identity = Arc::new(
         IdentityHandle::new(cert, ca.root_pem())
-            .map_err(|e| OpError::Usage(format!("workload identity: {e}")))?,
+            .map_err(|e| OpError::failed("workload identity", e))?,
     );
     let rotation = tokio::spawn(rotation_loop(ca, spiffe, Arc::clone(&identity), ttl));
     Ok((identity, Renewal::Local(rotation)))
@@ -121,17 +121,17 @@ pub(crate) fn mesh_ca(args: &GatewayRunArgs) -> Result<MeshCa, OpError> {
             })
         };
         return MeshCa::from_pem(&read(cert)?, &read(key)?)
-            .map_err(|e| OpError::Usage(format!("mesh CA: {e}")));
+            .map_err(|e| OpError::failed("mesh CA", e));
     }
     match &args.source {
-        ConfigSource::Store(store) => egress_cluster::ca::load_or_create(store, &args.trust_domain)
-            .map_err(|e| OpError::Usage(e.to_string())),
+        ConfigSource::Store(store) => {
+            egress_cluster::ca::load_or_create(store, &args.trust_domain).map_err(OpError::cause)
+        }
         ConfigSource::Dir(_) | ConfigSource::Kube(_) => {
             tracing::warn!(
                 "no --ca-cert/--ca-key: using a generated mesh CA; ISTIO_MUTUAL clients must trust it"
             );
-            MeshCa::generate(&args.trust_domain)
-                .map_err(|e| OpError::Usage(format!("mesh CA: {e}")))
+            MeshCa::generate(&args.trust_domain).map_err(|e| OpError::failed("mesh CA", e))
         }
     }
 }
@@ -145,7 +145,7 @@ pub async fn run(args: GatewayRunArgs) -> Result<(), OpError> {
     let access_log = egress_proxy::accesslog::AccessLogger::stdout_when_configured();
     let proxy = Proxy::start(rx, args.options.clone(), Some(identity.clone()), access_log)
         .await
-        .map_err(|e| OpError::Usage(format!("starting the data plane: {e}")))?;
+        .map_err(|e| OpError::failed("starting the data plane", e))?;
     for (name, addr) in proxy.bound() {
         tracing::info!(listener = %name, %addr, "listening");
     }

@@ -85,10 +85,7 @@ pub fn cli_main(store: Result<Store, OpError>, args: &UpArgs) -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => e.report(&mut std::io::stderr()),
     }
 }
 
@@ -96,10 +93,7 @@ pub fn cli_main(store: Result<Store, OpError>, args: &UpArgs) -> ExitCode {
 pub fn down_main(store: Result<Store, OpError>) -> ExitCode {
     let store = match store {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return e.report(&mut std::io::stderr()),
     };
     match up::stop(store.dir(), DOWN_TIMEOUT) {
         Ok(pid) => {
@@ -110,10 +104,7 @@ pub fn down_main(store: Result<Store, OpError>) -> ExitCode {
             println!("egress local cluster is not running ({})", dir.display());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => OpError::cause(e).report(&mut std::io::stderr()),
     }
 }
 
@@ -150,8 +141,7 @@ fn options(args: &UpArgs) -> Result<UpOptions, OpError> {
             },
         },
         drain_grace: Duration::from_secs(args.drain_grace),
-        stand_ins: egress_cluster::standin::parse(&args.stand_in)
-            .map_err(|e| OpError::Usage(e.to_string()))?,
+        stand_ins: egress_cluster::standin::parse(&args.stand_in).map_err(OpError::cause)?,
     })
 }
 
@@ -169,10 +159,10 @@ fn banner(store: &Store, args: &UpArgs, lock: &Path, cluster: &ManagedCluster) -
 }
 
 fn foreground(store: Store, args: &UpArgs) -> Result<(), OpError> {
-    let lock = RunLock::acquire(store.dir()).map_err(|e| OpError::Usage(e.to_string()))?;
+    let lock = RunLock::acquire(store.dir()).map_err(OpError::cause)?;
     // The local cluster's one identity (what `egress mesh -g/-n` must name).
     let cluster = crate::mesh::ensure_local_cluster(&store)
-        .map_err(|e| OpError::Usage(format!("recording the local cluster: {e}")))?;
+        .map_err(|e| OpError::failed("recording the local cluster", e))?;
     let mut opts = options(args)?;
     opts.runtime.pod_log_dir = up::run_dir(store.dir()).join("pods");
     // With --notify-ready standard output belongs to the parent until `ready`; everything
@@ -218,7 +208,7 @@ fn foreground(store: Store, args: &UpArgs) -> Result<(), OpError> {
     ));
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(lock);
-    result.map_err(|e| OpError::Usage(e.to_string()))
+    result.map_err(OpError::cause)
 }
 
 /// Starts `egress up --notify-ready` in its own process group with its output in the log
@@ -226,7 +216,7 @@ fn foreground(store: Store, args: &UpArgs) -> Result<(), OpError> {
 fn detach(store: &Store, args: &UpArgs) -> Result<(), OpError> {
     let dir = store.dir();
     if let Some(pid) = up::running_pid(dir) {
-        return Err(OpError::Usage(format!(
+        return Err(OpError::Environment(format!(
             "the local cluster is already running on {} (pid {pid}); stop it with \"egress down\"",
             dir.display()
         )));
@@ -291,7 +281,7 @@ fn detach(store: &Store, args: &UpArgs) -> Result<(), OpError> {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(20).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(OpError::Usage(format!(
+        return Err(OpError::Environment(format!(
             "the local cluster did not start; the end of {}:\n{}",
             log_path.display(),
             tail.join("\n")

@@ -1,0 +1,178 @@
+//! Wildcard egress through the local cluster's gateways: the add-on's gateway Pods of
+//! `egress up --dns-server` serve a `DYNAMIC_DNS` ServiceEntry (`*.wiki.test`), each request
+//! reaching the stand-in its own Host resolves to, from the static egress prefix.
+//!
+//! Pods on `127.1.48.0/24`, egress prefixes from `127.0.48.0/24`, stand-ins on `127.0.49.1` and
+//! `127.0.49.2` (port 18080). Needs root (the gateway Pods bind port 80) and curl.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cluster, Up, wait_for};
+use egress_store::Store;
+use egress_testkit::HttpUpstream;
+use egress_testkit::dns::StubDns;
+use serde_json::Value;
+
+const NS: &str = "aks-istio-egress";
+
+const CONFIG: &str = r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wiki, namespace: aks-istio-egress}
+spec:
+  hosts: ["*.wiki.test"]
+  location: MESH_EXTERNAL
+  resolution: DYNAMIC_DNS
+  ports:
+  - {number: 80, name: http, protocol: HTTP, targetPort: 18080}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: wiki-egressgateway, namespace: aks-istio-egress}
+spec:
+  selector: {istio: asm-egress-test}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["*.wiki.test"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: wiki, namespace: aks-istio-egress}
+spec:
+  hosts: ["*.wiki.test"]
+  gateways: [wiki-egressgateway]
+  http:
+  - route:
+    - destination: {host: "*.wiki.test", port: {number: 80}}
+"#;
+
+fn running(store: &Store) -> Vec<Value> {
+    store
+        .list("", "Pod", Some(NS))
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
+                && p.pointer("/status/containerStatuses/0/ready") == Some(&Value::Bool(true))
+        })
+        .collect()
+}
+
+/// `GET /` with `Host: host` to `ip:80`: status and the answering stand-in.
+fn get(ip: &str, host: &str) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-D", "-", "--max-time", "5"])
+        .args(["--connect-to", &format!("{host}:80:{ip}:80")])
+        .arg(format!("http://{host}/"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let from = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-testkit-upstream: "))
+        .unwrap_or("-")
+        .trim()
+        .to_owned();
+    (status, from)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_add_on_gateways_serve_a_dynamic_dns_wildcard() {
+    let Some(seed) = common::seed() else { return };
+    if !egress_testkit::Curl::available() {
+        egress_testkit::skip("needs curl");
+        return;
+    }
+    let mut upstreams = Vec::new();
+    for ip in ["127.0.49.1", "127.0.49.2"] {
+        let addr = format!("{ip}:18080").parse().unwrap();
+        let up = HttpUpstream::start(addr).await.unwrap();
+        // Only the gateways' static egress prefix may connect.
+        up.allow_only("127.0.48.0/31").unwrap();
+        upstreams.push(up);
+    }
+    let dns = StubDns::start(&[
+        ("a.wiki.test", "127.0.49.1".parse().unwrap()),
+        ("b.wiki.test", "127.0.49.2".parse().unwrap()),
+    ])
+    .await
+    .unwrap();
+    let c = Cluster::new();
+    c.run_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: aks-istio-egress\n---\napiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata:\n  name: istio-egress-sgc\n  namespace: aks-istio-egress\nspec:\n  gatewayNodepoolName: istioegresspool\n  provisionPublicIps: true\n",
+    )
+    .ok();
+    c.namespace("aks-istio-system");
+    c.run_stdin(&["apply", "-f", "-"], &seed[0]).ok();
+    let dns_server = dns.addr.to_string();
+    let flags = [
+        "--pod-range",
+        "127.1.48.0/24",
+        "--egress-ip-pool",
+        "127.0.48.0/24",
+        "--dns-server",
+        &dns_server,
+        // The stub answers with loopback addresses, which the guard would refuse.
+        "--allow-private-upstreams",
+    ];
+    let _up = tokio::task::block_in_place(|| Up::start(&c, &flags));
+    let store = Store::open(c.store()).unwrap();
+    tokio::task::block_in_place(|| {
+        c.run(&[
+            "mesh",
+            "enable-egress-gateway",
+            "--istio-egressgateway-name",
+            "asm-egress-test",
+            "--gateway-configuration-name",
+            "istio-egress-sgc",
+            "-o",
+            "none",
+        ])
+        .ok();
+        wait_for(
+            &store,
+            "2 running gateway pods",
+            Duration::from_secs(60),
+            |s| running(s).len() == 2,
+        );
+        c.run_stdin(&["apply", "-f", "-"], CONFIG).ok();
+    });
+    for pod in running(&store) {
+        let ip = pod
+            .pointer("/status/podIP")
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_owned();
+        for (host, want) in [
+            ("a.wiki.test", "127.0.49.1:18080"),
+            ("b.wiki.test", "127.0.49.2:18080"),
+        ] {
+            let mut last = (0, String::new());
+            let ok = egress_testkit::eventually(Duration::from_secs(30), || {
+                let got = get(&ip, host);
+                let ok = got == (200, want.to_owned());
+                last = got;
+                async move { ok }
+            })
+            .await;
+            assert!(ok.is_ok(), "gateway {ip}, {host}: {last:?}");
+        }
+    }
+    for up in &upstreams {
+        let conns = up.connections();
+        assert!(!conns.is_empty());
+        assert!(
+            conns.iter().all(|c| !c.refused),
+            "only the egress prefix connected"
+        );
+    }
+}
