@@ -471,9 +471,10 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
         mesh(),
         authz(),
         warnings(),
+        prop::option::of(sidecar_snapshot().prop_map(Arc::new)),
     )
         .prop_map(
-            |(version, listeners, clusters, access_log, mesh, authz, warnings)| Snapshot {
+            |(version, listeners, clusters, access_log, mesh, authz, warnings, sidecar)| Snapshot {
                 version,
                 listeners,
                 clusters,
@@ -481,6 +482,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                 mesh,
                 authz,
                 warnings,
+                sidecar,
             },
         )
 }
@@ -545,6 +547,7 @@ fn gateway_changes(base: &Snapshot, other: &Snapshot) -> Vec<(&'static str, bool
         mesh,
         authz,
         warnings,
+        sidecar,
     } = other.clone();
     let next = || Snapshot {
         version: base.version + 1,
@@ -578,6 +581,11 @@ fn gateway_changes(base: &Snapshot, other: &Snapshot) -> Vec<(&'static str, bool
             "warnings",
             warnings != base.warnings,
             Snapshot { warnings, ..next() },
+        ),
+        (
+            "sidecar",
+            sidecar != base.sidecar,
+            Snapshot { sidecar, ..next() },
         ),
     ]
 }

@@ -200,6 +200,8 @@ pub fn compile(id: &GatewayIdentity, inputs: &Inputs, version: u64) -> Snapshot 
         mesh,
         authz,
         warnings: ctx.take_warnings(),
+        // A gateway's snapshot: no sidecar plan.
+        sidecar: None,
     }
 }
 

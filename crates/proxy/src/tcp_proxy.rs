@@ -129,25 +129,25 @@ pub async fn proxy_noted<D>(
     .await;
 }
 
-/// Like [`proxy`]; an ORIGINAL_DST cluster (`PassthroughCluster`) connects to
+/// Like [`proxy`] without passthrough, under the configuration version `active` the
+/// connection's route came from; an ORIGINAL_DST cluster (`PassthroughCluster`) connects to
 /// `original_dst`, the destination the client asked for.
 pub async fn proxy_to<D>(
     downstream: D,
     conn: &ConnInfo,
     clusters: &[WeightedCluster],
     route_name: Option<&str>,
-    ctx: &Ctx,
-    passthrough: bool,
+    (ctx, active): (&Ctx, Arc<Active>),
     original_dst: Option<&OriginalDst>,
 ) where
     D: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let target = Target {
         clusters,
-        passthrough,
+        passthrough: false,
         original_dst,
     };
-    let version = (ctx, ctx.active());
+    let version = (ctx, active);
     forward(
         downstream,
         conn,

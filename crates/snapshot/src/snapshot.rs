@@ -44,6 +44,10 @@ pub struct Snapshot {
     pub authz: crate::authz::Authz,
     /// Non-fatal problems found while compiling (Istio logs these and skips the piece).
     pub warnings: Vec<String>,
+    /// For a sidecar: the outbound snapshot this routable form was made from (its per-port
+    /// plans and outbound policy), so a sidecar's whole configuration is one value. `None` at
+    /// gateways.
+    pub sidecar: Option<std::sync::Arc<SidecarSnapshot>>,
 }
 
 impl Snapshot {
@@ -59,6 +63,7 @@ impl Snapshot {
             mesh,
             authz,
             warnings,
+            sidecar,
         } = self;
         *listeners == other.listeners
             && *clusters == other.clusters
@@ -66,6 +71,7 @@ impl Snapshot {
             && *mesh == other.mesh
             && *authz == other.authz
             && *warnings == other.warnings
+            && *sidecar == other.sidecar
     }
 
     /// The route table called `name` (plaintext listener or HTTPS-terminated chain).

@@ -122,7 +122,7 @@ async fn request(shared: &Arc<Shared>, conn: &ConnInfo, req: Request<Incoming>) 
         // Loop protection: a request for the sidecar's own port is never passed through.
         view::policy_table(egress_snapshot::snapshot::OutboundPolicy::RegistryOnly).to_owned()
     } else {
-        view::http_table(&shared.current(), dst.port)
+        view::http_table(&shared.current().1, dst.port)
     };
     let mut conn = conn.clone();
     conn.server_port = dst.port;

@@ -45,7 +45,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use egress_identity::IdentityHandle;
 use egress_snapshot::snapshot::SidecarSnapshot;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -55,7 +54,7 @@ use tracing::Instrument;
 
 use crate::accesslog::AccessLogger;
 use crate::connect::{ConnectError, Connector};
-use crate::ctx::{Ctx, ProxyOptions, UpstreamOptions};
+use crate::ctx::{Active, Ctx, ProxyOptions, UpstreamOptions};
 use crate::drain::Drain;
 use crate::health::{Endpoints, Readiness};
 use crate::health::{Server, start_metrics_servers, stop_servers};
@@ -159,18 +158,19 @@ pub enum SidecarError {
 
 /// What every connection handler of a sidecar shares.
 pub(crate) struct Shared {
-    /// The data-plane state; its snapshot is the gateway-shaped view of `current`.
+    /// The data-plane state; its snapshot is the gateway-shaped view of the sidecar snapshot,
+    /// which it carries ([`Snapshot::sidecar`]): one value, swapped once per version.
     ctx: Arc<Ctx>,
-    /// The sidecar snapshot being served.
-    current: ArcSwap<SidecarSnapshot>,
     /// Ports of the sidecar's own listeners (loop protection).
     own_ports: Vec<u16>,
 }
 
 impl Shared {
-    /// The snapshot to use for a new connection or request.
-    fn current(&self) -> Arc<SidecarSnapshot> {
-        self.current.load_full()
+    /// The version a new connection runs under, and its sidecar snapshot.
+    fn current(&self) -> (Arc<Active>, Arc<SidecarSnapshot>) {
+        let active = self.ctx.active();
+        let sidecar = active.snapshot.sidecar.clone().unwrap_or_default();
+        (active, sidecar)
     }
 
     /// True if `port` is one of the sidecar's listening ports.
@@ -273,11 +273,7 @@ impl Sidecar {
         let mut sockets = vec![(EXPLICIT_PROXY_LISTENER, proxy_socket)];
         sockets.extend(capture_socket.map(|s| (CAPTURE_LISTENER, s)));
         let own_ports = sockets.iter().map(|(_, (_, addr))| addr.port()).collect();
-        let shared = Arc::new(Shared {
-            ctx,
-            current: ArcSwap::new(Arc::clone(&first)),
-            own_ports,
-        });
+        let shared = Arc::new(Shared { ctx, own_ports });
         let listeners = sockets
             .into_iter()
             .map(|(name, (socket, addr))| {
@@ -487,10 +483,9 @@ async fn follow(
             metrics.set_mutual_tls_clusters(mutual_tls_clusters(snapshot.clusters.values()));
             metrics.set_config_version(snapshot.version);
         }
-        // The view first: a handler that sees the new snapshot finds its route tables.
+        // One value: the routable view carrying the sidecar snapshot.
         view.send_replace(Arc::new(view::gateway_view(&snapshot)));
         shared.ctx.prepare();
-        shared.current.store(Arc::clone(&snapshot));
         applied.send_replace(snapshot.version);
         tracing::info!(
             version = snapshot.version,

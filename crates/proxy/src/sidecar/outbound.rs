@@ -29,7 +29,7 @@ use super::Shared;
 use super::opened::OpenNotice;
 use super::view::{self, Plan};
 use crate::connect::OriginalDst;
-use crate::ctx::ConnInfo;
+use crate::ctx::{Active, ConnInfo};
 use crate::http::{HttpSettings, serve_http_with};
 use crate::sni::{self, Rewind};
 use crate::tcp_proxy;
@@ -43,9 +43,19 @@ where
     conn.server_port = dst.port;
     if shared.is_own_port(dst.port) {
         tracing::debug!(%dst, "connection to the sidecar's own port: black hole");
-        return fallback(io, &conn, OutboundPolicy::RegistryOnly, &dst, shared).await;
+        let active = shared.ctx.active();
+        return fallback(
+            io,
+            &conn,
+            (OutboundPolicy::RegistryOnly, active),
+            &dst,
+            shared,
+        )
+        .await;
     }
-    let snapshot = shared.current();
+    // The plan, the clusters and the log line of a proxied connection all come from this one
+    // version; HTTP requests take the version current at each request.
+    let (active, snapshot) = shared.current();
     match view::plan(&snapshot, dst.port) {
         Plan::Http => {
             let table = view::port_table(dst.port);
@@ -53,10 +63,10 @@ where
             serve_http_with(io, conn, table, Arc::clone(&shared.ctx), settings).await;
         }
         Plan::Tcp(route) => {
-            let ctx = &shared.ctx;
+            let version = (shared.ctx.as_ref(), Arc::clone(&active));
             let name = route.route_name.as_deref();
             let io = noticed(io, &conn, &route.clusters, shared);
-            tcp_proxy::proxy_to(io, &conn, &route.clusters, name, ctx, false, Some(&dst)).await;
+            tcp_proxy::proxy_to(io, &conn, &route.clusters, name, version, Some(&dst)).await;
         }
         Plan::Tls(routes) => {
             let peeked = match sni::read_client_hello(&mut io, sni::CLIENT_HELLO_TIMEOUT).await {
@@ -72,16 +82,16 @@ where
             match sni::select_chain(names, conn.sni.as_deref()) {
                 Some(index) => {
                     let route = &routes[index];
-                    let ctx = &shared.ctx;
+                    let version = (shared.ctx.as_ref(), Arc::clone(&active));
                     let name = route.route_name.as_deref();
                     let io = noticed(io, &conn, &route.clusters, shared);
-                    tcp_proxy::proxy_to(io, &conn, &route.clusters, name, ctx, false, Some(&dst))
+                    tcp_proxy::proxy_to(io, &conn, &route.clusters, name, version, Some(&dst))
                         .await;
                 }
-                None => fallback(io, &conn, snapshot.outbound, &dst, shared).await,
+                None => fallback(io, &conn, (snapshot.outbound, active), &dst, shared).await,
             }
         }
-        Plan::Policy => fallback(io, &conn, snapshot.outbound, &dst, shared).await,
+        Plan::Policy => fallback(io, &conn, (snapshot.outbound, active), &dst, shared).await,
     }
 }
 
@@ -90,7 +100,7 @@ where
 async fn fallback<I>(
     io: I,
     conn: &ConnInfo,
-    policy: OutboundPolicy,
+    (policy, active): (OutboundPolicy, Arc<Active>),
     dst: &OriginalDst,
     shared: &Shared,
 ) where
@@ -102,7 +112,8 @@ async fn fallback<I>(
     };
     let clusters = [view::weighted(cluster)];
     let io = noticed(io, conn, &clusters, shared);
-    tcp_proxy::proxy_to(io, conn, &clusters, None, &shared.ctx, false, Some(dst)).await;
+    let version = (shared.ctx.as_ref(), active);
+    tcp_proxy::proxy_to(io, conn, &clusters, None, version, Some(dst)).await;
 }
 
 /// `io`, reporting the connection as opened on first use when it goes to a single cluster.

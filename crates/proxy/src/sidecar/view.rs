@@ -14,6 +14,8 @@
 //! `PassthroughCluster` (ORIGINAL_DST) and `BlackHoleCluster` (no endpoints) are added to the
 //! clusters when the snapshot lacks them.
 
+use std::sync::Arc;
+
 use egress_snapshot::snapshot::{
     ALLOW_ANY_ROUTE, BLACKHOLE_CLUSTER, BLOCK_ALL_ROUTE, Cluster, Discovery, Forward, HeaderOps,
     LbPolicy, Listener, ListenerKind, MeshSettings, OutboundPolicy, OutboundPort,
@@ -152,9 +154,10 @@ fn special_cluster(name: &str, discovery: Discovery, mesh: &MeshSettings) -> Clu
     }
 }
 
-/// The gateway-shaped view of `snapshot` (see the module documentation). Its listeners are
-/// never bound: they only carry the route tables.
-pub fn gateway_view(snapshot: &SidecarSnapshot) -> Snapshot {
+/// The gateway-shaped view of `snapshot` (see the module documentation), carrying `snapshot`
+/// itself as [`Snapshot::sidecar`]. Its listeners are never bound: they only carry the route
+/// tables.
+pub fn gateway_view(snapshot: &Arc<SidecarSnapshot>) -> Snapshot {
     let catch_all = policy_vhost(snapshot.outbound);
     let mut listeners = Vec::with_capacity(snapshot.ports.len() + 2);
     for (port, outbound) in &snapshot.ports {
@@ -209,6 +212,7 @@ pub fn gateway_view(snapshot: &SidecarSnapshot) -> Snapshot {
         // Sidecars enforce no AuthorizationPolicy on outbound traffic.
         authz: Default::default(),
         warnings: snapshot.warnings.clone(),
+        sidecar: Some(Arc::clone(snapshot)),
     }
 }
 
@@ -272,7 +276,7 @@ mod tests {
     #[test]
     fn view_has_port_tables_catch_alls_and_special_clusters() {
         let s = snapshot(OutboundPolicy::RegistryOnly);
-        let view = gateway_view(&s);
+        let view = gateway_view(&Arc::new(s));
         assert_eq!(view.version, 3);
         let rc = view.route_config("80").unwrap();
         let names: Vec<&str> = rc.virtual_hosts.iter().map(|v| v.name.as_str()).collect();
@@ -298,7 +302,7 @@ mod tests {
         if let Some(OutboundPort::Http(rc)) = s.ports.get_mut(&80) {
             rc.virtual_hosts.push(allow_any_vhost());
         }
-        let view = gateway_view(&s);
+        let view = gateway_view(&Arc::new(s));
         assert_eq!(view.route_config("80").unwrap().virtual_hosts.len(), 2);
     }
 
