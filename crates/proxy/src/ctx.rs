@@ -113,7 +113,14 @@ pub struct Active {
     listeners: HashMap<String, usize>,
     /// Route table name -> where it is in the snapshot and its virtual-host index.
     routes: HashMap<String, PreparedTable>,
+    /// Cluster name -> its generation: the same number as in the previous version when the
+    /// cluster did not change, a new one when it did. Upstream pools are keyed by it, so a
+    /// request never compares clusters (the comparison happens here, once per version).
+    generations: HashMap<String, u64>,
 }
+
+/// The source of new cluster generations.
+static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A route table of an [`Active`]: its place in the snapshot and its domain index.
 #[derive(Debug)]
@@ -149,8 +156,27 @@ impl<'a> RouteTable<'a> {
 
 impl Active {
     /// Prepares `snapshot` for serving: indexes its listeners and route tables (every domain
-    /// index is built here, once per version, never on the request path).
-    pub fn prepare(snapshot: Arc<Snapshot>, log: Arc<crate::accesslog::LogFormat>) -> Active {
+    /// index is built here, once per version, never on the request path) and numbers its
+    /// clusters, keeping the numbers of those unchanged since `previous`.
+    pub fn prepare(
+        snapshot: Arc<Snapshot>,
+        log: Arc<crate::accesslog::LogFormat>,
+        previous: Option<&Active>,
+    ) -> Active {
+        let generations = snapshot
+            .clusters
+            .iter()
+            .map(|(name, cluster)| {
+                let kept = previous.and_then(|p| {
+                    let before = p.snapshot.clusters.get(name)?;
+                    (before == cluster).then(|| p.generations.get(name).copied())?
+                });
+                let generation = kept.unwrap_or_else(|| {
+                    NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                });
+                (name.clone(), generation)
+            })
+            .collect();
         let mut listeners = HashMap::new();
         let mut routes = HashMap::new();
         let mut add = |rc: &RouteConfig, at: TableAt| {
@@ -179,7 +205,13 @@ impl Active {
             log,
             listeners,
             routes,
+            generations,
         }
+    }
+
+    /// The generation of cluster `name` in this version (0 for a cluster it does not have).
+    pub fn cluster_generation(&self, name: &str) -> u64 {
+        self.generations.get(name).copied().unwrap_or(0)
     }
 
     /// The listener called `name` in this version.
@@ -225,13 +257,14 @@ impl Ctx {
     /// first caller after a change; later callers share it.
     pub fn active(&self) -> Arc<Active> {
         let snapshot = self.snapshot();
-        if let Some(active) = self.active.load_full()
+        let previous = self.active.load_full();
+        if let Some(active) = &previous
             && Arc::ptr_eq(&active.snapshot, &snapshot)
         {
-            return active;
+            return Arc::clone(active);
         }
         let log = self.access_log.prepare(&snapshot.access_log);
-        let active = Arc::new(Active::prepare(snapshot, log));
+        let active = Arc::new(Active::prepare(snapshot, log, previous.as_deref()));
         self.active.store(Some(Arc::clone(&active)));
         active
     }
@@ -323,7 +356,7 @@ mod tests {
             ..Snapshot::default()
         };
         let log = AccessLogger::disabled().prepare(&snapshot.access_log);
-        let active = Active::prepare(Arc::new(snapshot), log);
+        let active = Active::prepare(Arc::new(snapshot), log, None);
 
         let http = active.route_table("http.80").unwrap();
         assert_eq!(http.select_vhost("A.com:80").unwrap().name, "a.com:80");

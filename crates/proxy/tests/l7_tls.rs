@@ -7,6 +7,8 @@
 
 mod l7_support;
 
+use std::sync::Arc;
+
 use egress_proxy::ProxyOptions;
 use egress_snapshot::snapshot::{Cluster, UpstreamTls, UpstreamTlsMode};
 use egress_testkit::{CertFactory, HttpsUpstream};
@@ -163,4 +165,52 @@ async fn h2_upstream_when_alpn_negotiates_it() {
         egress_proxy::http::upstream_tls_handshakes(&gw.ctx, CNN_443),
         1
     );
+}
+
+/// Pools follow cluster generations: a new version whose cluster is unchanged keeps using the
+/// open upstream connection; a version that changes the cluster (here its connect timeout)
+/// opens a new one, and the version after, unchanged again, reuses that.
+#[tokio::test]
+async fn an_unchanged_cluster_keeps_its_connections_across_versions_and_a_changed_one_does_not() {
+    let certs = CertFactory::new().unwrap();
+    let upstream = HttpsUpstream::start("127.0.0.1:0".parse().unwrap(), &certs, &[CNN])
+        .await
+        .unwrap();
+    let gw = tls_gateway(&certs, &upstream, &[]).await;
+    let base = gw.snapshots.borrow().as_ref().clone();
+    let fetch = |path: &'static str| {
+        let addr = gw.addr;
+        async move {
+            let mut client = h1_client(addr).await;
+            let resp = client.send_request(get(CNN, path)).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            text(resp).await;
+        }
+    };
+    let connections = || egress_proxy::http::upstream_connections(&gw.ctx, CNN_443);
+    fetch("/v1").await;
+    assert_eq!(connections(), 1);
+    // Version 2: same clusters, another warning.
+    let mut v2 = base.clone();
+    v2.version += 1;
+    v2.warnings.push("unrelated".into());
+    gw.snapshots.send_replace(Arc::new(v2.clone()));
+    fetch("/v2").await;
+    assert_eq!(connections(), 1, "unchanged cluster, same connection");
+    // Version 3: the cluster changes.
+    let mut v3 = v2.clone();
+    v3.version += 1;
+    if let Some(c) = v3.clusters.get_mut(CNN_443) {
+        c.connect_timeout += std::time::Duration::from_secs(1);
+    }
+    gw.snapshots.send_replace(Arc::new(v3.clone()));
+    fetch("/v3").await;
+    assert_eq!(connections(), 2, "changed cluster, new pool");
+    // Version 4: unchanged since 3.
+    let mut v4 = v3;
+    v4.version += 1;
+    gw.snapshots.send_replace(Arc::new(v4));
+    fetch("/v4").await;
+    assert_eq!(connections(), 2);
+    assert_eq!(upstream.connections().len(), 2);
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use egress_snapshot::snapshot::{Cluster, Forward, Route, RouteMatch, Snapshot, StringMatch};
+use egress_snapshot::snapshot::{Cluster, Forward, Route, RouteMatch, StringMatch};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, header};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Incoming};
@@ -53,8 +53,8 @@ pub struct Env<'a> {
     pub ctx: &'a Arc<Ctx>,
     /// Upstream pools.
     pub state: &'a HttpState,
-    /// The snapshot the request is routed with.
-    pub snapshot: &'a Snapshot,
+    /// The configuration version the request is routed with.
+    pub active: &'a crate::ctx::Active,
     /// When the request arrived (the route timeout counts from here).
     pub started: Instant,
     /// Where ORIGINAL_DST clusters connect (sidecars; `None` at gateways).
@@ -73,7 +73,7 @@ pub async fn forward(
     let Some(dest) = pick_weighted(&fwd.clusters, roll) else {
         return no_cluster(entry);
     };
-    let Some(cluster) = env.snapshot.clusters.get(&dest.cluster) else {
+    let Some(cluster) = env.active.snapshot.clusters.get(&dest.cluster) else {
         return no_cluster(entry);
     };
     entry.upstream_cluster = Some(cluster.name.clone());
@@ -273,7 +273,8 @@ async fn attempt(
     attempt_no: u32,
     tried: &mut Option<ConnMeta>,
 ) -> Result<(Response<Incoming>, Lease, Duration), Failure> {
-    let pool = env.state.pool(cluster, &template.authority);
+    let generation = env.active.cluster_generation(&cluster.name);
+    let pool = env.state.pool(cluster, generation, &template.authority);
     let mut stale_left = STALE_CONNECTION_RETRIES;
     loop {
         let mut lease = pool

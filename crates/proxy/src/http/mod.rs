@@ -399,7 +399,7 @@ async fn handle(
                     let env = Env {
                         ctx,
                         state,
-                        snapshot: &snapshot,
+                        active: &active,
                         started,
                         original_dst: settings.original_dst.as_ref(),
                     };

@@ -66,6 +66,9 @@ struct ClusterStats {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct PoolKey {
     cluster: String,
+    /// The cluster's generation ([`crate::ctx::Active::cluster_generation`]): a changed
+    /// cluster gets new pools.
+    generation: u64,
     /// The authority when the cluster's SNI is taken from it (`auto_sni`) or it is a dynamic
     /// forward proxy (DYNAMIC_DNS), else `None`.
     sni_authority: Option<String>,
@@ -87,8 +90,11 @@ impl HttpState {
         Arc::clone(map.entry(cluster.to_owned()).or_default())
     }
 
-    /// The pool for `cluster` and `authority` (replaced when the cluster changed).
-    pub fn pool(&self, cluster: &Cluster, authority: &str) -> Arc<Pool> {
+    /// The pool for `cluster` (of generation `generation`, see
+    /// [`crate::ctx::Active::cluster_generation`]) and `authority`. One lock, no comparison
+    /// of clusters: a changed cluster has a new generation and so new pools, and the pools of
+    /// its older generations are dropped then (their connections close as their leases end).
+    pub fn pool(&self, cluster: &Cluster, generation: u64, authority: &str) -> Arc<Pool> {
         let auto_sni = cluster
             .tls
             .as_ref()
@@ -97,16 +103,16 @@ impl HttpState {
         let dynamic = matches!(cluster.discovery, Discovery::DynamicDns { .. });
         let key = PoolKey {
             cluster: cluster.name.clone(),
+            generation,
             sni_authority: (auto_sni || dynamic)
                 .then(|| super::route::host_without_port(authority)),
         };
-        let stats = self.stat(&cluster.name);
         let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(pool) = pools.get(&key)
-            && pool.cluster == *cluster
-        {
+        if let Some(pool) = pools.get(&key) {
             return Arc::clone(pool);
         }
+        pools.retain(|k, _| k.cluster != key.cluster || k.generation >= generation);
+        let stats = self.stat(&cluster.name);
         let pool = Arc::new(Pool {
             cluster: cluster.clone(),
             idle: Mutex::new(Vec::new()),
