@@ -117,6 +117,8 @@ pub struct Active {
     /// cluster did not change, a new one when it did. Upstream pools are keyed by it, so a
     /// request never compares clusters (the comparison happens here, once per version).
     generations: HashMap<String, u64>,
+    /// The route tables' regular expressions, compiled.
+    regexes: crate::http::route::Regexes,
 }
 
 /// The source of new cluster generations.
@@ -136,6 +138,25 @@ enum TableAt {
     Listener(usize),
     /// `listeners[i]`'s filter chain `j` serves HTTP.
     Chain(usize, usize),
+}
+
+impl TableAt {
+    /// The route table at this place of `snapshot`.
+    fn config(self, snapshot: &Snapshot) -> Option<&RouteConfig> {
+        match self {
+            TableAt::Listener(i) => match &snapshot.listeners.get(i)?.kind {
+                ListenerKind::Http(rc) => Some(rc),
+                ListenerKind::Chains(_) => None,
+            },
+            TableAt::Chain(i, j) => match &snapshot.listeners.get(i)?.kind {
+                ListenerKind::Chains(chains) => match &chains.get(j)?.action {
+                    ChainAction::Http(rc) => Some(rc),
+                    ChainAction::TcpProxy { .. } => None,
+                },
+                ListenerKind::Http(_) => None,
+            },
+        }
+    }
 }
 
 /// One route table of the active version, ready for lookups.
@@ -200,13 +221,21 @@ impl Active {
                 }
             }
         }
+        let regexes =
+            crate::http::route::Regexes::of(routes.values().filter_map(|t| t.at.config(&snapshot)));
         Active {
             snapshot,
             log,
             listeners,
             routes,
             generations,
+            regexes,
         }
+    }
+
+    /// The route tables' regular expressions, compiled for this version.
+    pub fn regexes(&self) -> &crate::http::route::Regexes {
+        &self.regexes
     }
 
     /// The generation of cluster `name` in this version (0 for a cluster it does not have).
@@ -224,20 +253,7 @@ impl Active {
     /// The route table called `name` in this version.
     pub fn route_table(&self, name: &str) -> Option<RouteTable<'_>> {
         let table = self.routes.get(name)?;
-        let listeners = &self.snapshot.listeners;
-        let config = match table.at {
-            TableAt::Listener(i) => match &listeners.get(i)?.kind {
-                ListenerKind::Http(rc) => rc,
-                ListenerKind::Chains(_) => return None,
-            },
-            TableAt::Chain(i, j) => match &listeners.get(i)?.kind {
-                ListenerKind::Chains(chains) => match &chains.get(j)?.action {
-                    ChainAction::Http(rc) => rc,
-                    ChainAction::TcpProxy { .. } => return None,
-                },
-                ListenerKind::Http(_) => return None,
-            },
-        };
+        let config = table.at.config(&self.snapshot)?;
         Some(RouteTable {
             config,
             index: &table.index,

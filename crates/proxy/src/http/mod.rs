@@ -549,7 +549,7 @@ fn select<'a>(
     match vh
         .routes
         .iter()
-        .find(|r| route::route_matches(&r.matcher, view))
+        .find(|r| route::route_matches(&r.matcher, view, active.regexes()))
     {
         Some(r) => Selected::Route(r),
         None => Selected::NotFound,

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use egress_snapshot::snapshot::{RouteMatch, StringMatch, WeightedCluster};
+use egress_snapshot::snapshot::{RouteConfig, RouteMatch, StringMatch, WeightedCluster};
 use http::HeaderMap;
 use regex::Regex;
 
@@ -29,10 +29,64 @@ pub struct RequestView<'a> {
 
 pub use super::vhost_index::host_without_port;
 
-/// True if every condition of `m` holds for `req`.
-pub fn route_matches(m: &RouteMatch, req: &RequestView<'_>) -> bool {
+/// The regular expressions of a configuration version's route tables, each compiled once
+/// when the version is prepared ([`crate::ctx::Active`]), so matching a request takes no lock
+/// and compiles nothing. Keyed by the pattern as written (`(?i:...)` around it for a
+/// case-insensitive path); an invalid pattern maps to `None` and matches nothing.
+#[derive(Debug, Default)]
+pub struct Regexes(HashMap<String, Option<Arc<Regex>>>);
+
+impl Regexes {
+    /// Every pattern of `tables`' routes, compiled.
+    pub fn of<'a>(tables: impl IntoIterator<Item = &'a RouteConfig>) -> Regexes {
+        let mut out = Regexes::default();
+        for rc in tables {
+            for vh in &rc.virtual_hosts {
+                for r in &vh.routes {
+                    out.add_match(&r.matcher);
+                }
+            }
+        }
+        out
+    }
+
+    fn add_match(&mut self, m: &RouteMatch) {
+        if let Some(StringMatch::Regex(r)) = &m.uri {
+            if m.ignore_uri_case {
+                self.add(&format!("(?i:{r})"));
+            } else {
+                self.add(r);
+            }
+        }
+        let conditions = m
+            .headers
+            .iter()
+            .chain(&m.without_headers)
+            .chain(&m.query_params)
+            .filter_map(|(_, c)| c.as_ref());
+        for c in [&m.scheme, &m.method, &m.authority]
+            .into_iter()
+            .flatten()
+            .chain(conditions)
+        {
+            if let StringMatch::Regex(r) = c {
+                self.add(r);
+            }
+        }
+    }
+
+    fn add(&mut self, re: &str) {
+        if !self.0.contains_key(re) {
+            self.0.insert(re.to_owned(), compile(re));
+        }
+    }
+}
+
+/// True if every condition of `m` holds for `req`, with the version's compiled `regexes`.
+pub fn route_matches(m: &RouteMatch, req: &RequestView<'_>, regexes: &Regexes) -> bool {
+    let string_matches = |m: &StringMatch, v: &str| string_matches_with(m, v, regexes);
     if let Some(uri) = &m.uri
-        && !uri_matches(uri, req.path, m.ignore_uri_case)
+        && !uri_matches(uri, req.path, m.ignore_uri_case, regexes)
     {
         return false;
     }
@@ -108,7 +162,7 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     })
 }
 
-fn uri_matches(m: &StringMatch, path: &str, ignore_case: bool) -> bool {
+fn uri_matches(m: &StringMatch, path: &str, ignore_case: bool, regexes: &Regexes) -> bool {
     match m {
         StringMatch::Exact(v) if ignore_case => path.eq_ignore_ascii_case(v),
         StringMatch::Prefix(p) if ignore_case => {
@@ -116,22 +170,46 @@ fn uri_matches(m: &StringMatch, path: &str, ignore_case: bool) -> bool {
                 && path.is_char_boundary(p.len())
                 && path[..p.len()].eq_ignore_ascii_case(p)
         }
-        StringMatch::Regex(r) if ignore_case => full_match(&format!("(?i:{r})"), path),
-        other => string_matches(other, path),
+        StringMatch::Regex(r) if ignore_case => full_match(&format!("(?i:{r})"), path, regexes),
+        other => string_matches_with(other, path, regexes),
     }
 }
 
 /// Istio StringMatch semantics (regex = whole value, RE2 syntax).
 pub fn string_matches(m: &StringMatch, value: &str) -> bool {
+    string_matches_with(m, value, &Regexes::default())
+}
+
+fn string_matches_with(m: &StringMatch, value: &str, regexes: &Regexes) -> bool {
     match m {
         StringMatch::Exact(v) => value == v,
         StringMatch::Prefix(p) => value.starts_with(p.as_str()),
-        StringMatch::Regex(r) => full_match(r, value),
+        StringMatch::Regex(r) => full_match(r, value, regexes),
     }
 }
 
+/// `^(?:re)$` compiled; `None` (with a warning) when it does not compile.
+fn compile(re: &str) -> Option<Arc<Regex>> {
+    match Regex::new(&format!("^(?:{re})$")) {
+        Ok(r) => Some(Arc::new(r)),
+        Err(err) => {
+            tracing::warn!(regex = re, error = %err, "route regex does not compile; it matches nothing");
+            None
+        }
+    }
+}
+
+/// Whether `value` matches all of `re`: the version's compiled pattern, or (for a pattern
+/// the version did not prepare) the process-wide cache; an invalid regex matches nothing.
+fn full_match(re: &str, value: &str, regexes: &Regexes) -> bool {
+    if let Some(prepared) = regexes.0.get(re) {
+        return prepared.as_ref().is_some_and(|r| r.is_match(value));
+    }
+    cached_full_match(re, value)
+}
+
 /// Compiled `^(?:re)$`, cached; an invalid regex matches nothing.
-fn full_match(re: &str, value: &str) -> bool {
+fn cached_full_match(re: &str, value: &str) -> bool {
     static CACHE: OnceLock<Mutex<HashMap<String, Option<Arc<Regex>>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
     let compiled = {
@@ -142,13 +220,7 @@ fn full_match(re: &str, value: &str) -> bool {
             if map.len() > 4096 {
                 map.clear();
             }
-            let compiled = match Regex::new(&format!("^(?:{re})$")) {
-                Ok(r) => Some(Arc::new(r)),
-                Err(err) => {
-                    tracing::warn!(regex = re, error = %err, "route regex does not compile; it matches nothing");
-                    None
-                }
-            };
+            let compiled = compile(re);
             map.insert(re.to_owned(), compiled.clone());
             compiled
         }
@@ -179,7 +251,7 @@ mod tests {
 
     use super::*;
     use crate::http::vhost_index::VhostIndex;
-    use egress_snapshot::snapshot::{HeaderOps, RouteConfig, VirtualHost};
+    use egress_snapshot::snapshot::{HeaderOps, Route, RouteAction, RouteConfig, VirtualHost};
 
     /// The virtual host serving `authority` through a freshly built index of `rc`.
     fn select_vhost<'a>(rc: &'a RouteConfig, authority: &str) -> Option<&'a VirtualHost> {
@@ -328,10 +400,40 @@ mod tests {
             query: Some("lang=en&debug"),
             headers: &headers,
         };
+        // Every case is decided the same way by a version's prepared regexes and by the
+        // fallback cache.
         let m = |f: &dyn Fn(&mut RouteMatch)| {
             let mut m = RouteMatch::default();
             f(&mut m);
-            route_matches(&m, &req)
+            let table = RouteConfig {
+                name: "t".into(),
+                virtual_hosts: vec![VirtualHost {
+                    routes: vec![Route {
+                        name: String::new(),
+                        matcher: m.clone(),
+                        action: RouteAction::DirectResponse {
+                            status: 200,
+                            body: None,
+                        },
+                        request_headers: HeaderOps::default(),
+                        response_headers: HeaderOps::default(),
+                    }],
+                    ..vh("v", &["*"])
+                }],
+            };
+            let prepared = Regexes::of([&table]);
+            let regex_conditions = [&m.uri, &m.scheme, &m.method, &m.authority]
+                .into_iter()
+                .flatten()
+                .chain(m.headers.iter().filter_map(|(_, c)| c.as_ref()))
+                .chain(m.without_headers.iter().filter_map(|(_, c)| c.as_ref()))
+                .chain(m.query_params.iter().filter_map(|(_, c)| c.as_ref()))
+                .filter(|c| matches!(c, StringMatch::Regex(_)))
+                .count();
+            assert_eq!(prepared.0.is_empty(), regex_conditions == 0, "{m:?}");
+            let fallback = route_matches(&m, &req, &Regexes::default());
+            assert_eq!(route_matches(&m, &req, &prepared), fallback, "{m:?}");
+            fallback
         };
         assert!(m(&|_| {}));
         assert!(m(&|m| m.uri = Some(StringMatch::Prefix("/Politics".into()))));
