@@ -242,6 +242,27 @@ fn positions_and_object_names() {
     );
     assert_eq!(d.pos.map(|p| p.line), Some(line_of(&text, "regex:")));
     assert!(d.to_string().contains("VirtualService/default/test"), "{d}");
+    // Go's RE2 rules and wording, including what the `regex` crate alone would accept.
+    for (re, message) in [
+        (
+            "a**",
+            "error parsing regexp: invalid nested repetition operator: `**`",
+        ),
+        (
+            "a{1001}",
+            "error parsing regexp: invalid repeat count: `{1001}`",
+        ),
+        (
+            "*a",
+            "error parsing regexp: missing argument to repetition operator: `*`",
+        ),
+        ("(a", "error parsing regexp: missing closing ): `(a`"),
+    ] {
+        let text = http_vs(&format!(
+            "match:\n  - headers:\n      x-a:\n        regex: \"{re}\"\n"
+        ));
+        rejected(&text, "spec.http[0].match[0].headers.x-a.regex", message);
+    }
 
     let text = vs(
         "hosts:\n- edition.cnn.com\n- foo*.bar.com\nhttp:\n- route:\n  - destination:\n      host: a.com\n",

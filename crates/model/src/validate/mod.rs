@@ -6,6 +6,7 @@ pub mod core;
 pub mod destination_rule;
 pub mod gateway;
 pub mod meta;
+pub mod re2;
 pub mod security;
 pub mod service_entry;
 pub mod sidecar;

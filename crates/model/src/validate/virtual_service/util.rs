@@ -193,20 +193,11 @@ pub(crate) fn string_regexp(re: &str, place: &str) -> Result<(), String> {
             "{place:?}: regex is too large, max length allowed is 1024"
         ));
     }
-    match Regex::new(re) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let text = e.to_string();
-            let why = text
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("error: "))
-                .unwrap_or("invalid regular expression")
-                .to_owned();
-            Err(format!(
-                "{place:?}: error parsing regexp: {why}: `{re}`; Istio uses RE2 style regex-based match (https://github.com/google/re2/wiki/Syntax)"
-            ))
-        }
-    }
+    crate::validate::re2::check(re).map_err(|e| {
+        format!(
+            "{place:?}: {e}; Istio uses RE2 style regex-based match (https://github.com/google/re2/wiki/Syntax)"
+        )
+    })
 }
 
 /// `validateGatewayNames` (route semantics off). Like Istio, checking stops after the first
