@@ -10,8 +10,12 @@
 //! resolved-address guard refuses the stand-ins' loopback answers (`upstream_address_refused`),
 //! before any connection is opened.
 //!
-//! Stand-ins on `127.0.87.1` to `127.0.87.4` (ports 18080 plain, 18443 TLS), gateways on
-//! `127.0.87.10` and `127.0.87.11` (service ports 80 → 8080, 443 → 8443).
+//! The same configuration served from a Kubernetes API (the test kit's mock API server, through
+//! `--kubeconfig`) routes the same way: wildcard egress works in all three configuration
+//! sources (the local cluster's gateways are tested in `up_dynamic_dns.rs`).
+//!
+//! Stand-ins on `127.0.87.1` to `127.0.87.6` (ports 18080 plain, 18443 TLS), gateways on
+//! `127.0.87.10` to `127.0.87.12` (service ports 80 → 8080, 443 → 8443).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -30,6 +34,9 @@ const B: &str = "127.0.87.2";
 /// The guard test's stand-ins.
 const A2: &str = "127.0.87.3";
 const B2: &str = "127.0.87.4";
+/// The Kubernetes-mode test's stand-ins.
+const A3: &str = "127.0.87.5";
+const B3: &str = "127.0.87.6";
 const HTTP_PORT: u16 = 18080;
 const TLS_PORT: u16 = 18443;
 
@@ -328,4 +335,49 @@ async fn the_address_guard_refuses_dynamic_answers_before_connecting() {
     assert!(line.contains(" UH "), "{line}");
     // Nothing reached the stand-in.
     assert!(s._upstreams[0].requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_mode_serves_the_same_wildcard() {
+    if !have_curl() {
+        return;
+    }
+    let s = setup(A3, B3).await;
+    let server = egress_testkit::apiserver::MockApiServer::start().unwrap();
+    for text in [MESH_CONFIG.to_owned(), config("dyk")] {
+        for doc in egress_model::yaml::parse_stream(&text).unwrap() {
+            server.put(doc.value).unwrap();
+        }
+    }
+    let kubeconfig = server.write_kubeconfig(s._dir.path()).unwrap();
+    let extra = vec![
+        "--kubeconfig".to_owned(),
+        kubeconfig.display().to_string(),
+        "--dns-server".to_owned(),
+        s.dns_addr.to_string(),
+        "--extra-roots".to_owned(),
+        s.ca_file.display().to_string(),
+        "--allow-private-upstreams".to_owned(),
+    ];
+    let ip: IpAddr = "127.0.87.12".parse().unwrap();
+    let gw = GatewayProcess::start_with(None, None, ip, "dyk", "80:8080,443:8443", &extra);
+    gw.wait_ready().await;
+    let a_http = format!("{A3}:{HTTP_PORT}");
+    let b_http = format!("{B3}:{HTTP_PORT}");
+    gw.wait_route("a.wiki.test", 200, Some(a_http.parse().unwrap()))
+        .await;
+    assert_eq!(via_http(&gw, "b.wiki.test").await, (200, Some(b_http)));
+    let b_tls = format!("{B3}:{TLS_PORT}");
+    let (status, code, headers) = via_tls(&gw, &s.ca_file, "b.wiki.test").await;
+    assert_eq!((status, code), (200, 0), "{headers}\n{}", gw.lines());
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains(&format!("x-testkit-upstream: {b_tls}")),
+        "{headers}"
+    );
+    assert_eq!(
+        via_http(&gw, "a.orig.test").await,
+        (200, Some(format!("{A3}:{TLS_PORT}")))
+    );
 }
