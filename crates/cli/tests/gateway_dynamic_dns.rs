@@ -40,35 +40,35 @@ const B3: &str = "127.0.87.6";
 const HTTP_PORT: u16 = 18080;
 const TLS_PORT: u16 = 18443;
 
-/// The ServiceEntries, Gateway, routes, DestinationRule and policy of the three shapes.
-fn config(tag: &str) -> String {
+/// A `DYNAMIC_DNS` ServiceEntry `name` for `host`, plain HTTP on 80 and TLS on 443, reaching
+/// the stand-ins' ports.
+fn dynamic_service_entry(name: &str, host: &str) -> String {
     format!(
         r#"apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata:
-  name: wiki
+  name: {name}
   namespace: {NS}
 spec:
-  hosts: ["*.wiki.test"]
+  hosts: ["{host}"]
   location: MESH_EXTERNAL
   resolution: DYNAMIC_DNS
   ports:
   - {{number: 80, name: http, protocol: HTTP, targetPort: {HTTP_PORT}}}
   - {{number: 443, name: tls, protocol: TLS, targetPort: {TLS_PORT}}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: orig
-  namespace: {NS}
-spec:
-  hosts: ["*.orig.test"]
-  location: MESH_EXTERNAL
-  resolution: DYNAMIC_DNS
-  ports:
-  - {{number: 80, name: http, protocol: HTTP, targetPort: {HTTP_PORT}}}
-  - {{number: 443, name: tls, protocol: TLS, targetPort: {TLS_PORT}}}
----
+"#
+    )
+}
+
+/// The ServiceEntries, Gateway, routes, DestinationRule and policy of the three shapes.
+fn config(tag: &str) -> String {
+    let entries = [
+        dynamic_service_entry("wiki", "*.wiki.test"),
+        dynamic_service_entry("orig", "*.orig.test"),
+    ]
+    .join("---\n");
+    format!(
+        r#"{entries}---
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata:
@@ -152,11 +152,11 @@ spec:
 }
 
 struct Setup {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     ca_file: std::path::PathBuf,
-    _dns: StubDns,
-    dns_addr: SocketAddr,
-    _upstreams: Vec<HttpUpstream>,
+    dns: StubDns,
+    upstreams: Vec<HttpUpstream>,
+    /// Held so the TLS stand-ins keep serving.
     _tls_upstreams: Vec<HttpsUpstream>,
 }
 
@@ -190,25 +190,23 @@ async fn setup(a: &str, b: &str) -> Setup {
     ])
     .await
     .unwrap();
-    let dns_addr = dns.addr;
     Setup {
-        _dir: dir,
+        dir,
         ca_file,
-        _dns: dns,
-        dns_addr,
-        _upstreams: upstreams,
+        dns,
+        upstreams,
         _tls_upstreams: tls_upstreams,
     }
 }
 
 async fn gateway(s: &Setup, tag: &str, ip: &str, guard: bool) -> GatewayProcess {
-    let config = s._dir.path().join(tag);
-    std::fs::create_dir(&config).unwrap();
-    std::fs::write(config.join("mesh.yaml"), MESH_CONFIG).unwrap();
-    std::fs::write(config.join("dynamic.yaml"), config_text(tag)).unwrap();
+    let dir = s.dir.path().join(tag);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("mesh.yaml"), MESH_CONFIG).unwrap();
+    std::fs::write(dir.join("dynamic.yaml"), config(tag)).unwrap();
     let mut extra = vec![
         "--dns-server".to_owned(),
-        s.dns_addr.to_string(),
+        s.dns.addr.to_string(),
         "--extra-roots".to_owned(),
         s.ca_file.display().to_string(),
     ];
@@ -216,13 +214,9 @@ async fn gateway(s: &Setup, tag: &str, ip: &str, guard: bool) -> GatewayProcess 
         extra.push("--allow-private-upstreams".to_owned());
     }
     let ip: IpAddr = ip.parse().unwrap();
-    let gw = GatewayProcess::start_with(None, Some(&config), ip, tag, "80:8080,443:8443", &extra);
+    let gw = GatewayProcess::start_with(None, Some(&dir), ip, tag, "80:8080,443:8443", &extra);
     gw.wait_ready().await;
     gw
-}
-
-fn config_text(tag: &str) -> String {
-    config(tag)
 }
 
 /// `GET /` with `Host: host` through the gateway's HTTP listener: status and answering stand-in.
@@ -334,7 +328,7 @@ async fn the_address_guard_refuses_dynamic_answers_before_connecting() {
         .await;
     assert!(line.contains(" UH "), "{line}");
     // Nothing reached the stand-in.
-    assert!(s._upstreams[0].requests().is_empty());
+    assert!(s.upstreams[0].requests().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,12 +343,12 @@ async fn kubernetes_mode_serves_the_same_wildcard() {
             server.put(doc.value).unwrap();
         }
     }
-    let kubeconfig = server.write_kubeconfig(s._dir.path()).unwrap();
+    let kubeconfig = server.write_kubeconfig(s.dir.path()).unwrap();
     let extra = vec![
         "--kubeconfig".to_owned(),
         kubeconfig.display().to_string(),
         "--dns-server".to_owned(),
-        s.dns_addr.to_string(),
+        s.dns.addr.to_string(),
         "--extra-roots".to_owned(),
         s.ca_file.display().to_string(),
         "--allow-private-upstreams".to_owned(),

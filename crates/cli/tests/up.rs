@@ -23,13 +23,7 @@ fn text<'a>(v: &'a Value, p: &str) -> &'a str {
 }
 
 fn running(store: &Store) -> Vec<Value> {
-    pods(store)
-        .into_iter()
-        .filter(|p| {
-            text(p, "/status/phase") == "Running"
-                && p.pointer("/status/containerStatuses/0/ready") == Some(&Value::Bool(true))
-        })
-        .collect()
+    common::ready_pods(store, NS)
 }
 
 fn deployments(store: &Store) -> Vec<String> {
@@ -63,11 +57,8 @@ fn have_curl() -> bool {
 }
 
 fn prerequisites(c: &Cluster) {
-    c.run_stdin(
-        &["apply", "-f", "-"],
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: aks-istio-egress\n---\napiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata:\n  name: istio-egress-sgc\n  namespace: aks-istio-egress\nspec:\n  gatewayNodepoolName: istioegresspool\n  provisionPublicIps: true\n",
-    )
-    .ok();
+    c.run_stdin(&["apply", "-f", "-"], common::SGC_PREREQUISITES)
+        .ok();
 }
 
 #[test]

@@ -48,19 +48,6 @@ spec:
     - destination: {host: "*.wiki.test", port: {number: 80}}
 "#;
 
-fn running(store: &Store) -> Vec<Value> {
-    store
-        .list("", "Pod", Some(NS))
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| {
-            p.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
-                && p.pointer("/status/containerStatuses/0/ready") == Some(&Value::Bool(true))
-        })
-        .collect()
-}
-
 /// `GET /` with `Host: host` to `ip:80`: status and the answering stand-in.
 fn get(ip: &str, host: &str) -> (u16, String) {
     let out = std::process::Command::new("curl")
@@ -106,11 +93,8 @@ async fn the_add_on_gateways_serve_a_dynamic_dns_wildcard() {
     .await
     .unwrap();
     let c = Cluster::new();
-    c.run_stdin(
-        &["apply", "-f", "-"],
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: aks-istio-egress\n---\napiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata:\n  name: istio-egress-sgc\n  namespace: aks-istio-egress\nspec:\n  gatewayNodepoolName: istioegresspool\n  provisionPublicIps: true\n",
-    )
-    .ok();
+    c.run_stdin(&["apply", "-f", "-"], common::SGC_PREREQUISITES)
+        .ok();
     c.namespace("aks-istio-system");
     c.run_stdin(&["apply", "-f", "-"], &seed[0]).ok();
     let dns_server = dns.addr.to_string();
@@ -142,11 +126,11 @@ async fn the_add_on_gateways_serve_a_dynamic_dns_wildcard() {
             &store,
             "2 running gateway pods",
             Duration::from_secs(60),
-            |s| running(s).len() == 2,
+            |s| common::ready_pods(s, NS).len() == 2,
         );
         c.run_stdin(&["apply", "-f", "-"], CONFIG).ok();
     });
-    for pod in running(&store) {
+    for pod in common::ready_pods(&store, NS) {
         let ip = pod
             .pointer("/status/podIP")
             .and_then(Value::as_str)

@@ -29,33 +29,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use egress_snapshot::snapshot::{Cluster, Discovery, UpstreamTls, host_covered};
+use egress_snapshot::snapshot::{Cluster, Discovery, UpstreamTls};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::ctx::{Ctx, ProxyOptions};
 pub use error::{ConnectError, DynamicFailure};
 use lb::{Balancer, Candidate, Outcome, Picked};
-pub use original_dst::OriginalDst;
-
-/// The destination a connection to `cluster` asks for: for a DYNAMIC_DNS cluster, the name
-/// the client asked for (the request's Host/:authority or the connection's SNI, port dropped;
-/// else the sidecar's original destination) on the cluster's port; otherwise `original_dst`.
-pub fn destination<'a>(
-    cluster: &Cluster,
-    authority: Option<&str>,
-    original_dst: Option<&'a OriginalDst>,
-) -> Option<std::borrow::Cow<'a, OriginalDst>> {
-    use std::borrow::Cow;
-    match &cluster.discovery {
-        Discovery::DynamicDns { port, .. } => authority
-            .map(crate::http::vhost_index::host_without_port)
-            .filter(|h| !h.is_empty())
-            .or_else(|| original_dst.map(|d| d.host.clone()))
-            .map(|h| Cow::Owned(OriginalDst::new(&h, *port))),
-        _ => original_dst.map(Cow::Borrowed),
-    }
-}
+pub use original_dst::{OriginalDst, destination};
 use resolve::Resolver;
 
 /// A byte stream to or from a peer.
@@ -313,7 +294,7 @@ impl Connector {
                 let Some(dst) = original_dst else {
                     return Err(dynamic(DynamicFailure::NoHost));
                 };
-                if !hosts.iter().any(|h| host_covered(h, &dst.host)) {
+                if !hosts.iter().any(|h| crate::sni::name_covered(h, &dst.host)) {
                     return Err(dynamic(DynamicFailure::NotCovered));
                 }
                 let mut all = self

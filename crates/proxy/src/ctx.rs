@@ -1,10 +1,9 @@
 //! What every connection handler shares: the current snapshot, the resolver, the workload
 //! identity, the access logger, and per-connection facts.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-
-use std::collections::HashMap;
 
 use egress_snapshot::snapshot::{
     ChainAction, Listener, ListenerKind, RouteConfig, Snapshot, VirtualHost,

@@ -251,11 +251,6 @@ async fn accept_loop(
         };
         // The version this connection runs under: its listener comes from it.
         let active = ctx.active();
-        if active.listener(&name).is_none() {
-            // Removed by the version being applied; this loop is about to stop.
-            tracing::debug!(listener = %name, %remote, "listener no longer configured; closing");
-            continue;
-        }
         let span = tracing::debug_span!("conn", listener = %name, %remote);
         let name = name.clone();
         let guard = ctx.drain.guard();
@@ -284,6 +279,8 @@ async fn handle(
     _guard: DrainGuard,
 ) {
     let Some(listener) = active.listener(&name) else {
+        // Removed by the version being applied; its accept loop is about to stop.
+        tracing::debug!(listener = %name, "listener no longer configured; closing");
         return;
     };
     let _ = stream.set_nodelay(true);

@@ -382,6 +382,15 @@ fn name_rank(pattern: &str, sni: Option<&str>) -> Option<(u8, usize)> {
     }
 }
 
+/// True when the requested name `name` (a DYNAMIC_DNS cluster's Host or SNI) is covered by the
+/// host `pattern` by the same rule as a chain's server names ([`match_rank`]), with two
+/// refusals on top: `*` covers nothing (a cluster's hosts are never a bare `*`), and a name
+/// with an empty label covers nothing. A trailing dot is ignored.
+pub fn name_covered(pattern: &str, name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    pattern != "*" && !name.contains("..") && name_rank(pattern, Some(name)).is_some()
+}
+
 /// The index of the chain a connection with `sni` is handed to, if any (see [`match_rank`];
 /// among equally good matches the first wins).
 pub fn select_chain<'a, I>(chains: I, sni: Option<&str>) -> Option<usize>
@@ -397,4 +406,25 @@ where
         }
     }
     best.map(|(_, i)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_covered;
+
+    #[test]
+    fn a_wildcard_covers_names_under_it_and_nothing_else() {
+        assert!(name_covered("*.wiki.test", "a.wiki.test"));
+        assert!(name_covered("*.wiki.test", "A.b.WIKI.test."));
+        assert!(!name_covered("*.wiki.test", "wiki.test"));
+        assert!(!name_covered("*.wiki.test", ".wiki.test"));
+        assert!(!name_covered("*.wiki.test", "a..wiki.test"));
+        assert!(!name_covered("*.wiki.test", "awiki.test"));
+        assert!(!name_covered("*.wiki.test", "a.wiki.test.evil"));
+        assert!(!name_covered("*", "a.wiki.test"));
+        assert!(!name_covered("*wiki.test", "awiki.test"));
+        assert!(name_covered("exact.test", "EXACT.test"));
+        assert!(!name_covered("exact.test", "a.exact.test"));
+        assert!(!name_covered("*.wiki.test", "127.0.0.1"));
+    }
 }

@@ -99,7 +99,6 @@ pub async fn proxy<D>(
 /// with (its listener and filter chain came from it), and with
 /// `%CONNECTION_TERMINATION_DETAILS%` preset to `termination_details` (a dry-run
 /// AuthorizationPolicy's would-be denial, see [`crate::authz`]).
-#[allow(clippy::too_many_arguments)] // one connection's facts, each from a different layer
 pub async fn proxy_noted<D>(
     downstream: D,
     conn: &ConnInfo,

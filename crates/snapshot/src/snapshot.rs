@@ -527,24 +527,6 @@ pub enum Discovery {
     },
 }
 
-/// True when the name `host` (case-insensitive, without a trailing dot) is covered by
-/// `pattern`: equal to it, or, for `*.suffix`, any name ending in `.suffix` with at least one
-/// more label (a bare `*` covers nothing: DYNAMIC_DNS hosts are never `*`).
-pub fn host_covered(pattern: &str, host: &str) -> bool {
-    let host = host.trim_end_matches('.');
-    match pattern.strip_prefix('*') {
-        Some(suffix) if suffix.starts_with('.') && suffix.len() > 1 => {
-            host.len() > suffix.len()
-                && host
-                    .get(host.len() - suffix.len()..)
-                    .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
-                && !host[..host.len() - suffix.len()].ends_with('.')
-        }
-        Some(_) => false,
-        None => pattern.eq_ignore_ascii_case(host),
-    }
-}
-
 /// A static endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -732,25 +714,4 @@ pub struct TcpRoute {
     pub clusters: Vec<WeightedCluster>,
     /// VirtualService that produced it, for logs.
     pub route_name: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::host_covered;
-
-    #[test]
-    fn a_wildcard_covers_names_under_it_and_nothing_else() {
-        assert!(host_covered("*.wiki.test", "a.wiki.test"));
-        assert!(host_covered("*.wiki.test", "A.b.WIKI.test."));
-        assert!(!host_covered("*.wiki.test", "wiki.test"));
-        assert!(!host_covered("*.wiki.test", ".wiki.test"));
-        assert!(!host_covered("*.wiki.test", "a..wiki.test"));
-        assert!(!host_covered("*.wiki.test", "awiki.test"));
-        assert!(!host_covered("*.wiki.test", "a.wiki.test.evil"));
-        assert!(!host_covered("*", "a.wiki.test"));
-        assert!(!host_covered("*wiki.test", "awiki.test"));
-        assert!(host_covered("exact.test", "EXACT.test"));
-        assert!(!host_covered("exact.test", "a.exact.test"));
-        assert!(!host_covered("*.wiki.test", "127.0.0.1"));
-    }
 }

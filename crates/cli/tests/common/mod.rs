@@ -292,6 +292,25 @@ impl Drop for Up {
     }
 }
 
+/// The StaticGatewayConfiguration `aks-istio-egress/istio-egress-sgc` (and its namespace) that
+/// the seed's `enable-egress-gateway` names.
+pub const SGC_PREREQUISITES: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: aks-istio-egress\n---\napiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata:\n  name: istio-egress-sgc\n  namespace: aks-istio-egress\nspec:\n  gatewayNodepoolName: istioegresspool\n  provisionPublicIps: true\n";
+
+/// The Pods of namespace `ns` that run with their container ready.
+pub fn ready_pods(store: &Store, ns: &str) -> Vec<serde_json::Value> {
+    use serde_json::Value;
+    store
+        .list("", "Pod", Some(ns))
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
+                && p.pointer("/status/containerStatuses/0/ready") == Some(&Value::Bool(true))
+        })
+        .collect()
+}
+
 /// Waits, following the store's change feed, until `cond` holds; panics after `timeout`.
 pub fn wait_for(
     store: &Store,

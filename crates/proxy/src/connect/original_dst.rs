@@ -1,7 +1,11 @@
 //! [`OriginalDst`]: the destination a sidecar's client asked for, which ORIGINAL_DST clusters
-//! (`PassthroughCluster`) connect to.
+//! (`PassthroughCluster`) connect to, and [`destination`]: what a DYNAMIC_DNS cluster's
+//! connection asks for.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
+
+use egress_snapshot::snapshot::{Cluster, Discovery};
 
 /// The destination a client asked for: a captured connection's original address, or the
 /// host and port of an explicit proxy request (`GET http://host:port/`, `CONNECT host:port`).
@@ -38,6 +42,24 @@ impl OriginalDst {
             .parse::<IpAddr>()
             .ok()
             .map(|ip| SocketAddr::new(ip, self.port))
+    }
+}
+
+/// The destination a connection to `cluster` asks for: for a DYNAMIC_DNS cluster, the name
+/// the client asked for (the request's Host/:authority or the connection's SNI, port dropped;
+/// else the sidecar's original destination) on the cluster's port; otherwise `original_dst`.
+pub fn destination<'a>(
+    cluster: &Cluster,
+    authority: Option<&str>,
+    original_dst: Option<&'a OriginalDst>,
+) -> Option<Cow<'a, OriginalDst>> {
+    match &cluster.discovery {
+        Discovery::DynamicDns { port, .. } => authority
+            .map(crate::http::vhost_index::host_without_port)
+            .filter(|h| !h.is_empty())
+            .or_else(|| original_dst.map(|d| d.host.clone()))
+            .map(|h| Cow::Owned(OriginalDst::new(&h, *port))),
+        _ => original_dst.map(Cow::Borrowed),
     }
 }
 
