@@ -8,14 +8,7 @@ use crate::error::OpError;
 /// The Istio `curl` sample, served for its well-known URL so the seed works offline.
 pub const CURL_SAMPLE: &str = include_str!("../../../samples/curl.yaml");
 
-/// One input: the name shown in messages and its text.
-#[derive(Debug, Clone)]
-pub struct Source {
-    /// The file name as given (`-` for standard input).
-    pub name: String,
-    /// Its content.
-    pub text: String,
-}
+pub use egress_runner::files::Source;
 
 /// Read every `-f` argument: files, directories (their `.yaml`, `.yml` and `.json` files in name
 /// order; recursively with `recursive`), `-` for standard input, and the Istio curl sample URL.
@@ -52,55 +45,15 @@ pub fn read_sources(
                 )));
             }
         } else {
-            read_path(Path::new(arg), arg, recursive, true, &mut out)?;
+            out.extend(
+                egress_runner::files::read_manifests(Path::new(arg), arg, recursive).map_err(
+                    |e| OpError::Read {
+                        path: e.path,
+                        source: e.source,
+                    },
+                )?,
+            );
         }
     }
     Ok(out)
-}
-
-fn read_path(
-    path: &Path,
-    shown: &str,
-    recursive: bool,
-    top: bool,
-    out: &mut Vec<Source>,
-) -> Result<(), OpError> {
-    let meta = std::fs::metadata(path).map_err(|source| OpError::Read {
-        path: shown.to_owned(),
-        source,
-    })?;
-    if meta.is_dir() {
-        if !top && !recursive {
-            return Ok(());
-        }
-        let mut entries: Vec<_> = std::fs::read_dir(path)
-            .map_err(|source| OpError::Read {
-                path: shown.to_owned(),
-                source,
-            })?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .collect();
-        entries.sort();
-        for p in entries {
-            let is_manifest = p
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
-            let shown = p.display().to_string();
-            if p.is_dir() || is_manifest {
-                read_path(&p, &shown, recursive, false, out)?;
-            }
-        }
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(path).map_err(|source| OpError::Read {
-        path: shown.to_owned(),
-        source,
-    })?;
-    out.push(Source {
-        name: shown.to_owned(),
-        text,
-    });
-    Ok(())
 }

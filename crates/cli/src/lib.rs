@@ -6,7 +6,6 @@ pub mod capture;
 pub mod error;
 pub mod gateway;
 pub mod input;
-pub mod memory;
 pub mod merge;
 pub mod mesh;
 pub mod meshcert;

@@ -5,23 +5,20 @@
 //! bound to `mesh`, DestinationRules) and serves it as an explicit HTTP/CONNECT proxy.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-
-use egress_compile::snapshot::SidecarSnapshot;
 
 use egress_proxy::metrics::LocalWorkload;
-use egress_proxy::sidecar::{Sidecar, SidecarOptions, SidecarTelemetry};
-use tokio::sync::watch;
+use egress_proxy::sidecar::{SidecarOptions, SidecarTelemetry};
+use egress_runner::reload::hangup;
+use egress_runner::{Plane, run as run_instance};
 
 use crate::OpError;
-use crate::gateway::{GatewayRunArgs, hangup, reload_loop, wait_for_signal, workload_identity};
+use crate::gateway::{GatewayRunArgs, wait_for_signal, workload_identity};
 
 /// Runs the sidecar until SIGTERM/SIGINT, then drains. `args.options.listen_address` is the
 /// Pod IP the explicit proxy listens on, at `proxy_port`.
 pub async fn run(args: GatewayRunArgs, proxy_port: u16) -> Result<(), OpError> {
     let hup = hangup();
     let (identity, renewal) = workload_identity(&args).await?;
-    let (tx, rx) = watch::channel(Arc::new(SidecarSnapshot::default()));
     let options = SidecarOptions {
         proxy_listen: SocketAddr::new(
             args.options
@@ -42,39 +39,26 @@ pub async fn run(args: GatewayRunArgs, proxy_port: u16) -> Result<(), OpError> {
         prometheus_port: args.options.prometheus_port,
         workload: LocalWorkload::from_pod_labels(&args.identity.namespace, &args.identity.labels),
     };
-    let sidecar =
-        Sidecar::start_with_telemetry(rx, options, telemetry, Some(identity.clone()), access_log)
-            .await
-            .map_err(|e| OpError::failed("starting the sidecar", e))?;
-    tracing::info!(addr = %sidecar.proxy_addr(), "outbound proxy (http_proxy/https_proxy)");
-    if let Some(addr) = sidecar.metrics_addr() {
-        tracing::info!(%addr, "metrics on /stats/prometheus");
-    }
-    let metrics = Arc::clone(sidecar.metrics());
-    let reload = tokio::spawn(reload_loop(
-        args.clone(),
-        tx,
-        metrics,
+    let served = run_instance(
+        args.source.clone(),
+        args.identity.clone(),
+        Plane::Sidecar { options, telemetry },
+        Some(identity),
+        access_log,
         hup,
-        |id, inputs, version| {
-            let snap = egress_compile::compile_sidecar(id, inputs, version);
-            for w in &snap.warnings {
-                tracing::warn!("{w}");
+        |instance| {
+            let Some(sidecar) = instance.sidecar() else {
+                return;
+            };
+            tracing::info!(addr = %sidecar.proxy_addr(), "outbound proxy (http_proxy/https_proxy)");
+            if let Some(addr) = sidecar.metrics_addr() {
+                tracing::info!(%addr, "metrics on /stats/prometheus");
             }
-            tracing::info!(
-                version,
-                ports = snap.ports.len(),
-                clusters = snap.clusters.len(),
-                policy = ?snap.outbound,
-                "configuration loaded"
-            );
-            snap
         },
-    ));
-    wait_for_signal().await;
-    tracing::info!(grace = ?args.drain_grace, "draining");
-    reload.abort();
+        wait_for_signal(),
+        args.drain_grace,
+    )
+    .await;
     renewal.stop();
-    sidecar.shutdown(args.drain_grace).await;
-    Ok(())
+    served.map_err(|e| OpError::failed("serving the sidecar", e))
 }

@@ -6,7 +6,7 @@
 //! ```text
 //! store ──read──▶ controllers::reconcile ──plan──▶ one transaction ──▶ store
 //!   │                                                        (Pods with IPs)
-//!   └──config::load_store_last_good ──compile per identity──▶ runtime ──▶ gateway instances
+//!   └──(change feed)──▶ runtime: one egress_runner::Instance per Pod ──▶ gateways, sidecars
 //! ```
 
 pub mod ca;
@@ -14,7 +14,6 @@ pub mod caserver;
 pub mod config;
 pub mod controllers;
 mod error;
-pub mod lastgood;
 pub mod runtime;
 pub mod standin;
 pub mod up;

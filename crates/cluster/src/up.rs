@@ -401,11 +401,16 @@ pub async fn run(
     }
     write_ca_bundle(store.dir(), &runtime_options.upstream.extra_roots_pem)?;
     write_hosts(store.dir(), &runtime_options.upstream.hosts)?;
-    let mut runtime = Runtime::new(runtime_options, std::sync::Arc::clone(&local_ca));
+    let mut runtime = Runtime::new(
+        runtime_options,
+        std::sync::Arc::clone(&local_ca),
+        store.clone(),
+    );
     let mut config_rv: Option<u64> = None;
     let mut refused_rv: Option<u64> = None;
     // Each object's last good version, and the problems last reported (each reported once).
-    let mut last_good = crate::lastgood::LastGood::new();
+    let mut last_good = egress_runner::lastgood::LastGood::new();
+    let mut decoded = egress_runner::decode::DecodeCache::new();
     let mut reported: Vec<String> = Vec::new();
     let mut last_error: Option<String> = None;
     let mut watcher: Option<Watcher> = None;
@@ -475,17 +480,20 @@ pub async fn run(
             let (loaded, kept) = {
                 let store = store.clone();
                 let mut kept = std::mem::take(&mut last_good);
+                let mut cache = std::mem::take(&mut decoded);
                 tokio::task::spawn_blocking(move || {
-                    (crate::config::load_store_last_good(&store, &mut kept), kept)
+                    let loaded =
+                        egress_runner::decode::load_store_last_good(&store, &mut cache, &mut kept);
+                    (loaded, (kept, cache))
                 })
                 .await
                 .map_err(|e| ClusterError::Settings(e.to_string()))?
             };
-            last_good = kept;
+            (last_good, decoded) = kept;
             match loaded {
                 // A bad object never blocks the others: they apply, and it stays at its last
                 // good version (or absent), reported once.
-                Ok((merged, version)) => {
+                Ok((merged, _rv)) => {
                     refused_rv = None;
                     let problems = merged.lines();
                     if problems != reported {
@@ -509,23 +517,6 @@ pub async fn run(
                             (hooks.note)(&format!("warning: recording configuration events: {e}"));
                         }
                     }
-                    runtime.set_objects_held(
-                        merged
-                            .counts()
-                            .into_iter()
-                            .map(|((kind, held), n)| ((kind, held.as_str().to_owned()), n))
-                            .collect(),
-                    );
-                    runtime.set_config(
-                        egress_compile::inputs_from_resources(merged.resources),
-                        version,
-                    );
-                    let result = if problems.is_empty() {
-                        Ok(())
-                    } else {
-                        Err(problems.join("; "))
-                    };
-                    runtime.record_reload(version, &result);
                 }
                 // The store could not be read at all: the gateways keep what they have.
                 Err(error) => {
@@ -533,7 +524,6 @@ pub async fn run(
                         (hooks.note)(&format!(
                             "configuration unreadable, gateways keep their last good one: {error}"
                         ));
-                        runtime.record_reload(rv, &Err(error));
                     }
                     refused_rv = Some(rv);
                 }

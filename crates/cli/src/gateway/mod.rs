@@ -11,35 +11,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use egress_compile::snapshot::{GatewayIdentity, Snapshot};
+use egress_compile::snapshot::GatewayIdentity;
 use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
-use egress_proxy::{Proxy, ProxyOptions};
-use egress_store::Store;
-use tokio::sync::watch;
+use egress_proxy::ProxyOptions;
+pub use egress_runner::ConfigSource;
+use egress_runner::reload::hangup;
+use egress_runner::{Plane, run as run_instance};
 
 use crate::OpError;
 
 pub mod args;
 pub mod downward;
-pub mod load;
-mod reload;
-pub mod settle;
-
-pub(crate) use reload::{hangup, reload_loop};
 
 /// Namespace and name of the Secret holding the local cluster's mesh root.
 pub use egress_cluster::ca::CA_SECRET;
-
-/// Where the configuration comes from.
-#[derive(Debug, Clone)]
-pub enum ConfigSource {
-    /// The cluster store (its change feed).
-    Store(Store),
-    /// A directory of YAML manifests, re-read when files change.
-    Dir(PathBuf),
-    /// The Kubernetes API server: watches feeding a cache whose generation is the reload key.
-    Kube(egress_kube::KubeSource),
-}
 
 /// Everything `egress gateway run` needs.
 #[derive(Debug, Clone)]
@@ -140,46 +125,31 @@ pub(crate) fn mesh_ca(args: &GatewayRunArgs) -> Result<MeshCa, OpError> {
 pub async fn run(args: GatewayRunArgs) -> Result<(), OpError> {
     let hup = hangup();
     let (identity, renewal) = workload_identity(&args).await?;
-
-    let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let access_log = egress_proxy::accesslog::AccessLogger::stdout_when_configured();
-    let proxy = Proxy::start(rx, args.options.clone(), Some(identity.clone()), access_log)
-        .await
-        .map_err(|e| OpError::failed("starting the data plane", e))?;
-    for (name, addr) in proxy.bound() {
-        tracing::info!(listener = %name, %addr, "listening");
-    }
-    if let Some(h) = proxy.health_addr() {
-        tracing::info!(addr = %h, "health on /healthz/ready");
-    }
-
-    let metrics = Arc::clone(proxy.metrics());
-    let reload = tokio::spawn(reload_loop(
-        args.clone(),
-        tx,
-        metrics,
+    let served = run_instance(
+        args.source.clone(),
+        args.identity.clone(),
+        Plane::Gateway(args.options.clone()),
+        Some(identity),
+        access_log,
         hup,
-        |id, inputs, version| {
-            let snap = egress_compile::compile(id, inputs, version);
-            for w in &snap.warnings {
-                tracing::warn!("{w}");
+        |instance| {
+            let Some(proxy) = instance.proxy() else {
+                return;
+            };
+            for (name, addr) in proxy.bound() {
+                tracing::info!(listener = %name, %addr, "listening");
             }
-            tracing::info!(
-                version,
-                listeners = snap.listeners.len(),
-                clusters = snap.clusters.len(),
-                "configuration loaded"
-            );
-            snap
+            if let Some(h) = proxy.health_addr() {
+                tracing::info!(addr = %h, "health on /healthz/ready");
+            }
         },
-    ));
-
-    wait_for_signal().await;
-    tracing::info!(grace = ?args.drain_grace, "draining");
-    reload.abort();
+        wait_for_signal(),
+        args.drain_grace,
+    )
+    .await;
     renewal.stop();
-    proxy.shutdown(args.drain_grace).await;
-    Ok(())
+    served.map_err(|e| OpError::failed("serving", e))
 }
 
 pub(crate) async fn wait_for_signal() {
@@ -197,66 +167,6 @@ pub(crate) async fn wait_for_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-}
-
-/// Polls a configuration directory until its stamp differs from `seen`.
-async fn wait_for_dir_change(dir: &std::path::Path, seen: Option<u64>) {
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let d = dir.to_path_buf();
-        match tokio::task::spawn_blocking(move || settle::dir_stamp(&d)).await {
-            Ok(now) if Some(now) == seen => {}
-            _ => return,
-        }
-    }
-}
-
-/// Wait until the source may have changed since `seen` (the store's resourceVersion the last
-/// listing reflected, so nothing committed in between is missed).
-async fn wait_for_change(source: &ConfigSource, seen: Option<u64>) {
-    let store = match source {
-        ConfigSource::Store(store) => store,
-        ConfigSource::Kube(source) => return wait_for_generation(source, seen).await,
-        ConfigSource::Dir(dir) => return wait_for_dir_change(dir, None).await,
-    };
-    loop {
-        let store = store.clone();
-        // Short watch slices: a blocking task cannot be cancelled, and shutdown must not
-        // wait long for one.
-        let changed =
-            tokio::task::spawn_blocking(move || -> Result<bool, egress_store::StoreError> {
-                let from = match seen {
-                    Some(rv) => rv,
-                    None => store.resource_version()?,
-                };
-                let mut w = store.watch(from)?;
-                Ok(!w.next_events(Duration::from_millis(500))?.is_empty())
-            })
-            .await;
-        match changed {
-            Ok(Ok(true)) => return,
-            Ok(Ok(false)) => {}
-            // Expired or unreadable feed: relist.
-            Ok(Err(_)) | Err(_) => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                return;
-            }
-        }
-    }
-}
-
-/// Wait until the Kubernetes cache's generation differs from `seen` (the one the last load
-/// reflected); without one, until the next change.
-async fn wait_for_generation(source: &egress_kube::KubeSource, seen: Option<u64>) {
-    let mut rx = source.subscribe();
-    if let Some(seen) = seen {
-        if *rx.borrow_and_update() != seen {
-            return;
-        }
-    } else {
-        rx.mark_unchanged();
-    }
-    let _ = rx.changed().await;
 }
 
 /// Re-issue the workload certificate before it expires.

@@ -2,8 +2,10 @@
 //! `egress gateway run` starts) per gateway Pod that has an IP, listening on the Pod's IP,
 //! answering health on `<pod-ip>:15021`, and binding upstream connections to an address of its
 //! StaticGatewayConfiguration's egress prefix; and one sidecar per injected Pod, its explicit
-//! outbound proxy on `<pod-ip>:15001`. Configuration is read from
-//! the store once per change and compiled once per distinct gateway identity.
+//! outbound proxy on `<pod-ip>:15001`. Each is an [`egress_runner::Instance`], the runner
+//! `egress gateway run` and `egress sidecar run` use: it reads the store's change feed itself
+//! (only changed objects decoded again), compiles its own view and reports its own reload
+//! figures, as a Pod on a real cluster does.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -12,26 +14,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use egress_compile::Inputs;
-use egress_compile::compile_sidecar;
-use egress_compile::snapshot::{GatewayIdentity, SidecarSnapshot, Snapshot};
+use egress_compile::snapshot::GatewayIdentity;
 use egress_identity::istioca::{Rotation, RotationOptions, spawn_rotation};
 use egress_identity::{IdentityHandle, SpiffeId};
+use egress_proxy::ProxyOptions;
 use egress_proxy::accesslog::AccessLogger;
 use egress_proxy::metrics::LocalWorkload;
-use egress_proxy::sidecar::{Sidecar, SidecarOptions, SidecarTelemetry};
-use egress_proxy::{Proxy, ProxyOptions};
-use tokio::sync::watch;
+use egress_proxy::sidecar::{SidecarOptions, SidecarTelemetry};
+use egress_runner::{ConfigSource, Instance, Plane};
+use egress_store::Store;
 
 mod pods;
-mod propagate;
-
-pub use propagate::offer;
 
 use pods::{PodKind, PodView, gateway_pods};
 
 use crate::caserver::LocalCa;
-use crate::controllers::{Fact, Facts, Instance, SIDECAR_PROXY_PORT, State};
+use crate::controllers::{Fact, Facts, Instance as InstanceState, SIDECAR_PROXY_PORT, State};
 
 /// Workload certificates live this long; they are renewed through the CA endpoint at
 /// half-life.
@@ -61,40 +59,11 @@ pub struct RuntimeOptions {
     pub limits: egress_proxy::limits::Limits,
 }
 
-/// What runs for a Pod: its gateway, or its sidecar.
-enum Plane {
-    Gateway {
-        proxy: Proxy,
-        snapshots: watch::Sender<Arc<Snapshot>>,
-    },
-    Sidecar {
-        sidecar: Sidecar,
-        snapshots: watch::Sender<Arc<SidecarSnapshot>>,
-    },
-}
-
-impl Plane {
-    /// The instance's metrics (its reload figures among them).
-    fn metrics(&self) -> &Arc<egress_proxy::metrics::Metrics> {
-        match self {
-            Plane::Gateway { proxy, .. } => proxy.metrics(),
-            Plane::Sidecar { sidecar, .. } => sidecar.metrics(),
-        }
-    }
-
-    async fn shutdown(self, grace: Duration) {
-        match self {
-            Plane::Gateway { proxy, .. } => proxy.shutdown(grace).await,
-            Plane::Sidecar { sidecar, .. } => sidecar.shutdown(grace).await,
-        }
-    }
-}
-
 struct Running {
     ip: Ipv4Addr,
     /// The address upstream connections leave from (the static egress prefix's).
     source: Option<IpAddr>,
-    plane: Plane,
+    instance: Instance,
     identity: GatewayIdentity,
     /// Renews the workload certificate; stops when the instance is dropped.
     _rotation: Rotation,
@@ -111,13 +80,10 @@ struct Failure {
 pub struct Runtime {
     options: RuntimeOptions,
     ca: Arc<LocalCa>,
-    inputs: Option<Arc<Inputs>>,
-    version: u64,
+    /// Where every instance reads its configuration.
+    store: Store,
     running: BTreeMap<String, Running>,
     failed: BTreeMap<String, Failure>,
-    /// Objects held at their last good version or refused, by (kind, state): every
-    /// instance's `egress_config_objects_held`.
-    objects_held: BTreeMap<(String, String), u64>,
     /// Gateways that must not serve, by Pod, and why (their static egress prefix is gone).
     held: BTreeMap<String, String>,
     /// Starts after the first, by Pod (the Pod's `restartCount`).
@@ -128,17 +94,16 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// A runtime whose workloads get their certificates from the CA endpoint `ca`, each with
-    /// its own service account's token (one client for the local and a real cluster).
-    pub fn new(options: RuntimeOptions, ca: Arc<LocalCa>) -> Runtime {
+    /// A runtime whose workloads read their configuration from `store` and get their
+    /// certificates from the CA endpoint `ca`, each with its own service account's token (one
+    /// client for the local and a real cluster).
+    pub fn new(options: RuntimeOptions, ca: Arc<LocalCa>, store: Store) -> Runtime {
         Runtime {
             options,
             ca,
-            inputs: None,
-            version: 0,
+            store,
             running: BTreeMap::new(),
             failed: BTreeMap::new(),
-            objects_held: BTreeMap::new(),
             held: BTreeMap::new(),
             restarts: BTreeMap::new(),
             draining: BTreeMap::new(),
@@ -149,30 +114,28 @@ impl Runtime {
     pub fn facts(&self) -> Facts {
         let mut f = Facts::new();
         for (path, r) in &self.running {
-            let state = match &r.plane {
-                Plane::Gateway { proxy, .. } if proxy.is_ready() => Instance::Ready,
-                Plane::Gateway { proxy, .. } => {
-                    let unbound = proxy.unbound();
-                    if unbound.is_empty() {
-                        Instance::Starting
-                    } else {
-                        Instance::NotReady {
-                            message: unbound.join("; "),
-                        }
+            let state = if r.instance.is_ready() {
+                InstanceState::Ready
+            } else {
+                let unbound = r.instance.unbound();
+                if unbound.is_empty() {
+                    InstanceState::Starting
+                } else {
+                    InstanceState::NotReady {
+                        message: unbound.join("; "),
                     }
                 }
-                Plane::Sidecar { .. } => Instance::Ready,
             };
             f.insert(path.clone(), self.fact(path, state));
         }
         for (path, why) in &self.held {
-            let state = Instance::NotReady {
+            let state = InstanceState::NotReady {
                 message: why.clone(),
             };
             f.insert(path.clone(), self.fact(path, state));
         }
         for (path, fail) in &self.failed {
-            let state = Instance::Failed {
+            let state = InstanceState::Failed {
                 message: fail.message.clone(),
             };
             f.insert(path.clone(), self.fact(path, state));
@@ -180,7 +143,7 @@ impl Runtime {
         f
     }
 
-    fn fact(&self, path: &str, instance: Instance) -> Fact {
+    fn fact(&self, path: &str, instance: InstanceState) -> Fact {
         Fact {
             instance,
             restarts: self.restarts.get(path).copied().unwrap_or(0),
@@ -200,57 +163,6 @@ impl Runtime {
     /// When the next failed instance should be retried.
     pub fn next_retry(&self) -> Option<Instant> {
         self.failed.values().map(|f| f.retry_at).min()
-    }
-
-    /// Uses a newly loaded configuration (resources of the store at `version`) and pushes the
-    /// compiled snapshot to every instance whose snapshot changed.
-    pub fn set_config(&mut self, inputs: Inputs, version: u64) {
-        let inputs = Arc::new(inputs);
-        self.inputs = Some(Arc::clone(&inputs));
-        self.version = version;
-        let mut gateways: BTreeMap<String, Arc<Snapshot>> = BTreeMap::new();
-        let mut sidecars: BTreeMap<String, Arc<SidecarSnapshot>> = BTreeMap::new();
-        for r in self.running.values() {
-            let key = format!("{:?}", r.identity);
-            match &r.plane {
-                Plane::Gateway { snapshots, .. } => {
-                    let snap = gateways
-                        .entry(key)
-                        .or_insert_with(|| Arc::new(compile(&r.identity, &inputs, version)))
-                        .clone();
-                    offer(snapshots, &snap);
-                }
-                Plane::Sidecar { snapshots, .. } => {
-                    let snap = sidecars
-                        .entry(key)
-                        .or_insert_with(|| Arc::new(compile_sidecar(&r.identity, &inputs, version)))
-                        .clone();
-                    offer(snapshots, &snap);
-                }
-            }
-        }
-    }
-
-    /// Reports a configuration the store offered at `version` to every instance's reload
-    /// figures: accepted (after [`Runtime::set_config`]) or refused with why.
-    pub fn record_reload(&self, version: u64, result: &Result<(), String>) {
-        for r in self.running.values() {
-            r.plane.metrics().reload(version, result.clone());
-        }
-    }
-
-    /// Reports the objects held at their last good version or refused to every instance's
-    /// metrics (and to instances started later).
-    pub fn set_objects_held(&mut self, held: BTreeMap<(String, String), u64>) {
-        for r in self.running.values() {
-            r.plane.metrics().set_objects_held(held.clone());
-        }
-        self.objects_held = held;
-    }
-
-    /// True once a configuration has been loaded.
-    pub fn has_config(&self) -> bool {
-        self.inputs.is_some()
     }
 
     /// Starts instances for gateway Pods with an IP and stops those whose Pod is gone. Returns
@@ -319,9 +231,6 @@ impl Runtime {
                 Ok(r) => {
                     tracing::info!(pod = %path, ip = %pod.ip, source = ?pod.source, "gateway started");
                     self.failed.remove(&path);
-                    r.plane
-                        .metrics()
-                        .set_objects_held(self.objects_held.clone());
                     self.running.insert(path, r);
                 }
                 Err(message) => {
@@ -348,7 +257,7 @@ impl Runtime {
         self.draining.retain(|_, h| !h.is_finished());
         let ip = r.ip;
         self.draining
-            .insert(ip, tokio::spawn(r.plane.shutdown(STOP_GRACE)));
+            .insert(ip, tokio::spawn(r.instance.shutdown(STOP_GRACE)));
     }
 
     async fn start(&mut self, pod: &PodView) -> Result<Running, String> {
@@ -376,73 +285,44 @@ impl Runtime {
                 .map_err(|e| format!("workload identity: {e}"))?,
         );
         let log = self.pod_log(pod)?;
-        let version = self.version.max(1);
         let plane = match pod.kind {
-            PodKind::Gateway => {
-                let snapshot = match &self.inputs {
-                    Some(inputs) => compile(&pod.identity, inputs, version),
-                    None => Snapshot {
-                        version: 1,
-                        ..Snapshot::default()
-                    },
-                };
-                let (tx, rx) = watch::channel(Arc::new(snapshot));
-                let options = ProxyOptions {
-                    source_address: pod.source,
-                    listen_address: Some(IpAddr::V4(pod.ip)),
-                    health_port: Some(egress_addon::objects::STATUS_PORT.unsigned_abs() as u16),
-                    metrics_port: Some(METRICS_PORT),
-                    prometheus_port: Some(PROMETHEUS_PORT),
-                    limits: self.options.limits.clone(),
-                    upstream: self.options.upstream.clone(),
-                };
-                let proxy = Proxy::start(rx, options, Some(Arc::clone(&handle)), log)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Plane::Gateway {
-                    proxy,
-                    snapshots: tx,
-                }
-            }
-            PodKind::Sidecar => {
-                let snapshot = match &self.inputs {
-                    Some(inputs) => compile_sidecar(&pod.identity, inputs, version),
-                    None => SidecarSnapshot {
-                        version: 1,
-                        ..SidecarSnapshot::default()
-                    },
-                };
-                let (tx, rx) = watch::channel(Arc::new(snapshot));
-                let options = SidecarOptions {
+            PodKind::Gateway => Plane::Gateway(ProxyOptions {
+                source_address: pod.source,
+                listen_address: Some(IpAddr::V4(pod.ip)),
+                health_port: Some(egress_addon::objects::STATUS_PORT.unsigned_abs() as u16),
+                metrics_port: Some(METRICS_PORT),
+                prometheus_port: Some(PROMETHEUS_PORT),
+                limits: self.options.limits.clone(),
+                upstream: self.options.upstream.clone(),
+            }),
+            PodKind::Sidecar => Plane::Sidecar {
+                options: SidecarOptions {
                     proxy_listen: std::net::SocketAddr::new(IpAddr::V4(pod.ip), SIDECAR_PROXY_PORT),
                     capture_listen: None,
                     source_address: pod.source,
                     limits: self.options.limits.clone(),
                     upstream: self.options.upstream.clone(),
-                };
-                let telemetry = SidecarTelemetry {
+                },
+                telemetry: SidecarTelemetry {
                     metrics_port: Some(METRICS_PORT),
                     prometheus_port: Some(PROMETHEUS_PORT),
                     workload: LocalWorkload::from_pod_labels(
                         &pod.identity.namespace,
                         &pod.identity.labels,
                     ),
-                };
-                let sidecar = Sidecar::start_with_telemetry(
-                    rx,
-                    options,
-                    telemetry,
-                    Some(Arc::clone(&handle)),
-                    log,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-                Plane::Sidecar {
-                    sidecar,
-                    snapshots: tx,
-                }
-            }
+                },
+            },
         };
+        let instance = Instance::start(
+            ConfigSource::Store(self.store.clone()),
+            pod.identity.clone(),
+            plane,
+            Some(Arc::clone(&handle)),
+            log,
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let rotation = spawn_rotation(
             client,
             handle,
@@ -455,7 +335,7 @@ impl Runtime {
         Ok(Running {
             ip: pod.ip,
             source: pod.source,
-            plane,
+            instance,
             identity: pod.identity.clone(),
             _rotation: rotation,
         })
@@ -481,18 +361,10 @@ impl Runtime {
         let all = std::mem::take(&mut self.running);
         let mut tasks: Vec<_> = std::mem::take(&mut self.draining).into_values().collect();
         for (_, r) in all {
-            tasks.push(tokio::spawn(r.plane.shutdown(grace)));
+            tasks.push(tokio::spawn(r.instance.shutdown(grace)));
         }
         for t in tasks {
             let _ = t.await;
         }
     }
-}
-
-fn compile(id: &GatewayIdentity, inputs: &Inputs, version: u64) -> Snapshot {
-    let snap = egress_compile::compile(id, inputs, version);
-    for w in &snap.warnings {
-        tracing::warn!("{w}");
-    }
-    snap
 }

@@ -1,6 +1,6 @@
 //! The propagation rule over generated snapshots: a gateway or sidecar snapshot that differs
 //! from the one a proxy serves in any one field reaches the proxy's `watch` receiver through
-//! [`runtime::offer`] (the decision `egress up`'s runtime takes for every instance), and one
+//! [`egress_runner::offer::offer`] (the decision every gateway and sidecar takes, `egress up`'s Pods among them), and one
 //! that differs in its version alone does not wake the proxy.
 //!
 //! The list of fields changed is written as an exhaustive destructuring of the snapshot, so a
@@ -13,7 +13,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_cluster::runtime;
 use egress_compile::authz::{Attribute, Authz, Check, Matcher, Policy, PolicyAction, Rule};
 use egress_compile::snapshot::{
     AccessLog, ChainAction, Cluster, Discovery, Endpoint, FilterChain, Forward, HeaderOps,
@@ -655,7 +654,7 @@ where
     let (tx, mut rx) = watch::channel(Arc::new(base.clone()));
     rx.mark_unchanged();
     let next = Arc::new(next);
-    let sent = runtime::offer(&tx, &next);
+    let sent = egress_runner::offer::offer(&tx, &next);
     let woken = rx.has_changed().unwrap();
     prop_assert_eq!(sent, woken);
     if woken {

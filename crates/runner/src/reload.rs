@@ -1,27 +1,30 @@
-//! The reload loop of `egress gateway run` and `egress sidecar run`: read the configuration
-//! source object by object whenever it changes (or on SIGHUP), keep each bad object's last
-//! good version ([`LastGood`]), compile and swap in a new snapshot when what is in effect
-//! changed, and report: one log line per distinct problem (and one when it is gone), the
-//! reload figures, and `egress_config_objects_held`.
+//! The reload loop of every gateway and sidecar (`egress gateway run`, `egress sidecar run`,
+//! each Pod of `egress up`): read the configuration source object by object whenever it
+//! changes (or on SIGHUP), keep each bad object's last good version ([`LastGood`]), compile
+//! and offer a new snapshot when what is in effect changed ([`offer`]: swapped in only when
+//! its content differs), and report: one log line per distinct problem (and one when it is
+//! gone), the reload figures, and `egress_config_objects_held`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_cluster::lastgood::{LastGood, Merged};
-use egress_compile::snapshot::GatewayIdentity;
+use egress_compile::snapshot::{GatewayIdentity, SameContent};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
-use super::load::{Loaded, load};
-use super::{ConfigSource, GatewayRunArgs, settle, wait_for_change, wait_for_dir_change};
+use crate::lastgood::{LastGood, Merged};
+use crate::load::{Loaded, Reader};
+use crate::offer::offer;
+use crate::settle;
+use crate::source::ConfigSource;
 
 /// How often a store is re-read while some of its objects are held at their last good version.
 const HELD_REREAD: Duration = Duration::from_secs(2);
 
 /// SIGHUP as a stream: registering it first thing means a SIGHUP never kills the process; it
 /// makes the reload loop re-read its source.
-pub(crate) fn hangup() -> Option<Signal> {
+pub fn hangup() -> Option<Signal> {
     match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -40,46 +43,51 @@ struct Reported {
     any: bool,
 }
 
+/// How a configuration becomes the snapshot one proxy serves.
+pub type Build<S> = fn(&GatewayIdentity, &egress_compile::Inputs, u64) -> S;
+
 /// Recompile (with `build`) whenever the source changes or SIGHUP arrives; bad objects keep
 /// their last good version. Every accepted and refused configuration is reported to `metrics`.
-pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
-    args: GatewayRunArgs,
+pub async fn reload_loop<S: SameContent + Send + Sync + 'static>(
+    source: ConfigSource,
+    identity: GatewayIdentity,
     tx: watch::Sender<Arc<S>>,
     metrics: Arc<egress_proxy::metrics::Metrics>,
     mut hup: Option<Signal>,
-    build: fn(&GatewayIdentity, &egress_compile::Inputs, u64) -> S,
+    build: Build<S>,
 ) {
+    let mut reader = Reader::new();
     let mut last_good = LastGood::new();
     let mut reported = Reported::default();
     let mut failed: Option<String> = None;
     let mut busy_logged: Option<Vec<String>> = None;
     let mut seen: Option<u64> = None;
     let mut version: u64 = 0;
-    if let ConfigSource::Kube(source) = &args.source {
-        wait_kube_ready(source).await;
-    }
+    source.ready().await;
     loop {
-        let source = args.source.clone();
-        let ns = args.identity.namespace.clone();
+        let src = source.clone();
+        let ns = identity.namespace.clone();
         let mut lg = std::mem::take(&mut last_good);
+        let mut rd = std::mem::take(&mut reader);
         // A directory's files are stamped before they are read: a change after this point is
         // seen by the wait below.
         let task = tokio::task::spawn_blocking(move || {
-            let stamp = match &source {
+            let stamp = match &src {
                 ConfigSource::Dir(dir) => Some(settle::dir_stamp(dir)),
                 _ => None,
             };
-            let loaded = load(&source, &ns, &mut lg);
+            let loaded = rd.load(&src, &ns, &mut lg);
             // The raw objects read for this load are dropped by now (on this thread).
             crate::memory::release_free_memory();
-            (stamp, loaded, lg)
+            (stamp, loaded, lg, rd)
         })
         .await;
         let mut dir_seen = None;
         let mut retry = false;
         match task {
-            Ok((stamp, loaded, lg)) => {
+            Ok((stamp, loaded, lg, rd)) => {
                 last_good = lg;
+                reader = rd;
                 dir_seen = stamp;
                 match loaded {
                     Loaded::Read {
@@ -91,7 +99,7 @@ pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
                         busy_logged = None;
                         seen = Some(key);
                         apply(
-                            &args,
+                            &identity,
                             &tx,
                             &metrics,
                             build,
@@ -129,20 +137,19 @@ pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
         // A store object repaired from the journal comes back without a change event: while
         // objects are held, the store is re-read now and then.
         let held_in_store =
-            matches!(args.source, ConfigSource::Store(_)) && !reported.problems.is_empty();
+            matches!(source, ConfigSource::Store(_)) && !reported.problems.is_empty();
         let change = async {
             if retry {
                 tokio::time::sleep(settle::QUIET).await;
                 return;
             }
             if held_in_store {
-                let _ =
-                    tokio::time::timeout(HELD_REREAD, wait_for_change(&args.source, seen)).await;
+                let _ = tokio::time::timeout(HELD_REREAD, source.changed(seen)).await;
                 return;
             }
-            match &args.source {
-                ConfigSource::Dir(dir) => wait_for_dir_change(dir, dir_seen).await,
-                source => wait_for_change(source, seen).await,
+            match &source {
+                ConfigSource::Dir(_) => source.changed(dir_seen).await,
+                _ => source.changed(seen).await,
             }
         };
         tokio::select! {
@@ -156,11 +163,11 @@ pub(crate) async fn reload_loop<S: Send + Sync + 'static>(
 
 /// Swaps in a new snapshot when what is in effect changed, and reports problems once each.
 #[allow(clippy::too_many_arguments)]
-fn apply<S>(
-    args: &GatewayRunArgs,
+fn apply<S: SameContent>(
+    identity: &GatewayIdentity,
     tx: &watch::Sender<Arc<S>>,
     metrics: &egress_proxy::metrics::Metrics,
-    build: fn(&GatewayIdentity, &egress_compile::Inputs, u64) -> S,
+    build: Build<S>,
     version: &mut u64,
     reported: &mut Reported,
     merged: Merged,
@@ -178,11 +185,19 @@ fn apply<S>(
         .map(|((kind, held), n)| ((kind, held.as_str().to_owned()), n))
         .collect();
     metrics.set_objects_held(held);
-    let changed = merged.changed || *version == 0;
+    let first = *version == 0;
+    let changed = merged.changed || first;
     if changed {
         *version += 1;
         let inputs = egress_compile::inputs_from_resources(merged.resources);
-        let _ = tx.send(Arc::new(build(&args.identity, &inputs, *version)));
+        let next = Arc::new(build(identity, &inputs, *version));
+        if first {
+            // The proxy starts on an empty placeholder (version 0, not ready): the first
+            // configuration replaces it even when it declares nothing either.
+            tx.send_replace(next);
+        } else {
+            offer(tx, &next);
+        }
         drop(inputs);
         // The decoded objects are gone; keep only the snapshot resident.
         crate::memory::release_free_memory();
@@ -204,18 +219,4 @@ fn apply<S>(
         reported.any = true;
     }
     reported.problems = now;
-}
-
-/// Waits until every watch of the Kubernetes source has listed once, logging what is still
-/// missing now and then, so the first snapshot is never built from half the configuration.
-async fn wait_kube_ready(source: &egress_kube::KubeSource) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), source.ready()).await {
-            Ok(()) => return,
-            Err(_) => tracing::warn!(
-                pending = ?source.pending(),
-                "waiting for the API server to list every watched kind"
-            ),
-        }
-    }
 }

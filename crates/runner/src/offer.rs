@@ -1,7 +1,7 @@
 //! The one rule for whether a newly compiled configuration reaches a running proxy: it does
 //! when it differs from what the proxy serves in anything but its version
-//! ([`SameContent`], whose implementations name every field of the snapshot). Gateways and
-//! sidecars, in `egress up`'s runtime, take the decision here and nowhere else.
+//! ([`SameContent`], whose implementations name every field of the snapshot). Every gateway and
+//! sidecar, whatever runs it, takes the decision here and nowhere else.
 
 use std::sync::Arc;
 

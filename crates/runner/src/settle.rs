@@ -9,8 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::OpError;
-use crate::input::Source;
+use crate::files::{Source, Unreadable, read_manifests};
 
 /// How long a directory must stay unchanged between the two reads.
 pub const QUIET: Duration = Duration::from_millis(150);
@@ -25,7 +24,7 @@ pub enum Settled {
 }
 
 /// Reads `dir`'s manifests once they are settled (blocking: sleeps one [`QUIET`] period).
-pub fn read_settled(dir: &Path) -> Result<Settled, OpError> {
+pub fn read_settled(dir: &Path) -> Result<Settled, Unreadable> {
     let before = dir_stamp(dir);
     let first = read(dir)?;
     let busy = open_for_writing(&first);
@@ -49,10 +48,8 @@ pub fn read_settled(dir: &Path) -> Result<Settled, OpError> {
     Ok(Settled::Files(second))
 }
 
-fn read(dir: &Path) -> Result<Vec<Source>, OpError> {
-    let mut stdin = std::io::empty();
-    let args = [dir.display().to_string()];
-    crate::input::read_sources(&args, true, &mut stdin)
+fn read(dir: &Path) -> Result<Vec<Source>, Unreadable> {
+    read_manifests(dir, &dir.display().to_string(), true)
 }
 
 /// The files of `sources` some process has open for writing, by `/proc/<pid>/fd` and the
