@@ -48,6 +48,7 @@ use egress_model::validate::common::parse_go_duration;
 use egress_model::validate::core::parse_mesh_config;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 
+pub use egress_snapshot::sidecar_view;
 pub use egress_snapshot::snapshot;
 pub use sidecar::compile_sidecar;
 pub use snapshot::{GatewayIdentity, Snapshot};

@@ -427,7 +427,7 @@ impl AccessLogger {
             Some(path) if !path.is_empty() => AccessLogger::to_path(path)?,
             _ => AccessLogger::disabled(),
         };
-        logger.configure(config);
+        logger.prepare(config);
         Ok(logger)
     }
 
@@ -436,18 +436,12 @@ impl AccessLogger {
         !matches!(self.inner.sink, Sink::Disabled)
     }
 
-    /// Uses the encoding, format and filter of `config` (and of its additional providers) from
-    /// now on (cheap when unchanged). A format that does not compile is reported once and
-    /// Istio's default for the encoding is used.
-    pub fn configure(&self, config: &AccessLog) {
-        let prepared = self.prepare(config);
-        if !Arc::ptr_eq(&prepared, &self.inner.format.load()) {
-            self.inner.format.store(prepared);
-        }
-    }
-
-    /// The prepared form of `config`: the current one when its settings are the same (no
-    /// work), otherwise built anew. Does not change what this logger writes with.
+    /// The prepared form of `config` (its encoding, format and filter, and its additional
+    /// providers'): the last prepared one when its settings are the same (no work), otherwise
+    /// built anew and kept as the last prepared. A format that does not compile is reported
+    /// once and Istio's default for the encoding is used. Lines are written with the format of
+    /// the version they belong to ([`AccessLogger::pinned_to`]); a logger not pinned (before
+    /// any version, and in tests) writes with the last prepared one.
     pub fn prepare(&self, config: &AccessLog) -> Arc<LogFormat> {
         let current = self.inner.format.load_full();
         if current.settings.as_ref() == Some(config) {
@@ -464,11 +458,13 @@ impl AccessLogger {
             }
             outputs.push(Output::new(more));
         }
-        Arc::new(LogFormat {
+        let prepared = Arc::new(LogFormat {
             settings: Some(config.clone()),
             wanted: config.path.as_deref().is_some_and(|p| !p.is_empty()),
             outputs,
-        })
+        });
+        self.inner.format.store(Arc::clone(&prepared));
+        prepared
     }
 
     /// This logger (same sink and metrics) writing with `format` whatever the current one

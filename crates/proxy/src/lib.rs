@@ -290,8 +290,8 @@ async fn apply(
     readiness: &Readiness,
     snapshot: &Snapshot,
 ) -> Vec<BindError> {
-    ctx.access_log.configure(&snapshot.access_log);
-    // The version's indexes are built here, before any connection of it is accepted.
+    // The version's indexes and access-log format are built here, before any connection of
+    // it is accepted.
     ctx.prepare();
     let errors = listeners.reconcile(snapshot).await;
     if let Some(metrics) = ctx.access_log.metrics() {

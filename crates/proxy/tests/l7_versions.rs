@@ -107,8 +107,8 @@ async fn a_request_ends_on_its_version_and_the_next_one_uses_the_new_one() {
 
     // Version 2 routes to B and logs differently.
     let v2 = version(2, "v2", b);
-    // What the proxy's applier does with a new snapshot: the logger's current settings change.
-    gw.ctx.access_log.configure(&v2.access_log);
+    // What preparing a new version does: the logger's last prepared settings change.
+    gw.ctx.access_log.prepare(&v2.access_log);
     gw.snapshots.send(Arc::new(v2)).unwrap();
 
     // A request on a new connection uses version 2.

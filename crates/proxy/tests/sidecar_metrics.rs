@@ -15,6 +15,7 @@ use std::time::Duration;
 use egress_proxy::accesslog::AccessLogger;
 use egress_proxy::metrics::LocalWorkload;
 use egress_proxy::sidecar::{Sidecar, SidecarOptions, SidecarTelemetry};
+use egress_snapshot::sidecar_view::routable;
 use egress_snapshot::snapshot::{OutboundPolicy, SidecarSnapshot};
 use egress_testkit::{HttpUpstream, TcpRecorder};
 use prometheus_parse::{Sample, Scrape, Value};
@@ -44,8 +45,8 @@ fn sleep_workload() -> LocalWorkload {
 async fn start(
     snapshot: SidecarSnapshot,
     options: SidecarOptions,
-) -> (Sidecar, watch::Sender<Arc<SidecarSnapshot>>) {
-    let (tx, rx) = watch::channel(Arc::new(snapshot));
+) -> (Sidecar, watch::Sender<Arc<egress_snapshot::Snapshot>>) {
+    let (tx, rx) = watch::channel(Arc::new(routable(snapshot)));
     let telemetry = SidecarTelemetry {
         metrics_port: Some(0),
         prometheus_port: Some(0),
@@ -181,7 +182,7 @@ async fn sidecar_metrics_name_the_known_host_passthrough_and_blackhole_on_both_p
     let host = format!("unknown.example.org:{port}");
     assert_eq!(proxy_get(proxy, &passthrough, &host).await, 200);
 
-    snapshots.send_replace(Arc::new(snap(2, OutboundPolicy::RegistryOnly)));
+    snapshots.send_replace(Arc::new(routable(snap(2, OutboundPolicy::RegistryOnly))));
     assert!(sc.wait_applied(2).await);
     let blocked = "blocked.example.org";
     assert_eq!(

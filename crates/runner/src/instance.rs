@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_compile::snapshot::{GatewayIdentity, SidecarSnapshot, Snapshot};
+use egress_compile::snapshot::{GatewayIdentity, Snapshot};
 use egress_identity::IdentityHandle;
 use egress_proxy::accesslog::AccessLogger;
 use egress_proxy::metrics::Metrics;
@@ -55,7 +55,7 @@ enum Running {
     },
     Sidecar {
         sidecar: Sidecar,
-        snapshots: watch::Sender<Arc<SidecarSnapshot>>,
+        snapshots: watch::Sender<Arc<Snapshot>>,
     },
 }
 
@@ -98,7 +98,7 @@ impl Instance {
                 })
             }
             Plane::Sidecar { options, telemetry } => {
-                let (tx, rx) = watch::channel(Arc::new(SidecarSnapshot::default()));
+                let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
                 let sidecar =
                     Sidecar::start_with_telemetry(rx, options, telemetry, workload, access_log)
                         .await?;
@@ -217,12 +217,8 @@ fn build_gateway(id: &GatewayIdentity, inputs: &egress_compile::Inputs, version:
     snap
 }
 
-/// A sidecar's snapshot.
-fn build_sidecar(
-    id: &GatewayIdentity,
-    inputs: &egress_compile::Inputs,
-    version: u64,
-) -> SidecarSnapshot {
+/// A sidecar's snapshot, in the routable form the data plane serves.
+fn build_sidecar(id: &GatewayIdentity, inputs: &egress_compile::Inputs, version: u64) -> Snapshot {
     let snap = egress_compile::compile_sidecar(id, inputs, version);
     for w in &snap.warnings {
         tracing::warn!("{w}");
@@ -234,5 +230,5 @@ fn build_sidecar(
         policy = ?snap.outbound,
         "configuration loaded"
     );
-    snap
+    egress_compile::sidecar_view::routable(snap)
 }

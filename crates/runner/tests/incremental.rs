@@ -32,6 +32,17 @@ fn write(store: &Store, name: &str, host: &str) {
         .unwrap();
 }
 
+fn namespace(store: &Store) {
+    store
+        .transact(|tx| {
+            tx.apply(
+                &ObjectKey::for_namespace("default"),
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
+            )
+        })
+        .unwrap();
+}
+
 fn load(reader: &mut Reader, source: &ConfigSource, lg: &mut LastGood) -> usize {
     match reader.load(source, "default", lg) {
         Loaded::Read { merged, .. } => {
@@ -46,14 +57,7 @@ fn load(reader: &mut Reader, source: &ConfigSource, lg: &mut LastGood) -> usize 
 fn the_store_is_read_object_by_object_and_only_changed_objects_are_decoded() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    store
-        .transact(|tx| {
-            tx.apply(
-                &ObjectKey::for_namespace("default"),
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
-            )
-        })
-        .unwrap();
+    namespace(&store);
     for i in 0..20 {
         write(&store, &format!("se-{i}"), &format!("h{i}.example.com"));
     }
@@ -102,6 +106,7 @@ fn a_directory_is_read_file_by_file_and_only_changed_files_are_decoded() {
 async fn a_change_to_a_watched_kind_wakes_the_reader() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
+    namespace(&store);
     let seen = store.resource_version().unwrap();
     let source = ConfigSource::Store(store.clone());
     let wait = source.changed(Some(seen));

@@ -7,6 +7,7 @@
 
 pub mod authz;
 pub mod log_filter;
+pub mod sidecar_view;
 pub mod snapshot;
 
 pub use snapshot::{GatewayIdentity, Snapshot};

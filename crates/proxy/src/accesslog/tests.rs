@@ -187,21 +187,21 @@ async fn configure_picks_format_and_falls_back_once() {
     let (logger, lines) = AccessLogger::capture();
     let e = http_entry();
     logger.log(&e);
-    logger.configure(&AccessLog {
+    logger.prepare(&AccessLog {
         path: Some("/dev/stdout".into()),
         encoding: LogEncoding::Text,
         format: Some("%RESPONSE_CODE% %ROUTE_NAME%".into()),
         ..AccessLog::default()
     });
     logger.log(&e);
-    logger.configure(&AccessLog {
+    logger.prepare(&AccessLog {
         path: None,
         encoding: LogEncoding::Json,
         format: None,
         ..AccessLog::default()
     });
     logger.clone().log(&e);
-    logger.configure(&AccessLog {
+    logger.prepare(&AccessLog {
         path: None,
         encoding: LogEncoding::Text,
         format: Some("%BOGUS%".into()),
@@ -261,7 +261,7 @@ fn disabled_logger_writes_nothing() {
 async fn each_provider_writes_its_own_filtered_line() {
     use egress_snapshot::snapshot::LogFilter;
     let (logger, lines) = AccessLogger::capture();
-    logger.configure(&AccessLog {
+    logger.prepare(&AccessLog {
         path: Some("/dev/stdout".into()),
         format: Some("envoy %RESPONSE_CODE%".into()),
         filter: Some(LogFilter::parse("response.code >= 400").unwrap()),

@@ -1,7 +1,7 @@
 //! The explicit proxy: what `http_proxy`/`https_proxy` clients (curl `-x`) talk to.
 //!
 //! * `GET http://host[:port]/path` (absolute form): the destination port (80 by default)
-//!   picks the route table ([`view::http_table`]); the request is then routed by Host exactly
+//!   picks the route table ([`plan::http_table`]); the request is then routed by Host exactly
 //!   as a gateway routes it (retries, timeouts, pools, header operations, access log) and sent
 //!   upstream in origin form with its Host unchanged. `PassthroughCluster` connects to
 //!   `host:port` (names resolved like DNS clusters', through the overrides).
@@ -36,7 +36,7 @@ use tracing::Instrument;
 
 use super::Shared;
 use super::outbound;
-use super::view;
+use super::plan;
 use crate::accesslog::LogEntry;
 use crate::connect::OriginalDst;
 use crate::ctx::ConnInfo;
@@ -120,9 +120,12 @@ async fn request(shared: &Arc<Shared>, conn: &ConnInfo, req: Request<Incoming>) 
     };
     let table = if shared.is_own_port(dst.port) {
         // Loop protection: a request for the sidecar's own port is never passed through.
-        view::policy_table(egress_snapshot::snapshot::OutboundPolicy::RegistryOnly).to_owned()
+        egress_snapshot::sidecar_view::policy_table(
+            egress_snapshot::snapshot::OutboundPolicy::RegistryOnly,
+        )
+        .to_owned()
     } else {
-        view::http_table(&shared.current().1, dst.port)
+        plan::http_table(&shared.current().1, dst.port)
     };
     let mut conn = conn.clone();
     conn.server_port = dst.port;
@@ -221,7 +224,9 @@ fn not_a_proxy_request(
         duration: Some(began.elapsed()),
         ..LogEntry::default()
     };
-    shared.ctx.access_log.log(&entry);
+    // Logged with the format of the version in effect, as every other line.
+    let (active, _) = shared.current();
+    shared.ctx.logger_for(&active).log(&entry);
     resp
 }
 

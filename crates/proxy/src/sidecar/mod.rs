@@ -1,6 +1,7 @@
 //! A sidecar's outbound data plane: what Istio's sidecar Envoy does with the traffic its
 //! workload sends out (istio-egress.md §3.1–3.4, §3.9, §3.10), serving one
-//! [`SidecarSnapshot`] at a time from a `watch` channel.
+//! configuration at a time from a `watch` channel: a [`Snapshot`] in the routable form
+//! (`egress_snapshot::sidecar_view::routable`) carrying its [`SidecarSnapshot`].
 //!
 //! Two ways in:
 //! * the explicit proxy ([`SidecarOptions::proxy_listen`]), for `http_proxy`/`https_proxy`
@@ -13,7 +14,8 @@
 //! ([`outbound`]): HTTP route tables, SNI routes, TCP routes, else the outbound policy
 //! (`PassthroughCluster` or `BlackHoleCluster`). The HTTP router, TCP proxy, connector (DNS,
 //! pools, TLS origination including ISTIO_MUTUAL with the workload certificate) and access
-//! log are the gateway's own, fed a gateway-shaped view of the snapshot ([`view`]).
+//! log are the gateway's own, fed the snapshot's route tables as they come ([`plan`] picks
+//! what a destination port gets).
 //!
 //! A new snapshot applies to connections accepted and HTTP requests made after it arrives;
 //! the listeners never change. [`Sidecar::shutdown`] drains like [`crate::Proxy::shutdown`].
@@ -39,14 +41,14 @@ pub mod capture;
 pub mod explicit;
 pub mod opened;
 pub mod outbound;
-pub mod view;
+pub mod plan;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use egress_identity::IdentityHandle;
-use egress_snapshot::snapshot::SidecarSnapshot;
+use egress_snapshot::snapshot::{SidecarSnapshot, Snapshot};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -214,7 +216,7 @@ impl Sidecar {
     /// used for ISTIO_MUTUAL origination. Metrics are recorded (see [`Sidecar::metrics`]) but
     /// not served; [`Sidecar::start_with_telemetry`] serves them.
     pub async fn start(
-        snapshots: watch::Receiver<Arc<SidecarSnapshot>>,
+        snapshots: watch::Receiver<Arc<Snapshot>>,
         options: SidecarOptions,
         identity: Option<Arc<IdentityHandle>>,
         access_log: AccessLogger,
@@ -226,7 +228,7 @@ impl Sidecar {
     /// [`Sidecar::start`], reporting metrics as `telemetry.workload` and serving them on
     /// `telemetry`'s ports (bound on the explicit proxy's address).
     pub async fn start_with_telemetry(
-        mut snapshots: watch::Receiver<Arc<SidecarSnapshot>>,
+        mut snapshots: watch::Receiver<Arc<Snapshot>>,
         options: SidecarOptions,
         telemetry: SidecarTelemetry,
         identity: Option<Arc<IdentityHandle>>,
@@ -240,8 +242,6 @@ impl Sidecar {
         let proxy_options = options.proxy_options();
         let connector = Connector::new(&proxy_options)?;
         let first = snapshots.borrow_and_update().clone();
-        let (view_tx, view_rx) = watch::channel(Arc::new(view::gateway_view(&first)));
-        access_log.configure(&first.access_log);
         let drain = Drain::new();
         let local = telemetry.workload.with_identity(identity.as_deref());
         let metrics = Arc::new(Metrics::sidecar(local).with_connections(drain.clone()));
@@ -260,7 +260,7 @@ impl Sidecar {
             .await
             .map_err(|(addr, source)| SidecarError::Metrics { addr, source })?;
         let ctx = Arc::new(Ctx {
-            snapshots: view_rx,
+            snapshots: snapshots.clone(),
             options: proxy_options,
             connector,
             identity,
@@ -274,6 +274,8 @@ impl Sidecar {
         sockets.extend(capture_socket.map(|s| (CAPTURE_LISTENER, s)));
         let own_ports = sockets.iter().map(|(_, (_, addr))| addr.port()).collect();
         let shared = Arc::new(Shared { ctx, own_ports });
+        // The first version's indexes and access-log format, before any connection.
+        shared.ctx.prepare();
         let listeners = sockets
             .into_iter()
             .map(|(name, (socket, addr))| {
@@ -282,7 +284,7 @@ impl Sidecar {
             })
             .collect();
         let (applied_tx, applied) = watch::channel(first.version);
-        let follower = tokio::spawn(follow(snapshots, Arc::clone(&shared), view_tx, applied_tx));
+        let follower = tokio::spawn(follow(snapshots, Arc::clone(&shared), applied_tx));
         tracing::info!(version = first.version, "sidecar snapshot applied");
         Ok(Sidecar {
             shared,
@@ -468,9 +470,8 @@ async fn handle(name: &'static str, stream: TcpStream, remote: SocketAddr, share
 
 /// Serves every new snapshot until the sender goes away (then the last one keeps serving).
 async fn follow(
-    mut snapshots: watch::Receiver<Arc<SidecarSnapshot>>,
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
     shared: Arc<Shared>,
-    view: watch::Sender<Arc<egress_snapshot::snapshot::Snapshot>>,
     applied: watch::Sender<u64>,
 ) {
     while snapshots.changed().await.is_ok() {
@@ -478,18 +479,15 @@ async fn follow(
         if shared.ctx.drain.is_draining() {
             return;
         }
-        shared.ctx.access_log.configure(&snapshot.access_log);
         if let Some(metrics) = shared.ctx.access_log.metrics() {
             metrics.set_mutual_tls_clusters(mutual_tls_clusters(snapshot.clusters.values()));
             metrics.set_config_version(snapshot.version);
         }
-        // One value: the routable view carrying the sidecar snapshot.
-        view.send_replace(Arc::new(view::gateway_view(&snapshot)));
         shared.ctx.prepare();
         applied.send_replace(snapshot.version);
         tracing::info!(
             version = snapshot.version,
-            ports = snapshot.ports.len(),
+            ports = snapshot.sidecar.as_ref().map_or(0, |s| s.ports.len()),
             "sidecar snapshot applied"
         );
     }

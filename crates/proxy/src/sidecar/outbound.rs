@@ -27,12 +27,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Shared;
 use super::opened::OpenNotice;
-use super::view::{self, Plan};
+use super::plan::{self, Plan};
 use crate::connect::OriginalDst;
 use crate::ctx::{Active, ConnInfo};
 use crate::http::{HttpSettings, serve_http_with};
 use crate::sni::{self, Rewind};
 use crate::tcp_proxy;
+use egress_snapshot::sidecar_view::{port_table, weighted};
 
 /// Serves `io`, a connection from `conn.downstream_remote` to `dst`, with the snapshot
 /// current now (HTTP requests are routed with the one current at each request).
@@ -56,9 +57,9 @@ where
     // The plan, the clusters and the log line of a proxied connection all come from this one
     // version; HTTP requests take the version current at each request.
     let (active, snapshot) = shared.current();
-    match view::plan(&snapshot, dst.port) {
+    match plan::plan(&snapshot, dst.port) {
         Plan::Http => {
-            let table = view::port_table(dst.port);
+            let table = port_table(dst.port);
             let settings = HttpSettings::sidecar_outbound(Some(dst));
             serve_http_with(io, conn, table, Arc::clone(&shared.ctx), settings).await;
         }
@@ -110,7 +111,7 @@ async fn fallback<I>(
         OutboundPolicy::AllowAny => PASSTHROUGH_CLUSTER,
         OutboundPolicy::RegistryOnly => BLACKHOLE_CLUSTER,
     };
-    let clusters = [view::weighted(cluster)];
+    let clusters = [weighted(cluster)];
     let io = noticed(io, conn, &clusters, shared);
     let version = (shared.ctx.as_ref(), active);
     tcp_proxy::proxy_to(io, conn, &clusters, None, version, Some(dst)).await;

@@ -55,7 +55,7 @@ impl Gateway {
     /// Starts serving `snapshot` with `options`.
     pub async fn start_with(snapshot: Snapshot, options: ProxyOptions) -> Gateway {
         let (logger, log) = AccessLogger::capture();
-        logger.configure(&snapshot.access_log);
+        logger.prepare(&snapshot.access_log);
         let (tx, rx) = watch::channel(Arc::new(snapshot));
         let conns = Arc::new(egress_proxy::limits::Connections::new(
             &options.limits,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use egress_identity::IdentityHandle;
 use egress_proxy::accesslog::{AccessLogger, CapturedLines};
 use egress_proxy::sidecar::{Sidecar, SidecarOptions};
+use egress_snapshot::sidecar_view::routable;
 use egress_snapshot::snapshot::{
     AccessLog, Cluster, Discovery, Endpoint, Forward, HeaderOps, LbPolicy, OutboundPolicy,
     OutboundPort, PoolSettings, Route, RouteAction, RouteConfig, RouteMatch, SidecarSnapshot,
@@ -166,7 +167,7 @@ pub fn static_cluster(name: &str, host: &str, port: u16, endpoints: &[SocketAddr
 /// A started sidecar with its snapshot channel and captured access log.
 pub struct Sc {
     pub sidecar: Sidecar,
-    pub snapshots: watch::Sender<Arc<SidecarSnapshot>>,
+    pub snapshots: watch::Sender<Arc<egress_snapshot::Snapshot>>,
     pub log: CapturedLines,
 }
 
@@ -180,7 +181,7 @@ impl Sc {
         options: SidecarOptions,
         identity: Option<Arc<IdentityHandle>>,
     ) -> Sc {
-        let (tx, rx) = watch::channel(Arc::new(snapshot));
+        let (tx, rx) = watch::channel(Arc::new(routable(snapshot)));
         let (logger, log) = AccessLogger::capture();
         let sidecar = Sidecar::start(rx, options, identity, logger).await.unwrap();
         Sc {
@@ -213,7 +214,7 @@ impl Sc {
     /// Publishes `snapshot` and waits until it is served.
     pub async fn swap(&self, snapshot: SidecarSnapshot) {
         let version = snapshot.version;
-        self.snapshots.send_replace(Arc::new(snapshot));
+        self.snapshots.send_replace(Arc::new(routable(snapshot)));
         assert!(self.sidecar.wait_applied(version).await);
     }
 }

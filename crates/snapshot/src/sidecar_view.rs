@@ -1,72 +1,40 @@
-//! The sidecar's outbound configuration in the form the shared data plane reads: a
-//! [`SidecarSnapshot`] becomes a gateway [`Snapshot`] ([`gateway_view`]) whose route tables
-//! the HTTP router serves unchanged, and each destination port gets a [`Plan`].
+//! A sidecar's outbound configuration in the routable form the data plane serves: the compiler's
+//! [`SidecarSnapshot`] becomes a gateway-shaped [`Snapshot`] ([`routable`]) whose route tables
+//! the HTTP router serves unchanged, carrying the sidecar snapshot itself as
+//! [`Snapshot::sidecar`] (ports, outbound policy). Built once per configuration version by
+//! whatever compiles it, never by the proxy.
 //!
-//! Route tables of the view, looked up by name like a gateway's RDS names:
-//! * `"<port>"` for an HTTP port (its table, with the policy's catch-all virtual host appended
-//!   when the table has no `*` domain, as Istio always ends it with `allow_any`/`block_all`),
-//!   and for an opaque TCP port (one `*` virtual host forwarding to the TCP route's clusters,
-//!   for an explicit-proxy HTTP request to such a port);
-//! * `allow_any` and `block_all`: the policy catch-alls alone, for HTTP requests to ports that
-//!   have no HTTP table (Istio's `allow_any` route to `PassthroughCluster`, and `block_all`'s
-//!   direct 502 with an empty body).
+//! Route tables, looked up by name like a gateway's RDS names:
+//! * `"<port>"` ([`port_table`]) for an HTTP port (its table, with the policy's catch-all
+//!   virtual host appended when the table has no `*` domain, as Istio always ends it with
+//!   `allow_any`/`block_all`), and for an opaque TCP port (one `*` virtual host forwarding to
+//!   the TCP route's clusters, for an explicit-proxy HTTP request to such a port);
+//! * `allow_any` and `block_all` ([`policy_table`]): the policy catch-alls alone, for HTTP
+//!   requests to ports that have no HTTP table (Istio's `allow_any` route to
+//!   `PassthroughCluster`, and `block_all`'s direct 502 with an empty body).
 //!
 //! `PassthroughCluster` (ORIGINAL_DST) and `BlackHoleCluster` (no endpoints) are added to the
 //! clusters when the snapshot lacks them.
 
 use std::sync::Arc;
 
-use egress_snapshot::snapshot::{
+use crate::snapshot::{
     ALLOW_ANY_ROUTE, BLACKHOLE_CLUSTER, BLOCK_ALL_ROUTE, Cluster, Discovery, Forward, HeaderOps,
     LbPolicy, Listener, ListenerKind, MeshSettings, OutboundPolicy, OutboundPort,
     PASSTHROUGH_CLUSTER, PoolSettings, Route, RouteAction, RouteConfig, RouteMatch,
-    SidecarSnapshot, Snapshot, SniRoute, TcpRoute, VirtualHost, WeightedCluster,
+    SidecarSnapshot, Snapshot, VirtualHost, WeightedCluster,
 };
 
-/// What a connection to one destination port gets.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Plan<'a> {
-    /// HTTP, routed with the view's table of the port ([`port_table`]).
-    Http,
-    /// TLS: routes chosen by the ClientHello's SNI.
-    Tls(&'a [SniRoute]),
-    /// Opaque TCP to the route's clusters.
-    Tcp(&'a TcpRoute),
-    /// No entry: the outbound policy decides (passthrough or black hole).
-    Policy,
-}
-
-/// The name of the view's route table for HTTP to destination port `port`.
+/// The name of the routable form's route table for HTTP to destination port `port`.
 pub fn port_table(port: u16) -> String {
     port.to_string()
 }
 
-/// The view's route table holding only the catch-all of `policy`.
+/// The routable form's route table holding only the catch-all of `policy`.
 pub fn policy_table(policy: OutboundPolicy) -> &'static str {
     match policy {
         OutboundPolicy::AllowAny => ALLOW_ANY_ROUTE,
         OutboundPolicy::RegistryOnly => BLOCK_ALL_ROUTE,
-    }
-}
-
-/// What a connection to `port` gets.
-pub fn plan(snapshot: &SidecarSnapshot, port: u16) -> Plan<'_> {
-    match snapshot.ports.get(&port) {
-        Some(OutboundPort::Http(_)) => Plan::Http,
-        Some(OutboundPort::Tls(routes)) => Plan::Tls(routes),
-        Some(OutboundPort::Tcp(route)) => Plan::Tcp(route),
-        None => Plan::Policy,
-    }
-}
-
-/// The route table for an HTTP request sent through the explicit proxy to `port`: the
-/// port's own table for HTTP and TCP ports, else the policy's catch-all (a TLS port cannot
-/// route plaintext HTTP by SNI, so, as for a TLS connection without a matching SNI, the
-/// policy decides).
-pub fn http_table(snapshot: &SidecarSnapshot, port: u16) -> String {
-    match snapshot.ports.get(&port) {
-        Some(OutboundPort::Http(_) | OutboundPort::Tcp(_)) => port_table(port),
-        Some(OutboundPort::Tls(_)) | None => policy_table(snapshot.outbound).to_owned(),
     }
 }
 
@@ -154,10 +122,10 @@ fn special_cluster(name: &str, discovery: Discovery, mesh: &MeshSettings) -> Clu
     }
 }
 
-/// The gateway-shaped view of `snapshot` (see the module documentation), carrying `snapshot`
-/// itself as [`Snapshot::sidecar`]. Its listeners are never bound: they only carry the route
-/// tables.
-pub fn gateway_view(snapshot: &Arc<SidecarSnapshot>) -> Snapshot {
+/// The routable form of `snapshot` (see the module documentation), carrying `snapshot` itself
+/// as [`Snapshot::sidecar`]. Its listeners are never bound: they only carry the route tables.
+pub fn routable(snapshot: SidecarSnapshot) -> Snapshot {
+    let snapshot = Arc::new(snapshot);
     let catch_all = policy_vhost(snapshot.outbound);
     let mut listeners = Vec::with_capacity(snapshot.ports.len() + 2);
     for (port, outbound) in &snapshot.ports {
@@ -212,7 +180,7 @@ pub fn gateway_view(snapshot: &Arc<SidecarSnapshot>) -> Snapshot {
         // Sidecars enforce no AuthorizationPolicy on outbound traffic.
         authz: Default::default(),
         warnings: snapshot.warnings.clone(),
-        sidecar: Some(Arc::clone(snapshot)),
+        sidecar: Some(snapshot),
     }
 }
 
@@ -246,11 +214,11 @@ mod tests {
     }
 
     fn snapshot(policy: OutboundPolicy) -> SidecarSnapshot {
-        let tcp = TcpRoute {
+        let tcp = crate::snapshot::TcpRoute {
             clusters: vec![weighted("outbound|3306||db.example")],
             route_name: Some("db".into()),
         };
-        let tls = vec![SniRoute {
+        let tls = vec![crate::snapshot::SniRoute {
             sni_hosts: vec!["edition.cnn.com".into()],
             clusters: vec![weighted("outbound|443||edition.cnn.com")],
             route_name: None,
@@ -276,7 +244,7 @@ mod tests {
     #[test]
     fn view_has_port_tables_catch_alls_and_special_clusters() {
         let s = snapshot(OutboundPolicy::RegistryOnly);
-        let view = gateway_view(&Arc::new(s));
+        let view = routable(s);
         assert_eq!(view.version, 3);
         let rc = view.route_config("80").unwrap();
         let names: Vec<&str> = rc.virtual_hosts.iter().map(|v| v.name.as_str()).collect();
@@ -302,22 +270,7 @@ mod tests {
         if let Some(OutboundPort::Http(rc)) = s.ports.get_mut(&80) {
             rc.virtual_hosts.push(allow_any_vhost());
         }
-        let view = gateway_view(&Arc::new(s));
+        let view = routable(s);
         assert_eq!(view.route_config("80").unwrap().virtual_hosts.len(), 2);
-    }
-
-    #[test]
-    fn plans_and_http_tables_per_port() {
-        let s = snapshot(OutboundPolicy::AllowAny);
-        assert_eq!(plan(&s, 80), Plan::Http);
-        assert!(matches!(plan(&s, 443), Plan::Tls(r) if r.len() == 1));
-        assert!(matches!(plan(&s, 3306), Plan::Tcp(_)));
-        assert_eq!(plan(&s, 8080), Plan::Policy);
-        assert_eq!(http_table(&s, 80), "80");
-        assert_eq!(http_table(&s, 3306), "3306");
-        assert_eq!(http_table(&s, 443), ALLOW_ANY_ROUTE);
-        assert_eq!(http_table(&s, 9), ALLOW_ANY_ROUTE);
-        let s = snapshot(OutboundPolicy::RegistryOnly);
-        assert_eq!(http_table(&s, 9), BLOCK_ALL_ROUTE);
     }
 }
