@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Cluster, Up, wait_for};
+use common::{Addrs, Cluster, Up, wait_for};
 use egress_store::Store;
 use serde_json::Value;
 
@@ -68,15 +68,8 @@ fn seed_enable_section_then_canary_upgrades_on_running_pods() {
     }
     let c = Cluster::new();
     prerequisites(&c);
-    let up = Up::start(
-        &c,
-        &[
-            "--pod-range",
-            "127.1.41.0/24",
-            "--egress-ip-pool",
-            "127.0.41.0/24",
-        ],
-    );
+    let addrs = Addrs::claim();
+    let up = Up::start(&c, &addrs.flags(&[]));
     let store = Store::open(c.store()).unwrap();
     let vars = "RESOURCE_GROUP=egress-local CLUSTER_NAME=egress-local ISTIO_EGRESS_NAME=asm-egress-test ISTIO_EGRESS_NAMESPACE=aks-istio-egress ISTIO_SGC_NAME=istio-egress-sgc";
 
@@ -123,7 +116,13 @@ fn seed_enable_section_then_canary_upgrades_on_running_pods() {
     );
     for p in running(&store) {
         let ip = text(&p, "/status/podIP");
-        assert!(ip.starts_with("127.1.41."), "{ip}");
+        assert!(
+            addrs
+                .pods
+                .net()
+                .contains(&ip.parse::<std::net::Ipv4Addr>().unwrap()),
+            "{ip}"
+        );
         assert_eq!(health(ip), "200", "{ip}");
     }
     let sgc = store
@@ -135,7 +134,10 @@ fn seed_enable_section_then_canary_upgrades_on_running_pods() {
         ))
         .unwrap()
         .unwrap();
-    assert_eq!(text(&sgc, "/status/egressIpPrefix"), "127.0.41.0/31");
+    assert_eq!(
+        text(&sgc, "/status/egressIpPrefix"),
+        addrs.pool.subnet(0, 31).to_string()
+    );
 
     // Canary upgrade: start -> two Deployments and one Service; complete -> one.
     c.run(&[
@@ -239,24 +241,12 @@ fn seed_enable_section_then_canary_upgrades_on_running_pods() {
 #[test]
 fn a_second_up_on_the_same_store_is_refused() {
     let c = Cluster::new();
-    let _up = Up::start(
-        &c,
-        &[
-            "--pod-range",
-            "127.1.43.0/24",
-            "--egress-ip-pool",
-            "127.0.43.0/24",
-        ],
-    );
-    let r = c
-        .run(&[
-            "up",
-            "--pod-range",
-            "127.1.44.0/24",
-            "--egress-ip-pool",
-            "127.0.44.0/24",
-        ])
-        .fails();
+    let first = Addrs::claim();
+    let _up = Up::start(&c, &first.flags(&[]));
+    let second = Addrs::claim();
+    let mut argv = vec!["up"];
+    argv.extend(second.flags(&[]));
+    let r = c.run(&argv).fails();
     assert!(
         r.stderr.contains("the local cluster is already running on")
             && r.stderr.contains("stop it with \"egress down\""),
@@ -300,14 +290,8 @@ fn sigkill_mid_reconcile_then_restart_converges_without_loss_or_duplicates() {
         ),
     ];
     // One write per transaction: many small passes, so the kills land mid-reconcile.
-    let flags = [
-        "--pod-range",
-        "127.1.42.0/24",
-        "--egress-ip-pool",
-        "127.0.42.0/24",
-        "--reconcile-batch",
-        "1",
-    ];
+    let addrs = Addrs::claim();
+    let flags = addrs.flags(&["--reconcile-batch", "1"]);
     // Pods whose gateway was serving when `egress up` was killed: the next `egress up` starts
     // them again, and their RESTARTS says so.
     let mut served_before: BTreeSet<String> = BTreeSet::new();
@@ -401,7 +385,8 @@ async fn gateway_pods_serve_the_seed_http_scenario_from_their_static_egress_ip()
     if !have_curl() {
         return;
     }
-    let addr: std::net::SocketAddr = "127.0.45.100:80".parse().unwrap();
+    let addrs = Addrs::claim();
+    let addr = std::net::SocketAddr::from((addrs.pool.ip(100), 80));
     let upstream = match egress_testkit::HttpUpstream::start(addr).await {
         Ok(u) => u,
         Err(e) => {
@@ -411,7 +396,8 @@ async fn gateway_pods_serve_the_seed_http_scenario_from_their_static_egress_ip()
             return;
         }
     };
-    upstream.allow_only("127.0.45.0/31").unwrap();
+    let first_prefix = addrs.pool.subnet(0, 31).to_string();
+    upstream.allow_only(&first_prefix).unwrap();
     let c = Cluster::new();
     prerequisites(&c);
     c.namespace("aks-istio-system");
@@ -422,14 +408,8 @@ async fn gateway_pods_serve_the_seed_http_scenario_from_their_static_egress_ip()
     );
     assert!(mesh.contains("accessLogFile"), "{mesh}");
     c.run_stdin(&["apply", "-f", "-"], &mesh).ok();
-    let flags = [
-        "--pod-range",
-        "127.1.45.0/24",
-        "--egress-ip-pool",
-        "127.0.45.0/24",
-        "--host",
-        "edition.cnn.com=127.0.45.100",
-    ];
+    let host = format!("edition.cnn.com={}", addrs.pool.ip(100));
+    let flags = addrs.flags(&["--host", &host]);
     let _up = tokio::task::block_in_place(|| Up::start(&c, &flags));
     let store = Store::open(c.store()).unwrap();
     tokio::task::block_in_place(|| {
@@ -479,7 +459,7 @@ async fn gateway_pods_serve_the_seed_http_scenario_from_their_static_egress_ip()
     for conn in &conns {
         let src = conn.peer_addr.ip().to_string();
         assert!(
-            src == "127.0.45.0" || src == "127.0.45.1",
+            src == addrs.pool.ip(0).to_string() || src == addrs.pool.ip(1).to_string(),
             "source {src} is not the egress prefix"
         );
         assert!(!conn.refused);
@@ -634,7 +614,7 @@ async fn gateway_pods_serve_the_seed_http_scenario_from_their_static_egress_ip()
         );
         prefix_of(&store, "istio-egress-sgc").unwrap()
     });
-    assert_ne!(new_prefix, "127.0.45.0/31", "the prefix was not re-pointed");
+    assert_ne!(new_prefix, first_prefix, "the prefix was not re-pointed");
     upstream.allow_only(&new_prefix).unwrap();
     let before = upstream.connections().len();
     for p in &gateway_pods {

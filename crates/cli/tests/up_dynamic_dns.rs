@@ -2,17 +2,18 @@
 //! `egress up --dns-server` serve a `DYNAMIC_DNS` ServiceEntry (`*.wiki.test`), each request
 //! reaching the stand-in its own Host resolves to, from the static egress prefix.
 //!
-//! Pods on `127.1.48.0/24`, egress prefixes from `127.0.48.0/24`, stand-ins on `127.0.49.1` and
-//! `127.0.49.2` (port 18080). Needs root (the gateway Pods bind port 80) and curl.
+//! Pods, egress prefixes and the two stand-ins (port 18080) each on a claimed loopback block.
+//! Needs root (the gateway Pods bind port 80) and curl.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, Up, wait_for};
+use common::{Addrs, Cluster, Up, wait_for};
 use egress_store::Store;
 use egress_testkit::HttpUpstream;
+use egress_testkit::addrs::Block;
 use egress_testkit::dns::StubDns;
 use serde_json::Value;
 
@@ -78,36 +79,32 @@ async fn the_add_on_gateways_serve_a_dynamic_dns_wildcard() {
         egress_testkit::skip("needs curl");
         return;
     }
+    let addrs = Addrs::claim();
+    let stand_ins = Block::claim().unwrap();
+    let (a, b) = (stand_ins.ip(1), stand_ins.ip(2));
     let mut upstreams = Vec::new();
-    for ip in ["127.0.49.1", "127.0.49.2"] {
-        let addr = format!("{ip}:18080").parse().unwrap();
-        let up = HttpUpstream::start(addr).await.unwrap();
+    for ip in [a, b] {
+        let up = HttpUpstream::start((ip, 18080).into()).await.unwrap();
         // Only the gateways' static egress prefix may connect.
-        up.allow_only("127.0.48.0/31").unwrap();
+        up.allow_only(&addrs.pool.subnet(0, 31).to_string())
+            .unwrap();
         upstreams.push(up);
     }
-    let dns = StubDns::start(&[
-        ("a.wiki.test", "127.0.49.1".parse().unwrap()),
-        ("b.wiki.test", "127.0.49.2".parse().unwrap()),
-    ])
-    .await
-    .unwrap();
+    let dns = StubDns::start(&[("a.wiki.test", a), ("b.wiki.test", b)])
+        .await
+        .unwrap();
     let c = Cluster::new();
     c.run_stdin(&["apply", "-f", "-"], common::SGC_PREREQUISITES)
         .ok();
     c.namespace("aks-istio-system");
     c.run_stdin(&["apply", "-f", "-"], &seed[0]).ok();
     let dns_server = dns.addr.to_string();
-    let flags = [
-        "--pod-range",
-        "127.1.48.0/24",
-        "--egress-ip-pool",
-        "127.0.48.0/24",
+    let flags = addrs.flags(&[
         "--dns-server",
         &dns_server,
         // The stub answers with loopback addresses, which the guard would refuse.
         "--allow-private-upstreams",
-    ];
+    ]);
     let _up = tokio::task::block_in_place(|| Up::start(&c, &flags));
     let store = Store::open(c.store()).unwrap();
     tokio::task::block_in_place(|| {
@@ -137,13 +134,13 @@ async fn the_add_on_gateways_serve_a_dynamic_dns_wildcard() {
             .unwrap()
             .to_owned();
         for (host, want) in [
-            ("a.wiki.test", "127.0.49.1:18080"),
-            ("b.wiki.test", "127.0.49.2:18080"),
+            ("a.wiki.test", format!("{a}:18080")),
+            ("b.wiki.test", format!("{b}:18080")),
         ] {
             let mut last = (0, String::new());
             let ok = egress_testkit::eventually(Duration::from_secs(30), || {
                 let got = get(&ip, host);
-                let ok = got == (200, want.to_owned());
+                let ok = got == (200, want.clone());
                 last = got;
                 async move { ok }
             })

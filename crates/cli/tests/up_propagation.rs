@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::{Cluster, Up, wait_for};
 use egress_store::Store;
+use egress_testkit::addrs::Block;
 use serde_json::Value;
 
 const NS: &str = "aks-istio-egress";
@@ -207,9 +208,32 @@ fn log_lines(path: &Path, needle: &str) -> usize {
         .count()
 }
 
+/// A test's own addresses, each a claimed loopback block: Pod IPs, the static egress pool,
+/// and the edition.cnn.com stand-in.
+struct Plan {
+    pods: Block,
+    pool: Block,
+    stand_ins: Block,
+}
+
+impl Plan {
+    fn claim() -> Plan {
+        Plan {
+            pods: Block::claim().unwrap(),
+            pool: Block::claim().unwrap(),
+            stand_ins: Block::claim().unwrap(),
+        }
+    }
+
+    /// The stand-in's address.
+    fn stand_in(&self) -> String {
+        self.stand_ins.ip(1).to_string()
+    }
+}
+
 /// A cluster with the add-on's egress gateway (two Pods) and the seed's HTTP egress
 /// configuration, under the shared MeshConfig `mesh`.
-fn seed_cluster(c: &Cluster, range: u8, stand_in: &str, mesh: &str) -> (Up, Store) {
+fn seed_cluster(c: &Cluster, plan: &Plan, mesh: &str) -> (Up, Store) {
     c.namespace("aks-istio-system");
     c.run_stdin(
         &["apply", "-f", "-"],
@@ -217,9 +241,9 @@ fn seed_cluster(c: &Cluster, range: u8, stand_in: &str, mesh: &str) -> (Up, Stor
     )
     .ok();
     mesh_config(c, mesh);
-    let pods = format!("127.60.{range}.0/24");
-    let pool = format!("127.61.{range}.0/24");
-    let stand_in = format!("edition.cnn.com={stand_in}");
+    let pods = plan.pods.net().to_string();
+    let pool = plan.pool.net().to_string();
+    let stand_in = format!("edition.cnn.com={}", plan.stand_in());
     let up = Up::start(
         c,
         &[
@@ -345,17 +369,12 @@ spec:
 /// DestinationRule's TLS mode and the ServiceEntry, each applied and undone in turn.
 #[test]
 fn gateway_pods_enforce_each_change_as_declared() {
-    let stand_in = "127.60.201.1";
-    if !can_bind_stand_in(stand_in) {
+    let plan = Plan::claim();
+    if !can_bind_stand_in(&plan.stand_in()) {
         return;
     }
     let c = Cluster::new();
-    let (_up, store) = seed_cluster(
-        &c,
-        1,
-        stand_in,
-        "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY",
-    );
+    let (_up, store) = seed_cluster(&c, &plan, "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY");
     apply(&c, SEED_HTTP_EGRESS);
     let gws = ready_pods(&store, "istio", "asm-egress-test");
     let mut t = Timings(Vec::new());
@@ -603,17 +622,12 @@ fn config_versions(pods: &[(String, String)]) -> Vec<u64> {
 /// ServiceEntry registering the host, and a Sidecar resource's outboundTrafficPolicy.
 #[test]
 fn the_sidecar_enforces_each_change_as_declared() {
-    let stand_in = "127.60.202.1";
-    if !can_bind_stand_in(stand_in) {
+    let plan = Plan::claim();
+    if !can_bind_stand_in(&plan.stand_in()) {
         return;
     }
     let c = Cluster::new();
-    let (_up, store) = seed_cluster(
-        &c,
-        2,
-        stand_in,
-        "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY",
-    );
+    let (_up, store) = seed_cluster(&c, &plan, "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY");
     c.run(&["label", "namespace", NS, "istio.io/rev=asm-1-24"])
         .ok();
     let sample = std::fs::read_to_string(
@@ -675,17 +689,12 @@ fn the_sidecar_enforces_each_change_as_declared() {
 /// apply` replaces the damaged object.
 #[test]
 fn a_damaged_object_never_blocks_other_changes() {
-    let stand_in = "127.60.203.1";
-    if !can_bind_stand_in(stand_in) {
+    let plan = Plan::claim();
+    if !can_bind_stand_in(&plan.stand_in()) {
         return;
     }
     let c = Cluster::new();
-    let (_up, store) = seed_cluster(
-        &c,
-        3,
-        stand_in,
-        "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY",
-    );
+    let (_up, store) = seed_cluster(&c, &plan, "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY");
     apply(&c, SEED_HTTP_EGRESS);
     let gws = ready_pods(&store, "istio", "asm-egress-test");
     let mut t = Timings(Vec::new());

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Up, wait_for};
+use common::{Addrs, Cluster, Up, wait_for};
 use egress_store::Store;
 use serde_json::Value;
 
@@ -35,17 +35,8 @@ fn disable_then_enable_at_once_converges_every_time_and_down_stops_within_the_gr
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: aks-istio-egress\n---\napiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata:\n  name: istio-egress-sgc\n  namespace: aks-istio-egress\nspec:\n  gatewayNodepoolName: istioegresspool\n  provisionPublicIps: true\n",
     )
     .ok();
-    let up = Up::start(
-        &c,
-        &[
-            "--pod-range",
-            "127.70.2.0/24",
-            "--egress-ip-pool",
-            "127.71.2.0/24",
-            "--drain-grace",
-            "2",
-        ],
-    );
+    let addrs = Addrs::claim();
+    let up = Up::start(&c, &addrs.flags(&["--drain-grace", "2"]));
     let store = Store::open(c.store()).unwrap();
     let enable = [
         "mesh",

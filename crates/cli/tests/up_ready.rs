@@ -11,7 +11,7 @@ mod common;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::{Cluster, Up, wait_for};
+use common::{Addrs, Cluster, Up, wait_for};
 use egress_store::Store;
 use serde_json::Value;
 
@@ -30,9 +30,10 @@ fn unhealthy(store: &Store) -> Vec<Value> {
 #[test]
 fn a_gateway_pod_whose_port_is_taken_is_running_but_not_ready_and_says_why() {
     // The addresses the two gateway Pods get (the range's first hosts), port 80 taken first.
-    let taken: Vec<TcpListener> = ["127.70.3.2:80", "127.70.3.3:80"]
+    let addrs = Addrs::claim();
+    let taken: Vec<TcpListener> = [addrs.pods.ip(2), addrs.pods.ip(3)]
         .iter()
-        .map(|a| TcpListener::bind(a).unwrap())
+        .map(|ip| TcpListener::bind((*ip, 80)).unwrap())
         .collect();
     let c = Cluster::new();
     c.run_stdin(
@@ -40,15 +41,7 @@ fn a_gateway_pod_whose_port_is_taken_is_running_but_not_ready_and_says_why() {
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: aks-istio-egress\n---\napiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata:\n  name: sgc\n  namespace: aks-istio-egress\nspec:\n  gatewayNodepoolName: pool\n  provisionPublicIps: true\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: http\n  namespace: aks-istio-egress\nspec:\n  selector:\n    istio: gw\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']\n",
     )
     .ok();
-    let _up = Up::start(
-        &c,
-        &[
-            "--pod-range",
-            "127.70.3.0/24",
-            "--egress-ip-pool",
-            "127.71.3.0/24",
-        ],
-    );
+    let _up = Up::start(&c, &addrs.flags(&[]));
     c.run(&[
         "mesh",
         "enable-egress-gateway",
@@ -113,7 +106,7 @@ fn a_gateway_pod_whose_port_is_taken_is_running_but_not_ready_and_says_why() {
             "-s",
             "-w",
             "\n%{http_code}",
-            "http://127.70.3.2:15021/healthz/ready",
+            &format!("http://{}:15021/healthz/ready", addrs.pods.ip(2)),
         ])
         .output();
     if let Ok(out) = probe
@@ -139,15 +132,8 @@ fn a_listener_added_later_on_a_taken_port_turns_a_ready_pod_not_ready_with_the_r
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: aks-istio-egress\n---\napiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata:\n  name: sgc\n  namespace: aks-istio-egress\nspec:\n  gatewayNodepoolName: pool\n  provisionPublicIps: true\n",
     )
     .ok();
-    let _up = Up::start(
-        &c,
-        &[
-            "--pod-range",
-            "127.70.4.0/24",
-            "--egress-ip-pool",
-            "127.71.4.0/24",
-        ],
-    );
+    let addrs = Addrs::claim();
+    let _up = Up::start(&c, &addrs.flags(&[]));
     // Ready with nothing to serve yet.
     c.run(&[
         "mesh",
@@ -260,15 +246,8 @@ fn as_a_non_root_user_a_gateway_that_may_not_bind_port_80_is_not_ready_and_says_
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: aks-istio-egress\n---\napiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata:\n  name: sgc\n  namespace: aks-istio-egress\nspec:\n  gatewayNodepoolName: pool\n  provisionPublicIps: true\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: http\n  namespace: aks-istio-egress\nspec:\n  selector:\n    istio: gw\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']\n",
     )
     .ok();
-    let _up = Up::start(
-        &c,
-        &[
-            "--pod-range",
-            "127.70.8.0/24",
-            "--egress-ip-pool",
-            "127.71.8.0/24",
-        ],
-    );
+    let addrs = Addrs::claim();
+    let _up = Up::start(&c, &addrs.flags(&[]));
     c.run(&[
         "mesh",
         "enable-egress-gateway",

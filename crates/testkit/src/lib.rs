@@ -10,10 +10,12 @@
 //! * [`apiserver::MockApiServer`]: a mock Kubernetes API server speaking the API's JSON
 //!   (list, watch, server-side apply, 410 Gone) with a request log and test controls.
 //! * [`eventually`]: polls a condition until a deadline, for waiting on external processes.
+//! * [`addrs::Block`]: the address plan, a loopback /24 claimed per test instead of literals.
 //!
 //! Waiting for recorded events ([`HttpUpstream::wait_for_requests`] and friends) is driven by
 //! notifications, never by sleeping.
 
+pub mod addrs;
 pub mod apiserver;
 mod certs;
 mod curl;

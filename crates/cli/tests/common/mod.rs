@@ -235,6 +235,38 @@ pub struct Up {
     pub child: Child,
 }
 
+/// A test's own Pod range and static egress pool for `egress up`: claimed loopback blocks
+/// from the test kit's address plan, never hand-picked literals.
+pub struct Addrs {
+    /// Pod IPs (`--pod-range`).
+    pub pods: egress_testkit::addrs::Block,
+    /// Static egress prefixes (`--egress-ip-pool`).
+    pub pool: egress_testkit::addrs::Block,
+    flags: [String; 4],
+}
+
+impl Addrs {
+    /// Claims a block for each.
+    pub fn claim() -> Addrs {
+        let pods = egress_testkit::addrs::Block::claim().unwrap();
+        let pool = egress_testkit::addrs::Block::claim().unwrap();
+        let flags = [
+            "--pod-range".to_owned(),
+            pods.net().to_string(),
+            "--egress-ip-pool".to_owned(),
+            pool.net().to_string(),
+        ];
+        Addrs { pods, pool, flags }
+    }
+
+    /// `--pod-range R --egress-ip-pool P` followed by `more`.
+    pub fn flags<'a>(&'a self, more: &[&'a str]) -> Vec<&'a str> {
+        let mut out: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        out.extend_from_slice(more);
+        out
+    }
+}
+
 impl Up {
     /// Starts it without waiting for its first pass to converge.
     pub fn spawn(c: &Cluster, flags: &[&str]) -> Up {
