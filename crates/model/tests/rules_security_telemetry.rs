@@ -1085,13 +1085,19 @@ fn telemetry_metrics_rules() {
         "spec.metrics[0].overrides[0].tagOverrides.",
         "tagOverrides.name may not be empty",
     );
-    for d in ["5x", "0s", "500us"] {
+    for d in ["0s", "500us", "-5s"] {
         assert_error(
             &tel(&format!("metrics:\n- reportingInterval: {d}")),
             "spec.metrics[0].reportingInterval",
             "spec.metrics[0].reportingInterval: Invalid value: \"string\": must be a valid duration greater than 1ms",
         );
     }
+    // A string CEL cannot convert fails the rule's evaluation.
+    assert_error(
+        &tel("metrics:\n- reportingInterval: 5x"),
+        "spec.metrics[0].reportingInterval",
+        "spec.metrics[0].reportingInterval: Invalid value: \"string\": type conversion error from 'string' to 'google.protobuf.Duration' evaluating rule: must be a valid duration greater than 1ms",
+    );
 }
 
 #[test]

@@ -12,8 +12,8 @@ use crate::resources::CustomObject;
 use crate::resources::telemetry::{
     AccessLogging, CustomTag, Metrics, ProviderRef, TagOperation, Telemetry, Tracing,
 };
-use crate::validate::common::parse_go_duration;
 use crate::validate::security::policy::{self, Layers};
+use crate::validate::virtual_service::util;
 
 /// Parses `expr` as the CEL subset access-log filters accept (cel-go's error text on failure).
 /// Public only so the fuzz targets (`fuzz/`) can reach the parser; not part of the API.
@@ -121,15 +121,7 @@ fn custom_tag_crd(path: &str, tag: &CustomTag, r: &mut Report) {
 fn metrics_crd(mp: &str, m: &Metrics, r: &mut Report) {
     providers_crd(mp, m.providers.as_deref(), r);
     if let Some(d) = &m.reporting_interval {
-        let ok = parse_go_duration(d).is_ok_and(|d| d >= std::time::Duration::from_millis(1));
-        if !ok {
-            policy::cel(
-                r,
-                &join(mp, "reportingInterval"),
-                "string",
-                "must be a valid duration greater than 1ms",
-            );
-        }
+        util::crd_duration(r, &join(mp, "reportingInterval"), d);
     }
     for (k, o) in m.overrides.iter().flatten().enumerate() {
         let op = idx(&join(mp, "overrides"), k);

@@ -2,7 +2,7 @@
 //! `VV:1035-1300`, `AV:281-335`), plus the CRD's structural rules (`Required value`, bounds,
 //! `oneOf`).
 
-mod policy;
+pub(crate) mod policy;
 
 use std::collections::HashSet;
 
