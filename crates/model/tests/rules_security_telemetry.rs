@@ -15,7 +15,7 @@ use egress_model::resources::security::{
     PeerAuthentication, PolicyTargetReference, Rule, RuleFrom, RuleTo, Source, WorkloadSelector,
 };
 use egress_model::resources::telemetry::{
-    AccessLogging, CustomTag, Environment, Filter, IstioMetric, Literal, LogSelector,
+    AccessLogging, CustomTag, Environment, Filter, Formatter, IstioMetric, Literal, LogSelector,
     MetricSelector, Metrics, MetricsOverrides, ProviderRef, RequestHeader, TagOperation,
     TagOverride, Telemetry, Tracing, TracingSelector, WorkloadMode,
 };
@@ -1398,11 +1398,13 @@ fn custom_tag() -> impl Strategy<Value = CustomTag> {
                 default_value,
             }),
         ),
+        proptest::option::of(os().prop_map(|value| Formatter { value })),
     )
-        .prop_map(|(literal, environment, header)| CustomTag {
+        .prop_map(|(literal, environment, header, formatter)| CustomTag {
             literal,
             environment,
             header,
+            formatter,
         })
 }
 

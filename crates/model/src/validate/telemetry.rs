@@ -101,7 +101,8 @@ fn tracing_crd(tp: &str, t: &Tracing, r: &mut Report) {
 fn custom_tag_crd(path: &str, tag: &CustomTag, r: &mut Report) {
     let set = usize::from(tag.literal.is_some())
         + usize::from(tag.environment.is_some())
-        + usize::from(tag.header.is_some());
+        + usize::from(tag.header.is_some())
+        + usize::from(tag.formatter.is_some());
     policy::one_of(r, path, set);
     if let Some(l) = &tag.literal {
         required_non_empty(r, &join(&join(path, "literal"), "value"), l.value.as_ref());
@@ -115,6 +116,13 @@ fn custom_tag_crd(path: &str, tag: &CustomTag, r: &mut Report) {
     }
     if let Some(h) = &tag.header {
         required_non_empty(r, &join(&join(path, "header"), "name"), h.name.as_ref());
+    }
+    if let Some(f) = &tag.formatter {
+        required_non_empty(
+            r,
+            &join(&join(path, "formatter"), "value"),
+            f.value.as_ref(),
+        );
     }
 }
 
