@@ -9,7 +9,7 @@ use crate::diag::{Report, idx, join};
 use crate::resources::core::{MESH_CONFIG_KEY, shared_mesh_config_revision};
 use crate::resources::mesh::MeshConfig;
 use crate::resources::sgc::{StaticGatewayConfiguration, StaticGatewayConfigurationSpec};
-use crate::validate::common::{validate_duration, validate_port};
+use crate::validate::common::validate_duration;
 
 /// The shared MeshConfig must parse as MeshConfig with only fields the add-on accepts.
 pub fn validate_config_map(cm: &ConfigMap, r: &mut Report) {
@@ -158,9 +158,15 @@ pub fn validate_service(svc: &Service, r: &mut Report) {
     let mut names = Vec::new();
     for (i, p) in ports.iter().enumerate() {
         let f = idx("spec.ports", i);
-        if let Err(e) = validate_port(i64::from(p.port)) {
+        if !(1..=65535).contains(&p.port) {
             let pf = join(&f, "port");
-            r.error(&pf, format!("{pf}: Invalid value: {}: {e}", p.port));
+            r.error(
+                &pf,
+                format!(
+                    "{pf}: Invalid value: {}: must be between 1 and 65535, inclusive",
+                    p.port
+                ),
+            );
         }
         match p.name.as_deref() {
             None | Some("") if ports.len() > 1 => {

@@ -464,9 +464,11 @@ fn validate_destination(r: &mut Report, path: &str, d: &Destination) {
             format!("subset name is invalid: {subset}"),
         );
     }
-    if let Some(port) = &d.port
-        && let Err(e) = validate_port(port.number.unwrap_or_default())
-    {
-        r.error(join(path, "port.number"), e);
+    if let Some(port) = &d.port {
+        crate::validate::virtual_service::util::port(
+            r,
+            &join(path, "port.number"),
+            port.number.unwrap_or_default(),
+        );
     }
 }

@@ -136,8 +136,13 @@ fn traffic_policy(r: &mut Report, path: &str, namespace: &str, tp: &TrafficPolic
 
 /// `validatePortTrafficPolicies` for one entry.
 fn port_policy(r: &mut Report, path: &str, namespace: &str, p: &PortTrafficPolicy) {
-    if p.port.is_none() {
-        r.error(path, "portTrafficPolicy must have valid port");
+    match &p.port {
+        None => r.error(path, "portTrafficPolicy must have valid port"),
+        Some(port) => {
+            if let Some(n) = port.number {
+                util::uint32(r, &join(&join(path, "port"), "number"), n);
+            }
+        }
     }
     if p.outlier_detection.is_none()
         && p.connection_pool.is_none()
@@ -193,7 +198,9 @@ fn tunnel(r: &mut Report, path: &str, t: &TunnelSettings) {
     match t.target_port {
         None => util::required(r, &join(path, "targetPort")),
         Some(p) => {
-            if let Err(e) = common::validate_port(p) {
+            if util::uint32(r, &join(path, "targetPort"), p)
+                && let Err(e) = common::validate_port(p)
+            {
                 r.error(
                     join(path, "targetPort"),
                     format!("tunnel target port is invalid: {e}"),

@@ -260,6 +260,11 @@ pub(super) fn redirect(r: &mut Report, path: &str, rd: &HttpRedirect, route: &Ht
         );
         return;
     }
+    if let Some(p) = rd.port
+        && !util::uint32(r, &join(path, "port"), p)
+    {
+        return;
+    }
     if let Some(p) = rd.port.filter(|p| *p > 0)
         && let Err(e) = common::validate_port(p)
     {

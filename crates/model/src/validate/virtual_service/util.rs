@@ -69,9 +69,28 @@ pub(crate) fn count_set(members: &[bool]) -> usize {
     members.iter().filter(|b| **b).count()
 }
 
-/// `ValidatePort` on a field.
+/// The CRD's bounds on a `uint32` field (`minimum: 0`, `maximum: 4294967295`), in the API
+/// server's words; the webhook never sees a value outside them. True when within.
+pub(crate) fn uint32(r: &mut Report, path: &str, value: i64) -> bool {
+    let bound = if value < 0 {
+        "greater than or equal to 0".to_owned()
+    } else if value > i64::from(u32::MAX) {
+        format!("less than or equal to {}", u32::MAX)
+    } else {
+        return true;
+    };
+    r.error(
+        path,
+        format!("{path}: Invalid value: {value}: {path} in body should be {bound}"),
+    );
+    false
+}
+
+/// `ValidatePort` on a `uint32` field, after the CRD's bounds.
 pub(crate) fn port(r: &mut Report, path: &str, number: i64) {
-    if let Err(e) = common::validate_port(number) {
+    if uint32(r, path, number)
+        && let Err(e) = common::validate_port(number)
+    {
         r.error(path, e);
     }
 }
