@@ -70,9 +70,12 @@ pub fn validate(obj: &CustomObject<DestinationRule>, r: &mut Report) {
     }
 }
 
+/// The CRD's rules on `workloadSelector.matchLabels` (CEL: no wildcard in keys or values, no
+/// empty key; values at most 63 characters, at most 4096 labels), then the webhook's
 /// `validateWorkloadSelector` (`type.v1beta1.WorkloadSelector`).
 fn workload_selector(r: &mut Report, path: &str, ws: &WorkloadSelector) {
     let labels = ws.match_labels.as_ref();
+    crate::validate::security::policy::match_labels_crd(r, path, labels);
     crate::validate::common::validate_selector_labels(
         r,
         &join(path, "matchLabels"),
