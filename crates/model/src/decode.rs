@@ -166,6 +166,23 @@ pub fn decode_document(file: &str, doc: YamlDocument, opts: &DecodeOptions) -> O
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    // istioctl judges Services and Deployments by kind alone; without an apiVersion they are
+    // read as the core kinds they name, not refused.
+    let by_kind = match kind.as_str() {
+        "Service" => kinds::for_kind("", "Service"),
+        "Deployment" => kinds::for_kind("apps", "Deployment"),
+        _ => None,
+    };
+    let api_version = match by_kind {
+        Some(info) if api_version.is_empty() => {
+            let v = info.api_version();
+            if let Value::Object(top) = &mut value {
+                top.insert("apiVersion".into(), Value::String(v.clone()));
+            }
+            v
+        }
+        _ => api_version,
+    };
     let mut missing = Vec::new();
     if api_version.is_empty() {
         missing.push(Finding::error("apiVersion", "apiVersion not set"));

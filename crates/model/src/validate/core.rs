@@ -147,9 +147,10 @@ pub fn sgc_controller_errors(spec: &StaticGatewayConfigurationSpec) -> Vec<Strin
     errs
 }
 
-/// The API server's Service rules egress relies on (ports).
+/// The API server's Service rules egress relies on (ports), then istioctl's port checks.
 pub fn validate_service(svc: &Service, r: &mut Report) {
     let Some(spec) = &svc.spec else { return };
+    crate::validate::istioctl::service_ports(svc, r);
     let headless = spec.cluster_ip.as_deref() == Some("None");
     let ports = spec.ports.as_deref().unwrap_or_default();
     if ports.is_empty() && !headless && spec.type_.as_deref() != Some("ExternalName") {
@@ -191,10 +192,10 @@ pub fn validate_service(svc: &Service, r: &mut Report) {
     }
 }
 
-/// The API server's Deployment rules egress relies on (selector and template).
+/// The API server's Deployment rules egress relies on (selector and template). A Deployment
+/// without a spec is accepted, as istioctl accepts it (it judges only the template's labels).
 pub fn validate_deployment(d: &Deployment, r: &mut Report) {
     let Some(spec) = &d.spec else {
-        r.error("spec", "spec: Required value");
         return;
     };
     validate_selector_and_template(&spec.selector, &spec.template, r);
