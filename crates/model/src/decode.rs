@@ -166,6 +166,23 @@ pub fn decode_document(file: &str, doc: YamlDocument, opts: &DecodeOptions) -> O
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    // istioctl judges Services and Deployments by kind alone; without an apiVersion they are
+    // read as the core kinds they name, not refused.
+    let by_kind = match kind.as_str() {
+        "Service" => kinds::for_kind("", "Service"),
+        "Deployment" => kinds::for_kind("apps", "Deployment"),
+        _ => None,
+    };
+    let api_version = match by_kind {
+        Some(info) if api_version.is_empty() => {
+            let v = info.api_version();
+            if let Value::Object(top) = &mut value {
+                top.insert("apiVersion".into(), Value::String(v.clone()));
+            }
+            v
+        }
+        _ => api_version,
+    };
     let mut missing = Vec::new();
     if api_version.is_empty() {
         missing.push(Finding::error("apiVersion", "apiVersion not set"));
@@ -396,6 +413,9 @@ fn structural(path: &str, msg: &str, root: &Value) -> Finding {
             ),
         );
     }
+    if let Some(bound) = unsigned_bound(msg, value_at(root, path)) {
+        return Finding::error(path, bound(path));
+    }
     if msg.starts_with("invalid type:") || msg.starts_with("invalid value:") {
         let expected = msg.rsplit("expected ").next().unwrap_or_default();
         let want = expected_json_type(expected);
@@ -414,6 +434,31 @@ fn structural(path: &str, msg: &str, root: &Value) -> Finding {
         );
     }
     Finding::error(path, format!("{path}: Invalid value: {msg}"))
+}
+
+/// An integer outside an unsigned field's range breaks the CRD's `minimum: 0` (or the type's
+/// `maximum`): the API server's bound message, as a function of the field's path.
+fn unsigned_bound(msg: &str, v: Option<&Value>) -> Option<impl Fn(&str) -> String> {
+    let expected = msg
+        .strip_prefix("invalid value: integer `")?
+        .rsplit("expected ")
+        .next()?;
+    let max: u64 = match expected {
+        "u8" => u8::MAX.into(),
+        "u16" => u16::MAX.into(),
+        "u32" => u32::MAX.into(),
+        "u64" => u64::MAX,
+        _ => return None,
+    };
+    let n = v?.as_i64();
+    let shown = v?.to_string();
+    let bound = match n {
+        Some(n) if n < 0 => "greater than or equal to 0".to_owned(),
+        _ => format!("less than or equal to {max}"),
+    };
+    Some(move |path: &str| {
+        format!("{path}: Invalid value: {shown}: {path} in body should be {bound}")
+    })
 }
 
 fn expected_json_type(expected: &str) -> &'static str {

@@ -395,7 +395,7 @@ impl Builder {
                     return Err(YamlError {
                         pos,
                         document,
-                        message: format!("mapping key {key:?} already defined"),
+                        message: format!("key {key:?} already set in map"),
                     });
                 }
                 *slot = Some((key, pos));
@@ -668,7 +668,7 @@ mod tests {
     fn duplicate_keys_are_rejected() {
         let err = parse_stream("a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!(err.pos.line, 3);
-        assert!(err.message.contains("\"a\" already defined"), "{err}");
+        assert_eq!(err.message, "key \"a\" already set in map", "{err}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use egress_model::resources::security::{
     PeerAuthentication, PolicyTargetReference, Rule, RuleFrom, RuleTo, Source, WorkloadSelector,
 };
 use egress_model::resources::telemetry::{
-    AccessLogging, CustomTag, Environment, Filter, IstioMetric, Literal, LogSelector,
+    AccessLogging, CustomTag, Environment, Filter, Formatter, IstioMetric, Literal, LogSelector,
     MetricSelector, Metrics, MetricsOverrides, ProviderRef, RequestHeader, TagOperation,
     TagOverride, Telemetry, Tracing, TracingSelector, WorkloadMode,
 };
@@ -1085,13 +1085,19 @@ fn telemetry_metrics_rules() {
         "spec.metrics[0].overrides[0].tagOverrides.",
         "tagOverrides.name may not be empty",
     );
-    for d in ["5x", "0s", "500us"] {
+    for d in ["0s", "500us", "-5s"] {
         assert_error(
             &tel(&format!("metrics:\n- reportingInterval: {d}")),
             "spec.metrics[0].reportingInterval",
             "spec.metrics[0].reportingInterval: Invalid value: \"string\": must be a valid duration greater than 1ms",
         );
     }
+    // A string CEL cannot convert fails the rule's evaluation.
+    assert_error(
+        &tel("metrics:\n- reportingInterval: 5x"),
+        "spec.metrics[0].reportingInterval",
+        "spec.metrics[0].reportingInterval: Invalid value: \"string\": type conversion error from 'string' to 'google.protobuf.Duration' evaluating rule: must be a valid duration greater than 1ms",
+    );
 }
 
 #[test]
@@ -1392,11 +1398,13 @@ fn custom_tag() -> impl Strategy<Value = CustomTag> {
                 default_value,
             }),
         ),
+        proptest::option::of(os().prop_map(|value| Formatter { value })),
     )
-        .prop_map(|(literal, environment, header)| CustomTag {
+        .prop_map(|(literal, environment, header, formatter)| CustomTag {
             literal,
             environment,
             header,
+            formatter,
         })
 }
 

@@ -90,7 +90,7 @@ pub struct Tracing {
     pub enable_istio_tags: Option<bool>,
 }
 
-/// `Tracing.CustomTag`: one of `literal`, `environment`, `header`.
+/// `Tracing.CustomTag`: one of `literal`, `environment`, `header`, `formatter`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomTag {
@@ -103,6 +103,18 @@ pub struct CustomTag {
     /// The value of a request header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<RequestHeader>,
+    /// A value built by Envoy's substitution formatter (`%REQ(x-user)%`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatter: Option<Formatter>,
+}
+
+/// `Tracing.Formatter`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Formatter {
+    /// The format string, with Envoy command operators. Required, non-empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// `Tracing.Literal`.

@@ -9,7 +9,7 @@ use crate::diag::{Report, idx, join};
 use crate::resources::core::{MESH_CONFIG_KEY, shared_mesh_config_revision};
 use crate::resources::mesh::MeshConfig;
 use crate::resources::sgc::{StaticGatewayConfiguration, StaticGatewayConfigurationSpec};
-use crate::validate::common::{validate_duration, validate_port};
+use crate::validate::common::validate_duration;
 
 /// The shared MeshConfig must parse as MeshConfig with only fields the add-on accepts.
 pub fn validate_config_map(cm: &ConfigMap, r: &mut Report) {
@@ -147,9 +147,10 @@ pub fn sgc_controller_errors(spec: &StaticGatewayConfigurationSpec) -> Vec<Strin
     errs
 }
 
-/// The API server's Service rules egress relies on (ports).
+/// The API server's Service rules egress relies on (ports), then istioctl's port checks.
 pub fn validate_service(svc: &Service, r: &mut Report) {
     let Some(spec) = &svc.spec else { return };
+    crate::validate::istioctl::service_ports(svc, r);
     let headless = spec.cluster_ip.as_deref() == Some("None");
     let ports = spec.ports.as_deref().unwrap_or_default();
     if ports.is_empty() && !headless && spec.type_.as_deref() != Some("ExternalName") {
@@ -158,9 +159,15 @@ pub fn validate_service(svc: &Service, r: &mut Report) {
     let mut names = Vec::new();
     for (i, p) in ports.iter().enumerate() {
         let f = idx("spec.ports", i);
-        if let Err(e) = validate_port(i64::from(p.port)) {
+        if !(1..=65535).contains(&p.port) {
             let pf = join(&f, "port");
-            r.error(&pf, format!("{pf}: Invalid value: {}: {e}", p.port));
+            r.error(
+                &pf,
+                format!(
+                    "{pf}: Invalid value: {}: must be between 1 and 65535, inclusive",
+                    p.port
+                ),
+            );
         }
         match p.name.as_deref() {
             None | Some("") if ports.len() > 1 => {
@@ -185,10 +192,10 @@ pub fn validate_service(svc: &Service, r: &mut Report) {
     }
 }
 
-/// The API server's Deployment rules egress relies on (selector and template).
+/// The API server's Deployment rules egress relies on (selector and template). A Deployment
+/// without a spec is accepted, as istioctl accepts it (it judges only the template's labels).
 pub fn validate_deployment(d: &Deployment, r: &mut Report) {
     let Some(spec) = &d.spec else {
-        r.error("spec", "spec: Required value");
         return;
     };
     validate_selector_and_template(&spec.selector, &spec.template, r);

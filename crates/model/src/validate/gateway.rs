@@ -424,6 +424,16 @@ fn crd_server_tls(r: &mut Report, path: &str, tls: &ServerTlsSettings) {
             "only one of credentialName or credentialNames can be set",
         );
     }
+    // The CRD's third rule: its message names credentialName, but its expression counts
+    // credentialNames and tlsCertificates (the first rule's pair), so it fires with the first.
+    if tls.credential_names.is_some() && tls.tls_certificates.is_some() {
+        cel_object(
+            r,
+            path,
+            path,
+            "only one of credentialName or tlsCertificates can be set",
+        );
+    }
 }
 
 /// Istio's `security.IsValidCipherSuite`.

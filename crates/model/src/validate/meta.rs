@@ -76,20 +76,27 @@ pub fn validate_metadata(resource: &Resource, r: &mut Report) {
                 );
             }
         }
-        if let Some(v) = annotations.get("istio.io/dry-run") {
-            if !matches!(resource, Resource::AuthorizationPolicy(_)) {
-                r.error(
-                    "metadata.annotations.istio.io/dry-run",
-                    "invalid annotation istio.io/dry-run: only AuthorizationPolicy supports dry-run",
-                );
-            } else if v != "true" && v != "false" {
-                r.error(
-                    "metadata.annotations.istio.io/dry-run",
-                    format!(
-                        "invalid annotation istio.io/dry-run: {v:?}, must be \"true\" or \"false\""
-                    ),
-                );
-            }
+        // Istio's webhook wraps every Istio kind's validation with the dry-run check; only an
+        // AuthorizationPolicy may carry the annotation (its value is checked with the policy).
+        let istio_kind = matches!(
+            resource,
+            Resource::ServiceEntry(_)
+                | Resource::Gateway(_)
+                | Resource::VirtualService(_)
+                | Resource::DestinationRule(_)
+                | Resource::Sidecar(_)
+                | Resource::PeerAuthentication(_)
+                | Resource::Telemetry(_)
+        );
+        if istio_kind && annotations.contains_key("istio.io/dry-run") {
+            let ns = meta.namespace.as_deref().unwrap_or_default();
+            let name = meta.name.as_deref().unwrap_or_default();
+            r.error(
+                "metadata.annotations.istio.io/dry-run",
+                format!(
+                    "{ns}/{name} has unsupported annotation istio.io/dry-run, please remove the annotation"
+                ),
+            );
         }
         if annotations
             .keys()

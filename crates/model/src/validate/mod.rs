@@ -5,6 +5,7 @@ pub mod common;
 pub mod core;
 pub mod destination_rule;
 pub mod gateway;
+pub mod istioctl;
 pub mod meta;
 pub mod re2;
 pub mod security;

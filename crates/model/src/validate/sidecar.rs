@@ -7,14 +7,15 @@ use crate::diag::{Report, idx, join};
 use crate::resources::CustomObject;
 use crate::resources::gateway::TlsMode;
 use crate::resources::sidecar::{
-    CaptureMode, ConnectionPoolSettings, Destination, H2UpgradePolicy, IstioEgressListener,
-    IstioIngressListener, OutboundTrafficPolicy, OutboundTrafficPolicyMode, Sidecar, SidecarPort,
+    CaptureMode, Destination, IstioEgressListener, IstioIngressListener, OutboundTrafficPolicy,
+    OutboundTrafficPolicyMode, Sidecar, SidecarPort,
 };
 use crate::validate::common::{
-    Protocol, is_dns1123_label, parse_go_duration, validate_duration, validate_fqdn,
-    validate_ip_address, validate_namespace_slash_wildcard_hostname, validate_port,
-    validate_port_name, validate_protocol, validate_wildcard_domain,
+    Protocol, is_dns1123_label, validate_fqdn, validate_ip_address,
+    validate_namespace_slash_wildcard_hostname, validate_port, validate_port_name,
+    validate_protocol, validate_wildcard_domain,
 };
+use crate::validate::destination_rule::policy::connection_pool;
 use crate::validate::gateway::{UNIX_PREFIX, validate_server_tls, validate_unix_address};
 use crate::validate::service_entry::crd::required;
 use crate::validate::service_entry::validate_alpha_workload_selector;
@@ -51,7 +52,7 @@ pub fn validate(obj: &CustomObject<Sidecar>, r: &mut Report) {
         ingress_listener(r, &idx("spec.ingress", i), l, &mut ports);
     }
     if let Some(cp) = &spec.inbound_connection_pool {
-        validate_connection_pool(r, "spec.inboundConnectionPool", cp);
+        connection_pool(r, "spec.inboundConnectionPool", cp);
     }
 
     let mut ports = HashSet::new();
@@ -192,7 +193,7 @@ fn ingress_listener(
     }
     if let Some(cp) = &l.connection_pool {
         let cpath = join(path, "connectionPool");
-        validate_connection_pool(r, &cpath, cp);
+        connection_pool(r, &cpath, cp);
         if cp.http.is_some() && !Protocol::parse(port.protocol()).is_http() {
             r.warn(
                 join(&cpath, "http"),
@@ -463,93 +464,11 @@ fn validate_destination(r: &mut Report, path: &str, d: &Destination) {
             format!("subset name is invalid: {subset}"),
         );
     }
-    if let Some(port) = &d.port
-        && let Err(e) = validate_port(port.number.unwrap_or_default())
-    {
-        r.error(join(path, "port.number"), e);
-    }
-}
-
-/// `validateConnectionPool` (the DestinationRule rules, applied to Sidecar pools).
-fn validate_connection_pool(r: &mut Report, path: &str, cp: &ConnectionPoolSettings) {
-    if cp.http.is_none() && cp.tcp.is_none() {
-        r.error(path, "connection pool must have at least one field");
-        return;
-    }
-    let duration = |r: &mut Report, field: String, v: &Option<String>| {
-        if let Some(d) = v
-            && let Err(e) = validate_duration(d)
-        {
-            r.error(field, e);
-        }
-    };
-    if let Some(h) = &cp.http {
-        let hp = join(path, "http");
-        for (field, v, msg) in [
-            (
-                "http1MaxPendingRequests",
-                h.http1_max_pending_requests,
-                "http1 max pending requests must be non-negative",
-            ),
-            (
-                "http2MaxRequests",
-                h.http2_max_requests,
-                "http2 max requests must be non-negative",
-            ),
-            (
-                "maxRequestsPerConnection",
-                h.max_requests_per_connection,
-                "max requests per connection must be non-negative",
-            ),
-            (
-                "maxRetries",
-                h.max_retries,
-                "max retries must be non-negative",
-            ),
-            (
-                "maxConcurrentStreams",
-                h.max_concurrent_streams,
-                "max concurrent streams must be non-negative",
-            ),
-        ] {
-            if v.is_some_and(|v| v < 0) {
-                r.error(join(&hp, field), msg);
-            }
-        }
-        duration(r, join(&hp, "idleTimeout"), &h.idle_timeout);
-        if h.h2_upgrade_policy == Some(H2UpgradePolicy::Upgrade)
-            && h.use_client_protocol == Some(true)
-        {
-            r.error(
-                join(&hp, "useClientProtocol"),
-                "use client protocol must not be true when H2UpgradePolicy is UPGRADE",
-            );
-        }
-    }
-    if let Some(t) = &cp.tcp {
-        let tp = join(path, "tcp");
-        if t.max_connections.is_some_and(|v| v < 0) {
-            r.error(
-                join(&tp, "maxConnections"),
-                "max connections must be non-negative",
-            );
-        }
-        duration(r, join(&tp, "connectTimeout"), &t.connect_timeout);
-        duration(
+    if let Some(port) = &d.port {
+        crate::validate::virtual_service::util::port(
             r,
-            join(&tp, "maxConnectionDuration"),
-            &t.max_connection_duration,
+            &join(path, "port.number"),
+            port.number.unwrap_or_default(),
         );
-        // An idle timeout of 0 disables it.
-        let idle = t
-            .idle_timeout
-            .clone()
-            .filter(|d| parse_go_duration(d).map_or(true, |v| v.as_millis() != 0));
-        duration(r, join(&tp, "idleTimeout"), &idle);
-        if let Some(ka) = &t.tcp_keepalive {
-            let kp = join(&tp, "tcpKeepalive");
-            duration(r, join(&kp, "time"), &ka.time);
-            duration(r, join(&kp, "interval"), &ka.interval);
-        }
     }
 }

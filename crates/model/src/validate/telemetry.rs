@@ -12,8 +12,8 @@ use crate::resources::CustomObject;
 use crate::resources::telemetry::{
     AccessLogging, CustomTag, Metrics, ProviderRef, TagOperation, Telemetry, Tracing,
 };
-use crate::validate::common::parse_go_duration;
 use crate::validate::security::policy::{self, Layers};
+use crate::validate::virtual_service::util;
 
 /// Parses `expr` as the CEL subset access-log filters accept (cel-go's error text on failure).
 /// Public only so the fuzz targets (`fuzz/`) can reach the parser; not part of the API.
@@ -101,7 +101,8 @@ fn tracing_crd(tp: &str, t: &Tracing, r: &mut Report) {
 fn custom_tag_crd(path: &str, tag: &CustomTag, r: &mut Report) {
     let set = usize::from(tag.literal.is_some())
         + usize::from(tag.environment.is_some())
-        + usize::from(tag.header.is_some());
+        + usize::from(tag.header.is_some())
+        + usize::from(tag.formatter.is_some());
     policy::one_of(r, path, set);
     if let Some(l) = &tag.literal {
         required_non_empty(r, &join(&join(path, "literal"), "value"), l.value.as_ref());
@@ -116,20 +117,19 @@ fn custom_tag_crd(path: &str, tag: &CustomTag, r: &mut Report) {
     if let Some(h) = &tag.header {
         required_non_empty(r, &join(&join(path, "header"), "name"), h.name.as_ref());
     }
+    if let Some(f) = &tag.formatter {
+        required_non_empty(
+            r,
+            &join(&join(path, "formatter"), "value"),
+            f.value.as_ref(),
+        );
+    }
 }
 
 fn metrics_crd(mp: &str, m: &Metrics, r: &mut Report) {
     providers_crd(mp, m.providers.as_deref(), r);
     if let Some(d) = &m.reporting_interval {
-        let ok = parse_go_duration(d).is_ok_and(|d| d >= std::time::Duration::from_millis(1));
-        if !ok {
-            policy::cel(
-                r,
-                &join(mp, "reportingInterval"),
-                "string",
-                "must be a valid duration greater than 1ms",
-            );
-        }
+        util::crd_duration(r, &join(mp, "reportingInterval"), d);
     }
     for (k, o) in m.overrides.iter().flatten().enumerate() {
         let op = idx(&join(mp, "overrides"), k);

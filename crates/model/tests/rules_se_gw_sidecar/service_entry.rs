@@ -79,7 +79,6 @@ const SE_WARNINGS: &[(&str, &str, &str)] = &[
     ("hosts: [\"*x\"]", "spec.hosts[0]", "partial wildcard \"*x\" not allowed"),
     ("hosts: [a.com]\nworkloadSelector: {}", "spec.workloadSelector", "service entry: workload selector specified without labels, will be applied to all services in namespace"),
     ("hosts: [a.com]\nworkloadSelector: {labels: {app: a}}", "spec.workloadSelector", "workloadSelector should not be set when resolution mode is NONE"),
-    ("hosts: [a.com]\nresolution: DNS\nworkloadSelector: {labels: {app: a}}", "spec.workloadSelector", "workloadSelector should not be set when resolution mode is DNS"),
     ("hosts: [a.com]\nports: [{name: tcp, number: 9000, protocol: TCP}]", "spec.ports[0]", "addresses are required for ports serving TCP (or unset) protocol when IP Autoallocation is not enabled"),
     ("hosts: [a.com]\nports: [{name: tcp, number: 9000}]", "spec.ports[0]", "addresses are required for ports serving TCP"),
     ("hosts: [a.com]\nresolution: STATIC\nendpoints: [{network: n1}]", "spec.endpoints[0]", "address is unset with network \"n1\""),
@@ -99,6 +98,9 @@ pub(crate) const SE_CLEAN: &[&str] = &[
     "hosts: [a.com]\nresolution: DNS\nports: [{name: http, number: 80, protocol: HTTP, targetPort: 8080}]\nexportTo: [\"~\"]",
     "hosts: [a.com]\nexportTo: [\".\", other]",
     "hosts: [\"*.a.com\"]\nresolution: DYNAMIC_DNS\nports: [{name: http, number: 80, protocol: HTTP}, {name: tls, number: 443, protocol: TLS}]",
+    // Istio warns about a workload selector with NONE resolution only, not with DNS ones.
+    "hosts: [a.com]\nresolution: DNS\nworkloadSelector: {labels: {app: a}}",
+    "hosts: [a.com]\nresolution: DNS_ROUND_ROBIN\nworkloadSelector: {labels: {app: a}}\nports: [{name: http, number: 80, protocol: HTTP}]",
 ];
 
 #[test]

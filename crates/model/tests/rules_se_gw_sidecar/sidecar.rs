@@ -55,14 +55,14 @@ const SC_ERRORS: &[(&str, &str, &str)] = &[
     ("inboundConnectionPool: {}", "spec.inboundConnectionPool", "connection pool must have at least one field"),
     ("inboundConnectionPool: {tcp: {maxConnections: -1}}", "spec.inboundConnectionPool.tcp.maxConnections", "max connections must be non-negative"),
     ("inboundConnectionPool: {tcp: {connectTimeout: 1.5ms}}", "spec.inboundConnectionPool.tcp.connectTimeout", "only durations to ms precision are supported"),
-    ("inboundConnectionPool: {tcp: {tcpKeepalive: {time: 0.1ms}}}", "spec.inboundConnectionPool.tcp.tcpKeepalive.time", "duration must be greater than 1ms"),
+    ("inboundConnectionPool: {tcp: {tcpKeepalive: {time: 0.1ms}}}", "spec.inboundConnectionPool.tcp.tcpKeepalive.time", "Invalid value: \"string\": must be a valid duration greater than 1ms"),
     ("inboundConnectionPool: {http: {http1MaxPendingRequests: -1}}", "spec.inboundConnectionPool.http.http1MaxPendingRequests", "http1 max pending requests must be non-negative"),
     ("inboundConnectionPool: {http: {http2MaxRequests: -1}}", "spec.inboundConnectionPool.http.http2MaxRequests", "http2 max requests must be non-negative"),
     ("inboundConnectionPool: {http: {maxRequestsPerConnection: -1}}", "spec.inboundConnectionPool.http.maxRequestsPerConnection", "max requests per connection must be non-negative"),
     ("inboundConnectionPool: {http: {maxRetries: -1}}", "spec.inboundConnectionPool.http.maxRetries", "max retries must be non-negative"),
     ("inboundConnectionPool: {http: {maxConcurrentStreams: -1}}", "spec.inboundConnectionPool.http.maxConcurrentStreams", "max concurrent streams must be non-negative"),
     ("inboundConnectionPool: {http: {h2UpgradePolicy: UPGRADE, useClientProtocol: true}}", "spec.inboundConnectionPool.http.useClientProtocol", "use client protocol must not be true when H2UpgradePolicy is UPGRADE"),
-    ("ingress: [{port: {number: 80}, connectionPool: {http: {idleTimeout: 10x}}}]", "spec.ingress[0].connectionPool.http.idleTimeout", "time: invalid duration"),
+    ("ingress: [{port: {number: 80}, connectionPool: {http: {idleTimeout: 10x}}}]", "spec.ingress[0].connectionPool.http.idleTimeout", "type conversion error from 'string' to 'google.protobuf.Duration' evaluating rule: must be a valid duration greater than 1ms"),
     // Outbound traffic policy.
     ("outboundTrafficPolicy: {mode: ALLOW_ANY_DYNAMIC_DNS}", "spec.outboundTrafficPolicy.mode", "sidecar: ALLOW_ANY_DYNAMIC_DNS mode is only supported in MeshConfig, not in Sidecar resource"),
     ("outboundTrafficPolicy: {mode: SOMETIMES}", "spec.outboundTrafficPolicy.mode", "Unsupported value: \"SOMETIMES\""),
@@ -87,6 +87,9 @@ const SC_WARNINGS: &[(&str, &str, &str)] = &[
 #[rustfmt::skip]
 pub(crate) const SC_CLEAN: &[&str] = &[
     "egress:\n- hosts: [\"./*\", \"istio-system/*\", \"~/a.com\", \"*/edition.cnn.com\"]",
+    // `*/*` alone, and `~/*` (no namespace), are what Istio accepts without a word.
+    "egress:\n- hosts: [\"*/*\"]",
+    "egress:\n- hosts: [\"~/*\"]",
     "workloadSelector: {labels: {app: curl}}\noutboundTrafficPolicy: {mode: ALLOW_ANY}",
     "outboundTrafficPolicy: {mode: ALLOW_ANY, egressProxy: {host: proxy.a.com, subset: v1, port: {number: 3128}}}",
     "egress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  bind: 127.0.0.1\n  captureMode: NONE\n  hosts: [\"*/*\"]\n- port: {number: 0, protocol: HTTP}\n  bind: \"unix:///var/run/app.sock\"\n  hosts: [\"*/*\"]\n- hosts: [\"ns/*\"]",
@@ -106,4 +109,32 @@ fn sidecar_rules() {
     }
     let no_spec = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: sc\n";
     rejects(no_spec, "spec", "sidecar: empty configuration provided");
+}
+
+/// Istio warns about `*/*` only beside hosts of other namespaces; within the `*` namespace a
+/// further host is a duplicate, nothing more.
+#[test]
+fn select_all_warning_only_beside_other_namespaces() {
+    const SELECT_ALL: &str = "`*/*` host select all resources, no other hosts can be added";
+    for (hosts, select_all, duplicates) in [
+        ("[\"*/*\"]", false, 0),
+        ("[\"*/*\", \"*/a.com\"]", false, 1),
+        ("[\"*/a.com\", \"*/*\"]", false, 1),
+        ("[\"*/*\", \"ns/a.com\"]", true, 0),
+        ("[\"*/*\", \"./*\"]", true, 0),
+        ("[\"*/*\", \"~/*\"]", true, 0),
+    ] {
+        let w = accepts(&sc(&format!("egress: [{{hosts: {hosts}}}]")));
+        let messages: Vec<&str> = w.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            messages.contains(&SELECT_ALL),
+            select_all,
+            "{hosts}: {messages:?}"
+        );
+        let dup = messages
+            .iter()
+            .filter(|m| m.starts_with("duplicated egress host"))
+            .count();
+        assert_eq!(dup, duplicates, "{hosts}: {messages:?}");
+    }
 }

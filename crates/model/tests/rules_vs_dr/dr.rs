@@ -172,7 +172,7 @@ fn dr_connection_pool() {
     rejected(
         &cp("    http:\n      idleTimeout: 0s\n"),
         "spec.trafficPolicy.connectionPool.http.idleTimeout",
-        "duration must be greater than 1ms",
+        "Invalid value: \"string\": must be a valid duration greater than 1ms",
     );
     rejected(
         &cp("    tcp:\n      connectTimeout: 1.5ms\n"),
@@ -182,7 +182,7 @@ fn dr_connection_pool() {
     rejected(
         &cp("    tcp:\n      tcpKeepalive:\n        time: 0.1ms\n"),
         "spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.time",
-        "duration must be greater than 1ms",
+        "Invalid value: \"string\": must be a valid duration greater than 1ms",
     );
     rejected(
         &cp("    http:\n      http2KeepAlive:\n        interval: 15s\n"),
@@ -317,7 +317,7 @@ fn dr_warmup() {
     rejected(
         &w("      duration: 0.5ms\n"),
         "spec.trafficPolicy.loadBalancer.warmup.duration",
-        "duration must be greater than 1ms",
+        "Invalid value: \"string\": must be a valid duration greater than 1ms",
     );
 }
 
@@ -455,7 +455,7 @@ fn dr_outlier_detection() {
     rejected(
         &o("    interval: 0s\n"),
         &format!("{f}.interval"),
-        "duration must be greater than 1ms",
+        "Invalid value: \"string\": must be a valid duration greater than 1ms",
     );
     rejected(
         &o("    baseEjectionTime: 1.5ms\n"),

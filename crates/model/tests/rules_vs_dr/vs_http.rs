@@ -286,7 +286,7 @@ fn http_faults() {
     rejected(
         &http_vs("fault:\n    delay:\n      fixedDelay: 0.5ms\n"),
         "spec.http[0].fault.delay.fixedDelay",
-        "duration must be greater than 1ms",
+        "Invalid value: \"string\": must be a valid duration greater than 1ms",
     );
 }
 
@@ -329,7 +329,7 @@ fn http_retries_and_timeouts() {
     rejected(
         &http_vs("timeout: 0.1ms\n"),
         "spec.http[0].timeout",
-        "duration must be greater than 1ms",
+        "Invalid value: \"string\": must be a valid duration greater than 1ms",
     );
 }
 

@@ -2,7 +2,7 @@
 //! `VV:1035-1300`, `AV:281-335`), plus the CRD's structural rules (`Required value`, bounds,
 //! `oneOf`).
 
-mod policy;
+pub(crate) mod policy;
 
 use std::collections::HashSet;
 
@@ -70,9 +70,12 @@ pub fn validate(obj: &CustomObject<DestinationRule>, r: &mut Report) {
     }
 }
 
+/// The CRD's rules on `workloadSelector.matchLabels` (CEL: no wildcard in keys or values, no
+/// empty key; values at most 63 characters, at most 4096 labels), then the webhook's
 /// `validateWorkloadSelector` (`type.v1beta1.WorkloadSelector`).
 fn workload_selector(r: &mut Report, path: &str, ws: &WorkloadSelector) {
     let labels = ws.match_labels.as_ref();
+    crate::validate::security::policy::match_labels_crd(r, path, labels);
     crate::validate::common::validate_selector_labels(
         r,
         &join(path, "matchLabels"),
@@ -136,8 +139,13 @@ fn traffic_policy(r: &mut Report, path: &str, namespace: &str, tp: &TrafficPolic
 
 /// `validatePortTrafficPolicies` for one entry.
 fn port_policy(r: &mut Report, path: &str, namespace: &str, p: &PortTrafficPolicy) {
-    if p.port.is_none() {
-        r.error(path, "portTrafficPolicy must have valid port");
+    match &p.port {
+        None => r.error(path, "portTrafficPolicy must have valid port"),
+        Some(port) => {
+            if let Some(n) = port.number {
+                util::uint32(r, &join(&join(path, "port"), "number"), n);
+            }
+        }
     }
     if p.outlier_detection.is_none()
         && p.connection_pool.is_none()
@@ -193,7 +201,9 @@ fn tunnel(r: &mut Report, path: &str, t: &TunnelSettings) {
     match t.target_port {
         None => util::required(r, &join(path, "targetPort")),
         Some(p) => {
-            if let Err(e) = common::validate_port(p) {
+            if util::uint32(r, &join(path, "targetPort"), p)
+                && let Err(e) = common::validate_port(p)
+            {
                 r.error(
                     join(path, "targetPort"),
                     format!("tunnel target port is invalid: {e}"),

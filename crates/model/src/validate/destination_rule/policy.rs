@@ -66,8 +66,8 @@ pub(super) fn outlier_detection(r: &mut Report, path: &str, od: &OutlierDetectio
     }
 }
 
-/// `validateConnectionPool`.
-pub(super) fn connection_pool(r: &mut Report, path: &str, cp: &ConnectionPoolSettings) {
+/// `validateConnectionPool` (DestinationRule and Sidecar pools), with the CRD's duration rule.
+pub(crate) fn connection_pool(r: &mut Report, path: &str, cp: &ConnectionPoolSettings) {
     if cp.http.is_none() && cp.tcp.is_none() {
         r.error(path, "connection pool must have at least one field");
         return;
@@ -140,9 +140,10 @@ pub(super) fn connection_pool(r: &mut Report, path: &str, cp: &ConnectionPoolSet
         );
         if let Some(idle) = &t.idle_timeout {
             // `0s` disables the idle timeout and is allowed.
-            let zero = common::parse_go_duration(idle).is_ok_and(|d| d.as_millis() == 0);
+            let zero = common::parse_go_duration(idle).is_ok_and(|d| d.is_zero());
             if !zero {
-                util::duration(r, &join(&tpath, "idleTimeout"), Some(idle));
+                // The CRD opts this field out of the duration rule; the webhook checks it.
+                util::webhook_duration(r, &join(&tpath, "idleTimeout"), Some(idle));
             }
         }
         if let Some(ka) = &t.tcp_keepalive {
@@ -260,6 +261,11 @@ pub(super) fn load_balancer(
     if let Some(w) = &lb.warmup {
         warmup(r, &join(path, "warmup"), w);
     }
+    util::duration(
+        r,
+        &join(path, "warmupDurationSecs"),
+        lb.warmup_duration_secs.as_ref(),
+    );
 }
 
 /// The CRD rules on `warmup` (duration required, `0 <= minimumPercent <= 100`,
@@ -267,7 +273,9 @@ pub(super) fn load_balancer(
 fn warmup(r: &mut Report, path: &str, w: &WarmupConfiguration) {
     match &w.duration {
         None => util::required(r, &join(path, "duration")),
-        Some(d) => util::duration(r, &join(path, "duration"), Some(d)),
+        Some(d) => {
+            util::duration(r, &join(path, "duration"), Some(d));
+        }
     }
     if let Some(p) = w.minimum_percent {
         let field = join(path, "minimumPercent");

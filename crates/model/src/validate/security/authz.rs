@@ -32,17 +32,28 @@ pub(crate) fn validate(obj: &CustomObject<AuthorizationPolicy>, r: &mut Report) 
         .metadata
         .annotations
         .as_ref()
-        .is_some_and(|a| a.contains_key(DRY_RUN));
-    if dry_run && !matches!(action, Action::Allow | Action::Deny) {
-        // Istio checks the annotation before the spec and stops there.
-        layers.hook = Report::default();
-        layers.hook.error(
-            format!("metadata.annotations.{DRY_RUN}"),
-            format!(
+        .and_then(|a| a.get(DRY_RUN));
+    // Istio checks the annotation before the spec and stops there.
+    let annotation_error = dry_run.and_then(|v| {
+        if !matches!(action, Action::Allow | Action::Deny) {
+            Some(format!(
                 "the annotation {DRY_RUN} currently only supports action ALLOW/DENY, found action {} in {ns}/{name}",
                 action.as_str()
-            ),
-        );
+            ))
+        } else if !is_go_bool(v) {
+            Some(format!(
+                "{ns}/{name} has annotation {DRY_RUN} with invalid value ({v}): strconv.ParseBool: parsing {}: invalid syntax",
+                go_quote(v)
+            ))
+        } else {
+            None
+        }
+    });
+    if let Some(message) = annotation_error {
+        layers.hook = Report::default();
+        layers
+            .hook
+            .error(format!("metadata.annotations.{DRY_RUN}"), message);
     } else {
         webhook(spec, &mut layers.hook);
         let prefix = format!("invalid policy {name}.{ns}:");
@@ -438,4 +449,17 @@ fn validate_condition(cp: &str, c: &Condition, r: &mut Report) {
             format!("invalid `notValue` for `key` {key}: {e}"),
         );
     }
+}
+
+/// The strings Go's `strconv.ParseBool` accepts.
+fn is_go_bool(v: &str) -> bool {
+    matches!(
+        v,
+        "1" | "t" | "T" | "TRUE" | "true" | "True" | "0" | "f" | "F" | "FALSE" | "false" | "False"
+    )
+}
+
+/// Go's `%q` (`strconv.Quote`) for the common cases: double quotes, backslash escapes.
+fn go_quote(v: &str) -> String {
+    format!("{v:?}")
 }

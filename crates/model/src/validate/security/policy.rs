@@ -139,7 +139,17 @@ const WEBHOOK_TARGETS_LIST: &str = "[core/v1/Service networking.istio.io/v1/Serv
 /// CRD rules of `WorkloadSelector` (`matchLabels`: no wildcards, no empty key, values at most
 /// 63 characters, at most 4096 labels).
 pub(crate) fn selector_crd(r: &mut Report, path: &str, selector: &WorkloadSelector) {
-    let Some(labels) = &selector.match_labels else {
+    match_labels_crd(r, path, selector.match_labels.as_ref());
+}
+
+/// CRD rules of a `WorkloadSelector`'s `matchLabels` under `path` (the same schema wherever
+/// Istio's CRDs embed `istio.type.v1beta1.WorkloadSelector`).
+pub(crate) fn match_labels_crd(
+    r: &mut Report,
+    path: &str,
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+) {
+    let Some(labels) = labels else {
         return;
     };
     let ml = join(path, "matchLabels");

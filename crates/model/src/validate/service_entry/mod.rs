@@ -294,12 +294,6 @@ fn dns(
         endpoint_labels(&path, ep, r);
         endpoint_ports(&path, i, ep, service_ports, crd, r);
     }
-    if spec.workload_selector.is_some() {
-        r.warn(
-            "spec.workloadSelector",
-            format!("workloadSelector should not be set when resolution mode is {mode}"),
-        );
-    }
     if !spec.addresses().is_empty()
         && spec.hosts().len() > 1
         && spec

@@ -102,8 +102,9 @@ pub(super) fn cors(r: &mut Report, path: &str, c: &CorsPolicy) {
     }
     if let Some(age) = &c.max_age {
         let field = join(path, "maxAge");
-        util::duration(r, &field, Some(age));
-        if common::parse_go_duration(age).is_ok_and(|d| d.subsec_nanos() > 0) {
+        if util::duration(r, &field, Some(age))
+            && common::parse_go_duration(age).is_ok_and(|d| d.subsec_nanos() > 0)
+        {
             r.error(
                 field,
                 "max_age duration is accurate only to seconds precision",
@@ -257,6 +258,11 @@ pub(super) fn redirect(r: &mut Report, path: &str, rd: &HttpRedirect, route: &Ht
             join(path, "scheme"),
             "invalid redirect scheme, must be \"http\" or \"https\"",
         );
+        return;
+    }
+    if let Some(p) = rd.port
+        && !util::uint32(r, &join(path, "port"), p)
+    {
         return;
     }
     if let Some(p) = rd.port.filter(|p| *p > 0)

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use regex::Regex;
 
@@ -68,19 +69,77 @@ pub(crate) fn count_set(members: &[bool]) -> usize {
     members.iter().filter(|b| **b).count()
 }
 
-/// `ValidatePort` on a field.
+/// The CRD's bounds on a `uint32` field (`minimum: 0`, `maximum: 4294967295`), in the API
+/// server's words; the webhook never sees a value outside them. True when within.
+pub(crate) fn uint32(r: &mut Report, path: &str, value: i64) -> bool {
+    let bound = if value < 0 {
+        "greater than or equal to 0".to_owned()
+    } else if value > i64::from(u32::MAX) {
+        format!("less than or equal to {}", u32::MAX)
+    } else {
+        return true;
+    };
+    r.error(
+        path,
+        format!("{path}: Invalid value: {value}: {path} in body should be {bound}"),
+    );
+    false
+}
+
+/// `ValidatePort` on a `uint32` field, after the CRD's bounds.
 pub(crate) fn port(r: &mut Report, path: &str, number: i64) {
-    if let Err(e) = common::validate_port(number) {
+    if uint32(r, path, number)
+        && let Err(e) = common::validate_port(number)
+    {
         r.error(path, e);
     }
 }
 
-/// A duration field (`ValidateDuration`).
-pub(crate) fn duration(r: &mut Report, path: &str, value: Option<&String>) {
-    if let Some(d) = value
-        && let Err(e) = common::validate_duration(d)
-    {
-        r.error(path, e);
+/// The message of the CEL rule Istio's CRDs put on `google.protobuf.Duration` fields.
+const DURATION_RULE: &str = "must be a valid duration greater than 1ms";
+
+/// The CRD's rule on a duration field, `duration(self) >= duration('1ms')`, as the API server
+/// reports it: a duration below 1ms (zero and negative included) fails the rule; a string CEL
+/// cannot convert to a duration fails its evaluation. True when the rule holds.
+pub(crate) fn crd_duration(r: &mut Report, path: &str, value: &str) -> bool {
+    let magnitude = value.strip_prefix('-').map_or(value, |rest| {
+        rest.strip_prefix(['+', '-']).map_or(rest, |_| "invalid")
+    });
+    match common::parse_go_duration(magnitude) {
+        Err(_) => {
+            r.error(
+                path,
+                format!("{path}: Invalid value: \"string\": type conversion error from 'string' to 'google.protobuf.Duration' evaluating rule: {DURATION_RULE}"),
+            );
+            false
+        }
+        Ok(d) if magnitude.len() != value.len() || d < Duration::from_millis(1) => {
+            r.error(
+                path,
+                format!("{path}: Invalid value: \"string\": {DURATION_RULE}"),
+            );
+            false
+        }
+        Ok(_) => true,
+    }
+}
+
+/// A duration field of the CRDs: the CRD's rule ([`crd_duration`]) and, when it holds, the
+/// webhook's `ValidateDuration` (millisecond precision). True when both hold.
+pub(crate) fn duration(r: &mut Report, path: &str, value: Option<&String>) -> bool {
+    let Some(d) = value else { return true };
+    crd_duration(r, path, d) && webhook_duration(r, path, Some(d))
+}
+
+/// A duration field whose CRD schema opts out of the duration rule: the webhook's
+/// `ValidateDuration` only (at least 1ms, millisecond precision). True when it holds.
+pub(crate) fn webhook_duration(r: &mut Report, path: &str, value: Option<&String>) -> bool {
+    match value.map(|d| common::validate_duration(d)) {
+        Some(Err(e)) => {
+            r.error(path, e);
+            false
+        }
+        _ => true,
     }
 }
 
