@@ -34,7 +34,16 @@ fn decode_all(objs: &[Value]) -> Vec<Resource> {
                 .pop()
                 .unwrap()
             {
-                Outcome::Valid(d) => assert!(d.warnings.is_empty(), "{:?}", d.warnings),
+                // istioctl validate warns that the gateway Service's `status-port` (Istio's own
+                // gateway chart names it so) does not follow the port naming convention; that
+                // is the one warning the add-on's objects may get.
+                Outcome::Valid(d) => assert!(
+                    d.warnings.iter().all(|w| w.message.contains(
+                        "port \"status-port\" does not follow the Istio naming convention"
+                    )),
+                    "{:?}",
+                    d.warnings
+                ),
                 other => panic!("{}: {other:?}", v["kind"]),
             }
             res
