@@ -312,8 +312,9 @@ impl Output {
 pub struct AccessLogger {
     inner: Arc<Inner>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
-    /// The format this logger writes with instead of the current one (one request's).
-    pinned: Option<Arc<LogFormat>>,
+    /// The configuration version this logger writes and counts under instead of the current
+    /// one (one request's): its format and its ISTIO_MUTUAL clusters.
+    pinned: Option<(Arc<LogFormat>, Arc<crate::metrics::MutualTls>)>,
 }
 
 impl fmt::Debug for AccessLogger {
@@ -467,20 +468,43 @@ impl AccessLogger {
         prepared
     }
 
-    /// This logger (same sink and metrics) writing with `format` whatever the current one
-    /// becomes: the logger of one request, pinned to its snapshot's settings.
-    pub fn pinned_to(&self, format: Arc<LogFormat>) -> AccessLogger {
+    /// This logger (same sink and metrics) writing with `format` and counting with
+    /// `mutual_tls` whatever the current ones become: the logger of one request, pinned to its
+    /// configuration version.
+    pub fn pinned_to(
+        &self,
+        format: Arc<LogFormat>,
+        mutual_tls: Arc<crate::metrics::MutualTls>,
+    ) -> AccessLogger {
         AccessLogger {
             inner: Arc::clone(&self.inner),
             metrics: self.metrics.clone(),
-            pinned: Some(format),
+            pinned: Some((format, mutual_tls)),
+        }
+    }
+
+    /// The ISTIO_MUTUAL clusters entries are counted with: the pinned version's, else none.
+    fn mutual_tls(&self) -> &crate::metrics::MutualTls {
+        static NONE: std::sync::LazyLock<crate::metrics::MutualTls> =
+            std::sync::LazyLock::new(Default::default);
+        match &self.pinned {
+            Some((_, m)) => m,
+            None => &NONE,
+        }
+    }
+
+    /// Counts a TCP connection as opened now in the metrics, if any (see
+    /// [`crate::metrics::Metrics::tcp_opened`]), under this logger's version.
+    pub fn tcp_opened(&self, entry: &LogEntry) {
+        if let Some(metrics) = &self.metrics {
+            metrics.tcp_opened(entry, self.mutual_tls());
         }
     }
 
     /// The format lines are written with: the pinned one, else the current one.
     fn format(&self) -> Arc<LogFormat> {
         match &self.pinned {
-            Some(f) => Arc::clone(f),
+            Some((f, _)) => Arc::clone(f),
             None => self.inner.format.load_full(),
         }
     }
@@ -520,7 +544,7 @@ impl AccessLogger {
     /// reported through `tracing` and dropped: an access log never fails a request.
     pub fn log(&self, entry: &LogEntry) {
         if let Some(metrics) = &self.metrics {
-            metrics.record(entry);
+            metrics.record(entry, self.mutual_tls());
         }
         if !self.is_enabled() {
             return;

@@ -107,6 +107,8 @@ pub struct Active {
     pub snapshot: Arc<Snapshot>,
     /// Its access-log settings, prepared.
     pub log: Arc<crate::accesslog::LogFormat>,
+    /// Its ISTIO_MUTUAL clusters, for the metrics' `source_principal` of what runs under it.
+    pub mutual_tls: Arc<crate::metrics::MutualTls>,
     /// Listener name -> position in `snapshot.listeners` (the first of a name, as
     /// reconciliation keeps it).
     listeners: HashMap<String, usize>,
@@ -222,9 +224,13 @@ impl Active {
         }
         let regexes =
             crate::http::route::Regexes::of(routes.values().filter_map(|t| t.at.config(&snapshot)));
+        let mutual_tls = Arc::new(crate::metrics::mutual_tls_clusters(
+            snapshot.clusters.values(),
+        ));
         Active {
             snapshot,
             log,
+            mutual_tls,
             listeners,
             routes,
             generations,
@@ -292,7 +298,8 @@ impl Ctx {
 
     /// The access logger of a request or connection running under `active`.
     pub fn logger_for(&self, active: &Active) -> crate::accesslog::AccessLogger {
-        self.access_log.pinned_to(Arc::clone(&active.log))
+        self.access_log
+            .pinned_to(Arc::clone(&active.log), Arc::clone(&active.mutual_tls))
     }
 }
 

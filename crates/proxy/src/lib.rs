@@ -295,7 +295,6 @@ async fn apply(
     ctx.prepare();
     let errors = listeners.reconcile(snapshot).await;
     if let Some(metrics) = ctx.access_log.metrics() {
-        metrics.set_mutual_tls_clusters(metrics::mutual_tls_clusters(snapshot.clusters.values()));
         metrics.set_config_version(snapshot.version);
     }
     readiness.set_unbound(errors.iter().map(ToString::to_string).collect());

@@ -182,11 +182,12 @@ async fn forward<D>(
         io: downstream,
         counters: Arc::clone(&counters),
     };
+    let logger = ctx.logger_for(&active);
     run(
         &mut downstream,
         conn,
         target,
-        (ctx, &active.snapshot),
+        (ctx, &active.snapshot, &logger),
         &mut entry,
         &counters,
         tcp,
@@ -196,7 +197,7 @@ async fn forward<D>(
     entry.bytes_sent = counters.sent.load(Ordering::Relaxed);
     entry.duration = Some(began.elapsed());
     // Logged before anything else is awaited: a forced drain may drop this future next.
-    ctx.logger_for(&active).log(&entry);
+    logger.log(&entry);
     let _ = downstream.shutdown().await;
 }
 
@@ -211,7 +212,7 @@ async fn run<D>(
     downstream: &mut Counting<D>,
     conn: &ConnInfo,
     target: &Target<'_>,
-    (ctx, snapshot): (&Ctx, &Snapshot),
+    (ctx, snapshot, logger): (&Ctx, &Snapshot, &crate::accesslog::AccessLogger),
     entry: &mut LogEntry,
     counters: &Counters,
     tcp: RawTcp<D>,
@@ -255,9 +256,7 @@ async fn run<D>(
     entry.upstream_host = Some(upstream.peer);
     entry.upstream_local_address = Some(upstream.local);
     // Istio counts a TCP connection as opened when it is established upstream.
-    if let Some(metrics) = ctx.access_log.metrics() {
-        metrics.tcp_opened(entry);
-    }
+    logger.tcp_opened(entry);
     // A proxied connection is busy, never shed as idle; its idleness is the TCP idle timeout's.
     let _busy = crate::limits::conn::current().map(|c| c.begin_stream());
     let idle = ctx.options.limits.tcp_idle_timeout;

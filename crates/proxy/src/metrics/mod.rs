@@ -23,7 +23,7 @@
 //! Labels follow Istio's client-side reporter (`reporter="source"`, what gateways and sidecar
 //! outbound report), see [`SeriesKey::values`]: `connection_security_policy` is `unknown`, and
 //! `source_principal` is the proxy's own identity only on clusters that present it
-//! (ISTIO_MUTUAL, see [`Metrics::set_mutual_tls_clusters`]).
+//! (ISTIO_MUTUAL, see [`MutualTls`], prepared per configuration version).
 //!
 //! Gateway health figures (not Istio's): `egress_active_connections` (gauge, downstream
 //! connections in flight), and the configuration figures of [`reload`].
@@ -74,7 +74,6 @@ pub struct Metrics {
     settings: RwLock<LabelSettings>,
     build_tag: String,
     series: Mutex<Series>,
-    mutual_tls: ArcSwap<HashSet<String>>,
     connections: Option<Drain>,
     config_version: AtomicU64,
     reloads: Mutex<Reloads>,
@@ -136,7 +135,6 @@ impl Metrics {
             settings: RwLock::new(settings),
             build_tag: env!("CARGO_PKG_VERSION").to_owned(),
             series: Mutex::default(),
-            mutual_tls: ArcSwap::default(),
             connections: None,
             config_version: AtomicU64::new(0),
             reloads: Mutex::default(),
@@ -178,18 +176,10 @@ impl Metrics {
             .clone()
     }
 
-    /// The clusters whose upstream connections present the workload certificate
-    /// (ISTIO_MUTUAL): their traffic shows the local identity as `source_principal`. Set
-    /// with every snapshot; applies to what is recorded afterwards.
-    pub fn set_mutual_tls_clusters(&self, clusters: impl IntoIterator<Item = String>) {
-        self.mutual_tls
-            .store(Arc::new(clusters.into_iter().collect()));
-    }
-
-    /// The borrowed series key of `entry`.
-    fn key<'e>(&self, entry: &'e LogEntry) -> KeyRef<'e> {
+    /// The borrowed series key of `entry`, recorded under a configuration version whose
+    /// ISTIO_MUTUAL clusters are `mutual_tls`.
+    fn key<'e>(&self, entry: &'e LogEntry, mutual_tls: &MutualTls) -> KeyRef<'e> {
         let settings = self.settings.read().unwrap_or_else(PoisonError::into_inner);
-        let mutual_tls = self.mutual_tls.load();
         KeyRef::of(entry, &settings, |c| mutual_tls.contains(c))
     }
 
@@ -198,11 +188,11 @@ impl Metrics {
     /// recorded by [`Metrics::record`], then counts only as closed, with the same labels.
     /// A second report for the same open connection is ignored; an entry without
     /// downstream addresses is ignored (its close counts it).
-    pub fn tcp_opened(&self, entry: &LogEntry) {
+    pub fn tcp_opened(&self, entry: &LogEntry, mutual_tls: &MutualTls) {
         let Some(id) = conn_id(entry) else {
             return;
         };
-        let key = self.key(entry);
+        let key = self.key(entry, mutual_tls);
         let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         if series.open.contains_key(&id) {
             return;
@@ -213,9 +203,10 @@ impl Metrics {
     }
 
     /// Updates the Istio metrics from one finished request (an entry with a protocol) or TCP
-    /// connection (no protocol).
-    pub fn record(&self, entry: &LogEntry) {
-        let key = self.key(entry);
+    /// connection (no protocol), under a configuration version whose ISTIO_MUTUAL clusters
+    /// are `mutual_tls`.
+    pub fn record(&self, entry: &LogEntry, mutual_tls: &MutualTls) {
+        let key = self.key(entry, mutual_tls);
         let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         if !key.is_tcp() {
             with_series(&mut series.http, &key, HttpSeries::new, |s| {
@@ -343,11 +334,16 @@ impl Metrics {
     }
 }
 
+/// The clusters of one configuration version whose upstream connections present the
+/// workload certificate (ISTIO_MUTUAL): their traffic shows the local identity as
+/// `source_principal`. Part of the version's prepared [`crate::ctx::Active`].
+pub type MutualTls = HashSet<String>;
+
 /// The names of the clusters that originate ISTIO_MUTUAL (they present the workload
 /// certificate, which makes it `source_principal`).
 pub fn mutual_tls_clusters<'a>(
     clusters: impl IntoIterator<Item = &'a egress_snapshot::snapshot::Cluster>,
-) -> Vec<String> {
+) -> MutualTls {
     clusters
         .into_iter()
         .filter(|c| {

@@ -7,6 +7,11 @@ use std::time::Duration;
 use super::*;
 use crate::accesslog::{ResponseFlag, ResponseFlags};
 
+/// A version without ISTIO_MUTUAL clusters.
+fn none() -> MutualTls {
+    MutualTls::new()
+}
+
 fn request(code: u16, cluster: Option<&str>) -> LogEntry {
     LogEntry {
         protocol: Some("HTTP/1.1".into()),
@@ -25,11 +30,11 @@ fn line<'a>(out: &'a str, prefix: &str) -> Vec<&'a str> {
 #[test]
 fn requests_are_counted_per_label_set() {
     let m = Metrics::gateway();
-    m.record(&request(200, Some("outbound|80||edition.cnn.com")));
-    m.record(&request(200, Some("outbound|80||edition.cnn.com")));
+    m.record(&request(200, Some("outbound|80||edition.cnn.com")), &none());
+    m.record(&request(200, Some("outbound|80||edition.cnn.com")), &none());
     let mut nr = request(404, None);
     nr.response_flags = ResponseFlags::from(ResponseFlag::NoRouteFound);
-    m.record(&nr);
+    m.record(&nr, &none());
     let out = m.render();
     let totals = line(&out, "istio_requests_total{");
     assert_eq!(totals.len(), 2, "{out}");
@@ -59,12 +64,15 @@ fn requests_are_counted_per_label_set() {
 fn tcp_connections_add_up() {
     let m = Metrics::gateway();
     for _ in 0..2 {
-        m.record(&LogEntry {
-            upstream_cluster: Some("outbound|443||edition.cnn.com".into()),
-            bytes_sent: 10,
-            bytes_received: 4,
-            ..LogEntry::default()
-        });
+        m.record(
+            &LogEntry {
+                upstream_cluster: Some("outbound|443||edition.cnn.com".into()),
+                bytes_sent: 10,
+                bytes_received: 4,
+                ..LogEntry::default()
+            },
+            &none(),
+        );
     }
     let out = m.render();
     let opened = line(&out, "istio_tcp_connections_opened_total{");
@@ -175,8 +183,8 @@ fn connection(remote: u16) -> LogEntry {
 fn connections_count_as_opened_when_reported_and_closed_once() {
     let m = Metrics::gateway();
     let open = connection(40000);
-    m.tcp_opened(&open);
-    m.tcp_opened(&open);
+    m.tcp_opened(&open, &none());
+    m.tcp_opened(&open, &none());
     let out = m.render();
     assert!(line(&out, "istio_tcp_connections_opened_total{")[0].ends_with(" 1"));
     assert!(line(&out, "istio_tcp_connections_closed_total{")[0].ends_with(" 0"));
@@ -184,9 +192,9 @@ fn connections_count_as_opened_when_reported_and_closed_once() {
     let mut closing = connection(40000);
     closing.response_flags = ResponseFlags::from(ResponseFlag::DownstreamConnectionTermination);
     closing.bytes_sent = 7;
-    m.record(&closing);
+    m.record(&closing, &none());
     // A connection never reported open counts both when it closes.
-    m.record(&connection(40001));
+    m.record(&connection(40001), &none());
     let out = m.render();
     let opened = line(&out, "istio_tcp_connections_opened_total{");
     assert_eq!(opened.len(), 1, "{out}");
@@ -194,7 +202,7 @@ fn connections_count_as_opened_when_reported_and_closed_once() {
     assert!(line(&out, "istio_tcp_connections_closed_total{")[0].ends_with(" 2"));
     assert!(line(&out, "istio_tcp_sent_bytes_total{")[0].ends_with(" 7"));
     // The same addresses again make a new connection.
-    m.tcp_opened(&open);
+    m.tcp_opened(&open, &none());
     assert!(line(&m.render(), "istio_tcp_connections_opened_total{")[0].ends_with(" 3"));
 }
 
@@ -206,12 +214,14 @@ fn istio_mutual_clusters_show_the_local_principal() {
         principal: "spiffe://cluster.local/ns/default/sa/sleep".into(),
         ..LocalWorkload::default()
     });
-    m.set_mutual_tls_clusters(["outbound|443|cnn|gw.ns.svc.cluster.local".to_owned()]);
-    m.record(&request(
-        200,
-        Some("outbound|443|cnn|gw.ns.svc.cluster.local"),
-    ));
-    m.record(&request(200, Some("PassthroughCluster")));
+    let mutual: MutualTls = ["outbound|443|cnn|gw.ns.svc.cluster.local".to_owned()]
+        .into_iter()
+        .collect();
+    m.record(
+        &request(200, Some("outbound|443|cnn|gw.ns.svc.cluster.local")),
+        &mutual,
+    );
+    m.record(&request(200, Some("PassthroughCluster")), &mutual);
     let out = m.render();
     let totals = line(&out, "istio_requests_total{");
     assert_eq!(totals.len(), 2, "{out}");
@@ -235,7 +245,7 @@ fn local_workload_fills_source_labels() {
         namespace: "aks-istio-egress".into(),
         ..LocalWorkload::default()
     });
-    m.record(&request(200, None));
+    m.record(&request(200, None), &none());
     let out = m.render();
     assert!(out.contains(
         "source_workload=\"asm-egress-test\",source_workload_namespace=\"aks-istio-egress\""
@@ -246,8 +256,14 @@ fn local_workload_fills_source_labels() {
 #[test]
 fn subsets_of_one_host_share_a_label_set() {
     let m = Metrics::gateway();
-    m.record(&request(200, Some("outbound|80|v1|edition.cnn.com")));
-    m.record(&request(200, Some("outbound|80|v2|edition.cnn.com")));
+    m.record(
+        &request(200, Some("outbound|80|v1|edition.cnn.com")),
+        &none(),
+    );
+    m.record(
+        &request(200, Some("outbound|80|v2|edition.cnn.com")),
+        &none(),
+    );
     let out = m.render();
     let totals = line(&out, "istio_requests_total{");
     assert_eq!(totals.len(), 1, "{out}");

@@ -64,7 +64,7 @@ use crate::limits::accept::Acceptor;
 use crate::limits::conn::CURRENT;
 use crate::limits::{Connections, Limits};
 use crate::listener::BindError;
-use crate::metrics::{LocalWorkload, Metrics, mutual_tls_clusters};
+use crate::metrics::{LocalWorkload, Metrics};
 
 /// Backlog of the listening sockets.
 const BACKLOG: u32 = 1024;
@@ -247,7 +247,6 @@ impl Sidecar {
         let metrics = Arc::new(Metrics::sidecar(local).with_connections(drain.clone()));
         let conns = Arc::new(Connections::new(&options.limits, Arc::default()));
         metrics.set_limit_counters(Arc::clone(conns.counters()));
-        metrics.set_mutual_tls_clusters(mutual_tls_clusters(first.clusters.values()));
         metrics.set_config_version(first.version);
         let readiness = Arc::new(Readiness::new(drain.clone()));
         readiness.set_loaded();
@@ -480,7 +479,6 @@ async fn follow(
             return;
         }
         if let Some(metrics) = shared.ctx.access_log.metrics() {
-            metrics.set_mutual_tls_clusters(mutual_tls_clusters(snapshot.clusters.values()));
             metrics.set_config_version(snapshot.version);
         }
         shared.ctx.prepare();

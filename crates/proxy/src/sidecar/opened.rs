@@ -8,26 +8,24 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::accesslog::LogEntry;
+use crate::accesslog::{AccessLogger, LogEntry};
 use crate::ctx::ConnInfo;
-use crate::metrics::Metrics;
 
 /// A downstream stream that reports its connection as opened on first use.
 pub struct OpenNotice<I> {
     io: I,
-    pending: Option<(Arc<Metrics>, LogEntry)>,
+    pending: Option<(AccessLogger, LogEntry)>,
 }
 
 impl<I> OpenNotice<I> {
-    /// Wraps `io`, the downstream of `conn`, proxied to `cluster`; reports to `metrics` (none:
-    /// nothing is reported).
-    pub fn new(io: I, conn: &ConnInfo, cluster: &str, metrics: Option<&Arc<Metrics>>) -> Self {
-        let pending = metrics.map(|m| {
+    /// Wraps `io`, the downstream of `conn`, proxied to `cluster`; reports through `logger`
+    /// (the connection's version's; none: nothing is reported).
+    pub fn new(io: I, conn: &ConnInfo, cluster: &str, logger: Option<AccessLogger>) -> Self {
+        let pending = logger.map(|logger| {
             let entry = LogEntry {
                 downstream_remote_address: Some(conn.downstream_remote),
                 downstream_local_address: Some(conn.downstream_local),
@@ -35,14 +33,14 @@ impl<I> OpenNotice<I> {
                 upstream_cluster: Some(cluster.to_owned()),
                 ..LogEntry::default()
             };
-            (Arc::clone(m), entry)
+            (logger, entry)
         });
         OpenNotice { io, pending }
     }
 
     fn notice(&mut self) {
-        if let Some((metrics, entry)) = self.pending.take() {
-            metrics.tcp_opened(&entry);
+        if let Some((logger, entry)) = self.pending.take() {
+            logger.tcp_opened(&entry);
         }
     }
 }
@@ -94,7 +92,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for OpenNotice<I> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+    use std::sync::Arc;
+
     use super::*;
+    use crate::metrics::Metrics;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
@@ -109,7 +110,8 @@ mod tests {
             tls_terminated: false,
         };
         let (a, mut b) = tokio::io::duplex(64);
-        let mut io = OpenNotice::new(a, &conn, "PassthroughCluster", Some(&metrics));
+        let logger = AccessLogger::disabled().with_metrics(Arc::clone(&metrics));
+        let mut io = OpenNotice::new(a, &conn, "PassthroughCluster", Some(logger));
         let opened = |m: &Metrics| {
             m.render()
                 .lines()

@@ -66,7 +66,7 @@ where
         Plan::Tcp(route) => {
             let version = (shared.ctx.as_ref(), Arc::clone(&active));
             let name = route.route_name.as_deref();
-            let io = noticed(io, &conn, &route.clusters, shared);
+            let io = noticed(io, &conn, &route.clusters, (shared, &active));
             tcp_proxy::proxy_to(io, &conn, &route.clusters, name, version, Some(&dst)).await;
         }
         Plan::Tls(routes) => {
@@ -85,7 +85,7 @@ where
                     let route = &routes[index];
                     let version = (shared.ctx.as_ref(), Arc::clone(&active));
                     let name = route.route_name.as_deref();
-                    let io = noticed(io, &conn, &route.clusters, shared);
+                    let io = noticed(io, &conn, &route.clusters, (shared, &active));
                     tcp_proxy::proxy_to(io, &conn, &route.clusters, name, version, Some(&dst))
                         .await;
                 }
@@ -112,7 +112,7 @@ async fn fallback<I>(
         OutboundPolicy::RegistryOnly => BLACKHOLE_CLUSTER,
     };
     let clusters = [weighted(cluster)];
-    let io = noticed(io, conn, &clusters, shared);
+    let io = noticed(io, conn, &clusters, (shared, &active));
     let version = (shared.ctx.as_ref(), active);
     tcp_proxy::proxy_to(io, conn, &clusters, None, version, Some(dst)).await;
 }
@@ -122,12 +122,16 @@ fn noticed<I>(
     io: I,
     conn: &ConnInfo,
     clusters: &[egress_snapshot::snapshot::WeightedCluster],
-    shared: &Shared,
+    (shared, active): (&Shared, &Active),
 ) -> OpenNotice<I> {
-    let metrics = match clusters {
-        [only] if only.cluster != BLACKHOLE_CLUSTER => shared.ctx.access_log.metrics(),
+    let logger = match clusters {
+        [only]
+            if only.cluster != BLACKHOLE_CLUSTER && shared.ctx.access_log.metrics().is_some() =>
+        {
+            Some(shared.ctx.logger_for(active))
+        }
         _ => None,
     };
     let cluster = clusters.first().map_or("", |c| c.cluster.as_str());
-    OpenNotice::new(io, conn, cluster, metrics)
+    OpenNotice::new(io, conn, cluster, logger)
 }
