@@ -31,6 +31,8 @@ struct Mesh {
     gateway_id: SpiffeId,
     gateway: Arc<IdentityHandle>,
     sleep: Arc<IdentityHandle>,
+    /// The mesh root, PEM.
+    root_pem: String,
 }
 
 fn mesh() -> Mesh {
@@ -50,6 +52,7 @@ fn mesh() -> Mesh {
         gateway: handle(&gateway_id),
         sleep: handle(&sleep_id),
         gateway_id,
+        root_pem: ca.root_pem().to_owned(),
     }
 }
 
@@ -212,6 +215,58 @@ async fn http_in_mtls_through_the_egress_gateway_which_originates_tls() {
     assert_eq!(
         egress_proxy::http::upstream_tls_handshakes(sc.sidecar.ctx(), &to_gateway.name),
         1
+    );
+
+    // Istio's metrics name the workload as source_principal for what it sent over
+    // ISTIO_MUTUAL: the label comes from the version the request ran under. A version whose
+    // cluster to the gateway is plain SIMPLE TLS (the gateway refuses it) counts its request
+    // with source_principal "unknown".
+    let principal = "source_principal=\"spiffe://cluster.local/ns/default/sa/sleep\"";
+    let requests = |code: &str| {
+        sc.sidecar
+            .metrics()
+            .render()
+            .lines()
+            .filter(|l| l.starts_with("istio_requests_total{"))
+            .filter(|l| l.contains(&format!("response_code=\"{code}\"")))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let ok = requests("200");
+    assert_eq!(ok.len(), 1, "{ok:?}");
+    assert!(ok[0].contains(principal), "{ok:?}");
+    let mut plain = to_gateway.clone();
+    if let Some(tls) = plain.tls.as_mut() {
+        tls.mode = UpstreamTlsMode::Simple;
+        tls.ca_certificates = Some(mesh.root_pem.clone());
+    }
+    let snap2 = snapshot(
+        2,
+        OutboundPolicy::RegistryOnly,
+        vec![(
+            80,
+            http_port(
+                80,
+                vec![vhost(CNN, 80, vec![forward("cnn-to-gateway", &plain.name)])],
+            ),
+        )],
+        vec![plain],
+    );
+    sc.swap(snap2).await;
+    let out = sc
+        .curl("http://edition.cnn.com/politics")
+        .fetch()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status, 503,
+        "the gateway wants the workload certificate: {out:?}"
+    );
+    let failed = requests("503");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].contains("source_principal=\"unknown\""),
+        "{failed:?}"
     );
 }
 
