@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use egress_identity::SpiffeId;
 use egress_identity::istioca::{
-    CaClient, CaError, DEFAULT_SERVER_NAME, DEFAULT_TOKEN_PATH, Rotation, RotationOptions,
-    TokenSource, spawn_rotation,
+    CaClient, CaError, DEFAULT_SERVER_NAME, DEFAULT_TOKEN_PATH, ObtainError, RotationOptions,
+    TokenSource, WorkloadCert,
 };
-use egress_identity::{IdentityHandle, SpiffeId};
 
 /// Where the workload certificate comes from (`--ca-address` enables it).
 #[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
@@ -46,23 +46,17 @@ pub enum MeshCertError {
         /// Why.
         source: std::io::Error,
     },
-    /// The CA call or its certificate failed.
+    /// The CA client could not be made.
     #[error(transparent)]
     Ca(#[from] CaError),
-    /// The issued certificate could not be used.
-    #[error("workload identity: {0}")]
-    Identity(#[from] egress_identity::Error),
+    /// The CA call, or the certificate it issued, failed.
+    #[error(transparent)]
+    Obtain(#[from] ObtainError),
 }
 
-/// A workload identity kept fresh through the CA: serve `handle`; keep `rotation` alive as
-/// long as the handle is used (dropping it stops renewals).
-#[derive(Debug)]
-pub struct MeshCert {
-    /// The live identity (certificate and mesh roots) for the proxy.
-    pub handle: Arc<IdentityHandle>,
-    /// The renewal task.
-    pub rotation: Rotation,
-}
+/// A workload identity kept fresh through the CA (the identity crate's, shared with the local
+/// cluster's Pods).
+pub type MeshCert = WorkloadCert;
 
 /// The lifetime asked for (Istio's default workload certificate TTL).
 pub const CERT_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -85,18 +79,13 @@ pub async fn obtain(args: &MeshCertArgs, id: &SpiffeId) -> Result<Option<MeshCer
         &roots_pem,
         TokenSource::File(args.token_file.clone()),
     )?);
-    let cert = client.create_certificate(id, CERT_TTL).await?;
-    let handle = Arc::new(IdentityHandle::new(cert, client.roots_pem())?);
-    let rotation = spawn_rotation(
-        client,
-        Arc::clone(&handle),
-        id.clone(),
-        RotationOptions {
-            ttl: CERT_TTL,
-            ..RotationOptions::default()
-        },
-    );
-    Ok(Some(MeshCert { handle, rotation }))
+    let options = RotationOptions {
+        ttl: CERT_TTL,
+        ..RotationOptions::default()
+    };
+    Ok(Some(
+        egress_identity::istioca::obtain(client, id, options).await?,
+    ))
 }
 
 #[cfg(test)]

@@ -122,7 +122,8 @@ pub fn object_id(info: &KindInfo, v: &Value) -> ObjectId {
 pub struct StoreUnreadable(#[from] pub egress_store::StoreError);
 
 /// One reading of the store, object by object: every watched object with its id and whether
-/// it could be read and validated (through `cache`), and the resourceVersion it reflects.
+/// it could be read and validated (through `cache`), and a resourceVersion it reflects at
+/// least (the store's before the first list).
 /// `Err` when the store itself could not be listed (its `meta.json` or journal unreadable).
 pub fn read_store(
     store: &Store,
@@ -130,13 +131,15 @@ pub fn read_store(
 ) -> Result<(Vec<Reading>, u64), StoreUnreadable> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut rv = 0;
+    // The kinds are listed one after another: the reading reflects at least the store as it
+    // was before the first list (a write landing between two lists has a later
+    // resourceVersion, so the caller's watch from `rv` sees it).
+    let rv = store.resource_version()?;
     for (group, kind) in WATCHED {
         let Some(info) = kinds::for_kind(group, kind) else {
             continue;
         };
         let listed = store.list(group, kind, None)?;
-        rv = rv.max(listed.resource_version);
         for c in &listed.corrupt {
             let id = ObjectId::new(&c.key.kind, c.key.namespace.as_deref(), &c.key.name);
             let problem = match c.line {

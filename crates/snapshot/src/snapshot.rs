@@ -71,7 +71,11 @@ impl Snapshot {
             && *mesh == other.mesh
             && *authz == other.authz
             && *warnings == other.warnings
-            && *sidecar == other.sidecar
+            && match (sidecar, &other.sidecar) {
+                (Some(a), Some(b)) => a.same_content(b),
+                (None, None) => true,
+                _ => false,
+            }
     }
 
     /// The route table called `name` (plaintext listener or HTTPS-terminated chain).

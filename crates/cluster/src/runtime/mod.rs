@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use egress_compile::snapshot::GatewayIdentity;
-use egress_identity::istioca::{Rotation, RotationOptions, spawn_rotation};
-use egress_identity::{IdentityHandle, SpiffeId};
+use egress_identity::SpiffeId;
+use egress_identity::istioca::{Rotation, RotationOptions};
 use egress_proxy::ProxyOptions;
 use egress_proxy::accesslog::AccessLogger;
 use egress_proxy::metrics::LocalWorkload;
@@ -276,14 +276,13 @@ impl Runtime {
                 .client_for(&pod.identity.namespace, &pod.identity.service_account)
                 .map_err(|e| format!("workload certificate: {e}"))?,
         );
-        let cert = client
-            .create_certificate(&spiffe, CERT_TTL)
+        let options = RotationOptions {
+            ttl: CERT_TTL,
+            ..RotationOptions::default()
+        };
+        let cert = egress_identity::istioca::obtain(client, &spiffe, options)
             .await
             .map_err(|e| format!("workload certificate: {e}"))?;
-        let handle = Arc::new(
-            IdentityHandle::new(cert, client.roots_pem())
-                .map_err(|e| format!("workload identity: {e}"))?,
-        );
         let log = self.pod_log(pod)?;
         let plane = match pod.kind {
             PodKind::Gateway => Plane::Gateway(ProxyOptions {
@@ -317,27 +316,18 @@ impl Runtime {
             ConfigSource::Store(self.store.clone()),
             pod.identity.clone(),
             plane,
-            Some(Arc::clone(&handle)),
+            Some(Arc::clone(&cert.handle)),
             log,
             None,
         )
         .await
         .map_err(|e| e.to_string())?;
-        let rotation = spawn_rotation(
-            client,
-            handle,
-            spiffe,
-            RotationOptions {
-                ttl: CERT_TTL,
-                ..RotationOptions::default()
-            },
-        );
         Ok(Running {
             ip: pod.ip,
             source: pod.source,
             instance,
             identity: pod.identity.clone(),
-            _rotation: rotation,
+            _rotation: cert.rotation,
         })
     }
 

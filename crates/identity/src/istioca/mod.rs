@@ -24,7 +24,9 @@ use std::fmt;
 
 pub use client::{CaClient, TokenSource};
 pub use jwt::{LocalTokenIssuer, LocalTokenReviewer};
-pub use rotate::{Rotation, RotationOptions, RotationStatus, spawn_rotation};
+pub use rotate::{
+    ObtainError, Rotation, RotationOptions, RotationStatus, WorkloadCert, obtain, spawn_rotation,
+};
 pub use server::{CaServer, CaServerOptions, ReviewFuture, ServiceAccount, TokenReviewer};
 
 /// The audience of the tokens the CA accepts (Istio's `istio-ca`).

@@ -76,6 +76,42 @@ impl Drop for Rotation {
     }
 }
 
+/// A workload identity obtained from the CA and kept fresh: serve `handle`; keep `rotation`
+/// alive as long as the handle is used (dropping it stops renewals).
+#[derive(Debug)]
+pub struct WorkloadCert {
+    /// The live identity (certificate and mesh roots) for the proxy.
+    pub handle: Arc<IdentityHandle>,
+    /// The renewal task.
+    pub rotation: Rotation,
+}
+
+/// Why no workload certificate could be obtained.
+#[derive(Debug, thiserror::Error)]
+pub enum ObtainError {
+    /// The CA call or its certificate failed.
+    #[error(transparent)]
+    Ca(#[from] super::CaError),
+    /// The issued certificate could not be used.
+    #[error("workload identity: {0}")]
+    Identity(#[from] crate::Error),
+}
+
+/// Obtains a certificate for `id` through `client` (lifetime `options.ttl`) and starts
+/// renewing it on the current tokio runtime: the one way every gateway and sidecar gets its
+/// certificate, a Pod of the local cluster (a client minting its service account's token) or
+/// `egress gateway run --ca-address` on a real cluster (the projected token file).
+pub async fn obtain(
+    client: Arc<CaClient>,
+    id: &SpiffeId,
+    options: RotationOptions,
+) -> Result<WorkloadCert, ObtainError> {
+    let cert = client.create_certificate(id, options.ttl).await?;
+    let handle = Arc::new(IdentityHandle::new(cert, client.roots_pem())?);
+    let rotation = spawn_rotation(client, Arc::clone(&handle), id.clone(), options);
+    Ok(WorkloadCert { handle, rotation })
+}
+
 /// Starts renewing `handle`'s certificate for `id` through `client` (on the current tokio
 /// runtime). The first renewal happens when the current certificate is due.
 pub fn spawn_rotation(
