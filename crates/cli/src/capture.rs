@@ -1,5 +1,7 @@
-//! `egress exec --capture iptables`: runs the command in a network namespace of its own whose
-//! outbound TCP is captured transparently, as an Istio sidecar's iptables rules capture a Pod's:
+//! `egress exec` (transparent capture, the default where possible): runs the command in a
+//! network namespace of its own, with the Pod's IP on its loopback device and the Pod's name as
+//! its hostname (a UTS namespace), whose outbound TCP is captured transparently, as an Istio
+//! sidecar's iptables rules capture a Pod's:
 //! `iptables -t nat -A OUTPUT -p tcp -j REDIRECT --to-ports 15001` sends every connection to
 //! a relay inside the namespace, which reads the original destination (`SO_ORIGINAL_DST`) and
 //! hands the connection to the Pod's sidecar as a tunnel to that destination. The sidecar then
@@ -36,17 +38,31 @@ fn run_ip(args: &[&str]) -> Result<(), OpError> {
     }
 }
 
+/// The Pod a capture namespace stands for.
+#[derive(Debug, Clone, Copy)]
+pub struct PodNet<'a> {
+    /// Its IP, added to the namespace's loopback device.
+    pub ip: std::net::IpAddr,
+    /// Its name, the command's hostname.
+    pub hostname: &'a str,
+}
+
 /// A network namespace with the capture rules, removed (with its files) when dropped.
 pub struct CaptureNamespace {
     name: String,
     relay: Option<Child>,
     dir: tempfile::TempDir,
+    hostname: String,
 }
 
 impl CaptureNamespace {
-    /// Creates the namespace (loopback up, a default route, the REDIRECT rule and `hosts`),
-    /// starts the relay in it and the Unix-socket bridge to `sidecar` here.
-    pub fn create(sidecar: SocketAddr, hosts: &str) -> Result<CaptureNamespace, OpError> {
+    /// Creates the namespace (loopback up with the Pod's IP, a default route, the REDIRECT
+    /// rule and `hosts`), starts the relay in it and the Unix-socket bridge to `sidecar` here.
+    pub fn create(
+        sidecar: SocketAddr,
+        hosts: &str,
+        pod: PodNet<'_>,
+    ) -> Result<CaptureNamespace, OpError> {
         if !rustix::process::geteuid().is_root() {
             return Err(OpError::Environment(
                 "--capture iptables needs root (it creates a network namespace and iptables rules)"
@@ -60,12 +76,22 @@ impl CaptureNamespace {
             name,
             relay: None,
             dir,
+            hostname: pod.hostname.to_owned(),
         };
         let etc = PathBuf::from("/etc/netns").join(&ns.name);
         std::fs::create_dir_all(&etc).map_err(OpError::Output)?;
         std::fs::write(etc.join("hosts"), format!("127.0.0.1 localhost\n{hosts}"))
             .map_err(OpError::Output)?;
         ns.exec_ok(&["ip", "link", "set", "lo", "up"])?;
+        let prefix = if pod.ip.is_ipv4() { 32 } else { 128 };
+        ns.exec_ok(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/{prefix}", pod.ip),
+            "dev",
+            "lo",
+        ])?;
         // Every destination is routed to the loopback device; the REDIRECT below takes each
         // connection before it could go anywhere.
         ns.exec_ok(&["ip", "route", "add", "default", "dev", "lo"])?;
@@ -120,7 +146,18 @@ impl CaptureNamespace {
     /// `cmd` run inside the namespace.
     pub fn command(&self, program: &str, args: &[String]) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name, program]).args(args);
+        c.args(["netns", "exec", &self.name]);
+        // The Pod's hostname, in a UTS namespace of the command's own (as a container has).
+        c.args([
+            "unshare",
+            "--uts",
+            "sh",
+            "-c",
+            "hostname \"$0\" && exec \"$@\"",
+        ])
+        .arg(&self.hostname)
+        .arg(program)
+        .args(args);
         c
     }
 }

@@ -145,9 +145,11 @@ enum Command {
         /// Accepted for kubectl compatibility.
         #[arg(short = 't', long = "tty")]
         tty: bool,
-        /// `iptables`: capture the command's outbound TCP transparently in a network namespace
-        /// (as a sidecar's iptables rules do; needs root) instead of setting proxy variables.
-        #[arg(long = "capture", value_parser = ["iptables"])]
+        /// How a sidecar Pod's traffic reaches the sidecar: `iptables` (captured transparently
+        /// in a network namespace with the Pod's IP and hostname, as a sidecar's iptables rules
+        /// do; needs root), `proxy` (http_proxy/https_proxy). Default: `iptables` where
+        /// possible, else `proxy` with a notice
+        #[arg(long = "capture", value_parser = ["iptables", "proxy"])]
         capture: Option<String>,
         /// The command, after `--`.
         #[arg(last = true, required = true)]
@@ -275,7 +277,7 @@ fn main() -> ExitCode {
             namespace: ns.namespace.clone(),
             container: container.clone(),
             command: command.clone(),
-            capture_iptables: capture.is_some(),
+            capture: exec::Capture::from_flag(capture.as_deref()),
         };
         return match open_store(cli.store).and_then(|s| exec::run(&s, &args)) {
             Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),

@@ -1,9 +1,16 @@
 //! `egress exec [-n NS] POD [-c CONTAINER] -- CMD...`: runs a command as a Pod of the local
 //! cluster. Images are not run, so the command runs on this machine, with the Pod's identity in
-//! its environment and, for a Pod with a sidecar, its outbound HTTP and HTTPS sent through that
-//! sidecar (`http_proxy`/`https_proxy` point at the sidecar's outbound proxy on the Pod IP) and
-//! the local cluster's trusted CAs (`SSL_CERT_FILE`, `CURL_CA_BUNDLE`). The exit code and the
-//! output are the command's own.
+//! its environment and the local cluster's trusted CAs (`SSL_CERT_FILE`, `CURL_CA_BUNDLE`).
+//! For a Pod with a sidecar, its outbound traffic goes through that sidecar:
+//! * captured transparently by default (as a real Pod's iptables rules capture it), in a
+//!   network namespace of the command's own with the Pod's IP and hostname
+//!   ([`crate::capture`]): `curl` prints only the server's response, as in a real Pod. This
+//!   needs root, `ip` and `iptables`;
+//! * otherwise (or with `--capture proxy`) through the sidecar as an explicit proxy
+//!   (`http_proxy`/`https_proxy` at the sidecar on the Pod IP), with a one-line notice on
+//!   standard error: HTTPS clients then print the proxy's `200 Connection established` too.
+//!
+//! The exit code and the output are the command's own.
 
 use std::process::Command;
 
@@ -24,9 +31,54 @@ pub struct ExecArgs {
     pub container: Option<String>,
     /// The command and its arguments.
     pub command: Vec<String>,
-    /// `--capture iptables`: capture the command's outbound TCP transparently in a network
-    /// namespace instead of setting proxy variables.
-    pub capture_iptables: bool,
+    /// How a sidecar Pod's traffic reaches its sidecar.
+    pub capture: Capture,
+}
+
+/// How `exec` sends a sidecar Pod's outbound traffic to the sidecar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Capture {
+    /// Transparently where this machine allows it (root, `ip`, `iptables`), else as an
+    /// explicit proxy with a notice.
+    #[default]
+    Auto,
+    /// Transparently, or fail (`--capture iptables`).
+    Iptables,
+    /// As an explicit proxy (`--capture proxy`).
+    Proxy,
+}
+
+impl Capture {
+    /// The `--capture` value: `iptables`, `proxy`, or none (auto).
+    pub fn from_flag(flag: Option<&str>) -> Capture {
+        match flag {
+            Some("iptables") => Capture::Iptables,
+            Some("proxy") => Capture::Proxy,
+            _ => Capture::Auto,
+        }
+    }
+}
+
+/// Why transparent capture cannot run here, if it cannot (root, `ip` and `iptables` needed).
+fn capture_unavailable() -> Option<&'static str> {
+    if !rustix::process::geteuid().is_root() {
+        return Some("it needs root");
+    }
+    let runs = |program: &str| {
+        std::process::Command::new(program)
+            .arg("-V")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !runs("ip") {
+        return Some("iproute2 (`ip`) is not installed");
+    }
+    if !runs("iptables") {
+        return Some("iptables is not installed");
+    }
+    None
 }
 
 fn text<'a>(v: &'a Value, p: &str) -> &'a str {
@@ -81,12 +133,28 @@ pub fn command(
             "error: you must specify at least one command for the container".into(),
         ));
     };
-    let capture = if args.capture_iptables {
-        if !has_sidecar(&pod) {
-            return Err(OpError::Reported(format!(
-                "error: pod {ns}/{name} has no sidecar to capture its traffic"
-            )));
+    let transparent = match args.capture {
+        Capture::Iptables => {
+            if !has_sidecar(&pod) {
+                return Err(OpError::Reported(format!(
+                    "error: pod {ns}/{name} has no sidecar to capture its traffic"
+                )));
+            }
+            true
         }
+        Capture::Proxy => false,
+        Capture::Auto if !has_sidecar(&pod) => false,
+        Capture::Auto => match capture_unavailable() {
+            None => true,
+            Some(why) => {
+                eprintln!(
+                    "egress exec: transparent capture is unavailable ({why}); the sidecar is used as an explicit proxy (http_proxy/https_proxy)"
+                );
+                false
+            }
+        },
+    };
+    let capture = if transparent {
         let ip: std::net::IpAddr = text(&pod, "/status/podIP")
             .parse()
             .map_err(|_| OpError::Reported(format!("error: pod {ns}/{name} has no IP")))?;
@@ -95,6 +163,7 @@ pub fn command(
         Some(crate::capture::CaptureNamespace::create(
             std::net::SocketAddr::new(ip, SIDECAR_PROXY_PORT),
             &hosts,
+            crate::capture::PodNet { ip, hostname: name },
         )?)
     } else {
         None
