@@ -144,6 +144,7 @@ pub(crate) fn cluster(ctx: &Ctx<'_>, name: &str, connect: Duration) -> Option<Cl
         pool: pool_settings(&policy),
         outlier: outlier(&policy),
         external: svc.external,
+        tunnel: None,
     })
 }
 

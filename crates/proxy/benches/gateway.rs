@@ -149,6 +149,7 @@ fn static_cluster(name: &str, port: u16, endpoint: SocketAddr) -> Cluster {
         pool: PoolSettings::default(),
         outlier: None,
         external: true,
+        tunnel: None,
     }
 }
 

@@ -33,6 +33,7 @@ fn dns_cluster(port: u16, discovery: Discovery) -> Cluster {
         pool: PoolSettings::default(),
         outlier: None,
         external: true,
+        tunnel: None,
     }
 }
 

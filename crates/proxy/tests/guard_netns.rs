@@ -40,6 +40,7 @@ fn cluster(port: u16) -> Cluster {
         pool: PoolSettings::default(),
         outlier: None,
         external: true,
+        tunnel: None,
     }
 }
 

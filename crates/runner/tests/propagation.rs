@@ -19,7 +19,8 @@ use egress_compile::snapshot::{
     LbPolicy, Listener, ListenerKind, LogEncoding, LogFilter, MeshSettings, OutboundPolicy,
     OutboundPort, OutlierDetection, PathNormalization, PemIdentity, PoolSettings, Redirect,
     RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch, ServerTls, SidecarSnapshot, Snapshot,
-    SniRoute, StringMatch, TcpRoute, UpstreamTls, UpstreamTlsMode, VirtualHost, WeightedCluster,
+    SniRoute, StringMatch, TcpRoute, Tunnel, TunnelProtocol, UpstreamTls, UpstreamTlsMode,
+    VirtualHost, WeightedCluster,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -303,9 +304,19 @@ fn cluster() -> impl Strategy<Value = Cluster> {
         (prop::option::of(1_u32..3), prop::option::of(duration())),
         prop::option::of((1_u32..6, duration())),
         any::<bool>(),
+        prop::option::of(("[a-z]{1,8}\\.example", 1_u16..65535)),
     )
         .prop_map(
-            |((host, port, discovery), lb, tls, connect_timeout, pool, outlier, external)| {
+            |(
+                (host, port, discovery),
+                lb,
+                tls,
+                connect_timeout,
+                pool,
+                outlier,
+                external,
+                tunnel,
+            )| {
                 Cluster {
                     name: format!("outbound|{port}||{host}"),
                     host,
@@ -327,6 +338,11 @@ fn cluster() -> impl Strategy<Value = Cluster> {
                         max_ejection_percent: 100,
                     }),
                     external,
+                    tunnel: tunnel.map(|(target_host, target_port)| Tunnel {
+                        protocol: TunnelProtocol::Connect,
+                        target_host,
+                        target_port,
+                    }),
                 }
             },
         )

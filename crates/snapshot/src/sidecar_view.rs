@@ -119,6 +119,7 @@ fn special_cluster(name: &str, discovery: Discovery, mesh: &MeshSettings) -> Clu
         pool: PoolSettings::default(),
         outlier: None,
         external: false,
+        tunnel: None,
     }
 }
 

@@ -494,6 +494,29 @@ pub struct Cluster {
     pub outlier: Option<OutlierDetection>,
     /// True for MESH_EXTERNAL services (metadata `istio.external`).
     pub external: bool,
+    /// DestinationRule `trafficPolicy.tunnel`: the endpoints are a forward proxy, asked to
+    /// open a tunnel to the target (`None` = connect directly).
+    pub tunnel: Option<Tunnel>,
+}
+
+/// Tunnelling through a forward proxy (Envoy's tcp_proxy `tunneling_config`): after connecting
+/// to an endpoint (and originating TLS to it when the cluster says so), the proxy asks it for
+/// a tunnel to `target_host:target_port` and the connection's bytes then flow through it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunnel {
+    /// How the tunnel is asked for.
+    pub protocol: TunnelProtocol,
+    /// The tunnel's destination host (FQDN or IP).
+    pub target_host: String,
+    /// The tunnel's destination port.
+    pub target_port: u16,
+}
+
+/// How a tunnel is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelProtocol {
+    /// `CONNECT host:port` over HTTP/1.1.
+    Connect,
 }
 
 /// Endpoint discovery.

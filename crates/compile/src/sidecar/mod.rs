@@ -229,5 +229,6 @@ fn special(name: &str, discovery: Discovery, connect: Duration) -> Cluster {
         pool: PoolSettings::default(),
         outlier: None,
         external: false,
+        tunnel: None,
     }
 }

@@ -57,6 +57,7 @@ pub fn cluster(name: &str, discovery: Discovery) -> Cluster {
         pool: PoolSettings::default(),
         outlier: None,
         external: true,
+        tunnel: None,
     }
 }
 

@@ -221,6 +221,7 @@ pub fn static_cluster(host: &str, port: u16, endpoints: &[SocketAddr]) -> Cluste
         pool: PoolSettings::default(),
         outlier: None,
         external: true,
+        tunnel: None,
     }
 }
 

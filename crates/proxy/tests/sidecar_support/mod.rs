@@ -161,6 +161,7 @@ pub fn static_cluster(name: &str, host: &str, port: u16, endpoints: &[SocketAddr
         pool: PoolSettings::default(),
         outlier: None,
         external: true,
+        tunnel: None,
     }
 }
 
