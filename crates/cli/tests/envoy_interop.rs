@@ -24,6 +24,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use egress_identity::{MeshCa, SpiffeId};
+use egress_testkit::addrs::Block;
 use egress_testkit::{CertFactory, Curl, HttpsUpstream};
 use envoy::{ENVOY_VERSION, Proc, envoy_or_skip, start_envoy};
 
@@ -304,7 +305,10 @@ async fn envoy_sidecar_through_egress_gateway() {
     let Some(seed) = tls_origination_manifests() else {
         return;
     };
-    let (upstream_ip, gateway_ip, sidecar_ip) = ("127.0.88.1", "127.0.88.2", "127.0.88.3");
+    // The stand-in, the gateway, the sidecar and the impostor sidecar on a claimed block.
+    let net = Block::claim().unwrap();
+    let ips = [1, 2, 3, 4].map(|host| net.ip(host).to_string());
+    let [upstream_ip, gateway_ip, sidecar_ip, impostor_ip] = ips.each_ref().map(String::as_str);
     let certs = CertFactory::new().unwrap();
     let Some(upstream) = stand_in(upstream_ip.parse().unwrap(), &certs).await else {
         return;
@@ -360,13 +364,13 @@ async fn envoy_sidecar_through_egress_gateway() {
         &envoy,
         dir.path(),
         "envoy sidecar (foreign CA)",
-        "127.0.88.4",
+        impostor_ip,
         gateway_ip,
         &mesh.root,
         &foreign,
     )
     .await;
-    let out = captured_request("127.0.88.4").await;
+    let out = captured_request(impostor_ip).await;
     assert_eq!(out.status, 503, "{out:?}\n{}", impostor.dump());
     let line = impostor.wait_line(&[GATEWAY_CLUSTER, "/politics"]).await;
     // UF (TLS 1.2) or, as the client certificate is only judged after a TLS 1.3 client's
@@ -386,7 +390,10 @@ async fn egress_sidecar_through_envoy_gateway() {
     let Some(seed) = tls_origination_manifests() else {
         return;
     };
-    let (upstream_ip, gateway_ip, sidecar_ip) = ("127.0.88.11", "127.0.88.12", "127.0.88.13");
+    // The stand-in, the gateway, the sidecar and the checking sidecar on a claimed block.
+    let net = Block::claim().unwrap();
+    let ips = [1, 2, 3, 4].map(|host| net.ip(host).to_string());
+    let [upstream_ip, gateway_ip, sidecar_ip, checking_ip] = ips.each_ref().map(String::as_str);
     let certs = CertFactory::new().unwrap();
     let Some(upstream) = stand_in(upstream_ip.parse().unwrap(), &certs).await else {
         return;
@@ -454,8 +461,8 @@ async fn egress_sidecar_through_envoy_gateway() {
         &seed,
         &[gateway_service(), pod],
     );
-    let checking = start_egress_sidecar(&config, &mesh, "127.0.88.14").await;
-    let out = proxied_request("127.0.88.14").await;
+    let checking = start_egress_sidecar(&config, &mesh, checking_ip).await;
+    let out = proxied_request(checking_ip).await;
     assert_eq!(out.status, 503, "{out:?}\n{}", checking.dump());
     let line = checking.wait_line(&[GATEWAY_CLUSTER, "/politics"]).await;
     assert!(line.contains("\" 503 UF"), "{line}");

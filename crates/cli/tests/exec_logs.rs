@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Cluster, Up, wait_for};
+use common::{Addrs, Cluster, Up, wait_for};
 use egress_store::Store;
 use serde_json::Value;
 
@@ -24,15 +24,8 @@ fn running_pod(store: &Store, ns: &str) -> Option<Value> {
 fn exec_runs_as_the_pod_and_returns_its_exit_code() {
     let c = Cluster::new();
     c.namespace("apps");
-    let _up = Up::start(
-        &c,
-        &[
-            "--pod-range",
-            "127.1.46.0/24",
-            "--egress-ip-pool",
-            "127.0.46.0/24",
-        ],
-    );
+    let addrs = Addrs::claim();
+    let _up = Up::start(&c, &addrs.flags(&[]));
     let curl = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/curl.yaml"),
     )
@@ -117,15 +110,8 @@ fn exec_runs_as_the_pod_and_returns_its_exit_code() {
 fn logs_by_pod_and_selector_with_tail_prefix_and_follow() {
     let c = Cluster::new();
     c.namespace("apps");
-    let _up = Up::start(
-        &c,
-        &[
-            "--pod-range",
-            "127.1.47.0/24",
-            "--egress-ip-pool",
-            "127.0.46.0/24",
-        ],
-    );
+    let addrs = Addrs::claim();
+    let _up = Up::start(&c, &addrs.flags(&[]));
     let curl = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/curl.yaml"),
     )

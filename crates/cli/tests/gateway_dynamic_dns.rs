@@ -14,29 +14,22 @@
 //! `--kubeconfig`) routes the same way: wildcard egress works in all three configuration
 //! sources (the local cluster's gateways are tested in `up_dynamic_dns.rs`).
 //!
-//! Stand-ins on `127.0.87.1` to `127.0.87.6` (ports 18080 plain, 18443 TLS), gateways on
-//! `127.0.87.10` to `127.0.87.12` (service ports 80 → 8080, 443 → 8443).
+//! Each test claims a loopback block: its two stand-ins on hosts 1 and 2 (ports 18080 plain,
+//! 18443 TLS), its gateway on host 10 (service ports 80 → 8080, 443 → 8443).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 mod gateway_process;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
+use egress_testkit::addrs::Block;
 use egress_testkit::dns::StubDns;
 use egress_testkit::{CertFactory, Curl, HttpUpstream, HttpsUpstream};
 use gateway_process::{GatewayProcess, MESH_CONFIG, NS, get};
 
-const A: &str = "127.0.87.1";
-const B: &str = "127.0.87.2";
-/// The guard test's stand-ins.
-const A2: &str = "127.0.87.3";
-const B2: &str = "127.0.87.4";
-/// The Kubernetes-mode test's stand-ins.
-const A3: &str = "127.0.87.5";
-const B3: &str = "127.0.87.6";
 const HTTP_PORT: u16 = 18080;
 const TLS_PORT: u16 = 18443;
 
@@ -152,6 +145,11 @@ spec:
 }
 
 struct Setup {
+    /// The test's loopback block.
+    block: Block,
+    /// The stand-ins' addresses (hosts 1 and 2).
+    a: Ipv4Addr,
+    b: Ipv4Addr,
     dir: tempfile::TempDir,
     ca_file: std::path::PathBuf,
     dns: StubDns,
@@ -160,12 +158,15 @@ struct Setup {
     _tls_upstreams: Vec<HttpsUpstream>,
 }
 
-/// Stand-ins on `a` and `b`, the stub DNS server answering with them, a CA.
-async fn setup(a: &str, b: &str) -> Setup {
+/// A claimed block, stand-ins on its hosts 1 and 2, the stub DNS server answering with them,
+/// a CA.
+async fn setup() -> Setup {
+    let block = Block::claim().unwrap();
+    let (a, b) = (block.ip(1), block.ip(2));
     let dir = tempfile::tempdir().unwrap();
     let certs = CertFactory::new().unwrap();
     let ca_file = certs.write_ca_file(dir.path()).unwrap();
-    let addr = |ip: &str, port: u16| SocketAddr::new(ip.parse().unwrap(), port);
+    let addr = |ip: Ipv4Addr, port: u16| SocketAddr::from((ip, port));
     let upstreams = vec![
         HttpUpstream::start(addr(a, HTTP_PORT)).await.unwrap(),
         HttpUpstream::start(addr(b, HTTP_PORT)).await.unwrap(),
@@ -178,19 +179,21 @@ async fn setup(a: &str, b: &str) -> Setup {
             .await
             .unwrap(),
     ];
-    let ip = |s: &str| s.parse().unwrap();
     let dns = StubDns::start(&[
-        ("a.wiki.test", ip(a)),
-        ("b.wiki.test", ip(b)),
-        ("blocked.wiki.test", ip(a)),
-        ("a.orig.test", ip(a)),
-        ("b.orig.test", ip(b)),
+        ("a.wiki.test", a),
+        ("b.wiki.test", b),
+        ("blocked.wiki.test", a),
+        ("a.orig.test", a),
+        ("b.orig.test", b),
         // Resolves to `a`, whose certificate does not name it.
-        ("wrong.orig.test", ip(a)),
+        ("wrong.orig.test", a),
     ])
     .await
     .unwrap();
     Setup {
+        block,
+        a,
+        b,
         dir,
         ca_file,
         dns,
@@ -199,7 +202,8 @@ async fn setup(a: &str, b: &str) -> Setup {
     }
 }
 
-async fn gateway(s: &Setup, tag: &str, ip: &str, guard: bool) -> GatewayProcess {
+/// A gateway on the block's host 10.
+async fn gateway(s: &Setup, tag: &str, guard: bool) -> GatewayProcess {
     let dir = s.dir.path().join(tag);
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("mesh.yaml"), MESH_CONFIG).unwrap();
@@ -213,7 +217,7 @@ async fn gateway(s: &Setup, tag: &str, ip: &str, guard: bool) -> GatewayProcess 
     if !guard {
         extra.push("--allow-private-upstreams".to_owned());
     }
-    let ip: IpAddr = ip.parse().unwrap();
+    let ip = s.block.ip(10).into();
     let gw = GatewayProcess::start_with(None, Some(&dir), ip, tag, "80:8080,443:8443", &extra);
     gw.wait_ready().await;
     gw
@@ -250,12 +254,13 @@ async fn a_dynamic_dns_wildcard_serves_each_requested_name_in_the_three_seed_sha
     if !have_curl() {
         return;
     }
-    let s = setup(A, B).await;
-    let gw = gateway(&s, "dyn", "127.0.87.10", false).await;
-    let a_http = format!("{A}:{HTTP_PORT}");
-    let b_http = format!("{B}:{HTTP_PORT}");
-    let a_tls = format!("{A}:{TLS_PORT}");
-    let b_tls = format!("{B}:{TLS_PORT}");
+    let s = setup().await;
+    let gw = gateway(&s, "dyn", false).await;
+    let (a, b) = (s.a, s.b);
+    let a_http = format!("{a}:{HTTP_PORT}");
+    let b_http = format!("{b}:{HTTP_PORT}");
+    let a_tls = format!("{a}:{TLS_PORT}");
+    let b_tls = format!("{b}:{TLS_PORT}");
 
     // HTTP by Host: each name reaches its own stand-in, logged under the requested name.
     assert_eq!(
@@ -319,8 +324,8 @@ async fn a_dynamic_dns_wildcard_serves_each_requested_name_in_the_three_seed_sha
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_address_guard_refuses_dynamic_answers_before_connecting() {
-    let s = setup(A2, B2).await;
-    let gw = gateway(&s, "dyg", "127.0.87.11", true).await;
+    let s = setup().await;
+    let gw = gateway(&s, "dyg", true).await;
     // The stub answers with loopback addresses, which the guard refuses for DNS answers.
     assert_eq!(via_http(&gw, "a.wiki.test").await, (503, None));
     let line = gw
@@ -336,7 +341,8 @@ async fn kubernetes_mode_serves_the_same_wildcard() {
     if !have_curl() {
         return;
     }
-    let s = setup(A3, B3).await;
+    let s = setup().await;
+    let (a, b) = (s.a, s.b);
     let server = egress_testkit::apiserver::MockApiServer::start().unwrap();
     for text in [MESH_CONFIG.to_owned(), config("dyk")] {
         for doc in egress_model::yaml::parse_stream(&text).unwrap() {
@@ -353,15 +359,15 @@ async fn kubernetes_mode_serves_the_same_wildcard() {
         s.ca_file.display().to_string(),
         "--allow-private-upstreams".to_owned(),
     ];
-    let ip: IpAddr = "127.0.87.12".parse().unwrap();
+    let ip = s.block.ip(10).into();
     let gw = GatewayProcess::start_with(None, None, ip, "dyk", "80:8080,443:8443", &extra);
     gw.wait_ready().await;
-    let a_http = format!("{A3}:{HTTP_PORT}");
-    let b_http = format!("{B3}:{HTTP_PORT}");
+    let a_http = format!("{a}:{HTTP_PORT}");
+    let b_http = format!("{b}:{HTTP_PORT}");
     gw.wait_route("a.wiki.test", 200, Some(a_http.parse().unwrap()))
         .await;
     assert_eq!(via_http(&gw, "b.wiki.test").await, (200, Some(b_http)));
-    let b_tls = format!("{B3}:{TLS_PORT}");
+    let b_tls = format!("{b}:{TLS_PORT}");
     let (status, code, headers) = via_tls(&gw, &s.ca_file, "b.wiki.test").await;
     assert_eq!((status, code), (200, 0), "{headers}\n{}", gw.lines());
     assert!(
@@ -372,6 +378,6 @@ async fn kubernetes_mode_serves_the_same_wildcard() {
     );
     assert_eq!(
         via_http(&gw, "a.orig.test").await,
-        (200, Some(format!("{A3}:{TLS_PORT}")))
+        (200, Some(format!("{a}:{TLS_PORT}")))
     );
 }

@@ -6,35 +6,43 @@
 //! the watch take effect without a restart; an invalid object is refused on its own while the
 //! others apply, deletions included.
 //!
-//! The stand-in binds port 80 on a private loopback address, which needs root (CI runs as
-//! root); without it the test prints SKIPPED.
+//! The stand-in (host 1) and the gateway (host 2) live on a claimed loopback block; the
+//! stand-in binds port 80 there, which needs root (CI runs as root); without it the test prints
+//! SKIPPED.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use egress_testkit::addrs::Block;
 use egress_testkit::apiserver::MockApiServer;
 use egress_testkit::{Curl, HttpUpstream, eventually};
 use serde_json::Value;
 
 const NS: &str = "aks-istio-egress";
-const UPSTREAM_IP: &str = "127.0.0.111";
-const GATEWAY_IP: &str = "127.0.0.112";
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A running `egress gateway run --kubeconfig` process and what it printed.
 struct Gateway {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
+    /// Its listen address.
+    ip: IpAddr,
 }
 
 impl Gateway {
-    fn start(kubeconfig: &std::path::Path, labels_file: &std::path::Path) -> Gateway {
+    /// On `ip`, resolving edition.cnn.com to `upstream_ip`.
+    fn start(
+        kubeconfig: &std::path::Path,
+        labels_file: &std::path::Path,
+        ip: IpAddr,
+        upstream_ip: IpAddr,
+    ) -> Gateway {
         let mut child = Command::new(common::bin())
             .env_remove("EGRESS_STORE")
             .env_remove("KUBECONFIG")
@@ -49,9 +57,9 @@ impl Gateway {
                 "--revision",
                 "asm-1-24",
                 "--listen-address",
-                GATEWAY_IP,
+                &ip.to_string(),
                 "--host",
-                &format!("edition.cnn.com={UPSTREAM_IP}"),
+                &format!("edition.cnn.com={upstream_ip}"),
                 "--drain-grace",
                 "1",
             ])
@@ -60,7 +68,7 @@ impl Gateway {
             .spawn()
             .unwrap();
         let (log, _) = common::collect_output(&mut child);
-        Gateway { child, log }
+        Gateway { child, log, ip }
     }
 
     fn lines(&self) -> String {
@@ -68,7 +76,7 @@ impl Gateway {
     }
 
     async fn wait_ready(&self) {
-        let url = format!("http://{GATEWAY_IP}:15021/healthz/ready");
+        let url = format!("http://{}:15021/healthz/ready", self.ip);
         let ok = eventually(WAIT, || {
             let url = url.clone();
             async move {
@@ -91,11 +99,14 @@ impl Gateway {
 
     /// Waits until `GET http://edition.cnn.com/politics` through the gateway answers `status`.
     async fn wait_status(&self, status: u16) {
-        let ok = eventually(WAIT, || async move { get_politics().await == Some(status) }).await;
+        let ok = eventually(WAIT, || async move {
+            get_politics(self.ip).await == Some(status)
+        })
+        .await;
         assert!(
             ok.is_ok(),
             "never answered {status}; last: {:?}\n{}",
-            get_politics().await,
+            get_politics(self.ip).await,
             self.lines()
         );
     }
@@ -115,10 +126,11 @@ impl Drop for Gateway {
     }
 }
 
-/// What the sidecar sends: Host edition.cnn.com to the gateway's port 80 (target 8080).
-async fn get_politics() -> Option<u16> {
+/// What the sidecar sends: Host edition.cnn.com to the gateway's port 80 (target 8080) on
+/// `gateway_ip`.
+async fn get_politics(gateway_ip: IpAddr) -> Option<u16> {
     Curl::new("http://edition.cnn.com/politics")
-        .connect_to("edition.cnn.com", 80, GATEWAY_IP, 8080)
+        .connect_to("edition.cnn.com", 80, &gateway_ip.to_string(), 8080)
         .status()
         .await
         .ok()
@@ -155,16 +167,17 @@ async fn kube_mode_serves_the_seed_and_follows_the_watch() {
         egress_testkit::skip("curl is not installed");
         return;
     }
-    let upstream =
-        match HttpUpstream::start(SocketAddr::new(UPSTREAM_IP.parse().unwrap(), 80)).await {
-            Ok(u) => u,
-            Err(e) => {
-                egress_testkit::skip(&format!(
-                    "cannot bind {UPSTREAM_IP}:80 for edition.cnn.com ({e}); run as root"
-                ));
-                return;
-            }
-        };
+    let net = Block::claim().unwrap();
+    let (upstream_ip, gateway_ip) = (IpAddr::V4(net.ip(1)), IpAddr::V4(net.ip(2)));
+    let upstream = match HttpUpstream::start(SocketAddr::new(upstream_ip, 80)).await {
+        Ok(u) => u,
+        Err(e) => {
+            egress_testkit::skip(&format!(
+                "cannot bind {upstream_ip}:80 for edition.cnn.com ({e}); run as root"
+            ));
+            return;
+        }
+    };
     let server = MockApiServer::start().unwrap();
     for o in &objects {
         server.put(o.clone()).unwrap();
@@ -177,11 +190,11 @@ async fn kube_mode_serves_the_seed_and_follows_the_watch() {
         "app=\"asm-egress-test\"\nistio=\"asm-egress-test\"\npod-template-hash=\"5d9c8f7b6\"\n",
     )
     .unwrap();
-    let mut gw = Gateway::start(&kubeconfig, &labels);
+    let mut gw = Gateway::start(&kubeconfig, &labels, gateway_ip, upstream_ip);
     gw.wait_ready().await;
 
     // The seed's HTTP egress: 200 from the stand-in, Host preserved.
-    assert_eq!(get_politics().await, Some(200), "{}", gw.lines());
+    assert_eq!(get_politics(gateway_ip).await, Some(200), "{}", gw.lines());
     let reqs = upstream.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].path, "/politics");
@@ -243,7 +256,7 @@ async fn kube_mode_serves_the_seed_and_follows_the_watch() {
         refused.contains("VirtualService aks-istio-egress/broken (not applied"),
         "{refused}"
     );
-    assert_eq!(get_politics().await, Some(200), "{}", gw.lines());
+    assert_eq!(get_politics(gateway_ip).await, Some(200), "{}", gw.lines());
     // A valid change while the invalid object is there applies (per-object last-good): the
     // deletion reaches the gateway, and the refusal is not logged again.
     server

@@ -8,7 +8,8 @@
 //! * a refused file that is reverted brings `egress_config_last_reload_success` back to 1;
 //! * `kill -HUP` re-reads the configuration and leaves the gateway serving.
 //!
-//! Gateways listen on `127.80.0.x`, upstreams on `127.81.0.x:0`.
+//! Each test claims a loopback block: its gateway listens on host 1, its upstreams on hosts 11
+//! and up (ports the system picks).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,6 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::Cluster;
+use egress_testkit::addrs::Block;
 use egress_testkit::eventually;
 use gateway_process::{
     GatewayProcess, MESH_CONFIG, NS, TARGET_PORT, config_figures, gateway_yaml, get,
@@ -37,8 +39,9 @@ const HELD: &str = "egress_config_objects_held{kind=ServiceEntry,state=last_good
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_object_never_blocks_a_deletion_and_apply_repairs_it() {
-    let a = upstream("127.81.0.1:0").await;
-    let b = upstream("127.81.0.2:0").await;
+    let net = Block::claim().unwrap();
+    let a = upstream(net.ip(11)).await;
+    let b = upstream(net.ip(12)).await;
     let c = Cluster::new();
     c.namespace("aks-istio-system");
     c.namespace(NS);
@@ -51,7 +54,7 @@ async fn a_truncated_object_never_blocks_a_deletion_and_apply_repairs_it() {
         virtual_service_yaml("lg", "route-b", "b.example.com", "b.upstream.test"),
     );
     c.run_stdin(&["apply", "-f", "-"], &all).ok();
-    let gw = GatewayProcess::start(Some(&c.store()), None, "127.80.0.1".parse().unwrap(), "lg");
+    let gw = GatewayProcess::start(Some(&c.store()), None, net.ip(1).into(), "lg");
     gw.wait_route("a.example.com", 200, Some(a.local_addr()))
         .await;
     gw.wait_route("b.example.com", 200, Some(b.local_addr()))
@@ -140,12 +143,13 @@ fn config_dir(dir: &Path, a: SocketAddr, b: SocketAddr) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_written_file_is_never_served() {
-    let a = upstream("127.81.0.3:0").await;
-    let b = upstream("127.81.0.4:0").await;
-    let b2 = upstream("127.81.0.5:0").await;
+    let net = Block::claim().unwrap();
+    let a = upstream(net.ip(11)).await;
+    let b = upstream(net.ip(12)).await;
+    let b2 = upstream(net.ip(13)).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_dir(dir.path(), a.local_addr(), b.local_addr());
-    let gw = GatewayProcess::start(None, Some(&config), "127.80.0.2".parse().unwrap(), "lg");
+    let gw = GatewayProcess::start(None, Some(&config), net.ip(1).into(), "lg");
     gw.wait_route("h.example.com", 200, Some(b.local_addr()))
         .await;
     gw.wait_figures("version 1", |f| {
@@ -207,11 +211,12 @@ async fn a_half_written_file_is_never_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_rereads_the_configuration_and_never_kills() {
-    let a = upstream("127.81.0.6:0").await;
-    let b = upstream("127.81.0.7:0").await;
+    let net = Block::claim().unwrap();
+    let a = upstream(net.ip(11)).await;
+    let b = upstream(net.ip(12)).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_dir(dir.path(), a.local_addr(), b.local_addr());
-    let mut gw = GatewayProcess::start(None, Some(&config), "127.80.0.3".parse().unwrap(), "lg");
+    let mut gw = GatewayProcess::start(None, Some(&config), net.ip(1).into(), "lg");
     gw.wait_route("h.example.com", 200, Some(b.local_addr()))
         .await;
     for round in 1..=3 {
@@ -244,8 +249,9 @@ fn object(yaml: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_mode_keeps_an_invalid_objects_last_good_version() {
     use egress_testkit::apiserver::MockApiServer;
-    let a = upstream("127.81.0.8:0").await;
-    let b = upstream("127.81.0.9:0").await;
+    let net = Block::claim().unwrap();
+    let a = upstream(net.ip(11)).await;
+    let b = upstream(net.ip(12)).await;
     let server = MockApiServer::start().unwrap();
     let route_b = virtual_service_yaml("lg", "route-b", "b.example.com", "b.upstream.test");
     for yaml in [
@@ -276,7 +282,7 @@ async fn kube_mode_keeps_an_invalid_objects_last_good_version() {
             "--service-ports",
             &format!("80:{TARGET_PORT}"),
             "--listen-address",
-            "127.80.0.4",
+            &net.ip(1).to_string(),
             "--drain-grace",
             "1",
         ])
@@ -288,7 +294,7 @@ async fn kube_mode_keeps_an_invalid_objects_last_good_version() {
     let gw = GatewayProcess {
         child,
         log,
-        ip: "127.80.0.4".parse().unwrap(),
+        ip: net.ip(1).into(),
     };
     gw.wait_route("a.example.com", 200, Some(a.local_addr()))
         .await;

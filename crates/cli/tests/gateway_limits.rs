@@ -84,7 +84,8 @@ async fn status(addr: &str, request: &str) -> Option<u16> {
 
 #[tokio::test]
 async fn header_limit_flags_take_effect_and_are_counted() {
-    let ip = "127.100.16.1";
+    let net = egress_testkit::addrs::Block::claim().unwrap();
+    let ip = net.ip(1).to_string();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("gateway.yaml"), GATEWAY).unwrap();
     let mut child = Command::new(common::bin())
@@ -94,7 +95,7 @@ async fn header_limit_flags_take_effect_and_are_counted() {
             "--labels",
             "istio=asm-egress-test",
             "--listen-address",
-            ip,
+            &ip,
             "--metrics-port",
             "15020",
             "--prometheus-port",

@@ -8,8 +8,8 @@
 //! istiod configures it for each mode and through egress gateways in the same modes; the status
 //! class and the path the upstream receives must agree.
 //!
-//! Upstream on `127.0.86.1:0`, gateways on `127.0.86.2` to `127.0.86.11` (service port 80 →
-//! 8080), Envoy on `127.0.86.12`.
+//! Each test claims a loopback block: the upstream on host 1 (a port the system picks), the
+//! gateways on hosts 2 to 11 (service port 80 → 8080), Envoy on host 12.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -18,10 +18,11 @@ mod common;
 mod envoy;
 mod gateway_process;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use egress_testkit::addrs::Block;
 use egress_testkit::{Curl, HttpUpstream};
 use gateway_process::{
     GatewayProcess, NS, gateway_yaml, service_entry_yaml, upstream, virtual_service_yaml,
@@ -35,7 +36,7 @@ const HOST: &str = "paths.example.com";
 async fn gateway(
     dir: &tempfile::TempDir,
     tag: &str,
-    ip: &str,
+    ip: Ipv4Addr,
     mode: Option<&str>,
     policy: Option<&str>,
     up: SocketAddr,
@@ -65,8 +66,7 @@ async fn gateway(
         );
         std::fs::write(config.join("policy.yaml"), policy).unwrap();
     }
-    let ip: IpAddr = ip.parse().unwrap();
-    let gw = GatewayProcess::start(None, Some(&config), ip, tag);
+    let gw = GatewayProcess::start(None, Some(&config), ip.into(), tag);
     gw.wait_ready().await;
     gw.wait_route(HOST, 200, Some(up)).await;
     gw
@@ -106,10 +106,11 @@ async fn encoded_paths_do_not_slip_past_a_deny() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let up = upstream("127.0.86.1:0").await;
+    let net = Block::claim().unwrap();
+    let up = upstream(net.ip(1)).await;
     let deny = "  action: DENY\n  rules:\n  - to:\n    - operation:\n        paths: [\"/admin\", \"/admin/*\"]\n";
     // Istio's default normalization (BASE): the MeshConfig leaves it unset.
-    let gw = gateway(&dir, "pd", "127.0.86.2", None, Some(deny), up.local_addr()).await;
+    let gw = gateway(&dir, "pd", net.ip(2), None, Some(deny), up.local_addr()).await;
     let bypasses = [
         "/admin",
         "/admin/x",
@@ -155,9 +156,10 @@ async fn encoded_paths_do_not_escape_an_allow() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let up = upstream("127.0.86.1:0").await;
+    let net = Block::claim().unwrap();
+    let up = upstream(net.ip(1)).await;
     let allow = "  action: ALLOW\n  rules:\n  - to:\n    - operation:\n        paths: [\"/public/*\", \"/\"]\n";
-    let gw = gateway(&dir, "pa", "127.0.86.3", None, Some(allow), up.local_addr()).await;
+    let gw = gateway(&dir, "pa", net.ip(3), None, Some(allow), up.local_addr()).await;
     for path in [
         "/public/%2e%2e/admin",
         "/public/..%2fadmin",
@@ -178,15 +180,16 @@ async fn each_mode_forwards_what_envoy_would() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let up = upstream("127.0.86.1:0").await;
+    let net = Block::claim().unwrap();
+    let up = upstream(net.ip(1)).await;
     let a = up.local_addr();
-    let none = gateway(&dir, "pn", "127.0.86.4", Some("NONE"), None, a).await;
-    let base = gateway(&dir, "pb", "127.0.86.5", Some("BASE"), None, a).await;
-    let merge = gateway(&dir, "pm", "127.0.86.6", Some("MERGE_SLASHES"), None, a).await;
+    let none = gateway(&dir, "pn", net.ip(4), Some("NONE"), None, a).await;
+    let base = gateway(&dir, "pb", net.ip(5), Some("BASE"), None, a).await;
+    let merge = gateway(&dir, "pm", net.ip(6), Some("MERGE_SLASHES"), None, a).await;
     let decode = gateway(
         &dir,
         "pe",
-        "127.0.86.7",
+        net.ip(7),
         Some("DECODE_AND_MERGE_SLASHES"),
         None,
         a,
@@ -244,7 +247,7 @@ async fn each_mode_forwards_what_envoy_would() {
 
 /// An upstream that answers every request with `ECHO <request-target as received>`: what a
 /// proxy forwarded, without a recording to search.
-async fn echo_upstream(addr: &str) -> SocketAddr {
+async fn echo_upstream(addr: SocketAddr) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let local = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -393,26 +396,27 @@ async fn envoy_and_egress_normalize_alike() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let a = echo_upstream("127.0.86.1:0").await;
-    let envoy_ip = "127.0.86.12";
+    let net = Block::claim().unwrap();
+    let a = echo_upstream((net.ip(1), 0).into()).await;
+    let envoy_ip = net.ip(12).to_string();
     let envoy = envoy::start_envoy(
         &envoy_bin,
         dir.path(),
         "envoy",
         "paths.yaml",
-        envoy_ip,
+        &envoy_ip,
         &[
-            ("ENVOY_IP", envoy_ip.to_owned()),
+            ("ENVOY_IP", envoy_ip.clone()),
             ("UPSTREAM_IP", a.ip().to_string()),
             ("UPSTREAM_PORT", a.port().to_string()),
         ],
     )
     .await;
     let modes = [
-        ("NONE", "dn", "127.0.86.8", 8081),
-        ("BASE", "db", "127.0.86.9", 8082),
-        ("MERGE_SLASHES", "dm", "127.0.86.10", 8083),
-        ("DECODE_AND_MERGE_SLASHES", "de", "127.0.86.11", 8084),
+        ("NONE", "dn", net.ip(8), 8081),
+        ("BASE", "db", net.ip(9), 8082),
+        ("MERGE_SLASHES", "dm", net.ip(10), 8083),
+        ("DECODE_AND_MERGE_SLASHES", "de", net.ip(11), 8084),
     ];
     let mut compared = 0;
     let mut differ = Vec::new();

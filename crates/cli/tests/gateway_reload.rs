@@ -3,10 +3,10 @@
 //! rewrite under keep-alive load that must lose no request; and an invalid file that is refused
 //! while the last good snapshot keeps serving.
 //!
-//! Everything runs on private loopback addresses with unprivileged ports: upstreams on
-//! `127.0.91.x:0` reached through `STATIC` ServiceEntry endpoints carrying their real ports,
-//! gateways on `127.0.92.x` (service port 80 → target 8080, health on 15021). Clients are hyper
-//! HTTP/1.1 connections, so no external tool is needed.
+//! Everything runs on a loopback block each test claims, with unprivileged ports: upstreams on
+//! hosts 11 and up (ports the system picks) reached through `STATIC` ServiceEntry endpoints
+//! carrying their real ports, gateways on hosts 1 and 2 (service port 80 → target 8080, health
+//! on 15021). Clients are hyper HTTP/1.1 connections, so no external tool is needed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,7 +14,7 @@ mod common;
 mod gateway_process;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::Cluster;
+use egress_testkit::addrs::Block;
 use egress_testkit::eventually;
 use gateway_process::{
     GatewayProcess, MESH_CONFIG, NS, config_figures, connect, gateway_yaml, get, send,
@@ -30,10 +31,6 @@ use gateway_process::{
 use http_body_util::Empty;
 use hyper::client::conn::http1::SendRequest;
 use tokio::time::Instant;
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
 
 /// Writes `text` to `path` atomically (a temporary file renamed over it).
 fn write_atomic(path: &Path, text: &str) {
@@ -65,8 +62,9 @@ fn config_dir(dir: &Path, host: &str, a: SocketAddr, b: SocketAddr) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_follows_the_store_change_feed() {
-    let a = upstream("127.0.91.1:0").await;
-    let b = upstream("127.0.91.2:0").await;
+    let net = Block::claim().unwrap();
+    let a = upstream(net.ip(11)).await;
+    let b = upstream(net.ip(12)).await;
     let host = "feed.example.com";
     let c = Cluster::new();
     c.namespace("aks-istio-system");
@@ -80,7 +78,7 @@ async fn gateway_follows_the_store_change_feed() {
     );
     c.run_stdin(&["apply", "-f", "-"], &all).ok();
 
-    let gw = GatewayProcess::start(Some(&c.store()), None, ip("127.0.92.1"), "lb");
+    let gw = GatewayProcess::start(Some(&c.store()), None, net.ip(1).into(), "lb");
     gw.wait_ready().await;
     gw.wait_route(host, 200, Some(a.local_addr())).await;
     assert_eq!(a.requests()[0].host.as_deref(), Some(host));
@@ -131,7 +129,7 @@ async fn gateway_follows_the_store_change_feed() {
     };
     let before = fingerprint(&c);
     assert!(before.len() > 100, "uid, version and root: {before:?}");
-    let second = GatewayProcess::start(Some(&c.store()), None, ip("127.0.92.4"), "lb");
+    let second = GatewayProcess::start(Some(&c.store()), None, net.ip(2).into(), "lb");
     second.wait_ready().await;
     c.run_stdin(
         &["apply", "-f", "-"],
@@ -244,11 +242,12 @@ async fn load_task(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_change_under_load_loses_no_request() {
     const HOST: &str = "load.example.com";
-    let a = upstream("127.0.91.3:0").await;
-    let b = upstream("127.0.91.4:0").await;
+    let net = Block::claim().unwrap();
+    let a = upstream(net.ip(11)).await;
+    let b = upstream(net.ip(12)).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_dir(dir.path(), HOST, a.local_addr(), b.local_addr());
-    let gw = GatewayProcess::start(None, Some(&config), ip("127.0.92.2"), "lb");
+    let gw = GatewayProcess::start(None, Some(&config), net.ip(1).into(), "lb");
     gw.wait_ready().await;
     gw.wait_route(HOST, 200, Some(a.local_addr())).await;
     let before = a.requests().len() + b.requests().len();
@@ -359,11 +358,12 @@ async fn config_change_under_load_loses_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_config_keeps_last_good_snapshot() {
     const HOST: &str = "refuse.example.com";
-    let a = upstream("127.0.91.5:0").await;
-    let b = upstream("127.0.91.6:0").await;
+    let net = Block::claim().unwrap();
+    let a = upstream(net.ip(11)).await;
+    let b = upstream(net.ip(12)).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_dir(dir.path(), HOST, a.local_addr(), b.local_addr());
-    let gw = GatewayProcess::start(None, Some(&config), ip("127.0.92.3"), "lb");
+    let gw = GatewayProcess::start(None, Some(&config), net.ip(1).into(), "lb");
     gw.wait_ready().await;
     gw.wait_route(HOST, 200, Some(a.local_addr())).await;
 
@@ -388,7 +388,7 @@ async fn invalid_config_keeps_last_good_snapshot() {
     }
     assert!(b.requests().is_empty());
     // The refusal shows in the gateway's reload figures: version 1 still in service.
-    let figures = config_figures(ip("127.0.92.3")).await.unwrap();
+    let figures = config_figures(net.ip(1).into()).await.unwrap();
     assert_eq!(
         figures["egress_config_reload_total{result=ok}"], 1.0,
         "{figures:?}"
@@ -424,7 +424,7 @@ async fn invalid_config_keeps_last_good_snapshot() {
     })
     .await;
     assert!(two.is_ok(), "{} loads:\n{}", loaded(), gw.lines());
-    let figures = config_figures(ip("127.0.92.3")).await.unwrap();
+    let figures = config_figures(net.ip(1).into()).await.unwrap();
     assert_eq!(
         figures["egress_config_reload_total{result=ok}"], 2.0,
         "{figures:?}"

@@ -2,8 +2,9 @@
 //! serving the seed's YAML (variables filled in), stand-in `edition.cnn.com` upstreams on
 //! loopback ports 80/443, and real clients (curl; a mesh-mTLS client for ISTIO_MUTUAL).
 //!
-//! The stand-ins bind ports 80 and 443 on private loopback addresses, which needs root (CI runs
-//! as root); without it the tests print SKIPPED.
+//! Each test claims a loopback block for its stand-in (host 1) and gateway (host 2). The
+//! stand-ins bind ports 80 and 443 there, which needs root (CI runs as root); without it the
+//! tests print SKIPPED.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
+use egress_testkit::addrs::Block;
 use egress_testkit::{CertFactory, Curl, HttpUpstream, HttpsUpstream, eventually};
 
 const MESH_CONFIG: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio-shared-configmap-asm-1-24\n  namespace: aks-istio-system\ndata:\n  mesh: |-\n    accessLogFile: /dev/stdout\n";
@@ -172,8 +174,22 @@ async fn stand_in_https(ip: IpAddr, certs: &CertFactory) -> Option<HttpsUpstream
     }
 }
 
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
+/// A test's addresses: the stand-in upstream (`.1`) and the gateway (`.2`) of a claimed block.
+struct Plan {
+    block: Block,
+    upstream: IpAddr,
+    gateway: IpAddr,
+}
+
+impl Plan {
+    fn claim() -> Plan {
+        let block = Block::claim().unwrap();
+        Plan {
+            upstream: block.ip(1).into(),
+            gateway: block.ip(2).into(),
+            block,
+        }
+    }
 }
 
 fn scenario(index: usize) -> Option<Vec<String>> {
@@ -189,23 +205,18 @@ async fn seed_http_egress_gateway() {
         egress_testkit::skip("curl is not installed");
         return;
     }
-    let Some(upstream) = stand_in_http(ip("127.0.0.61")).await else {
+    let plan = Plan::claim();
+    let Some(upstream) = stand_in_http(plan.upstream).await else {
         return;
     };
     let ca = MeshCa::generate("cluster.local").unwrap();
     let certs = CertFactory::new().unwrap();
     let refs: Vec<&str> = manifests.iter().map(String::as_str).collect();
-    let gw = Gateway::start(
-        &refs,
-        ip("127.0.0.62"),
-        ip("127.0.0.61"),
-        &ca,
-        certs.ca_pem(),
-    );
+    let gw = Gateway::start(&refs, plan.gateway, plan.upstream, &ca, certs.ca_pem());
     gw.wait_ready().await;
     // What the sidecar sends: Host edition.cnn.com to the gateway's port 80 (target 8080).
     let out = Curl::new("http://edition.cnn.com/politics")
-        .connect_to("edition.cnn.com", 80, "127.0.0.62", 8080)
+        .connect_to("edition.cnn.com", 80, &plan.gateway.to_string(), 8080)
         .status()
         .await
         .unwrap();
@@ -223,7 +234,7 @@ async fn seed_http_egress_gateway() {
     assert!(line.contains("\"edition.cnn.com\""), "{line}");
     // Unknown host at a gateway: 404 NR, never 502.
     let out = Curl::new("http://other.example.com/")
-        .connect_to("other.example.com", 80, "127.0.0.62", 8080)
+        .connect_to("other.example.com", 80, &plan.gateway.to_string(), 8080)
         .status()
         .await
         .unwrap();
@@ -242,35 +253,47 @@ async fn dns_answers_to_private_addresses_are_refused_unless_the_operator_opts_o
         egress_testkit::skip("curl is not installed");
         return;
     }
-    let Some(upstream) = stand_in_http(ip("127.0.0.65")).await else {
+    // The stand-in (.1), the guarded gateway (.2) and the opted-out one (.3).
+    let plan = Plan::claim();
+    let Some(upstream) = stand_in_http(plan.upstream).await else {
         return;
     };
-    let dns = egress_testkit::dns::StubDns::start(&[(
-        "edition.cnn.com",
-        std::net::Ipv4Addr::new(127, 0, 0, 65),
-    )])
-    .await
-    .unwrap();
+    let dns = egress_testkit::dns::StubDns::start(&[("edition.cnn.com", plan.block.ip(1))])
+        .await
+        .unwrap();
     let ca = MeshCa::generate("cluster.local").unwrap();
     let certs = CertFactory::new().unwrap();
     let refs: Vec<&str> = manifests.iter().map(String::as_str).collect();
     let resolve = ["--dns-server".to_owned(), dns.addr.to_string()];
-    let guarded = Gateway::start_with(&refs, ip("127.0.0.66"), &resolve, &ca, certs.ca_pem());
+    let guarded = Gateway::start_with(&refs, plan.gateway, &resolve, &ca, certs.ca_pem());
     let mut opted_out = resolve.to_vec();
     opted_out.push("--allow-private-upstreams".to_owned());
-    let open = Gateway::start_with(&refs, ip("127.0.0.67"), &opted_out, &ca, certs.ca_pem());
+    let open = Gateway::start_with(
+        &refs,
+        plan.block.ip(3).into(),
+        &opted_out,
+        &ca,
+        certs.ca_pem(),
+    );
     guarded.wait_ready().await;
     open.wait_ready().await;
 
-    let via = |gw: &'static str| {
-        Curl::new("http://edition.cnn.com/politics").connect_to("edition.cnn.com", 80, gw, 8080)
+    let via = |gw: &Gateway| {
+        Curl::new("http://edition.cnn.com/politics").connect_to(
+            "edition.cnn.com",
+            80,
+            &gw.ip.to_string(),
+            8080,
+        )
     };
-    let refused = via("127.0.0.66").status().await.unwrap();
+    let refused = via(&guarded).status().await.unwrap();
     assert_eq!(refused.status, 503, "{refused:?}");
     let line = guarded.wait_log("upstream_address_refused").await;
     assert!(
-        line.contains("upstream_address_refused{edition.cnn.com->127.0.0.65}")
-            && line.contains(" UH "),
+        line.contains(&format!(
+            "upstream_address_refused{{edition.cnn.com->{}}}",
+            plan.upstream
+        )) && line.contains(" UH "),
         "{line}"
     );
     assert!(
@@ -279,7 +302,7 @@ async fn dns_answers_to_private_addresses_are_refused_unless_the_operator_opts_o
     );
     assert!(dns.queries() > 0, "the name was asked of --dns-server");
 
-    let allowed = via("127.0.0.67").status().await.unwrap();
+    let allowed = via(&open).status().await.unwrap();
     assert_eq!(
         allowed.status,
         200,
@@ -297,7 +320,8 @@ async fn seed_https_passthrough_egress_gateway() {
         return;
     }
     let certs = CertFactory::new().unwrap();
-    let Some(upstream) = stand_in_https(ip("127.0.0.71"), &certs).await else {
+    let plan = Plan::claim();
+    let Some(upstream) = stand_in_https(plan.upstream, &certs).await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -306,16 +330,10 @@ async fn seed_https_passthrough_egress_gateway() {
     let refs: Vec<&str> = manifests.iter().map(String::as_str).collect();
     // The gateway itself does not trust the stand-in's CA: passthrough never terminates.
     let other = CertFactory::new().unwrap();
-    let gw = Gateway::start(
-        &refs,
-        ip("127.0.0.72"),
-        ip("127.0.0.71"),
-        &ca,
-        other.ca_pem(),
-    );
+    let gw = Gateway::start(&refs, plan.gateway, plan.upstream, &ca, other.ca_pem());
     gw.wait_ready().await;
     let out = Curl::new("https://edition.cnn.com/politics")
-        .connect_to("edition.cnn.com", 443, "127.0.0.72", 8443)
+        .connect_to("edition.cnn.com", 443, &plan.gateway.to_string(), 8443)
         .cacert(&public_ca)
         .status()
         .await
@@ -337,7 +355,7 @@ async fn seed_https_passthrough_egress_gateway() {
     );
     // An SNI no route names: the connection is closed (curl exit 35).
     let out = Curl::new("https://other.example.com/")
-        .connect_to("other.example.com", 443, "127.0.0.72", 8443)
+        .connect_to("other.example.com", 443, &plan.gateway.to_string(), 8443)
         .cacert(&public_ca)
         .status()
         .await
@@ -350,18 +368,13 @@ async fn seed_https_passthrough_egress_gateway() {
 async fn seed_istio_mutual_and_tls_origination() {
     let Some(manifests) = scenario(2) else { return };
     let certs = CertFactory::new().unwrap();
-    let Some(upstream) = stand_in_https(ip("127.0.0.81"), &certs).await else {
+    let plan = Plan::claim();
+    let Some(upstream) = stand_in_https(plan.upstream, &certs).await else {
         return;
     };
     let ca = MeshCa::generate("cluster.local").unwrap();
     let refs: Vec<&str> = manifests.iter().map(String::as_str).collect();
-    let gw = Gateway::start(
-        &refs,
-        ip("127.0.0.82"),
-        ip("127.0.0.81"),
-        &ca,
-        certs.ca_pem(),
-    );
+    let gw = Gateway::start(&refs, plan.gateway, plan.upstream, &ca, certs.ca_pem());
     gw.wait_ready().await;
 
     // The curl workload's sidecar: mesh mTLS to the gateway with SNI edition.cnn.com (the DR's
@@ -376,7 +389,7 @@ async fn seed_istio_mutual_and_tls_origination() {
     let config = client
         .client_config(&[gateway_id], vec![b"http/1.1".to_vec()])
         .unwrap();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.82", 8080))
+    let tcp = tokio::net::TcpStream::connect((plan.gateway, 8080))
         .await
         .unwrap();
     let name = rustls_pki_types::ServerName::try_from("edition.cnn.com").unwrap();

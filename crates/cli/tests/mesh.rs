@@ -228,9 +228,13 @@ fn short_aliases_no_wait_and_output_none() {
 fn prefix_assigned_means_no_warning() {
     let c = Cluster::new();
     c.namespace(NS);
+    let pool = egress_testkit::addrs::Block::claim().unwrap();
     c.run_stdin(
         &["apply", "-f", "-"],
-        &format!("{SGC_YAML}status:\n  egressIpPrefix: 127.0.10.0/31\n"),
+        &format!(
+            "{SGC_YAML}status:\n  egressIpPrefix: {}\n",
+            pool.subnet(0, 31)
+        ),
     )
     .ok();
     let r = enable_gateway(&c, GW).ok();
@@ -608,12 +612,8 @@ fn bad_request_is_shown_with_its_code() {
 #[test]
 fn egress_up_records_the_one_local_cluster() {
     let c = Cluster::new();
-    let flags = [
-        "--pod-range",
-        "127.60.3.0/24",
-        "--egress-ip-pool",
-        "127.61.3.0/24",
-    ];
+    let addrs = common::Addrs::claim();
+    let flags = addrs.flags(&[]);
     let up = common::Up::start(&c, &flags);
     assert_eq!(profiles(&c), ["egress-local"]);
     not_found(

@@ -11,6 +11,7 @@ use egress_cli::Io;
 use egress_cli::mesh::sync::ip_address_key;
 use egress_cli::mesh::{self, MeshCommand, MeshError};
 use egress_store::{ObjectKey, Store, StoreError, StoreOptions};
+use egress_testkit::addrs::Block;
 use serde_json::{Value, json};
 
 const NS: &str = "aks-istio-egress";
@@ -21,8 +22,13 @@ struct Wrapper {
     command: MeshCommand,
 }
 
-fn store() -> (tempfile::TempDir, Store) {
+/// A store with the namespace and a StaticGatewayConfiguration with its prefix (held with the
+/// block that prefix comes from).
+fn store() -> ((tempfile::TempDir, Block), Store) {
     let dir = tempfile::tempdir().unwrap();
+    // The egress prefix the controllers would have assigned, from a claimed loopback block.
+    let pool = Block::claim().unwrap();
+    let prefix = pool.subnet(0, 31).to_string();
     let options = StoreOptions {
         fsync: false,
         ..StoreOptions::default()
@@ -46,13 +52,13 @@ fn store() -> (tempfile::TempDir, Store) {
                     "kind": "StaticGatewayConfiguration",
                     "metadata": {"name": "sgc", "namespace": NS},
                     "spec": {"gatewayNodepoolName": "gw"},
-                    "status": {"egressIpPrefix": "127.0.10.0/31"},
+                    "status": {"egressIpPrefix": prefix},
                 }),
             )?;
             Ok::<_, StoreError>(())
         })
         .unwrap();
-    (dir, store)
+    ((dir, pool), store)
 }
 
 fn run(store: &Store, args: &[&str]) -> Result<String, MeshError> {

@@ -16,6 +16,7 @@ use egress_cli::Io;
 use egress_cli::mesh::wait::{self, UP_PID, WaitOptions};
 use egress_cli::mesh::{self, MeshCommand, MeshError};
 use egress_store::{ObjectKey, Store, StoreOptions};
+use egress_testkit::addrs::Block;
 use serde_json::{Value, json};
 
 const NS: &str = "aks-istio-egress";
@@ -47,9 +48,13 @@ fn command(extra: &[&str]) -> MeshCommand {
     Wrapper::try_parse_from(args).unwrap().command
 }
 
-/// A store with the namespace and StaticGatewayConfiguration the command needs.
-fn store() -> (tempfile::TempDir, Store) {
+/// A store with the namespace and StaticGatewayConfiguration the command needs (held with
+/// the block its egress prefix comes from).
+fn store() -> ((tempfile::TempDir, Block), Store) {
     let dir = tempfile::tempdir().unwrap();
+    // The egress prefix the controllers would have assigned, from a claimed loopback block.
+    let pool = Block::claim().unwrap();
+    let prefix = pool.subnet(0, 31).to_string();
     let options = StoreOptions {
         fsync: false,
         watch_poll_interval: Duration::from_millis(5),
@@ -74,13 +79,13 @@ fn store() -> (tempfile::TempDir, Store) {
                     "kind": "StaticGatewayConfiguration",
                     "metadata": {"name": "sgc", "namespace": NS},
                     "spec": {"gatewayNodepoolName": "gw"},
-                    "status": {"egressIpPrefix": "127.0.10.0/31"},
+                    "status": {"egressIpPrefix": prefix},
                 }),
             )?;
             Ok::<_, egress_store::StoreError>(())
         })
         .unwrap();
-    (dir, store)
+    ((dir, pool), store)
 }
 
 /// Plays `egress up`: holds the exclusive flock on `run/up.pid` while alive.

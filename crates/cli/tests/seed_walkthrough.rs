@@ -2,9 +2,9 @@
 //! workload with an injected sidecar, REGISTRY_ONLY and ALLOW_ANY through the shared MeshConfig,
 //! and the seed's three configurations applied verbatim, each checked at the client (`egress
 //! exec ... curl`), in the gateway's access log (`egress logs -l istio=...`) and at the stand-in
-//! `edition.cnn.com` (which sees the static egress prefix, and later admits only it). The
-//! stand-ins bind ports 80 and 443 on a loopback address, which needs root (CI runs as root);
-//! without it the test prints SKIPPED.
+//! `edition.cnn.com` (which sees the static egress prefix, and later admits only it). Pods,
+//! egress prefixes and the stand-ins each come from a claimed loopback block; the stand-ins bind
+//! ports 80 and 443, which needs root (CI runs as root); without it the test prints SKIPPED.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -12,27 +12,19 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Up, wait_for};
+use common::{Addrs, Cluster, Up, wait_for};
 use egress_store::Store;
+use egress_testkit::addrs::Block;
 use egress_testkit::{CertFactory, HttpUpstream, HttpsUpstream};
 use serde_json::Value;
 
 const NS: &str = "aks-istio-egress";
-const STAND_IN: &str = "127.0.50.100";
 
-fn start_up(c: &Cluster, ca_file: &std::path::Path) -> Up {
+fn start_up(c: &Cluster, addrs: &Addrs, stand_in: IpAddr, ca_file: &std::path::Path) -> Up {
+    let host = format!("edition.cnn.com={stand_in}");
     Up::start(
         c,
-        &[
-            "--pod-range",
-            "127.1.50.0/24",
-            "--egress-ip-pool",
-            "127.0.50.0/24",
-            "--host",
-            &format!("edition.cnn.com={STAND_IN}"),
-            "--upstream-ca",
-            ca_file.to_str().unwrap(),
-        ],
+        &addrs.flags(&["--host", &host, "--upstream-ca", ca_file.to_str().unwrap()]),
     )
 }
 
@@ -74,7 +66,9 @@ fn status_line(r: &common::Run) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_seed_walk_through_on_the_local_cluster() {
     let Some(seed) = common::seed() else { return };
-    let ip: IpAddr = STAND_IN.parse().unwrap();
+    let addrs = Addrs::claim();
+    let stand_ins = Block::claim().unwrap();
+    let ip = IpAddr::V4(stand_ins.ip(1));
     let certs = CertFactory::new().unwrap();
     let http = match HttpUpstream::start(SocketAddr::new(ip, 80)).await {
         Ok(u) => u,
@@ -90,17 +84,19 @@ async fn the_seed_walk_through_on_the_local_cluster() {
         .unwrap();
     let c = Cluster::new();
     let ca_file = certs.write_ca_file(c.dir.path()).unwrap();
-    tokio::task::block_in_place(|| walk_through(&c, &seed, &ca_file, &http, &https));
+    tokio::task::block_in_place(|| walk_through(&c, &addrs, ip, &seed, &ca_file, &http, &https));
 }
 
 fn walk_through(
     c: &Cluster,
+    addrs: &Addrs,
+    stand_in: IpAddr,
     seed: &[String],
     ca_file: &std::path::Path,
     http: &HttpUpstream,
     https: &HttpsUpstream,
 ) {
-    let _up = start_up(c, ca_file);
+    let _up = start_up(c, addrs, stand_in, ca_file);
     let store = Store::open(c.store()).unwrap();
     let mut transcript = Vec::new();
 
@@ -124,7 +120,7 @@ fn walk_through(
     .stdout
     .trim()
     .to_owned();
-    assert_eq!(prefix, "127.0.50.0/31");
+    assert_eq!(prefix, addrs.pool.subnet(0, 31).to_string());
     c.run(&[
         "mesh",
         "enable-egress-gateway",
@@ -166,7 +162,7 @@ fn walk_through(
         "SOURCE_POD=$(egress get pod -n {NS} -l app=curl -o jsonpath={{.items..metadata.name}}); egress exec -n {NS} \"$SOURCE_POD\" -c curl"
     );
     let exec = format!("{pod_exec} -- curl -sS -o /dev/null -D -");
-    traffic(c, seed, http, https, &exec, &mut transcript);
+    traffic(c, addrs, seed, http, https, &exec, &mut transcript);
     // 5. The same with transparent capture: a plain curl, no proxy variables.
     let have_iptables = std::process::Command::new("iptables")
         .arg("--version")
@@ -177,7 +173,7 @@ fn walk_through(
         let exec = format!(
             "{pod_exec} --capture iptables -- env -u http_proxy -u https_proxy curl -sS -o /dev/null -D -"
         );
-        traffic(c, seed, http, https, &exec, &mut transcript);
+        traffic(c, addrs, seed, http, https, &exec, &mut transcript);
     } else {
         egress_testkit::skip("--capture iptables (iptables is not installed)");
     }
@@ -243,13 +239,19 @@ fn walk_through(
 /// request made with `exec` (an `egress exec ... -- curl ...` prefix taking the URL).
 fn traffic(
     c: &Cluster,
+    addrs: &Addrs,
     seed: &[String],
     http: &HttpUpstream,
     https: &HttpsUpstream,
     exec: &str,
     transcript: &mut Vec<String>,
 ) {
-    let in_prefix = |ip: IpAddr| ip.to_string() == "127.0.50.0" || ip.to_string() == "127.0.50.1";
+    let prefix = addrs.pool.subnet(0, 31);
+    let in_prefix = |ip: IpAddr| {
+        [addrs.pool.ip(0), addrs.pool.ip(1)]
+            .map(IpAddr::V4)
+            .contains(&ip)
+    };
     // 2. REGISTRY_ONLY: 502 from the sidecar; ALLOW_ANY: straight to the stand-in.
     c.run_stdin(&["apply", "-f", "-"], &mesh_config("REGISTRY_ONLY"))
         .ok();
@@ -274,7 +276,7 @@ fn traffic(
     assert!(
         direct
             .iter()
-            .all(|c| c.peer_addr.ip().to_string().starts_with("127.1.50.")),
+            .all(|c| matches!(c.peer_addr.ip(), IpAddr::V4(ip) if addrs.pods.net().contains(&ip))),
         "the workload's own address"
     );
 
@@ -359,8 +361,8 @@ fn traffic(
                 .unwrap_or_default()
         ));
         // Only the prefix is admitted now; through the gateway it still works.
-        http.allow_only("127.0.50.0/31").unwrap();
-        https.allow_only("127.0.50.0/31").unwrap();
+        http.allow_only(&prefix.to_string()).unwrap();
+        https.allow_only(&prefix.to_string()).unwrap();
         let r = c.sh(&format!("{exec} {url}"));
         assert!(
             status_line(&r).contains(" 200"),

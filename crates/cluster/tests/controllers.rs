@@ -6,6 +6,7 @@ use egress_addon::objects::{EgressGatewayObjects, egress_gateway_objects};
 use egress_cluster::controllers::{Fact, Facts, Instance, Settings, object_path};
 use egress_cluster::up::{pass, read_state};
 use egress_store::{ObjectKey, Store};
+use egress_testkit::addrs::Block;
 use serde_json::{Value, json};
 
 const NS: &str = "aks-istio-egress";
@@ -18,6 +19,30 @@ fn store() -> (tempfile::TempDir, Store) {
         vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})],
     );
     (dir, store)
+}
+
+/// A test's Pod range and egress pool: claimed loopback blocks, held as long as the plan.
+struct Plan {
+    pods: Block,
+    pool: Block,
+}
+
+impl Plan {
+    fn claim() -> Plan {
+        Plan {
+            pods: Block::claim().unwrap(),
+            pool: Block::claim().unwrap(),
+        }
+    }
+
+    /// The default settings with the plan's Pod range and egress pool.
+    fn settings(&self) -> Settings {
+        Settings {
+            pod_range: self.pods.net(),
+            egress_pool: self.pool.net().to_string(),
+            ..Settings::default()
+        }
+    }
 }
 
 fn apply(store: &Store, objects: Vec<Value>) {
@@ -87,7 +112,11 @@ fn text<'a>(v: &'a Value, p: &str) -> &'a str {
 #[test]
 fn prefixes_are_assigned_released_and_reused() {
     let (_d, store) = store();
-    let settings = Settings::default();
+    let plan = Plan::claim();
+    let settings = plan.settings();
+    // The pool's first two /31s.
+    let first = plan.pool.subnet(0, 31).to_string();
+    let second = plan.pool.subnet(2, 31).to_string();
     apply(
         &store,
         vec![
@@ -111,7 +140,7 @@ fn prefixes_are_assigned_released_and_reused() {
         .iter()
         .map(|s| text(s, "/status/egressIpPrefix"))
         .collect();
-    assert_eq!(prefixes, ["127.0.10.0/31", "127.0.10.2/31"], "{notes:?}");
+    assert_eq!(prefixes, [first.as_str(), second.as_str()], "{notes:?}");
     // Deleting a frees its prefix; c gets it.
     delete(
         &store,
@@ -139,7 +168,7 @@ fn prefixes_are_assigned_released_and_reused() {
         .iter()
         .map(|s| (text(s, "/metadata/name"), text(s, "/status/egressIpPrefix")))
         .collect();
-    assert_eq!(got, [("b", "127.0.10.2/31"), ("c", "127.0.10.0/31")]);
+    assert_eq!(got, [("b", second.as_str()), ("c", first.as_str())]);
 }
 
 #[test]
@@ -211,7 +240,8 @@ fn invalid_configurations_get_kube_egress_gateway_messages_and_no_prefix() {
 #[test]
 fn gateway_pods_wait_for_the_prefix_then_run() {
     let (_d, store) = store();
-    let settings = Settings::default();
+    let plan = Plan::claim();
+    let settings = plan.settings();
     // The configuration has no prefix yet: an invalid spec keeps it without one.
     apply(
         &store,
@@ -260,7 +290,9 @@ fn gateway_pods_wait_for_the_prefix_then_run() {
     let pods = list(&store, "", "Pod");
     let mut ips: Vec<&str> = pods.iter().map(|p| text(p, "/status/podIP")).collect();
     ips.sort_unstable();
-    assert_eq!(ips, ["127.1.0.2", "127.1.0.3"]);
+    // The range's first hosts (`.0`, `.1` and `.255` are never handed out).
+    let want = [plan.pods.ip(2).to_string(), plan.pods.ip(3).to_string()];
+    assert_eq!(ips, want.each_ref().map(String::as_str));
     assert!(pods.iter().all(|p| text(p, "/status/phase") == "Pending"));
     converge(&store, &all_ready(&store), &settings);
     let pods = list(&store, "", "Pod");

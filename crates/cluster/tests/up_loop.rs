@@ -11,6 +11,7 @@ use egress_cluster::controllers::Settings;
 use egress_cluster::runtime::RuntimeOptions;
 use egress_cluster::up::{self, BUSY_PASS_LIMIT, BusyPasses, Hooks, Next, UpOptions};
 use egress_store::{ObjectKey, Store};
+use egress_testkit::addrs::Block;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -62,10 +63,11 @@ async fn up_stops_when_asked_while_another_writer_keeps_undoing_its_passes() {
             Ok(())
         })
         .unwrap();
+    let (pods, pool) = (Block::claim().unwrap(), Block::claim().unwrap());
     let options = UpOptions {
         settings: Settings {
-            pod_range: "127.70.7.0/24".parse().unwrap(),
-            egress_pool: "127.71.7.0/24".into(),
+            pod_range: pods.net(),
+            egress_pool: pool.net().to_string(),
             ..Settings::default()
         },
         runtime: RuntimeOptions {

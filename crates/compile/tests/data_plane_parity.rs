@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use egress_snapshot::snapshot::{
     ChainAction, Discovery, Listener, ListenerKind, RetryPolicy, RouteAction, ServerTls, Snapshot,
     UpstreamTlsMode,
 };
+use egress_testkit::addrs::Block;
 use egress_testkit::{CertFactory, HttpUpstream, HttpsUpstream};
 use http_body_util::{BodyExt, Empty};
 
@@ -572,7 +573,7 @@ async fn gotcha_resolution_none_is_503_uh_dns_uses_all_addresses() {
 
     // Two upstreams on the same port of two loopback addresses, closing every connection so
     // that each request opens a new one (see the per-request balancing test below).
-    let (first, second) = two_addresses().await;
+    let (_net, first, second) = two_addresses().await;
     for u in [&first, &second] {
         u.set_default_reply(egress_testkit::Reply::status(200).with_header("connection", "close"));
     }
@@ -627,16 +628,18 @@ async fn gotcha_resolution_none_is_503_uh_dns_uses_all_addresses() {
     }
 }
 
-/// Upstreams on `127.0.0.1:P` and `127.0.0.2:P` (retrying until a common port is free).
-async fn two_addresses() -> (HttpUpstream, HttpUpstream) {
+/// Upstreams on hosts 1 and 2 of a claimed loopback block, on the same port P (retrying until
+/// a common port is free); the block is held as long as the caller keeps it.
+async fn two_addresses() -> (Block, HttpUpstream, HttpUpstream) {
+    let net = Block::claim().unwrap();
     for _ in 0..50 {
-        let a = http_upstream().await;
-        let second = SocketAddr::new(IpAddr::from([127, 0, 0, 2]), a.local_addr().port());
+        let a = HttpUpstream::start((net.ip(1), 0).into()).await.unwrap();
+        let second = SocketAddr::from((net.ip(2), a.local_addr().port()));
         if let Ok(b) = HttpUpstream::start(second).await {
-            return (a, b);
+            return (net, a, b);
         }
     }
-    panic!("no port free on both 127.0.0.1 and 127.0.0.2")
+    panic!("no port free on both {} and {}", net.ip(1), net.ip(2))
 }
 
 /// "DR `credentialName` is ignored by sidecars unless the DR has `workloadSelector`; it is the
@@ -963,7 +966,7 @@ async fn gotcha_gateway_server_header_is_istio_envoy_and_xfcc_is_sanitize_set() 
 /// pool, so keep-alive requests to a STRICT_DNS cluster still spread over all its addresses.
 #[tokio::test]
 async fn gotcha_strict_dns_balances_every_request_over_all_addresses() {
-    let (first, second) = two_addresses().await;
+    let (_net, first, second) = two_addresses().await;
     let port = first.local_addr().port();
     let hosts = vec![(
         CNN.to_owned(),

@@ -17,6 +17,7 @@ use egress_snapshot::snapshot::{AccessLog, LogEncoding};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+use egress_testkit::addrs::Block;
 use egress_testkit::{HttpUpstream, Reply};
 use l7_support::*;
 
@@ -24,9 +25,8 @@ const CNN: &str = "edition.cnn.com";
 
 #[tokio::test]
 async fn client_envoy_headers_do_not_reach_the_log_or_the_upstream() {
-    let upstream = HttpUpstream::start("127.110.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let net = Block::claim().unwrap();
+    let upstream = HttpUpstream::start((net.ip(1), 0).into()).await.unwrap();
     upstream.set_reply("/politics", Reply::status(200).with_body("politics\n"));
     let snap = snapshot(
         vec![vhost(

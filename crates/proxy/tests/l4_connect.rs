@@ -18,6 +18,7 @@ use egress_proxy::{Ctx, ProxyOptions};
 use egress_snapshot::snapshot::{
     Cluster, Discovery, OutlierDetection, PemIdentity, Snapshot, UpstreamTls, UpstreamTlsMode,
 };
+use egress_testkit::addrs::Block;
 use egress_testkit::{CertFactory, HttpsUpstream, TcpRecorder};
 use l4_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -287,19 +288,19 @@ async fn istio_mutual_uses_the_workload_identity() {
 
 #[tokio::test]
 async fn strict_dns_uses_every_address_and_logical_dns_the_first() {
-    let first = TcpRecorder::start("127.0.0.2:0".parse().unwrap())
-        .await
-        .unwrap();
+    // The name's two addresses, on a claimed loopback block.
+    let net = Block::claim().unwrap();
+    let (a, b) = (net.ip(2), net.ip(3));
+    let first = TcpRecorder::start((a, 0).into()).await.unwrap();
     let port = first.local_addr().port();
-    let Ok(second) = TcpRecorder::start(SocketAddr::from(([127, 0, 0, 3], port))).await else {
-        egress_testkit::skip(&format!("port {port} is taken on 127.0.0.3"));
+    let Ok(second) = TcpRecorder::start((b, port).into()).await else {
+        egress_testkit::skip(&format!("port {port} is taken on {b}"));
         return;
     };
     let mut opts = options();
-    opts.upstream.hosts.push((
-        "multi.example".into(),
-        vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()],
-    ));
+    opts.upstream
+        .hosts
+        .push(("multi.example".into(), vec![a.into(), b.into()]));
     let ctx = ctx(opts, None);
     let strict = cluster(
         "outbound|80||multi.example",
@@ -313,7 +314,7 @@ async fn strict_dns_uses_every_address_and_logical_dns_the_first() {
         held.push(ctx.connector.connect(&ctx, &strict, None).await.unwrap());
     }
     let peers: Vec<_> = held.iter().map(|u| u.peer.ip().to_string()).collect();
-    assert_eq!(peers, ["127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.3"]);
+    assert_eq!(peers, [a, b, a, b].map(|ip| ip.to_string()));
 
     let logical = cluster(
         "outbound|80||multi.example-logical",

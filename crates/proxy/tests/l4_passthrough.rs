@@ -10,6 +10,7 @@ mod l4_support;
 use std::net::{IpAddr, SocketAddr};
 
 use egress_snapshot::snapshot::{Discovery, UpstreamTls, UpstreamTlsMode};
+use egress_testkit::addrs::Block;
 use egress_testkit::{CertFactory, Curl, HttpsUpstream, TcpRecorder};
 use l4_support::*;
 
@@ -132,7 +133,8 @@ async fn upstream_connections_use_the_static_source_address() {
         "0.0.0.0_8443",
         vec![passthrough(&["edition.cnn.com"], &c.name)],
     );
-    let source: IpAddr = "127.0.0.9".parse().unwrap();
+    let net = Block::claim().unwrap();
+    let source = IpAddr::V4(net.ip(9));
     let mut opts = options();
     opts.source_address = Some(source);
     let h = Harness::start(snapshot(1, vec![listener], vec![c]), opts).await;
@@ -150,7 +152,7 @@ async fn upstream_connections_use_the_static_source_address() {
     assert_eq!(seen[0].peer_addr.ip(), source);
     let line = &h.lines(1).await[0];
     assert!(
-        line.contains(" 127.0.0.9:"),
+        line.contains(&format!(" {source}:")),
         "upstream local address in {line}"
     );
     let bytes = format!(" {} {} ", hello.len() + 4, hello.len() + 4);

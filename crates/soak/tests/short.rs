@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use egress_soak::{Options, run};
+use egress_testkit::addrs::Block;
 use egress_testkit::skip;
 
 /// The newest modification time under `dir` (recursively).
@@ -78,10 +79,12 @@ async fn short_soak_has_no_persistent_mismatches_and_runs_every_phase() {
         Err(why) => return skip(&why),
     };
     let mut o = Options::short(bin);
-    // Beside bench/soak's defaults (127.90.1.0/24, 127.91.1.0/24, 127.90.200.1), so both can run.
-    o.pod_range = "127.90.2.0/24".parse().unwrap();
-    o.egress_pool = "127.91.2.0/24".parse().unwrap();
-    o.upstream_ip = "127.90.200.2".parse().unwrap();
+    // Claimed loopback blocks (away from bench/soak's defaults and from every other test), so
+    // all can run at once.
+    let [pods, pool, stand_in] = [(); 3].map(|()| Block::claim().unwrap());
+    o.pod_range = pods.net();
+    o.egress_pool = pool.net();
+    o.upstream_ip = stand_in.ip(1).into();
     o.keep = std::env::var("EGRESS_SOAK_KEEP").is_ok_and(|v| v == "1");
     let report = match run(&o).await {
         Ok(r) => r,

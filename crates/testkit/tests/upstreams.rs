@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use egress_identity::{RootSource, client_config_simple};
+use egress_testkit::addrs::Block;
 use egress_testkit::{CertFactory, Curl, HttpUpstream, HttpsUpstream, Reply, TcpRecorder};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -91,7 +92,10 @@ async fn delayed_requests_are_recorded_on_arrival() {
 #[tokio::test]
 async fn allow_only_refuses_other_sources() {
     let up = HttpUpstream::start(loopback()).await.unwrap();
-    up.allow_only("127.0.0.9/32").unwrap();
+    // The one admitted source, on a claimed loopback block.
+    let net = Block::claim().unwrap();
+    let source = net.ip(9);
+    up.allow_only(&format!("{source}/32")).unwrap();
 
     let mut refused = TcpStream::connect(up.local_addr()).await.unwrap();
     let _ = refused
@@ -103,7 +107,7 @@ async fn allow_only_refuses_other_sources() {
     assert!(buf.is_empty());
 
     let socket = TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.9:0".parse().unwrap()).unwrap();
+    socket.bind((source, 0).into()).unwrap();
     let allowed = socket.connect(up.local_addr()).await.unwrap();
     let resp = raw_get(allowed, "h", "/").await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
@@ -112,10 +116,10 @@ async fn allow_only_refuses_other_sources() {
     assert!(conns[0].refused);
     assert_eq!(conns[0].peer_addr.ip().to_string(), "127.0.0.1");
     assert!(!conns[1].refused);
-    assert_eq!(conns[1].peer_addr.ip().to_string(), "127.0.0.9");
+    assert_eq!(conns[1].peer_addr.ip(), source);
     let reqs = up.requests();
     assert_eq!(reqs.len(), 1);
-    assert_eq!(reqs[0].peer_addr.ip().to_string(), "127.0.0.9");
+    assert_eq!(reqs[0].peer_addr.ip(), source);
 }
 
 #[tokio::test]
@@ -163,7 +167,9 @@ async fn tcp_recorder_echoes_and_records() {
     assert_eq!(conns[0].peer_addr, conn.local_addr().unwrap());
     assert_eq!(rec.bytes_received(), 4);
 
-    rec.allow_only("127.0.0.2").unwrap();
+    // Another source only (a claimed address nothing connects from).
+    let net = Block::claim().unwrap();
+    rec.allow_only(&net.ip(2).to_string()).unwrap();
     let mut refused = TcpStream::connect(rec.local_addr()).await.unwrap();
     let mut buf = Vec::new();
     let _ = refused.read_to_end(&mut buf).await;

@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -259,9 +259,9 @@ pub async fn get(
     send(&mut sender, host, path).await
 }
 
-/// A recording upstream on `addr`.
-pub async fn upstream(addr: &str) -> HttpUpstream {
-    HttpUpstream::start(addr.parse().unwrap()).await.unwrap()
+/// A recording upstream on `ip`, on a port the system picks.
+pub async fn upstream(ip: Ipv4Addr) -> HttpUpstream {
+    HttpUpstream::start((ip, 0).into()).await.unwrap()
 }
 
 /// The `egress_config_*` samples of a gateway's `:15020/stats/prometheus`, parsed with a
