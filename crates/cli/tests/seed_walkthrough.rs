@@ -161,22 +161,37 @@ fn walk_through(
     let pod_exec = format!(
         "SOURCE_POD=$(egress get pod -n {NS} -l app=curl -o jsonpath={{.items..metadata.name}}); egress exec -n {NS} \"$SOURCE_POD\" -c curl"
     );
-    let exec = format!("{pod_exec} -- curl -sS -o /dev/null -D -");
-    traffic(c, addrs, seed, http, https, &exec, &mut transcript);
-    // 5. The same with transparent capture: a plain curl, no proxy variables.
-    let have_iptables = std::process::Command::new("iptables")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if have_iptables {
-        transcript.push("-- the same with --capture iptables --".to_owned());
-        let exec = format!(
-            "{pod_exec} --capture iptables -- env -u http_proxy -u https_proxy curl -sS -o /dev/null -D -"
-        );
-        traffic(c, addrs, seed, http, https, &exec, &mut transcript);
-    } else {
-        egress_testkit::skip("--capture iptables (iptables is not installed)");
+    // The seed's own command. As root with iptables (CI), `egress exec` captures the Pod's
+    // traffic transparently, as a real Pod's sidecar does, and curl prints exactly what the
+    // seed shows: one response. Elsewhere it falls back to the explicit proxy (with a notice).
+    let captured = rustix::process::geteuid().is_root()
+        && std::process::Command::new("iptables")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !captured {
+        egress_testkit::skip("transparent capture (needs root and iptables)");
     }
+    let exec = format!("{pod_exec} -- curl -sSL -o /dev/null -D -");
+    traffic(
+        c,
+        addrs,
+        seed,
+        (http, https),
+        (&exec, captured),
+        &mut transcript,
+    );
+    // 5. The same through the sidecar as an explicit proxy (http_proxy/https_proxy).
+    transcript.push("-- the same with --capture proxy --".to_owned());
+    let exec = format!("{pod_exec} --capture proxy -- curl -sSL -o /dev/null -D -");
+    traffic(
+        c,
+        addrs,
+        seed,
+        (http, https),
+        (&exec, false),
+        &mut transcript,
+    );
 
     // What the gateways saw, as suggested ServiceEntries and an AuthorizationPolicy.
     let analyzed = c.run(&["analyze", "traffic", "-n", NS]).ok();
@@ -235,15 +250,23 @@ fn walk_through(
     println!("{}", transcript.join("\n"));
 }
 
+/// The header blocks `curl -D -` printed (one per response, proxy responses included).
+fn header_blocks(r: &common::Run) -> Vec<&str> {
+    r.stdout
+        .lines()
+        .filter(|l| l.starts_with("HTTP/"))
+        .collect()
+}
+
 /// Steps 2 and 3: REGISTRY_ONLY and ALLOW_ANY, then the seed's three configurations, each
-/// request made with `exec` (an `egress exec ... -- curl ...` prefix taking the URL).
+/// request made with `exec` (an `egress exec ... -- curl ...` prefix taking the URL);
+/// `captured` when the exec captures transparently, so curl's output must be the seed's.
 fn traffic(
     c: &Cluster,
     addrs: &Addrs,
     seed: &[String],
-    http: &HttpUpstream,
-    https: &HttpsUpstream,
-    exec: &str,
+    (http, https): (&HttpUpstream, &HttpsUpstream),
+    (exec, captured): (&str, bool),
     transcript: &mut Vec<String>,
 ) {
     let prefix = addrs.pool.subnet(0, 31);
@@ -333,6 +356,22 @@ fn traffic(
             },
         );
         transcript.push(format!("{name}: {}", status_line(&r)));
+        let blocks = header_blocks(&r);
+        if captured {
+            // Exactly the seed's output: one response, HTTP/2 for HTTPS (ALPN h2 end to end).
+            assert_eq!(blocks.len(), 1, "{name}: {}", r.stdout);
+            if *name == "https" {
+                assert_eq!(blocks[0].trim(), "HTTP/2 200", "{name}: {}", r.stdout);
+            }
+        } else if *name == "https" {
+            // Through the explicit proxy curl also prints the proxy's answer to CONNECT.
+            assert_eq!(
+                blocks.first().map(|b| b.trim()),
+                Some("HTTP/1.1 200 Connection established"),
+                "{}",
+                r.stdout
+            );
+        }
         let seen = upstream_conns(tls_upstream);
         let last = seen.last().unwrap();
         assert!(
@@ -395,6 +434,12 @@ fn traffic(
             r.code,
             status_line(&r)
         ));
+        if captured && *name == "https" {
+            // A blocked HTTPS host: curl's error alone, no proxy response before it.
+            assert_ne!(r.code, 0);
+            assert!(r.stdout.trim().is_empty(), "{}", r.stdout);
+            assert!(r.stderr.contains("curl: (35)"), "{}", r.stderr);
+        }
         // ...and a direct request (ALLOW_ANY, no gateway) is refused by the stand-in.
         c.run_stdin(&["apply", "-f", "-"], &mesh_config("ALLOW_ANY"))
             .ok();
