@@ -9,6 +9,7 @@ use std::time::Duration;
 use egress_model::resources::core::MESH_CONFIG_NAMESPACE;
 use egress_model::resources::destination_rule::{
     ClientTlsMode, ClientTlsSettings, H2UpgradePolicy, LoadBalancerSettings, SimpleLb,
+    TunnelSettings,
 };
 use egress_model::validate::common::parse_go_duration;
 
@@ -20,7 +21,7 @@ use crate::registry::{Source, Svc, is_http2};
 use crate::secrets::{credential_ca, credential_identity, file};
 use crate::snapshot::{
     ChainAction, Cluster, LbPolicy, Listener, ListenerKind, OutlierDetection, PemIdentity,
-    PoolSettings, RouteAction, RouteConfig, UpstreamTls, UpstreamTlsMode,
+    PoolSettings, RouteAction, RouteConfig, Tunnel, TunnelProtocol, UpstreamTls, UpstreamTlsMode,
 };
 
 /// Clusters for every name referenced by `listeners`.
@@ -128,6 +129,22 @@ pub(crate) fn cluster(ctx: &Ctx<'_>, name: &str, connect: Duration) -> Option<Cl
             return None;
         }
     };
+    let tunnel = match tunnel(
+        subset_def
+            .and_then(|s| s.traffic_policy.as_ref())
+            .and_then(|tp| tp.tunnel.as_ref())
+            .or_else(|| {
+                rule.as_ref()
+                    .and_then(|r| r.traffic_policy)
+                    .and_then(|tp| tp.tunnel.as_ref())
+            }),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            no_cluster(e);
+            return None;
+        }
+    };
     let pool = policy.pool;
     Some(Cluster {
         name: name.to_owned(),
@@ -144,8 +161,40 @@ pub(crate) fn cluster(ctx: &Ctx<'_>, name: &str, connect: Duration) -> Option<Cl
         pool: pool_settings(&policy),
         outlier: outlier(&policy),
         external: svc.external,
-        tunnel: None,
+        tunnel,
     })
+}
+
+/// DestinationRule `trafficPolicy.tunnel` (the subset's, else the rule's; port-level settings
+/// have none): the cluster's endpoints are a forward proxy asked for a tunnel to the target.
+/// Only HTTP/1.1 `CONNECT` is served; `POST` (HTTP/2) is refused with a warning rather than
+/// connecting without the tunnel.
+fn tunnel(settings: Option<&TunnelSettings>) -> Result<Option<Tunnel>, String> {
+    let Some(t) = settings else {
+        return Ok(None);
+    };
+    match t.protocol.as_deref() {
+        None | Some("CONNECT") => {}
+        Some(other) => {
+            return Err(format!(
+                "tunnel protocol {other} is not supported (only CONNECT over HTTP/1.1)"
+            ));
+        }
+    }
+    let target_host = t.target_host.clone().unwrap_or_default();
+    let target_port = t
+        .target_port
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("tunnel targetPort {:?} is not a port", t.target_port))?;
+    if target_host.is_empty() {
+        return Err("tunnel targetHost is empty".into());
+    }
+    Ok(Some(Tunnel {
+        protocol: TunnelProtocol::Connect,
+        target_host,
+        target_port,
+    }))
 }
 
 /// `applyLoadBalancer`: Istio's default (and LEAST_CONN) is LEAST_REQUEST.

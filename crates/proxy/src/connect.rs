@@ -21,6 +21,9 @@ pub mod lb;
 mod original_dst;
 pub mod resolve;
 pub mod tls;
+mod tunnel;
+
+pub use tunnel::TunnelFailure;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -200,6 +203,32 @@ impl Connector {
         authority: Option<&str>,
     ) -> Result<Upstream, ConnectError> {
         self.connect_tcp_to(ctx, cluster, authority, None).await
+    }
+
+    /// Connects to a tunnelling cluster's forward proxy (originating TLS to it when the cluster
+    /// says so, whatever the chain: the TLS is the proxy's, the client's own bytes ride inside
+    /// the tunnel) and asks it for the tunnel ([`tunnel::establish`]).
+    pub async fn connect_tunneled(
+        &self,
+        ctx: &Ctx,
+        cluster: &Cluster,
+        tunnel: &egress_snapshot::snapshot::Tunnel,
+    ) -> Result<Upstream, ConnectError> {
+        // The TLS (if any) is to the proxy: its SNI is the DestinationRule's or the proxy's
+        // host, never the client's.
+        let mut upstream = self
+            .open(ctx, cluster, None, Origination::AsConfigured(None), None)
+            .await?;
+        let timeout = if cluster.connect_timeout.is_zero() {
+            DEFAULT_CONNECT_TIMEOUT
+        } else {
+            cluster.connect_timeout
+        };
+        let addr = upstream.peer;
+        upstream.io = tunnel::establish(upstream.io, tunnel, timeout)
+            .await
+            .map_err(|source| ConnectError::Tunnel { addr, source })?;
+        Ok(upstream)
     }
 
     /// Like [`Connector::connect_tcp`]; an ORIGINAL_DST cluster connects to `original_dst`.

@@ -231,7 +231,9 @@ async fn run<D>(
     };
     let authority = conn.sni.as_deref();
     let connector = &ctx.connector;
-    let connected = if target.passthrough {
+    let connected = if let Some(tunnel) = &cluster.tunnel {
+        connector.connect_tunneled(ctx, cluster, tunnel).await
+    } else if target.passthrough {
         connector
             .connect_tcp_to(ctx, cluster, authority, target.original_dst)
             .await
@@ -244,7 +246,15 @@ async fn run<D>(
         Ok(u) => u,
         Err(err) => {
             tracing::debug!(error = %err, cluster = %cluster.name, "tcp_proxy: upstream connect failed");
-            entry.response_flags.insert(err.response_flag());
+            let flag = err.response_flag();
+            entry.response_flags.insert(flag);
+            // Envoy's tcp_proxy makes one connect attempt (max_connect_attempts 1): a failed
+            // one also exhausts its retries (`UF,URX`, as Istio's TCP logs show).
+            if flag == ResponseFlag::UpstreamConnectionFailure {
+                entry
+                    .response_flags
+                    .insert(ResponseFlag::UpstreamRetryLimitExceeded);
+            }
             entry.upstream_transport_failure_reason = err.transport_failure_reason();
             entry.upstream_host = err.upstream_host();
             if let Some(details) = err.response_code_details() {

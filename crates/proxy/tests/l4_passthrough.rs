@@ -253,7 +253,7 @@ async fn refused_connect_closes_with_uf() {
     assert!(closed_without_data(&mut conn).await);
     let line = &h.lines(1).await[0];
     assert!(
-        line.contains("\"- - -\" 0 UF - - \"delayed_connect_error:_Connection_refused\""),
+        line.contains("\"- - -\" 0 UF,URX - - \"delayed_connect_error:_Connection_refused\""),
         "{line}"
     );
     assert!(

@@ -57,6 +57,14 @@ pub enum ConnectError {
         /// Endpoint.
         addr: SocketAddr,
     },
+    /// The forward proxy of a tunnelling cluster did not open the tunnel (`UF`).
+    #[error("tunnel through {addr}: {source}")]
+    Tunnel {
+        /// The forward proxy.
+        addr: SocketAddr,
+        /// Why, typed.
+        source: super::TunnelFailure,
+    },
     /// TLS origination failed (`UF`), e.g. certificate verification.
     #[error("TLS to {addr}: {source}")]
     Tls {
@@ -108,6 +116,10 @@ impl ConnectError {
                 Some(format!("delayed_connect_error:_{}", text.replace(' ', "_")))
             }
             ConnectError::Tls { source, .. } => Some(source.envoy_reason()),
+            ConnectError::Tunnel {
+                source: super::TunnelFailure::Refused(status),
+                ..
+            } => Some(format!("tunnel_response:{status}")),
             _ => None,
         }
     }
@@ -117,7 +129,8 @@ impl ConnectError {
         match self {
             ConnectError::Connect { addr, .. }
             | ConnectError::Timeout { addr }
-            | ConnectError::Tls { addr, .. } => Some(*addr),
+            | ConnectError::Tls { addr, .. }
+            | ConnectError::Tunnel { addr, .. } => Some(*addr),
             _ => None,
         }
     }
