@@ -179,7 +179,7 @@ fn harness() -> &'static Harness {
             .unwrap_or_else(|| panic!("no HTTP listener compiled"));
         let log = Arc::new(Mutex::new(Vec::new()));
         let logger = AccessLogger::to_writer(Box::new(Shared(Arc::clone(&log))));
-        logger.configure(&snapshot.access_log);
+        logger.prepare(&snapshot.access_log);
         let (tx, rx) = watch::channel(Arc::new(snapshot));
         let options = ProxyOptions::default();
         let options_limits = options.limits.clone();
