@@ -23,6 +23,99 @@ const CASES: &[Case] = &[
         expected: &[("IST0101", "Gateway httpbin-gateway")],
     },
     Case {
+        name: "gatewayBadPort",
+        file: "gateway-no-port.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[("IST0162", "Gateway httpbin-gateway")],
+    },
+    Case {
+        name: "gatewayCorrectPort",
+        file: "gateway-correct-port.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "gatewayCustomIngressGateway",
+        file: "gateway-custom-ingressgateway.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "gatewayCustomIngressGatewayBadPort",
+        file: "gateway-custom-ingressgateway-badport.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[("IST0162", "Gateway httpbin-gateway")],
+    },
+    Case {
+        name: "gatewayCustomIngressGatewayBadPortWithoutTarget",
+        file: "gateway-custom-ingressgateway-badport-notarget.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[("IST0162", "Gateway httpbin-gateway")],
+    },
+    Case {
+        name: "gatewayCustomIngressGatewayTranslation",
+        file: "gateway-custom-ingressgateway-translation.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "gatewayServiceMatchPod",
+        file: "gateway-custom-ingressgateway-svcselector.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[("IST0162", "Gateway httpbin8002-gateway")],
+    },
+    Case {
+        name: "gatewaySecret",
+        file: "gateway-secrets.yaml",
+        analyzer: "gateway.SecretAnalyzer",
+        expected: &[
+            ("IST0101", "Gateway defaultgateway-bogusCredentialName"),
+            ("IST0101", "Gateway customgateway-wrongnamespace"),
+            ("IST0101", "Gateway bogusgateway"),
+        ],
+    },
+    Case {
+        name: "conflicting gateways detect",
+        file: "conflicting-gateways.yaml",
+        analyzer: "gateway.ConflictingGatewayAnalyzer",
+        expected: &[("IST0145", "Gateway alpha"), ("IST0145", "Gateway beta")],
+    },
+    Case {
+        name: "gateways with different port are non-conflicting",
+        file: "gateway-different-port.yaml",
+        analyzer: "gateway.ConflictingGatewayAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "conflicting gateways with multiple port declarations",
+        file: "conflicting-gateways-multiple-ports.yaml",
+        analyzer: "gateway.ConflictingGatewayAnalyzer",
+        expected: &[("IST0145", "Gateway alpha"), ("IST0145", "Gateway beta")],
+    },
+    Case {
+        name: "conflicting gateways detect by sub selector",
+        file: "conflicting-gateways-subSelector.yaml",
+        analyzer: "gateway.ConflictingGatewayAnalyzer",
+        expected: &[("IST0145", "Gateway alpha"), ("IST0145", "Gateway beta")],
+    },
+    Case {
+        name: "conflicting gateways detect: no port",
+        file: "conflicting-gateways-invalid-port.yaml",
+        analyzer: "gateway.ConflictingGatewayAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "certificate duplication in Gateway",
+        file: "gateway-duplicate-certificate.yaml",
+        analyzer: "gateway.CertificateAnalyzer",
+        expected: &[
+            ("IST0138", "Gateway istio-system/gateway-01-test-01"),
+            ("IST0138", "Gateway istio-system/gateway-02-test-01"),
+            ("IST0138", "Gateway istio-system/gateway-01-test-02"),
+            ("IST0138", "Gateway default/gateway-01-test-03"),
+        ],
+    },
+    Case {
         name: "virtualServiceGateways",
         file: "virtualservice_gateways.yaml",
         analyzer: "virtualservice.GatewayAnalyzer",
@@ -122,12 +215,66 @@ const CASES: &[Case] = &[
     },
 ];
 
+/// The resources istioctl adds to a files-only analysis (`AddDefaultResources`, which Istio's
+/// analyzer test also calls): a Pod and Service for the default ingress gateway in
+/// `istio-system`.
+const DEFAULT_INGRESS: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  labels:
+    istio: ingressgateway
+  name: istio-ingressgateway-dummypod
+  namespace: istio-system
+spec:
+  containers:
+    - args:
+      name: istio-proxy
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: istio-ingressgateway
+  namespace: istio-system
+spec:
+  ports:
+  - name: http2
+    nodePort: 31380
+    port: 80
+    protocol: TCP
+    targetPort: 80
+  - name: https
+    nodePort: 31390
+    port: 443
+    protocol: TCP
+    targetPort: 443
+  - name: tcp
+    nodePort: 31400
+    port: 31400
+    protocol: TCP
+    targetPort: 31400
+  - name: tls
+    nodePort: 31447
+    port: 15443
+    protocol: TCP
+    targetPort: 15443
+  selector:
+    istio: ingressgateway
+";
+
 fn load(file: &str) -> Vec<Input> {
     let path = format!("{}/tests/testdata/istio/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap();
     let docs = parse_stream(&text).unwrap();
     // As Istio's test does: a namespace omitted in the YAML stays empty.
     Input::from_documents(file, docs, None)
+}
+
+/// A case's inputs as Istio's test builds them: the file, then the default resources.
+fn load_case(file: &str) -> Vec<Input> {
+    let mut inputs = load(file);
+    let defaults = parse_stream(DEFAULT_INGRESS).unwrap();
+    inputs.extend(Input::from_documents("internal-ingress", defaults, None));
+    inputs
 }
 
 #[test]
@@ -139,7 +286,7 @@ fn istio_analyzer_testdata() {
             .iter()
             .find(|a| a.name == case.analyzer)
             .unwrap_or_else(|| panic!("no analyzer {}", case.analyzer));
-        let inputs = load(case.file);
+        let inputs = load_case(case.file);
         let mut found = Vec::new();
         (info.run)(&inputs, &mut found);
         let mut got: Vec<(String, String)> = found
@@ -204,7 +351,7 @@ fn messages_match_istioctl_text() {
     assert_eq!(
         logs,
         vec![
-            "Error [IST0128] (DestinationRule db-mtls destinationrule-compound-simple-mutual.yaml:10) DestinationRule db-mtls in namespace  has TLS mode set to MUTUAL but no caCertificates are set to validate server identity for host: mydbserver.prod.svc.cluster.local".to_owned(),
+            "Warning [IST0128] (DestinationRule db-mtls destinationrule-compound-simple-mutual.yaml:10) DestinationRule db-mtls in namespace  has TLS mode set to MUTUAL but no caCertificates are set to validate server identity for host: mydbserver.prod.svc.cluster.local".to_owned(),
             "Warning [IST0129] (DestinationRule db-mtls destinationrule-compound-simple-mutual.yaml:17) DestinationRule db-mtls in namespace  has TLS mode set to SIMPLE but no caCertificates are set to validate server identity for host: mydbserver.prod.svc.cluster.local at port number:443".to_owned(),
         ]
     );
@@ -229,4 +376,55 @@ fn suppression_by_flag_and_annotation() {
     let left = analyze(&annotated, &[]);
     assert!(left.iter().all(|f| f.name_of_resource != "httpbin-bogus"));
     assert!(left.iter().any(|f| f.name_of_resource == "cross-test"));
+}
+
+/// The log lines of one analyzer over one case's inputs.
+fn logs_of(analyzer: &str, file: &str) -> Vec<String> {
+    let info = ANALYZERS.iter().find(|a| a.name == analyzer).unwrap();
+    let mut found = Vec::new();
+    (info.run)(&load_case(file), &mut found);
+    found.iter().map(egress_analyze::format_log).collect()
+}
+
+#[test]
+fn gateway_messages_match_istioctl_text() {
+    assert_eq!(
+        logs_of("gateway.IngressGatewayPortAnalyzer", "gateway-no-port.yaml"),
+        vec!["Warning [IST0162] (Gateway httpbin-gateway gateway-no-port.yaml:9) The gateway is listening on a target port (port 8004) that is not defined in the Service associated with its workload instances (Pod selector istio=ingressgateway). If you need to access the gateway port through the gateway Service, it will not be available.".to_owned()]
+    );
+    assert_eq!(
+        logs_of("gateway.ConflictingGatewayAnalyzer", "conflicting-gateways-subSelector.yaml"),
+        vec![
+            "Error [IST0145] (Gateway beta conflicting-gateways-subSelector.yaml:1) Conflict with gateways alpha (workload selector app=istio-ingressgateway,cusKey=cusValue,istio=ingressgateway, port 80, hosts foo.bar).".to_owned(),
+            "Error [IST0145] (Gateway alpha conflicting-gateways-subSelector.yaml:18) Conflict with gateways beta (workload selector cusKey=cusValue,istio=ingressgateway, port 80, hosts foo.bar).".to_owned(),
+        ]
+    );
+    let dup = logs_of(
+        "gateway.CertificateAnalyzer",
+        "gateway-duplicate-certificate.yaml",
+    );
+    assert_eq!(
+        dup[0],
+        "Warning [IST0138] (Gateway istio-system/gateway-01-test-01 gateway-duplicate-certificate.yaml:5) Duplicate certificate in multiple gateways [istio-system/gateway-01-test-01 istio-system/gateway-02-test-01] may cause 404s if clients re-use HTTP2 connections."
+    );
+    let secrets = logs_of("gateway.SecretAnalyzer", "gateway-secrets.yaml");
+    assert!(
+        secrets.contains(&"Error [IST0101] (Gateway defaultgateway-bogusCredentialName gateway-secrets.yaml:50) Referenced credentialName not found: \"httpbin-credential-bogus\"".to_owned()),
+        "{secrets:#?}"
+    );
+    assert!(
+        secrets.contains(&"Error [IST0101] (Gateway bogusgateway gateway-secrets.yaml:78) Referenced selector not found: \"istio=custom-gateway\"".to_owned()),
+        "{secrets:#?}"
+    );
+}
+
+#[test]
+fn a_selector_without_pods_is_reported_once() {
+    // Three gateway analyzers report it; istioctl (and egress) print it once.
+    let all = analyze(&load_case("gateway-secrets.yaml"), &[]);
+    let bogus: Vec<_> = all
+        .iter()
+        .filter(|f| f.name_of_resource == "bogusgateway" && f.code == "IST0101")
+        .collect();
+    assert_eq!(bogus.len(), 1, "{bogus:#?}");
 }

@@ -1,0 +1,50 @@
+//! Istio's message types (`pkg/config/analysis/msg/messages.yaml`): code, name and level. The
+//! templates are written out where each analyzer formats its message.
+
+use crate::Level;
+
+/// One message type.
+pub(super) struct Msg {
+    pub(super) code: &'static str,
+    pub(super) name: &'static str,
+    pub(super) level: Level,
+}
+
+const fn msg(code: &'static str, name: &'static str, level: Level) -> Msg {
+    Msg { code, name, level }
+}
+
+/// `Referenced %s not found: %q`
+pub(super) const REFERENCED_RESOURCE_NOT_FOUND: Msg =
+    msg("IST0101", "ReferencedResourceNotFound", Level::Error);
+/// `DestinationRule %s in namespace %s has TLS mode set to %s but no caCertificates ...`
+pub(super) const NO_CA_DESTINATION: Msg = msg(
+    "IST0128",
+    "NoServerCertificateVerificationDestinationLevel",
+    Level::Warning,
+);
+/// `... for host: %s at port %s`
+pub(super) const NO_CA_PORT: Msg = msg(
+    "IST0129",
+    "NoServerCertificateVerificationPortLevel",
+    Level::Warning,
+);
+/// `one or more host %v defined in VirtualService %s not found in Gateway %s.`
+pub(super) const HOST_NOT_IN_GATEWAY: Msg = msg(
+    "IST0132",
+    "VirtualServiceHostNotFoundInGateway",
+    Level::Warning,
+);
+/// `ServiceEntry addresses are required for this protocol.`
+pub(super) const ADDRESSES_REQUIRED: Msg =
+    msg("IST0134", "ServiceEntryAddressesRequired", Level::Warning);
+/// `Duplicate certificate in multiple gateways %v may cause 404s if clients re-use HTTP2
+/// connections.`
+pub(super) const GATEWAY_DUPLICATE_CERTIFICATE: Msg =
+    msg("IST0138", "GatewayDuplicateCertificate", Level::Warning);
+/// `Conflict with gateways %s (workload selector %s, port %s, hosts %v).`
+pub(super) const CONFLICTING_GATEWAYS: Msg = msg("IST0145", "ConflictingGateways", Level::Error);
+/// `The gateway is listening on a target port (port %d) that is not defined in the Service
+/// associated with its workload instances (Pod selector %s). ...`
+pub(super) const GATEWAY_PORT_NOT_DEFINED_ON_SERVICE: Msg =
+    msg("IST0162", "GatewayPortNotDefinedOnService", Level::Warning);

@@ -1,0 +1,204 @@
+//! The analyzers: each reads the inputs and appends findings with Istio's code, level and
+//! message text. One module per analyzer family (Istio's package), the message types in
+//! [`messages`], the shared helpers (selectors, hosts, Go formatting) here.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::{Finding, Input};
+
+mod destinationrule;
+mod gateway;
+mod messages;
+mod serviceentry;
+mod virtualservice;
+
+use messages::Msg;
+
+/// One analyzer: its istioctl name, the codes it can report and its function.
+pub struct AnalyzerInfo {
+    /// istioctl's analyzer name, e.g. `virtualservice.GatewayAnalyzer`.
+    pub name: &'static str,
+    /// The codes it reports.
+    pub codes: &'static [&'static str],
+    /// Runs it.
+    pub run: fn(&[Input], &mut Vec<Finding>),
+}
+
+/// Every implemented analyzer, in the order they run.
+pub const ANALYZERS: &[AnalyzerInfo] = &[
+    AnalyzerInfo {
+        name: "gateway.IngressGatewayPortAnalyzer",
+        codes: &["IST0101", "IST0162"],
+        run: gateway::ingress_gateway_ports,
+    },
+    AnalyzerInfo {
+        name: "gateway.SecretAnalyzer",
+        codes: &["IST0101"],
+        run: gateway::secrets,
+    },
+    AnalyzerInfo {
+        name: "gateway.ConflictingGatewayAnalyzer",
+        codes: &["IST0101", "IST0145"],
+        run: gateway::conflicting_gateways,
+    },
+    AnalyzerInfo {
+        name: "gateway.CertificateAnalyzer",
+        codes: &["IST0138"],
+        run: gateway::duplicate_certificates,
+    },
+    AnalyzerInfo {
+        name: "virtualservice.GatewayAnalyzer",
+        codes: &["IST0101", "IST0132"],
+        run: virtualservice::gateways,
+    },
+    AnalyzerInfo {
+        name: "serviceentry.ProtocolAddressesAnalyzer",
+        codes: &["IST0134"],
+        run: serviceentry::addresses,
+    },
+    AnalyzerInfo {
+        name: "destinationrule.CaCertificateAnalyzer",
+        codes: &["IST0128", "IST0129"],
+        run: destinationrule::ca_certificates,
+    },
+];
+
+/// Appends a finding of type `m` about `r`, pointing at field `path` (kubectl notation).
+fn report(out: &mut Vec<Finding>, m: &Msg, r: &Input, path: &str, message: String) {
+    out.push(Finding {
+        code: m.code,
+        name: m.name,
+        level: m.level,
+        message,
+        kind: r.kind.clone(),
+        namespace: r.namespace.clone(),
+        name_of_resource: r.name.clone(),
+        file: r.origin.as_ref().map(|o| o.file.clone()),
+        line: r.line_of(path),
+        documentation_url: format!(
+            "https://istio.io/latest/docs/reference/config/analysis/{}",
+            m.code.to_ascii_lowercase()
+        ),
+    });
+}
+
+fn of_kind<'a>(inputs: &'a [Input], kind: &'a str) -> impl Iterator<Item = &'a Input> + 'a {
+    inputs.iter().filter(move |i| i.kind == kind)
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The array at `v` (empty when absent or not an array).
+fn array(v: Option<&Value>) -> &[Value] {
+    v.and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
+/// A string field (empty when absent).
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Go's `%q` for a plain string.
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+/// Go's `%v` for a `[]string`: `[a b]`.
+fn go_list<S: AsRef<str>>(items: &[S]) -> String {
+    let parts: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+    format!("[{}]", parts.join(" "))
+}
+
+/// Kubernetes' `labels.SelectorFromSet(..).String()`: `k=v` sorted by key, comma-joined.
+fn selector_string(sel: &BTreeMap<String, String>) -> String {
+    sel.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Kubernetes' set-based selector match: every `k=v` of `sel` is in `labels` (an empty
+/// selector matches everything).
+fn selector_matches(sel: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// An object's `metadata.labels`.
+fn labels_of(r: &Input) -> BTreeMap<String, String> {
+    string_map(r.get(&["metadata", "labels"]))
+}
+
+/// The field path of a Gateway's first selector label, where istioctl points selector messages.
+fn selector_path(sel: &BTreeMap<String, String>) -> String {
+    match sel.keys().next() {
+        Some(k) => format!("spec.selector.{k}"),
+        None => "spec.selector".to_owned(),
+    }
+}
+
+/// Istio's `host.Name.Matches`: exact, or one side a wildcard covering the other.
+fn host_matches(a: &str, b: &str) -> bool {
+    let wild = |h: &str| h.starts_with('*');
+    match (wild(a), wild(b)) {
+        (false, false) => a == b,
+        (true, false) => b.ends_with(&a[1..]),
+        (false, true) => a.ends_with(&b[1..]),
+        (true, true) => {
+            let (sa, sb) = (&a[1..], &b[1..]);
+            if sa.len() > sb.len() {
+                sa.ends_with(sb)
+            } else {
+                sb.ends_with(sa)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_matching() {
+        assert!(host_matches("*.a.com", "b.a.com"));
+        assert!(host_matches("*", "b.a.com"));
+        assert!(!host_matches("*.a.com", "a.com"));
+        assert!(host_matches("x.com", "x.com"));
+        assert!(!host_matches("x.com", "y.com"));
+        assert!(host_matches("*.a.com", "*.b.a.com"));
+    }
+
+    #[test]
+    fn go_formatting() {
+        assert_eq!(go_list(&["a/b", "c/d"]), "[a/b c/d]");
+        assert_eq!(go_list::<&str>(&[]), "[]");
+        assert_eq!(quote("a\"b"), "\"a\\\"b\"");
+        let sel: BTreeMap<String, String> = [("istio", "x"), ("app", "y")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(selector_string(&sel), "app=y,istio=x");
+        assert!(selector_matches(&BTreeMap::new(), &sel));
+    }
+}
