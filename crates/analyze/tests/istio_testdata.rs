@@ -116,6 +116,45 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "virtualServiceConflictingMeshGatewayHosts",
+        file: "virtualservice_conflictingmeshgatewayhosts.yaml",
+        analyzer: "virtualservice.ConflictingMeshGatewayHostsAnalyzer",
+        expected: &[
+            ("IST0109", "VirtualService team3/ratings"),
+            ("IST0109", "VirtualService team4/ratings"),
+            ("IST0109", "VirtualService foo/ratings"),
+            ("IST0109", "VirtualService bar/ratings"),
+            ("IST0109", "VirtualService foo/productpage"),
+            ("IST0109", "VirtualService foo/bogus-productpage"),
+            ("IST0109", "VirtualService team2/ratings"),
+        ],
+    },
+    Case {
+        name: "virtualServiceConflictingMeshGatewayHostsWithExportTo",
+        file: "virtualservice_conflictingmeshgatewayhosts_with_exportto.yaml",
+        analyzer: "virtualservice.ConflictingMeshGatewayHostsAnalyzer",
+        expected: &[
+            ("IST0109", "VirtualService foo/productpage"),
+            ("IST0109", "VirtualService bar/productpage"),
+            ("IST0109", "VirtualService foo/productpage-c"),
+            ("IST0109", "VirtualService bar/productpage-c"),
+            ("IST0109", "VirtualService foo/productpage-d"),
+            ("IST0109", "VirtualService bar/productpage-d"),
+        ],
+    },
+    Case {
+        name: "virtualServiceDestinationRules",
+        file: "virtualservice_destinationrules.yaml",
+        analyzer: "virtualservice.DestinationRuleAnalyzer",
+        expected: &[
+            ("IST0101", "VirtualService default/reviews-bogussubset"),
+            (
+                "IST0101",
+                "VirtualService default/reviews-mirror-bogussubset",
+            ),
+        ],
+    },
+    Case {
         name: "virtualServiceGateways",
         file: "virtualservice_gateways.yaml",
         analyzer: "virtualservice.GatewayAnalyzer",
@@ -427,4 +466,27 @@ fn a_selector_without_pods_is_reported_once() {
         .filter(|f| f.name_of_resource == "bogusgateway" && f.code == "IST0101")
         .collect();
     assert_eq!(bogus.len(), 1, "{bogus:#?}");
+}
+
+#[test]
+fn virtual_service_messages_match_istioctl_text() {
+    let subsets = logs_of(
+        "virtualservice.DestinationRuleAnalyzer",
+        "virtualservice_destinationrules.yaml",
+    );
+    assert_eq!(
+        subsets,
+        vec![
+            "Error [IST0101] (VirtualService default/reviews-bogussubset virtualservice_destinationrules.yaml:46) Referenced host+subset in destinationrule not found: \"reviews+bogus\"".to_owned(),
+            "Error [IST0101] (VirtualService default/reviews-mirror-bogussubset virtualservice_destinationrules.yaml:88) Referenced mirror+subset in destinationrule not found: \"reviews+bogus\"".to_owned(),
+        ]
+    );
+    let conflicts = logs_of(
+        "virtualservice.ConflictingMeshGatewayHostsAnalyzer",
+        "virtualservice_conflictingmeshgatewayhosts_with_exportto.yaml",
+    );
+    assert!(
+        conflicts.contains(&"Error [IST0109] (VirtualService foo/productpage-d virtualservice_conflictingmeshgatewayhosts_with_exportto.yaml:90) The VirtualServices foo/productpage-d,bar/productpage-d associated with mesh gateway define the same host foo/*.productpage.d which can lead to undefined behavior. This can be fixed by merging the conflicting VirtualServices into a single resource.".to_owned()),
+        "{conflicts:#?}"
+    );
 }

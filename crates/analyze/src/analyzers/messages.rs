@@ -17,6 +17,13 @@ const fn msg(code: &'static str, name: &'static str, level: Level) -> Msg {
 /// `Referenced %s not found: %q`
 pub(super) const REFERENCED_RESOURCE_NOT_FOUND: Msg =
     msg("IST0101", "ReferencedResourceNotFound", Level::Error);
+/// `The VirtualServices %s associated with mesh gateway define the same host %s which can lead
+/// to undefined behavior. ...`
+pub(super) const CONFLICTING_MESH_GATEWAY_VS_HOSTS: Msg = msg(
+    "IST0109",
+    "ConflictingMeshGatewayVirtualServiceHosts",
+    Level::Error,
+);
 /// `DestinationRule %s in namespace %s has TLS mode set to %s but no caCertificates ...`
 pub(super) const NO_CA_DESTINATION: Msg = msg(
     "IST0128",

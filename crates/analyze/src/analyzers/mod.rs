@@ -10,6 +10,7 @@ use crate::{Finding, Input};
 
 mod destinationrule;
 mod gateway;
+mod hosts;
 mod messages;
 mod serviceentry;
 mod virtualservice;
@@ -52,6 +53,16 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "virtualservice.GatewayAnalyzer",
         codes: &["IST0101", "IST0132"],
         run: virtualservice::gateways,
+    },
+    AnalyzerInfo {
+        name: "virtualservice.DestinationRuleAnalyzer",
+        codes: &["IST0101"],
+        run: virtualservice::destination_rule_subsets,
+    },
+    AnalyzerInfo {
+        name: "virtualservice.ConflictingMeshGatewayHostsAnalyzer",
+        codes: &["IST0109"],
+        run: virtualservice::conflicting_mesh_gateway_hosts,
     },
     AnalyzerInfo {
         name: "serviceentry.ProtocolAddressesAnalyzer",
