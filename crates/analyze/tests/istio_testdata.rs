@@ -247,6 +247,30 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "DestinationRuleWithFakeHost",
+        file: "destinationrule-with-fake-host.yaml",
+        analyzer: "destinationrule.SubsetSelectPodAnalyzer",
+        expected: &[("IST0174", "DestinationRule default/fake-host")],
+    },
+    Case {
+        name: "DestinationRuleSubsetsNotSelectPods",
+        file: "destinationrule-subsets-not-select-pods.yaml",
+        analyzer: "destinationrule.SubsetSelectPodAnalyzer",
+        expected: &[("IST0173", "DestinationRule default/subsets-not-select-pods")],
+    },
+    Case {
+        name: "DestinationRuleSubsetsWithTopologyLabels",
+        file: "destinationrule-subsets-with-topology-labels.yaml",
+        analyzer: "destinationrule.SubsetSelectPodAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "DestinationRuleEmptyTopologyLabels",
+        file: "destinationrule-empty-topology-labels.yaml",
+        analyzer: "destinationrule.SubsetSelectPodAnalyzer",
+        expected: &[("IST0173", "DestinationRule default/empty-topology-labels")],
+    },
+    Case {
         name: "destinationrule with both cacerts",
         file: "destinationrule-with-ca.yaml",
         analyzer: "destinationrule.CaCertificateAnalyzer",
@@ -392,6 +416,7 @@ fn messages_match_istioctl_text() {
         vec![
             "Warning [IST0128] (DestinationRule db-mtls destinationrule-compound-simple-mutual.yaml:10) DestinationRule db-mtls in namespace  has TLS mode set to MUTUAL but no caCertificates are set to validate server identity for host: mydbserver.prod.svc.cluster.local".to_owned(),
             "Warning [IST0129] (DestinationRule db-mtls destinationrule-compound-simple-mutual.yaml:17) DestinationRule db-mtls in namespace  has TLS mode set to SIMPLE but no caCertificates are set to validate server identity for host: mydbserver.prod.svc.cluster.local at port number:443".to_owned(),
+            "Warning [IST0174] (DestinationRule db-mtls destinationrule-compound-simple-mutual.yaml:2) The host mydbserver.prod.svc.cluster.local defined in the DestinationRule does not match any services in the mesh.".to_owned(),
         ]
     );
 }

@@ -1,10 +1,90 @@
-//! Istio's `destinationrule` analyzers: TLS origination without a CA (IST0128, IST0129).
+//! Istio's `destinationrule` analyzers: TLS origination without a CA (IST0128, IST0129), and
+//! hosts no service defines (IST0174) or subsets selecting no Pod (IST0173).
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::messages::{NO_CA_DESTINATION, NO_CA_PORT};
-use super::{of_kind, report};
+use super::messages::{NO_CA_DESTINATION, NO_CA_PORT, SUBSET_SELECTS_NO_PODS, UNKNOWN_DR_HOST};
+use super::registry::Registry;
+use super::{array, labels_of, of_kind, report, selector_matches, str_of, string_map, strings};
 use crate::{Finding, Input};
+
+/// The node labels Istio adds to a Pod's labels as its locality, and the hostname label.
+const TOPOLOGY_LABELS: [&str; 3] = [
+    "topology.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+    "topology.istio.io/subzone",
+];
+const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+
+/// A Pod's labels with its Node's non-empty topology labels and the node name, as Istio's
+/// service registry sees the endpoint.
+fn endpoint_labels(
+    pod: &Input,
+    nodes: &BTreeMap<String, BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let mut labels = labels_of(pod);
+    let node = pod
+        .get(&["spec", "nodeName"])
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if let Some(node_labels) = nodes.get(node) {
+        for key in TOPOLOGY_LABELS {
+            if let Some(v) = node_labels.get(key).filter(|v| !v.is_empty()) {
+                labels.insert(key.to_owned(), v.clone());
+            }
+        }
+        labels.insert(HOSTNAME_LABEL.to_owned(), node.to_owned());
+    }
+    labels
+}
+
+/// `destinationrule.SubsetSelectPodAnalyzer`: a DestinationRule whose host no ServiceEntry or
+/// Service visible to it defines: IST0174. Otherwise each subset (its labels merged over the
+/// ServiceEntry's workload selector) must match some Pod (in any namespace; the Pod's labels
+/// with its Node's locality): IST0173 for one that matches none.
+pub(super) fn subsets_select_pods(inputs: &[Input], out: &mut Vec<Finding>) {
+    let registry = Registry::new(inputs);
+    let nodes: BTreeMap<String, BTreeMap<String, String>> = of_kind(inputs, "Node")
+        .map(|n| (n.name.clone(), labels_of(n)))
+        .collect();
+    let pods: Vec<BTreeMap<String, String>> = of_kind(inputs, "Pod")
+        .map(|p| endpoint_labels(p, &nodes))
+        .collect();
+    for dr in of_kind(inputs, "DestinationRule") {
+        let host = str_of(&dr.value["spec"], "host");
+        let export_to = strings(dr.get(&["spec", "exportTo"]));
+        let Some(service) = registry.lookup(&dr.namespace, &export_to, host) else {
+            report(
+                out,
+                &UNKNOWN_DR_HOST,
+                dr,
+                "", // istioctl points at the resource, not a field
+                format!(
+                    "The host {host} defined in the DestinationRule does not match any services in the mesh."
+                ),
+            );
+            continue;
+        };
+        for subset in array(dr.get(&["spec", "subsets"])) {
+            let mut selector = service.workload_labels.clone();
+            selector.extend(string_map(subset.get("labels")));
+            if !pods.iter().any(|l| selector_matches(&selector, l)) {
+                report(
+                    out,
+                    &SUBSET_SELECTS_NO_PODS,
+                    dr,
+                    "",
+                    format!(
+                        "The Subset {} defined in the DestinationRule does not select any pods. Which may lead to 503 UH (NoHealthyUpstream).",
+                        str_of(subset, "name")
+                    ),
+                );
+            }
+        }
+    }
+}
 
 fn tls_without_ca(tls: Option<&Value>) -> Option<String> {
     let tls = tls?;

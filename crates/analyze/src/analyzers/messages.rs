@@ -55,3 +55,13 @@ pub(super) const CONFLICTING_GATEWAYS: Msg = msg("IST0145", "ConflictingGateways
 /// associated with its workload instances (Pod selector %s). ...`
 pub(super) const GATEWAY_PORT_NOT_DEFINED_ON_SERVICE: Msg =
     msg("IST0162", "GatewayPortNotDefinedOnService", Level::Warning);
+/// `The Subset %s defined in the DestinationRule does not select any pods. Which may lead to 503
+/// UH (NoHealthyUpstream).`
+pub(super) const SUBSET_SELECTS_NO_PODS: Msg = msg(
+    "IST0173",
+    "DestinationRuleSubsetNotSelectPods",
+    Level::Error,
+);
+/// `The host %s defined in the DestinationRule does not match any services in the mesh.`
+pub(super) const UNKNOWN_DR_HOST: Msg =
+    msg("IST0174", "UnknownDestinationRuleHost", Level::Warning);

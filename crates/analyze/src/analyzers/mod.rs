@@ -12,6 +12,7 @@ mod destinationrule;
 mod gateway;
 mod hosts;
 mod messages;
+mod registry;
 mod serviceentry;
 mod virtualservice;
 
@@ -73,6 +74,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "destinationrule.CaCertificateAnalyzer",
         codes: &["IST0128", "IST0129"],
         run: destinationrule::ca_certificates,
+    },
+    AnalyzerInfo {
+        name: "destinationrule.SubsetSelectPodAnalyzer",
+        codes: &["IST0173", "IST0174"],
+        run: destinationrule::subsets_select_pods,
     },
 ];
 
