@@ -116,6 +116,64 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "sidecarDefaultSelector",
+        file: "sidecar-default-selector.yaml",
+        analyzer: "sidecar.SelectorAnalyzer",
+        expected: &[
+            ("IST0111", "Sidecar ns2/has-conflict-2"),
+            ("IST0111", "Sidecar ns2/has-conflict-1"),
+            ("IST0167", "Sidecar ns-ambient/namespace-scoped"),
+            ("IST0167", "Sidecar ns-ambient/pod-scoped"),
+        ],
+    },
+    Case {
+        name: "sidecarSelector",
+        file: "sidecar-selector.yaml",
+        analyzer: "sidecar.SelectorAnalyzer",
+        expected: &[
+            ("IST0101", "Sidecar default/maps-to-nonexistent"),
+            ("IST0101", "Sidecar other/maps-to-different-ns"),
+            ("IST0110", "Sidecar default/dupe-1"),
+            ("IST0110", "Sidecar default/dupe-2"),
+            ("IST0110", "Sidecar default/overlap-1"),
+            ("IST0110", "Sidecar default/overlap-2"),
+        ],
+    },
+    Case {
+        name: "Analyze invalid telemetry",
+        file: "telemetry-invalid-provider.yaml",
+        analyzer: "telemetry.ProviderAnalyzer",
+        expected: &[("IST0157", "Telemetry istio-system/mesh-default")],
+    },
+    Case {
+        name: "Analyze invalid telemetry (disabled)",
+        file: "telemetry-disable-provider.yaml",
+        analyzer: "telemetry.ProviderAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "telemetrySelector",
+        file: "telemetry-selector.yaml",
+        analyzer: "telemetry.SelectorAnalyzer",
+        expected: &[
+            ("IST0101", "Telemetry default/maps-to-nonexistent"),
+            ("IST0101", "Telemetry other/maps-to-different-ns"),
+            ("IST0159", "Telemetry default/dupe-1"),
+            ("IST0159", "Telemetry default/dupe-2"),
+            ("IST0159", "Telemetry default/overlap-1"),
+            ("IST0159", "Telemetry default/overlap-2"),
+        ],
+    },
+    Case {
+        name: "telemetryDefaultSelector",
+        file: "telemetry-default-selector.yaml",
+        analyzer: "telemetry.DefaultSelectorAnalyzer",
+        expected: &[
+            ("IST0160", "Telemetry ns2/has-conflict-2"),
+            ("IST0160", "Telemetry ns2/has-conflict-1"),
+        ],
+    },
+    Case {
         name: "virtualServiceConflictingMeshGatewayHosts",
         file: "virtualservice_conflictingmeshgatewayhosts.yaml",
         analyzer: "virtualservice.ConflictingMeshGatewayHostsAnalyzer",
@@ -513,5 +571,31 @@ fn virtual_service_messages_match_istioctl_text() {
     assert!(
         conflicts.contains(&"Error [IST0109] (VirtualService foo/productpage-d virtualservice_conflictingmeshgatewayhosts_with_exportto.yaml:90) The VirtualServices foo/productpage-d,bar/productpage-d associated with mesh gateway define the same host foo/*.productpage.d which can lead to undefined behavior. This can be fixed by merging the conflicting VirtualServices into a single resource.".to_owned()),
         "{conflicts:#?}"
+    );
+}
+
+#[test]
+fn sidecar_and_telemetry_messages_match_istioctl_text() {
+    let sidecars = logs_of("sidecar.SelectorAnalyzer", "sidecar-selector.yaml");
+    assert!(
+        sidecars.contains(&"Error [IST0110] (Sidecar default/dupe-1 sidecar-selector.yaml:76) The Sidecars [dupe-1 dupe-2] in namespace \"default\" select the same workload pod \"reviews\", which can lead to undefined behavior.".to_owned()),
+        "{sidecars:#?}"
+    );
+    assert!(
+        sidecars.contains(&"Error [IST0101] (Sidecar default/maps-to-nonexistent sidecar-selector.yaml:55) Referenced selector not found: \"app=bogus\"".to_owned()),
+        "{sidecars:#?}"
+    );
+    let defaults = logs_of("sidecar.SelectorAnalyzer", "sidecar-default-selector.yaml");
+    assert!(
+        defaults.contains(&"Warning [IST0167] (Sidecar ns-ambient/namespace-scoped sidecar-default-selector.yaml:84) The policy has no impact: namespace is in ambient mode, the policy has no impact.".to_owned()),
+        "{defaults:#?}"
+    );
+    let telemetry = logs_of(
+        "telemetry.DefaultSelectorAnalyzer",
+        "telemetry-default-selector.yaml",
+    );
+    assert!(
+        telemetry.contains(&"Error [IST0160] (Telemetry ns2/has-conflict-1 telemetry-default-selector.yaml:32) The Telemetries [has-conflict-1 has-conflict-2] in namespace \"ns2\" have no workload selector, which can lead to undefined behavior.".to_owned()),
+        "{telemetry:#?}"
     );
 }

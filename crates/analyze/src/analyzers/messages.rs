@@ -65,3 +65,36 @@ pub(super) const SUBSET_SELECTS_NO_PODS: Msg = msg(
 /// `The host %s defined in the DestinationRule does not match any services in the mesh.`
 pub(super) const UNKNOWN_DR_HOST: Msg =
     msg("IST0174", "UnknownDestinationRuleHost", Level::Warning);
+/// `The Sidecars %v in namespace %q select the same workload pod %q, which can lead to undefined
+/// behavior.`
+pub(super) const CONFLICTING_SIDECAR_SELECTORS: Msg = msg(
+    "IST0110",
+    "ConflictingSidecarWorkloadSelectors",
+    Level::Error,
+);
+/// `The Sidecars %v in namespace %q have no workload selector, which can lead to undefined
+/// behavior.`
+pub(super) const MULTIPLE_SIDECARS_WITHOUT_SELECTOR: Msg = msg(
+    "IST0111",
+    "MultipleSidecarsWithoutWorkloadSelectors",
+    Level::Error,
+);
+/// `The Telemetry %v in namespace %q with empty providers will be ignored.`
+pub(super) const INVALID_TELEMETRY_PROVIDER: Msg =
+    msg("IST0157", "InvalidTelemetryProvider", Level::Warning);
+/// `The Telemetries %v in namespace %q select the same workload pod %q, which can lead to
+/// undefined behavior.`
+pub(super) const CONFLICTING_TELEMETRY_SELECTORS: Msg = msg(
+    "IST0159",
+    "ConflictingTelemetryWorkloadSelectors",
+    Level::Error,
+);
+/// `The Telemetries %v in namespace %q have no workload selector, which can lead to undefined
+/// behavior.`
+pub(super) const MULTIPLE_TELEMETRIES_WITHOUT_SELECTOR: Msg = msg(
+    "IST0160",
+    "MultipleTelemetriesWithoutWorkloadSelectors",
+    Level::Error,
+);
+/// `The policy has no impact: %s.`
+pub(super) const INEFFECTIVE_POLICY: Msg = msg("IST0167", "IneffectivePolicy", Level::Warning);

@@ -14,6 +14,8 @@ mod hosts;
 mod messages;
 mod registry;
 mod serviceentry;
+mod sidecar;
+mod telemetry;
 mod virtualservice;
 
 use messages::Msg;
@@ -69,6 +71,26 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "serviceentry.ProtocolAddressesAnalyzer",
         codes: &["IST0134"],
         run: serviceentry::addresses,
+    },
+    AnalyzerInfo {
+        name: "sidecar.SelectorAnalyzer",
+        codes: &["IST0101", "IST0110", "IST0111", "IST0167"],
+        run: sidecar::selectors,
+    },
+    AnalyzerInfo {
+        name: "telemetry.SelectorAnalyzer",
+        codes: &["IST0101", "IST0159"],
+        run: telemetry::selectors,
+    },
+    AnalyzerInfo {
+        name: "telemetry.DefaultSelectorAnalyzer",
+        codes: &["IST0160"],
+        run: telemetry::default_selectors,
+    },
+    AnalyzerInfo {
+        name: "telemetry.ProviderAnalyzer",
+        codes: &["IST0157"],
+        run: telemetry::providers,
     },
     AnalyzerInfo {
         name: "destinationrule.CaCertificateAnalyzer",
