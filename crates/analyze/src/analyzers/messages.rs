@@ -98,3 +98,6 @@ pub(super) const MULTIPLE_TELEMETRIES_WITHOUT_SELECTOR: Msg = msg(
 );
 /// `The policy has no impact: %s.`
 pub(super) const INEFFECTIVE_POLICY: Msg = msg("IST0167", "IneffectivePolicy", Level::Warning);
+/// `No matching workloads for this resource with the following labels: %s`
+pub(super) const NO_MATCHING_WORKLOADS: Msg =
+    msg("IST0127", "NoMatchingWorkloadsFound", Level::Warning);

@@ -8,9 +8,11 @@ use serde_json::Value;
 
 use crate::{Finding, Input};
 
+mod authz;
 mod destinationrule;
 mod gateway;
 mod hosts;
+mod mesh;
 mod messages;
 mod registry;
 mod serviceentry;
@@ -91,6 +93,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "telemetry.ProviderAnalyzer",
         codes: &["IST0157"],
         run: telemetry::providers,
+    },
+    AnalyzerInfo {
+        name: "auth.AuthorizationPoliciesAnalyzer",
+        codes: &["IST0101", "IST0127"],
+        run: authz::authorization_policies,
     },
     AnalyzerInfo {
         name: "destinationrule.CaCertificateAnalyzer",

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::mesh::{namespace, namespace_in_ambient, pod_in_ambient};
 use super::messages::{
     CONFLICTING_SIDECAR_SELECTORS, INEFFECTIVE_POLICY, MULTIPLE_SIDECARS_WITHOUT_SELECTOR,
     REFERENCED_RESOURCE_NOT_FOUND,
@@ -12,32 +13,6 @@ use super::{
     go_list, labels_of, of_kind, quote, report, selector_matches, selector_string, string_map,
 };
 use crate::{Finding, Input};
-
-/// The Pod annotation that puts a Pod in ambient mode (`enabled`).
-const AMBIENT_REDIRECTION: &str = "ambient.istio.io/redirection";
-/// The Namespace label that puts a namespace in ambient mode (`ambient`).
-const DATAPLANE_MODE: &str = "istio.io/dataplane-mode";
-
-/// Istio's `PodInAmbientMode`.
-pub(super) fn pod_in_ambient(pod: &Input) -> bool {
-    pod.annotation(AMBIENT_REDIRECTION) == Some("enabled")
-}
-
-/// Istio's `NamespaceInAmbientMode`: the dataplane-mode label is `ambient` and neither sidecar
-/// injection nor a revision label is set.
-pub(super) fn namespace_in_ambient(ns: Option<&Input>) -> bool {
-    let Some(ns) = ns else {
-        return false;
-    };
-    let labels = labels_of(ns);
-    if labels.get("istio-injection").map(String::as_str) == Some("enabled") {
-        return false;
-    }
-    if labels.get("istio.io/rev").is_some_and(|v| !v.is_empty()) {
-        return false;
-    }
-    labels.get(DATAPLANE_MODE).map(String::as_str) == Some("ambient")
-}
 
 /// `sidecar.SelectorAnalyzer`. A Sidecar with workload selector labels must match a Pod in its
 /// namespace (else IST0101 `selector`); a Pod matched by several: IST0110 on each of them; a
@@ -111,8 +86,7 @@ pub(super) fn selectors(inputs: &[Input], out: &mut Vec<Finding>) {
         }
     }
     for (ns, list) in &namespace_wide {
-        let ns_input = of_kind(inputs, "Namespace").find(|n| n.name == *ns);
-        if namespace_in_ambient(ns_input) {
+        if namespace_in_ambient(namespace(inputs, ns)) {
             for sc in list {
                 if reported.insert((sc.namespace.clone(), sc.name.clone())) {
                     report(

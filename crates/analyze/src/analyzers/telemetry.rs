@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use egress_model::yaml::parse_stream;
 use serde_json::Value;
 
+use super::mesh::mesh_configs;
 use super::messages::{
     CONFLICTING_TELEMETRY_SELECTORS, INVALID_TELEMETRY_PROVIDER,
     MULTIPLE_TELEMETRIES_WITHOUT_SELECTOR, REFERENCED_RESOURCE_NOT_FOUND,
@@ -111,22 +111,15 @@ pub(super) fn default_selectors(inputs: &[Input], out: &mut Vec<Finding>) {
     }
 }
 
-/// Does a MeshConfig among the inputs set `defaultProviders.accessLogging`? MeshConfig is read
-/// from the `mesh` key of an `istio` or `istio-shared-configmap-*` ConfigMap.
+/// Does a MeshConfig among the inputs set `defaultProviders.accessLogging`?
 fn mesh_has_default_access_logging(inputs: &[Input]) -> bool {
-    of_kind(inputs, "ConfigMap")
-        .filter(|c| c.name == "istio" || c.name.starts_with("istio-shared-configmap"))
-        .filter_map(|c| c.get(&["data", "mesh"]).and_then(Value::as_str))
-        .filter_map(|text| parse_stream(text).ok())
-        .flatten()
-        .any(|doc| {
-            !array(
-                doc.value
-                    .get("defaultProviders")
-                    .and_then(|d| d.get("accessLogging")),
-            )
-            .is_empty()
-        })
+    mesh_configs(inputs).iter().any(|(_, m)| {
+        !array(
+            m.get("defaultProviders")
+                .and_then(|d| d.get("accessLogging")),
+        )
+        .is_empty()
+    })
 }
 
 /// `telemetry.ProviderAnalyzer`: when the mesh has no default access-logging provider, an

@@ -1,0 +1,358 @@
+//! The oracle's cases: the entries of Istio's `analyzers_test.go` test grid for the implemented
+//! analyzers, each with its testdata file and expected (code, resource) pairs.
+
+/// One case of Istio's test grid.
+pub struct Case {
+    pub name: &'static str,
+    pub file: &'static str,
+    pub analyzer: &'static str,
+    pub expected: &'static [(&'static str, &'static str)],
+}
+
+pub const CASES: &[Case] = &[
+    Case {
+        name: "gatewayNoWorkload",
+        file: "gateway-no-workload.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[("IST0101", "Gateway httpbin-gateway")],
+    },
+    Case {
+        name: "gatewayBadPort",
+        file: "gateway-no-port.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[("IST0162", "Gateway httpbin-gateway")],
+    },
+    Case {
+        name: "gatewayCorrectPort",
+        file: "gateway-correct-port.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "gatewayCustomIngressGateway",
+        file: "gateway-custom-ingressgateway.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "gatewayCustomIngressGatewayBadPort",
+        file: "gateway-custom-ingressgateway-badport.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[("IST0162", "Gateway httpbin-gateway")],
+    },
+    Case {
+        name: "gatewayCustomIngressGatewayBadPortWithoutTarget",
+        file: "gateway-custom-ingressgateway-badport-notarget.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[("IST0162", "Gateway httpbin-gateway")],
+    },
+    Case {
+        name: "gatewayCustomIngressGatewayTranslation",
+        file: "gateway-custom-ingressgateway-translation.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "gatewayServiceMatchPod",
+        file: "gateway-custom-ingressgateway-svcselector.yaml",
+        analyzer: "gateway.IngressGatewayPortAnalyzer",
+        expected: &[("IST0162", "Gateway httpbin8002-gateway")],
+    },
+    Case {
+        name: "gatewaySecret",
+        file: "gateway-secrets.yaml",
+        analyzer: "gateway.SecretAnalyzer",
+        expected: &[
+            ("IST0101", "Gateway defaultgateway-bogusCredentialName"),
+            ("IST0101", "Gateway customgateway-wrongnamespace"),
+            ("IST0101", "Gateway bogusgateway"),
+        ],
+    },
+    Case {
+        name: "conflicting gateways detect",
+        file: "conflicting-gateways.yaml",
+        analyzer: "gateway.ConflictingGatewayAnalyzer",
+        expected: &[("IST0145", "Gateway alpha"), ("IST0145", "Gateway beta")],
+    },
+    Case {
+        name: "gateways with different port are non-conflicting",
+        file: "gateway-different-port.yaml",
+        analyzer: "gateway.ConflictingGatewayAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "conflicting gateways with multiple port declarations",
+        file: "conflicting-gateways-multiple-ports.yaml",
+        analyzer: "gateway.ConflictingGatewayAnalyzer",
+        expected: &[("IST0145", "Gateway alpha"), ("IST0145", "Gateway beta")],
+    },
+    Case {
+        name: "conflicting gateways detect by sub selector",
+        file: "conflicting-gateways-subSelector.yaml",
+        analyzer: "gateway.ConflictingGatewayAnalyzer",
+        expected: &[("IST0145", "Gateway alpha"), ("IST0145", "Gateway beta")],
+    },
+    Case {
+        name: "conflicting gateways detect: no port",
+        file: "conflicting-gateways-invalid-port.yaml",
+        analyzer: "gateway.ConflictingGatewayAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "certificate duplication in Gateway",
+        file: "gateway-duplicate-certificate.yaml",
+        analyzer: "gateway.CertificateAnalyzer",
+        expected: &[
+            ("IST0138", "Gateway istio-system/gateway-01-test-01"),
+            ("IST0138", "Gateway istio-system/gateway-02-test-01"),
+            ("IST0138", "Gateway istio-system/gateway-01-test-02"),
+            ("IST0138", "Gateway default/gateway-01-test-03"),
+        ],
+    },
+    Case {
+        name: "sidecarDefaultSelector",
+        file: "sidecar-default-selector.yaml",
+        analyzer: "sidecar.SelectorAnalyzer",
+        expected: &[
+            ("IST0111", "Sidecar ns2/has-conflict-2"),
+            ("IST0111", "Sidecar ns2/has-conflict-1"),
+            ("IST0167", "Sidecar ns-ambient/namespace-scoped"),
+            ("IST0167", "Sidecar ns-ambient/pod-scoped"),
+        ],
+    },
+    Case {
+        name: "sidecarSelector",
+        file: "sidecar-selector.yaml",
+        analyzer: "sidecar.SelectorAnalyzer",
+        expected: &[
+            ("IST0101", "Sidecar default/maps-to-nonexistent"),
+            ("IST0101", "Sidecar other/maps-to-different-ns"),
+            ("IST0110", "Sidecar default/dupe-1"),
+            ("IST0110", "Sidecar default/dupe-2"),
+            ("IST0110", "Sidecar default/overlap-1"),
+            ("IST0110", "Sidecar default/overlap-2"),
+        ],
+    },
+    Case {
+        name: "Analyze invalid telemetry",
+        file: "telemetry-invalid-provider.yaml",
+        analyzer: "telemetry.ProviderAnalyzer",
+        expected: &[("IST0157", "Telemetry istio-system/mesh-default")],
+    },
+    Case {
+        name: "Analyze invalid telemetry (disabled)",
+        file: "telemetry-disable-provider.yaml",
+        analyzer: "telemetry.ProviderAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "telemetrySelector",
+        file: "telemetry-selector.yaml",
+        analyzer: "telemetry.SelectorAnalyzer",
+        expected: &[
+            ("IST0101", "Telemetry default/maps-to-nonexistent"),
+            ("IST0101", "Telemetry other/maps-to-different-ns"),
+            ("IST0159", "Telemetry default/dupe-1"),
+            ("IST0159", "Telemetry default/dupe-2"),
+            ("IST0159", "Telemetry default/overlap-1"),
+            ("IST0159", "Telemetry default/overlap-2"),
+        ],
+    },
+    Case {
+        name: "telemetryDefaultSelector",
+        file: "telemetry-default-selector.yaml",
+        analyzer: "telemetry.DefaultSelectorAnalyzer",
+        expected: &[
+            ("IST0160", "Telemetry ns2/has-conflict-2"),
+            ("IST0160", "Telemetry ns2/has-conflict-1"),
+        ],
+    },
+    Case {
+        name: "virtualServiceConflictingMeshGatewayHosts",
+        file: "virtualservice_conflictingmeshgatewayhosts.yaml",
+        analyzer: "virtualservice.ConflictingMeshGatewayHostsAnalyzer",
+        expected: &[
+            ("IST0109", "VirtualService team3/ratings"),
+            ("IST0109", "VirtualService team4/ratings"),
+            ("IST0109", "VirtualService foo/ratings"),
+            ("IST0109", "VirtualService bar/ratings"),
+            ("IST0109", "VirtualService foo/productpage"),
+            ("IST0109", "VirtualService foo/bogus-productpage"),
+            ("IST0109", "VirtualService team2/ratings"),
+        ],
+    },
+    Case {
+        name: "virtualServiceConflictingMeshGatewayHostsWithExportTo",
+        file: "virtualservice_conflictingmeshgatewayhosts_with_exportto.yaml",
+        analyzer: "virtualservice.ConflictingMeshGatewayHostsAnalyzer",
+        expected: &[
+            ("IST0109", "VirtualService foo/productpage"),
+            ("IST0109", "VirtualService bar/productpage"),
+            ("IST0109", "VirtualService foo/productpage-c"),
+            ("IST0109", "VirtualService bar/productpage-c"),
+            ("IST0109", "VirtualService foo/productpage-d"),
+            ("IST0109", "VirtualService bar/productpage-d"),
+        ],
+    },
+    Case {
+        name: "virtualServiceDestinationRules",
+        file: "virtualservice_destinationrules.yaml",
+        analyzer: "virtualservice.DestinationRuleAnalyzer",
+        expected: &[
+            ("IST0101", "VirtualService default/reviews-bogussubset"),
+            (
+                "IST0101",
+                "VirtualService default/reviews-mirror-bogussubset",
+            ),
+        ],
+    },
+    Case {
+        name: "virtualServiceGateways",
+        file: "virtualservice_gateways.yaml",
+        analyzer: "virtualservice.GatewayAnalyzer",
+        expected: &[
+            ("IST0101", "VirtualService httpbin-bogus"),
+            ("IST0132", "VirtualService default/cross-test"),
+            ("IST0132", "VirtualService httpbin-bogus"),
+            ("IST0132", "VirtualService httpbin"),
+        ],
+    },
+    Case {
+        name: "host defined in virtualservice not found in the gateway",
+        file: "virtualservice_host_not_found_gateway.yaml",
+        analyzer: "virtualservice.GatewayAnalyzer",
+        expected: &[
+            (
+                "IST0132",
+                "VirtualService default/testing-service-02-test-01",
+            ),
+            (
+                "IST0132",
+                "VirtualService default/testing-service-02-test-02",
+            ),
+            (
+                "IST0132",
+                "VirtualService default/testing-service-02-test-03",
+            ),
+            (
+                "IST0132",
+                "VirtualService default/testing-service-03-test-04",
+            ),
+        ],
+    },
+    Case {
+        name: "host defined in virtualservice not found in the gateway with ns",
+        file: "virtualservice_host_not_found_gateway_with_ns_prefix.yaml",
+        analyzer: "virtualservice.GatewayAnalyzer",
+        expected: &[(
+            "IST0132",
+            "VirtualService default/testing-service-01-test-01",
+        )],
+    },
+    Case {
+        name: "missing Addresses and Protocol in Service Entry",
+        file: "serviceentry-missing-addresses-protocol.yaml",
+        analyzer: "serviceentry.ProtocolAddressesAnalyzer",
+        expected: &[
+            ("IST0134", "ServiceEntry default/service-entry-test-03"),
+            ("IST0134", "ServiceEntry default/service-entry-test-04"),
+            ("IST0134", "ServiceEntry default/service-entry-test-07"),
+        ],
+    },
+    Case {
+        name: "authorizationpolicies",
+        file: "authorizationpolicies.yaml",
+        analyzer: "auth.AuthorizationPoliciesAnalyzer",
+        expected: &[
+            (
+                "IST0127",
+                "AuthorizationPolicy istio-system/meshwide-httpbin-v1",
+            ),
+            (
+                "IST0127",
+                "AuthorizationPolicy httpbin-empty/httpbin-empty-namespace-wide",
+            ),
+            ("IST0127", "AuthorizationPolicy httpbin/httpbin-nopods"),
+            ("IST0101", "AuthorizationPolicy httpbin/httpbin-bogus-ns"),
+            ("IST0101", "AuthorizationPolicy httpbin/httpbin-bogus-ns"),
+            (
+                "IST0101",
+                "AuthorizationPolicy httpbin/httpbin-bogus-not-ns",
+            ),
+            (
+                "IST0101",
+                "AuthorizationPolicy httpbin/httpbin-bogus-not-ns",
+            ),
+            ("IST0127", "AuthorizationPolicy test-ambient/no-workload"),
+        ],
+    },
+    Case {
+        name: "destinationrule with no cacert, simple at destinationlevel",
+        file: "destinationrule-simple-destination.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[("IST0128", "DestinationRule db-tls")],
+    },
+    Case {
+        name: "destinationrule with credentialname, simple at destinationlevel, no workloadSelector",
+        file: "destinationrule-simple-destination-credentialname.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[("IST0128", "DestinationRule db-tls")],
+    },
+    Case {
+        name: "destinationrule with credentialname, simple at destinationlevel, workloadSelector",
+        file: "destinationrule-simple-destination-credentialname-selector.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "destinationrule with credentialname, simple at portlevel, workloadSelector",
+        file: "destinationrule-simple-port-credentialname-selector.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "destinationrule with no cacert, mutual at portlevel",
+        file: "destinationrule-mutual-port.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[("IST0129", "DestinationRule db-mtls")],
+    },
+    Case {
+        name: "destinationrule with no cacert, mutual at destinationlevel and simple at port level",
+        file: "destinationrule-compound-simple-mutual.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[
+            ("IST0128", "DestinationRule db-mtls"),
+            ("IST0129", "DestinationRule db-mtls"),
+        ],
+    },
+    Case {
+        name: "DestinationRuleWithFakeHost",
+        file: "destinationrule-with-fake-host.yaml",
+        analyzer: "destinationrule.SubsetSelectPodAnalyzer",
+        expected: &[("IST0174", "DestinationRule default/fake-host")],
+    },
+    Case {
+        name: "DestinationRuleSubsetsNotSelectPods",
+        file: "destinationrule-subsets-not-select-pods.yaml",
+        analyzer: "destinationrule.SubsetSelectPodAnalyzer",
+        expected: &[("IST0173", "DestinationRule default/subsets-not-select-pods")],
+    },
+    Case {
+        name: "DestinationRuleSubsetsWithTopologyLabels",
+        file: "destinationrule-subsets-with-topology-labels.yaml",
+        analyzer: "destinationrule.SubsetSelectPodAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "DestinationRuleEmptyTopologyLabels",
+        file: "destinationrule-empty-topology-labels.yaml",
+        analyzer: "destinationrule.SubsetSelectPodAnalyzer",
+        expected: &[("IST0173", "DestinationRule default/empty-topology-labels")],
+    },
+    Case {
+        name: "destinationrule with both cacerts",
+        file: "destinationrule-with-ca.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[],
+    },
+];
