@@ -101,3 +101,13 @@ pub(super) const INEFFECTIVE_POLICY: Msg = msg("IST0167", "IneffectivePolicy", L
 /// `No matching workloads for this resource with the following labels: %s`
 pub(super) const NO_MATCHING_WORKLOADS: Msg =
     msg("IST0127", "NoMatchingWorkloadsFound", Level::Warning);
+/// `Port name %s (port: %d, targetPort: %s) doesn't follow the naming convention of Istio port.`
+pub(super) const PORT_NAME_NOT_CONVENTIONAL: Msg =
+    msg("IST0118", "PortNameIsNotUnderNamingConvention", Level::Info);
+/// `Port name for ExternalName service is invalid. Proxy may prevent tcp named ports and
+/// unmatched traffic for ports serving TCP protocol from being forwarded correctly`
+pub(super) const EXTERNAL_NAME_INVALID_PORT_NAME: Msg = msg(
+    "IST0150",
+    "ExternalNameServiceTypeInvalidPortName",
+    Level::Warning,
+);

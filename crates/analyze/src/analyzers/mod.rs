@@ -15,6 +15,7 @@ mod hosts;
 mod mesh;
 mod messages;
 mod registry;
+mod service;
 mod serviceentry;
 mod sidecar;
 mod telemetry;
@@ -73,6 +74,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "serviceentry.ProtocolAddressesAnalyzer",
         codes: &["IST0134"],
         run: serviceentry::addresses,
+    },
+    AnalyzerInfo {
+        name: "service.PortNameAnalyzer",
+        codes: &["IST0118", "IST0150"],
+        run: service::port_names,
     },
     AnalyzerInfo {
         name: "sidecar.SelectorAnalyzer",

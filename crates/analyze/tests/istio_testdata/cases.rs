@@ -110,6 +110,44 @@ pub const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "portNameNotFollowConvention",
+        file: "service-no-port-name.yaml",
+        analyzer: "service.PortNameAnalyzer",
+        expected: &[
+            ("IST0118", "Service my-namespace1/my-service1"),
+            ("IST0118", "Service my-namespace1/my-service1"),
+            ("IST0118", "Service my-namespace2/my-service2"),
+        ],
+    },
+    Case {
+        name: "namedPort",
+        file: "service-port-name.yaml",
+        analyzer: "service.PortNameAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "unnamedPortInSystemNamespace",
+        file: "service-no-port-name-system-namespace.yaml",
+        analyzer: "service.PortNameAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "ExternalNameServiceTypeInvalidPortName",
+        file: "incorrect-port-name-external-name-service-type.yaml",
+        analyzer: "service.PortNameAnalyzer",
+        expected: &[
+            ("IST0150", "Service nginx-ns/nginx"),
+            ("IST0150", "Service nginx-ns2/nginx-svc2"),
+            ("IST0150", "Service nginx-ns3/nginx-svc3"),
+        ],
+    },
+    Case {
+        name: "ExternalNameServiceTypeValidPortName",
+        file: "correct-port-name-external-name-service-type.yaml",
+        analyzer: "service.PortNameAnalyzer",
+        expected: &[],
+    },
+    Case {
         name: "sidecarDefaultSelector",
         file: "sidecar-default-selector.yaml",
         analyzer: "sidecar.SelectorAnalyzer",
