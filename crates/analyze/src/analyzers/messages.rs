@@ -111,3 +111,20 @@ pub(super) const EXTERNAL_NAME_INVALID_PORT_NAME: Msg = msg(
     "ExternalNameServiceTypeInvalidPortName",
     Level::Warning,
 );
+/// `The namespace is not enabled for Istio injection. Run 'kubectl label namespace %s
+/// istio-injection=enabled' to enable it, or ...`
+pub(super) const NAMESPACE_NOT_INJECTED: Msg = msg("IST0102", "NamespaceNotInjected", Level::Info);
+/// `The pod %s is missing the Istio proxy. This can often be resolved by restarting or
+/// redeploying the workload.`
+pub(super) const POD_MISSING_PROXY: Msg = msg("IST0103", "PodMissingProxy", Level::Warning);
+/// `The namespace has more than one type of injection labels %v, which may lead to undefined
+/// behavior. Make sure only one injection label exists.`
+pub(super) const NAMESPACE_MULTIPLE_INJECTION_LABELS: Msg = msg(
+    "IST0123",
+    "NamespaceMultipleInjectionLabels",
+    Level::Warning,
+);
+/// `is enabled for Istio injection, as Istio is installed with enableNamespacesByDefault as
+/// true.`
+pub(super) const NAMESPACE_INJECTION_ENABLED_BY_DEFAULT: Msg =
+    msg("IST0148", "NamespaceInjectionEnabledByDefault", Level::Info);

@@ -12,6 +12,7 @@ mod authz;
 mod destinationrule;
 mod gateway;
 mod hosts;
+mod injection;
 mod mesh;
 mod messages;
 mod registry;
@@ -74,6 +75,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "serviceentry.ProtocolAddressesAnalyzer",
         codes: &["IST0134"],
         run: serviceentry::addresses,
+    },
+    AnalyzerInfo {
+        name: "injection.Analyzer",
+        codes: &["IST0102", "IST0103", "IST0123", "IST0148"],
+        run: injection::injection,
     },
     AnalyzerInfo {
         name: "service.PortNameAnalyzer",
