@@ -11,7 +11,7 @@ use egress_model::yaml::parse_stream;
 #[path = "istio_testdata/cases.rs"]
 mod cases;
 
-use cases::CASES;
+use cases::{CASES, MESH_CONFIGS};
 
 /// The resources istioctl adds to a files-only analysis (`AddDefaultResources`, which Istio's
 /// analyzer test also calls): a Pod and Service for the default ingress gateway in
@@ -67,6 +67,16 @@ fn load(file: &str) -> Vec<Input> {
     Input::from_documents(file, docs, None)
 }
 
+/// A MeshConfig file as the `istio` ConfigMap of `istio-system`.
+fn mesh_config(file: &str) -> Input {
+    let path = format!("{}/tests/testdata/istio/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "istio", "namespace": "istio-system"},
+        "data": {"mesh": text}});
+    Input::new(cm, None).unwrap()
+}
+
 /// A case's inputs as Istio's test builds them: the file, then the default resources.
 fn load_case(file: &str) -> Vec<Input> {
     let mut inputs = load(file);
@@ -84,7 +94,10 @@ fn istio_analyzer_testdata() {
             .iter()
             .find(|a| a.name == case.analyzer)
             .unwrap_or_else(|| panic!("no analyzer {}", case.analyzer));
-        let inputs = load_case(case.file);
+        let mut inputs = load_case(case.file);
+        if let Some((_, mesh)) = MESH_CONFIGS.iter().find(|(n, _)| *n == case.name) {
+            inputs.push(mesh_config(mesh));
+        }
         let mut found = Vec::new();
         (info.run)(&inputs, &mut found);
         let mut got: Vec<(String, String)> = found
@@ -274,5 +287,59 @@ fn sidecar_and_telemetry_messages_match_istioctl_text() {
     assert!(
         telemetry.contains(&"Error [IST0160] (Telemetry ns2/has-conflict-1 telemetry-default-selector.yaml:32) The Telemetries [has-conflict-1 has-conflict-2] in namespace \"ns2\" have no workload selector, which can lead to undefined behavior.".to_owned()),
         "{telemetry:#?}"
+    );
+}
+
+#[test]
+fn service_entry_protocol_conflict_matches_istio_documentation() {
+    // The example of istio.io's IST0177 page, in namespace `default`.
+    let yaml = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: api-http
+spec:
+  hosts:
+  - api.example.com
+  ports:
+  - number: 443
+    name: http
+    protocol: HTTP
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: api-tls
+spec:
+  hosts:
+  - api.example.com
+  ports:
+  - number: 443
+    name: tls
+    protocol: TLS
+  resolution: DNS
+";
+    let inputs = Input::from_documents("-", parse_stream(yaml).unwrap(), Some("default"));
+    let all = analyze(&inputs, &[]);
+    let lines: Vec<String> = all
+        .iter()
+        .filter(|f| f.code == "IST0177")
+        .map(|f| {
+            format!(
+                "{} [{}] ({} {}) {}",
+                f.level,
+                f.code,
+                f.kind,
+                f.resource_name(),
+                f.message
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "Warning [IST0177] (ServiceEntry default/api-http) Multiple ServiceEntries (default/api-http, default/api-tls) define the same host \"api.example.com\" and port 443 with conflicting protocols (HTTP, TLS).".to_owned(),
+            "Warning [IST0177] (ServiceEntry default/api-tls) Multiple ServiceEntries (default/api-http, default/api-tls) define the same host \"api.example.com\" and port 443 with conflicting protocols (HTTP, TLS).".to_owned(),
+        ]
     );
 }

@@ -128,3 +128,7 @@ pub(super) const NAMESPACE_MULTIPLE_INJECTION_LABELS: Msg = msg(
 /// true.`
 pub(super) const NAMESPACE_INJECTION_ENABLED_BY_DEFAULT: Msg =
     msg("IST0148", "NamespaceInjectionEnabledByDefault", Level::Info);
+/// `Multiple ServiceEntries (%s) define the same host %q and port %d with conflicting protocols
+/// (%s).`
+pub(super) const CONFLICTING_SERVICE_ENTRY_PROTOCOL: Msg =
+    msg("IST0177", "ConflictingServiceEntryProtocol", Level::Warning);

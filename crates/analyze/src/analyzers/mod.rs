@@ -72,9 +72,14 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         run: virtualservice::conflicting_mesh_gateway_hosts,
     },
     AnalyzerInfo {
-        name: "serviceentry.ProtocolAddressesAnalyzer",
+        name: "serviceentry.Analyzer",
         codes: &["IST0134"],
         run: serviceentry::addresses,
+    },
+    AnalyzerInfo {
+        name: "serviceentry.ConflictingServiceEntryProtocolAnalyzer",
+        codes: &["IST0177"],
+        run: serviceentry::conflicting_protocols,
     },
     AnalyzerInfo {
         name: "injection.Analyzer",

@@ -302,7 +302,7 @@ pub const CASES: &[Case] = &[
     Case {
         name: "missing Addresses and Protocol in Service Entry",
         file: "serviceentry-missing-addresses-protocol.yaml",
-        analyzer: "serviceentry.ProtocolAddressesAnalyzer",
+        analyzer: "serviceentry.Analyzer",
         expected: &[
             ("IST0134", "ServiceEntry default/service-entry-test-03"),
             ("IST0134", "ServiceEntry default/service-entry-test-04"),
@@ -334,6 +334,41 @@ pub const CASES: &[Case] = &[
                 "AuthorizationPolicy httpbin/httpbin-bogus-not-ns",
             ),
             ("IST0127", "AuthorizationPolicy test-ambient/no-workload"),
+        ],
+    },
+    Case {
+        name: "missing Addresses and Protocol in Service Entry with ISTIO_META_DNS_AUTO_ALLOCATE enabled",
+        file: "serviceentry-missing-addresses-protocol.yaml",
+        analyzer: "serviceentry.Analyzer",
+        expected: &[],
+    },
+    Case {
+        name: "ServiceEntry Addresses Required Lowercase Protocol",
+        file: "serviceentry-address-required-lowercase.yaml",
+        analyzer: "serviceentry.Analyzer",
+        expected: &[("IST0134", "ServiceEntry address-missing-lowercase")],
+    },
+    Case {
+        name: "ServiceEntry Addresses Required Uppercase Protocol",
+        file: "serviceentry-address-required-uppercase.yaml",
+        analyzer: "serviceentry.Analyzer",
+        expected: &[("IST0134", "ServiceEntry address-missing-uppercase")],
+    },
+    Case {
+        name: "ServiceEntry Addresses Allocated",
+        file: "serviceentry-address-allocated.yaml",
+        analyzer: "serviceentry.Analyzer",
+        expected: &[],
+    },
+    // Newer than the stored test grid: the expectation is the file's own comments and the
+    // analyzer's pull request (a warning on each conflicting ServiceEntry).
+    Case {
+        name: "ServiceEntry Conflicting Protocol",
+        file: "serviceentry-conflicting-protocol.yaml",
+        analyzer: "serviceentry.ConflictingServiceEntryProtocolAnalyzer",
+        expected: &[
+            ("IST0177", "ServiceEntry default/se-https"),
+            ("IST0177", "ServiceEntry default/se-http"),
         ],
     },
     Case {
@@ -405,4 +440,17 @@ pub const CASES: &[Case] = &[
         analyzer: "destinationrule.CaCertificateAnalyzer",
         expected: &[],
     },
+];
+
+/// The cases given a MeshConfig file (`meshConfigFile`): the oracle puts it in the `istio`
+/// ConfigMap of `istio-system`, where istioctl reads it from a cluster.
+pub const MESH_CONFIGS: &[(&str, &str)] = &[
+    (
+        "missing Addresses and Protocol in Service Entry with ISTIO_META_DNS_AUTO_ALLOCATE enabled",
+        "serviceentry-missing-addresses-protocol-mesh-cfg.yaml",
+    ),
+    (
+        "ServiceEntry Addresses Allocated",
+        "serviceentry-address-allocated-mesh-cfg.yaml",
+    ),
 ];
