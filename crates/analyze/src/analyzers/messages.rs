@@ -132,3 +132,13 @@ pub(super) const NAMESPACE_INJECTION_ENABLED_BY_DEFAULT: Msg =
 /// (%s).`
 pub(super) const CONFLICTING_SERVICE_ENTRY_PROTOCOL: Msg =
     msg("IST0177", "ConflictingServiceEntryProtocol", Level::Warning);
+/// `This VirtualService routes to a service %q that exposes multiple ports %v. Specifying a port
+/// in the destination is required to disambiguate.`
+pub(super) const PORT_SELECTOR_REQUIRED: Msg = msg(
+    "IST0112",
+    "VirtualServiceDestinationPortSelectorRequired",
+    Level::Error,
+);
+/// `Subset in virtual service %s has no effect on ingress gateway %s requests`
+pub(super) const INGRESS_ROUTE_RULES_NOT_AFFECTED: Msg =
+    msg("IST0140", "IngressRouteRulesNotAffected", Level::Warning);

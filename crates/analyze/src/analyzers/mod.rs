@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::{Finding, Input};
 
 mod authz;
+mod destinationhosts;
 mod destinationrule;
 mod gateway;
 mod hosts;
@@ -60,6 +61,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "virtualservice.GatewayAnalyzer",
         codes: &["IST0101", "IST0132"],
         run: virtualservice::gateways,
+    },
+    AnalyzerInfo {
+        name: "virtualservice.DestinationHostAnalyzer",
+        codes: &["IST0101", "IST0112", "IST0140"],
+        run: destinationhosts::destination_hosts,
     },
     AnalyzerInfo {
         name: "virtualservice.DestinationRuleAnalyzer",

@@ -7,15 +7,17 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::hosts::{DEFAULT_KUBERNETES_DOMAIN, to_fqdn};
-use super::{of_kind, string_map, strings};
+use super::{array, of_kind, string_map, strings};
 use crate::Input;
 
 /// The Service annotation that limits where a Kubernetes Service is visible.
 const EXPORT_TO_ANNOTATION: &str = "networking.istio.io/exportTo";
 
-/// A service as a ServiceEntry: its workload selector labels.
+/// A service as a ServiceEntry: its port numbers and workload selector labels.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Service {
+    /// The port numbers, in order.
+    pub(super) ports: Vec<u64>,
     /// A ServiceEntry's `workloadSelector.labels` (empty for Kubernetes Services).
     pub(super) workload_labels: BTreeMap<String, String>,
 }
@@ -33,6 +35,10 @@ impl Registry {
         for se in of_kind(inputs, "ServiceEntry") {
             let spec = se.get(&["spec"]).cloned().unwrap_or(Value::Null);
             let service = Service {
+                ports: array(spec.get("ports"))
+                    .iter()
+                    .map(|p| p.get("number").and_then(Value::as_u64).unwrap_or(0))
+                    .collect(),
                 workload_labels: string_map(
                     spec.get("workloadSelector").and_then(|w| w.get("labels")),
                 ),
@@ -54,7 +60,13 @@ impl Registry {
             }
         }
         for svc in of_kind(inputs, "Service") {
-            let service = Service::default();
+            let service = Service {
+                ports: array(svc.get(&["spec", "ports"]))
+                    .iter()
+                    .map(|p| p.get("port").and_then(Value::as_u64).unwrap_or(0))
+                    .collect(),
+                workload_labels: BTreeMap::new(),
+            };
             let fqdn = format!(
                 "{}.{}.svc.{DEFAULT_KUBERNETES_DOMAIN}",
                 svc.name, svc.namespace
@@ -145,6 +157,9 @@ mod tests {
         assert!(r.lookup("w", &[], "s.y.svc.cluster.local").is_none());
         let only_w = vec!["w".to_owned()];
         assert!(r.lookup("y", &only_w, "s").is_none());
-        assert!(r.lookup("x", &[], "b.wiki.test").is_some());
+        assert_eq!(
+            r.lookup("x", &[], "b.wiki.test").map(|s| s.ports.clone()),
+            Some(vec![443])
+        );
     }
 }

@@ -111,13 +111,15 @@ fn hosts_for_namespace(hosts: &[String], ns: &str) -> Vec<String> {
 }
 
 /// A route or mirror destination with the field path istioctl points at.
-struct Destination<'a> {
-    value: &'a Value,
-    path: String,
+pub(super) struct Destination<'a> {
+    /// The `destination` (or `mirror`) object.
+    pub(super) value: &'a Value,
+    /// Its `host` field's path.
+    pub(super) path: String,
 }
 
 /// Every route destination (tcp, tls, http) of a VirtualService.
-fn route_destinations(vs: &Input) -> Vec<Destination<'_>> {
+pub(super) fn route_destinations(vs: &Input) -> Vec<Destination<'_>> {
     let mut out = Vec::new();
     for kind in ["tcp", "tls", "http"] {
         for (i, rule) in array(vs.get(&["spec", kind])).iter().enumerate() {
@@ -135,7 +137,7 @@ fn route_destinations(vs: &Input) -> Vec<Destination<'_>> {
 }
 
 /// Every HTTP `mirror` and `mirrors[].destination` of a VirtualService.
-fn mirror_destinations(vs: &Input) -> Vec<Destination<'_>> {
+pub(super) fn mirror_destinations(vs: &Input) -> Vec<Destination<'_>> {
     let mut out = Vec::new();
     for (i, rule) in array(vs.get(&["spec", "http"])).iter().enumerate() {
         if let Some(value) = rule.get("mirror") {
