@@ -133,6 +133,13 @@ fn istio_analyzer_testdata() {
     for (name, (cases, expected, passed)) in &per_analyzer {
         println!("{name}: {passed}/{cases} cases exact, {expected} expected messages");
     }
+    let (cases, expected, passed) = per_analyzer
+        .values()
+        .fold((0, 0, 0), |t, v| (t.0 + v.0, t.1 + v.1, t.2 + v.2));
+    println!(
+        "total: {} analyzers, {passed}/{cases} cases exact, {expected} expected messages",
+        per_analyzer.len()
+    );
     assert!(failures.is_empty(), "{failures:#?}");
     // Every implemented analyzer has oracle cases.
     for a in ANALYZERS {

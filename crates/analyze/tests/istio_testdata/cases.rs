@@ -319,6 +319,29 @@ pub const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "host defined in virtualservice not found in the gateway(beta version)",
+        file: "virtualservice_host_not_found_gateway_beta.yaml",
+        analyzer: "virtualservice.GatewayAnalyzer",
+        expected: &[
+            (
+                "IST0132",
+                "VirtualService default/testing-service-02-test-01",
+            ),
+            (
+                "IST0132",
+                "VirtualService default/testing-service-02-test-02",
+            ),
+            (
+                "IST0132",
+                "VirtualService default/testing-service-02-test-03",
+            ),
+            (
+                "IST0132",
+                "VirtualService default/testing-service-03-test-04",
+            ),
+        ],
+    },
+    Case {
         name: "host defined in virtualservice not found in the gateway with ns",
         file: "virtualservice_host_not_found_gateway_with_ns_prefix.yaml",
         analyzer: "virtualservice.GatewayAnalyzer",
@@ -404,6 +427,33 @@ pub const CASES: &[Case] = &[
         file: "destinationrule-simple-destination.yaml",
         analyzer: "destinationrule.CaCertificateAnalyzer",
         expected: &[("IST0128", "DestinationRule db-tls")],
+    },
+    Case {
+        name: "destinationrule with no cacert, mutual at destinationlevel",
+        file: "destinationrule-mutual-destination.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[("IST0128", "DestinationRule db-mtls")],
+    },
+    Case {
+        name: "destinationrule with no cacert, simple at portlevel",
+        file: "destinationrule-simple-port.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[("IST0129", "DestinationRule db-tls")],
+    },
+    Case {
+        name: "destinationrule with credentialname, simple at portlevel, no workloadSelector",
+        file: "destinationrule-simple-port-credentialname.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[("IST0129", "DestinationRule db-tls")],
+    },
+    Case {
+        name: "destinationrule with no cacert, simple at destinationlevel and mutual at port level",
+        file: "destinationrule-compound-mutual-simple.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[
+            ("IST0129", "DestinationRule db-mtls"),
+            ("IST0128", "DestinationRule db-mtls"),
+        ],
     },
     Case {
         name: "destinationrule with credentialname, simple at destinationlevel, no workloadSelector",
