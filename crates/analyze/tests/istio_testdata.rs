@@ -350,3 +350,27 @@ spec:
         ]
     );
 }
+
+#[test]
+fn unreachable_rule_messages_match_istioctl_text() {
+    let logs = logs_of(
+        "schema.ValidationAnalyzer.VirtualService",
+        "virtualservice_dupmatches.yaml",
+    );
+    for want in [
+        "Warning [IST0130] (VirtualService duplicate-match virtualservice_dupmatches.yaml:41) VirtualService rule \"send /api/v1/products to sample.bar\" not used (all matches used by prior rules).",
+        "Info [IST0131] (VirtualService duplicate-match virtualservice_dupmatches.yaml:41) VirtualService rule \"send /api/v1/products to sample.bar\" match #0 is not used (duplicate/overlapping match in rule \"send /api/v1/products to sample.foo\").",
+        "Warning [IST0130] (VirtualService foo/sample-foo-cluster01 virtualservice_dupmatches.yaml:18) VirtualService rule #1 not used (only the last rule can have no matches).",
+        "Info [IST0131] (VirtualService none/tls-routing virtualservice_dupmatches.yaml:173) VirtualService rule #1 match #0 is not used (duplicate/overlapping match in rule #0).",
+    ] {
+        assert!(logs.contains(&want.to_owned()), "{want}\n{logs:#?}");
+    }
+    let overlap = logs_of(
+        "schema.ValidationAnalyzer.VirtualService",
+        "virtualservice_overlappingmatches.yaml",
+    );
+    assert!(
+        overlap.contains(&"Info [IST0131] (VirtualService overlapping-in-two-matches virtualservice_overlappingmatches.yaml:80) VirtualService rule \"send products to sample.bar\" match #0 of prefix /api/v1/products is not used (duplicate/overlapping match in rule #0 of prefix /api/v1/product on \"send product to sample.foo\").".to_owned()),
+        "{overlap:#?}"
+    );
+}

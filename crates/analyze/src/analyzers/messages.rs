@@ -142,3 +142,9 @@ pub(super) const PORT_SELECTOR_REQUIRED: Msg = msg(
 /// `Subset in virtual service %s has no effect on ingress gateway %s requests`
 pub(super) const INGRESS_ROUTE_RULES_NOT_AFFECTED: Msg =
     msg("IST0140", "IngressRouteRulesNotAffected", Level::Warning);
+/// `VirtualService rule %v not used (%s).`
+pub(super) const VS_UNREACHABLE_RULE: Msg =
+    msg("IST0130", "VirtualServiceUnreachableRule", Level::Warning);
+/// `VirtualService rule %v match %v is not used (duplicate/overlapping match in rule %v).`
+pub(super) const VS_INEFFECTIVE_MATCH: Msg =
+    msg("IST0131", "VirtualServiceIneffectiveMatch", Level::Info);

@@ -21,6 +21,7 @@ mod service;
 mod serviceentry;
 mod sidecar;
 mod telemetry;
+mod unreachable;
 mod virtualservice;
 
 use messages::Msg;
@@ -76,6 +77,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "virtualservice.ConflictingMeshGatewayHostsAnalyzer",
         codes: &["IST0109"],
         run: virtualservice::conflicting_mesh_gateway_hosts,
+    },
+    AnalyzerInfo {
+        name: "schema.ValidationAnalyzer.VirtualService",
+        codes: &["IST0130", "IST0131"],
+        run: unreachable::unreachable_rules,
     },
     AnalyzerInfo {
         name: "serviceentry.Analyzer",
