@@ -238,6 +238,15 @@ fn gateway_messages_match_istioctl_text() {
 }
 
 #[test]
+fn invalid_credentials_match_istioctl_text() {
+    let logs = logs_of("gateway.SecretAnalyzer", "gateway-secrets-validation.yaml");
+    assert!(
+        logs.contains(&"Error [IST0161] (Gateway defaultgateway-expired gateway-secrets-validation.yaml:108) The credential referenced by the Gateway defaultgateway-expired in namespace istio-system is invalid, which can cause the traffic not to work as expected.".to_owned()),
+        "{logs:#?}"
+    );
+}
+
+#[test]
 fn a_selector_without_pods_is_reported_once() {
     // Three gateway analyzers report it; istioctl (and egress) print it once.
     let all = analyze(&load_case("gateway-secrets.yaml"), &[]);

@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use super::credential;
 use super::messages::{
     CONFLICTING_GATEWAYS, GATEWAY_DUPLICATE_CERTIFICATE, GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
-    REFERENCED_RESOURCE_NOT_FOUND,
+    INVALID_GATEWAY_CREDENTIAL, REFERENCED_RESOURCE_NOT_FOUND,
 };
 use super::{
     array, go_list, labels_of, of_kind, quote, report, selector_matches, selector_path,
@@ -119,9 +120,8 @@ pub(super) fn ingress_gateway_ports(inputs: &[Input], out: &mut Vec<Finding>) {
 
 /// `gateway.SecretAnalyzer`: a server's TLS `credentialName` must name a Secret in the namespace
 /// of the gateway's workload (the first Pod its selector matches), or `ns/name`; otherwise
-/// IST0101 `credentialName`. Without a matching Pod (or with one without a namespace, as istioctl
-/// reads it), IST0101 `selector`. (istioctl also checks the Secret's keys and certificate,
-/// IST0161; that is not implemented.)
+/// IST0101 `credentialName`; a Secret without a usable certificate: IST0161. Without a matching
+/// Pod (or with one without a namespace, as istioctl reads it), IST0101 `selector`.
 pub(super) fn secrets(inputs: &[Input], out: &mut Vec<Finding>) {
     for gw in of_kind(inputs, "Gateway") {
         let sel = selector_of(gw);
@@ -142,15 +142,26 @@ pub(super) fn secrets(inputs: &[Input], out: &mut Vec<Finding>) {
                 continue;
             }
             let (ns, name) = cn.split_once('/').unwrap_or((gw_ns, cn));
-            let exists = of_kind(inputs, "Secret").any(|s| s.namespace == ns && s.name == name);
-            if !exists {
-                report(
+            let path = format!("spec.servers[{i}].tls.credentialName");
+            match of_kind(inputs, "Secret").find(|s| s.namespace == ns && s.name == name) {
+                None => report(
                     out,
                     &REFERENCED_RESOURCE_NOT_FOUND,
                     gw,
-                    &format!("spec.servers[{i}].tls.credentialName"),
+                    &path,
                     format!("Referenced credentialName not found: {}", quote(cn)),
-                );
+                ),
+                Some(secret) if !credential::valid(secret) => report(
+                    out,
+                    &INVALID_GATEWAY_CREDENTIAL,
+                    gw,
+                    &path,
+                    format!(
+                        "The credential referenced by the Gateway {} in namespace {gw_ns} is invalid, which can cause the traffic not to work as expected.",
+                        gw.name
+                    ),
+                ),
+                Some(_) => {}
             }
         }
     }

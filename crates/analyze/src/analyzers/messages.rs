@@ -148,3 +148,7 @@ pub(super) const VS_UNREACHABLE_RULE: Msg =
 /// `VirtualService rule %v match %v is not used (duplicate/overlapping match in rule %v).`
 pub(super) const VS_INEFFECTIVE_MATCH: Msg =
     msg("IST0131", "VirtualServiceIneffectiveMatch", Level::Info);
+/// `The credential referenced by the Gateway %s in namespace %s is invalid, which can cause the
+/// traffic not to work as expected.`
+pub(super) const INVALID_GATEWAY_CREDENTIAL: Msg =
+    msg("IST0161", "InvalidGatewayCredential", Level::Error);

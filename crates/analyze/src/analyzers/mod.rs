@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::{Finding, Input};
 
 mod authz;
+mod credential;
 mod destinationhosts;
 mod destinationrule;
 mod gateway;
@@ -45,7 +46,7 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
     },
     AnalyzerInfo {
         name: "gateway.SecretAnalyzer",
-        codes: &["IST0101"],
+        codes: &["IST0101", "IST0161"],
         run: gateway::secrets,
     },
     AnalyzerInfo {

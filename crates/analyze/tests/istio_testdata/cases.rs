@@ -69,6 +69,17 @@ pub const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "gatewaySecretValidations",
+        file: "gateway-secrets-validation.yaml",
+        analyzer: "gateway.SecretAnalyzer",
+        expected: &[
+            ("IST0161", "Gateway defaultgateway-invalid-keys"),
+            ("IST0161", "Gateway defaultgateway-missing-keys"),
+            ("IST0161", "Gateway defaultgateway-invalid-cert"),
+            ("IST0161", "Gateway defaultgateway-expired"),
+        ],
+    },
+    Case {
         name: "conflicting gateways detect",
         file: "conflicting-gateways.yaml",
         analyzer: "gateway.ConflictingGatewayAnalyzer",
