@@ -383,3 +383,16 @@ fn unreachable_rule_messages_match_istioctl_text() {
         "{overlap:#?}"
     );
 }
+
+#[test]
+fn annotation_messages_match_istioctl_text() {
+    let logs = logs_of("annotations.K8sAnalyzer", "misannotated.yaml");
+    for want in [
+        "Warning [IST0108] (Service httpbin misannotated.yaml:10) Unknown annotation: networking.istio.io/exportThree",
+        "Warning [IST0125] (Pod invalid-annotations misannotated.yaml:28) Invalid annotation readiness.status.sidecar.istio.io/initialDelaySeconds: strconv.ParseUint: parsing \"bar\": invalid syntax",
+        "Warning [IST0107] (Namespace staging misannotated.yaml:118) Misplaced annotation: kubernetes.io/ingress.class can only be applied to Ingress",
+        "Info [IST0135] (Deployment fortio-deploy misannotated.yaml:96) Annotation \"sidecar.istio.io/statsInclusionPrefixes\" has been deprecated and may not work in future Istio versions.",
+    ] {
+        assert!(logs.contains(&want.to_owned()), "{want}\n{logs:#?}");
+    }
+}

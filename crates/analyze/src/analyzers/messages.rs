@@ -152,3 +152,11 @@ pub(super) const VS_INEFFECTIVE_MATCH: Msg =
 /// traffic not to work as expected.`
 pub(super) const INVALID_GATEWAY_CREDENTIAL: Msg =
     msg("IST0161", "InvalidGatewayCredential", Level::Error);
+/// `Misplaced annotation: %s can only be applied to %s`
+pub(super) const MISPLACED_ANNOTATION: Msg = msg("IST0107", "MisplacedAnnotation", Level::Warning);
+/// `Unknown annotation: %s`
+pub(super) const UNKNOWN_ANNOTATION: Msg = msg("IST0108", "UnknownAnnotation", Level::Warning);
+/// `Invalid annotation %s: %s`
+pub(super) const INVALID_ANNOTATION: Msg = msg("IST0125", "InvalidAnnotation", Level::Warning);
+/// `Annotation %q has been deprecated%s and may not work in future Istio versions.`
+pub(super) const DEPRECATED_ANNOTATION: Msg = msg("IST0135", "DeprecatedAnnotation", Level::Info);

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::{Finding, Input};
 
+mod annotations;
 mod authz;
 mod credential;
 mod destinationhosts;
@@ -39,6 +40,11 @@ pub struct AnalyzerInfo {
 
 /// Every implemented analyzer, in the order they run.
 pub const ANALYZERS: &[AnalyzerInfo] = &[
+    AnalyzerInfo {
+        name: "annotations.K8sAnalyzer",
+        codes: &["IST0107", "IST0108", "IST0125", "IST0135"],
+        run: annotations::annotations,
+    },
     AnalyzerInfo {
         name: "gateway.IngressGatewayPortAnalyzer",
         codes: &["IST0101", "IST0162"],

@@ -11,6 +11,19 @@ pub struct Case {
 
 pub const CASES: &[Case] = &[
     Case {
+        name: "misannoted",
+        file: "misannotated.yaml",
+        analyzer: "annotations.K8sAnalyzer",
+        expected: &[
+            ("IST0108", "Service httpbin"),
+            ("IST0125", "Pod invalid-annotations"),
+            ("IST0107", "Pod grafana-test"),
+            ("IST0107", "Deployment fortio-deploy"),
+            ("IST0107", "Namespace staging"),
+            ("IST0135", "Deployment fortio-deploy"),
+        ],
+    },
+    Case {
         name: "gatewayNoWorkload",
         file: "gateway-no-workload.yaml",
         analyzer: "gateway.IngressGatewayPortAnalyzer",
