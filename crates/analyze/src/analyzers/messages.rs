@@ -160,3 +160,6 @@ pub(super) const UNKNOWN_ANNOTATION: Msg = msg("IST0108", "UnknownAnnotation", L
 pub(super) const INVALID_ANNOTATION: Msg = msg("IST0125", "InvalidAnnotation", Level::Warning);
 /// `Annotation %q has been deprecated%s and may not work in future Istio versions.`
 pub(super) const DEPRECATED_ANNOTATION: Msg = msg("IST0135", "DeprecatedAnnotation", Level::Info);
+/// `User ID (UID) 1337 is reserved for the sidecar proxy.`
+pub(super) const INVALID_APPLICATION_UID: Msg =
+    msg("IST0144", "InvalidApplicationUID", Level::Warning);

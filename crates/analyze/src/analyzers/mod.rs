@@ -11,6 +11,7 @@ use crate::{Finding, Input};
 mod annotations;
 mod authz;
 mod credential;
+mod deployment;
 mod destinationhosts;
 mod destinationrule;
 mod gateway;
@@ -129,6 +130,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "telemetry.ProviderAnalyzer",
         codes: &["IST0157"],
         run: telemetry::providers,
+    },
+    AnalyzerInfo {
+        name: "applicationUID.Analyzer",
+        codes: &["IST0144"],
+        run: deployment::application_uid,
     },
     AnalyzerInfo {
         name: "auth.AuthorizationPoliciesAnalyzer",

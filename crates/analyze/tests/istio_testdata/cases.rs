@@ -444,6 +444,30 @@ pub const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "Application Pod SecurityContext with UID 1337",
+        file: "pod-sec-uid.yaml",
+        analyzer: "applicationUID.Analyzer",
+        expected: &[("IST0144", "Pod pod-sec-uid")],
+    },
+    Case {
+        name: "Application Container SecurityContext with UID 1337",
+        file: "pod-con-sec-uid.yaml",
+        analyzer: "applicationUID.Analyzer",
+        expected: &[("IST0144", "Pod con-sec-uid")],
+    },
+    Case {
+        name: "Deployment Pod SecurityContext with UID 1337",
+        file: "deployment-pod-sec-uid.yaml",
+        analyzer: "applicationUID.Analyzer",
+        expected: &[("IST0144", "Deployment deploy-pod-sec-uid")],
+    },
+    Case {
+        name: "Deployment Container SecurityContext with UID 1337",
+        file: "deployment-con-sec-uid.yaml",
+        analyzer: "applicationUID.Analyzer",
+        expected: &[("IST0144", "Deployment deploy-con-sec-uid")],
+    },
+    Case {
         name: "authorizationpolicies",
         file: "authorizationpolicies.yaml",
         analyzer: "auth.AuthorizationPoliciesAnalyzer",
