@@ -163,3 +163,6 @@ pub(super) const DEPRECATED_ANNOTATION: Msg = msg("IST0135", "DeprecatedAnnotati
 /// `User ID (UID) 1337 is reserved for the sidecar proxy.`
 pub(super) const INVALID_APPLICATION_UID: Msg =
     msg("IST0144", "InvalidApplicationUID", Level::Warning);
+/// `A condition with a negative status is present: type=%s, reason=%s, message=%s.`
+pub(super) const NEGATIVE_CONDITION_STATUS: Msg =
+    msg("IST0171", "NegativeConditionStatus", Level::Warning);

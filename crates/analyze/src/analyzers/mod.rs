@@ -10,6 +10,7 @@ use crate::{Finding, Input};
 
 mod annotations;
 mod authz;
+mod conditions;
 mod credential;
 mod deployment;
 mod destinationhosts;
@@ -142,6 +143,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         run: authz::authorization_policies,
     },
     AnalyzerInfo {
+        name: "conditions.ConditionAnalyzer",
+        codes: &["IST0171"],
+        run: conditions::negative_conditions,
+    },
+    AnalyzerInfo {
         name: "destinationrule.CaCertificateAnalyzer",
         codes: &["IST0128", "IST0129"],
         run: destinationrule::ca_certificates,
@@ -172,8 +178,22 @@ fn report(out: &mut Vec<Finding>, m: &Msg, r: &Input, path: &str, message: Strin
     });
 }
 
+/// Is the input a Kubernetes Gateway API object (`gateway.networking.k8s.io`)?
+fn gateway_api(i: &Input) -> bool {
+    i.value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.starts_with("gateway.networking.k8s.io/"))
+}
+
+/// The inputs of a kind. `Gateway` means Istio's (`networking.istio.io`); Kubernetes Gateway API
+/// Gateways are `KubernetesGateway` here, as in istioctl.
 fn of_kind<'a>(inputs: &'a [Input], kind: &'a str) -> impl Iterator<Item = &'a Input> + 'a {
-    inputs.iter().filter(move |i| i.kind == kind)
+    inputs.iter().filter(move |i| match kind {
+        "Gateway" => i.kind == "Gateway" && !gateway_api(i),
+        "KubernetesGateway" => i.kind == "Gateway" && gateway_api(i),
+        _ => i.kind == kind,
+    })
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -275,6 +295,24 @@ mod tests {
         assert!(host_matches("x.com", "x.com"));
         assert!(!host_matches("x.com", "y.com"));
         assert!(host_matches("*.a.com", "*.b.a.com"));
+    }
+
+    #[test]
+    fn gateway_api_gateways_are_not_istio_gateways() {
+        let k8s = Input::new(
+            serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "metadata": {"name": "w", "namespace": "n"}, "spec": {"gatewayClassName": "istio"}}),
+            None,
+        )
+        .unwrap_or_else(|| panic!("not an object"));
+        let inputs = [k8s];
+        assert_eq!(of_kind(&inputs, "Gateway").count(), 0);
+        assert_eq!(of_kind(&inputs, "KubernetesGateway").count(), 1);
+        let mut out = Vec::new();
+        for a in ANALYZERS.iter().filter(|a| a.name.starts_with("gateway.")) {
+            (a.run)(&inputs, &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]

@@ -530,6 +530,29 @@ pub const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "Condition Analyzer",
+        file: "condition-analyzer.yaml",
+        analyzer: "conditions.ConditionAnalyzer",
+        expected: &[
+            ("IST0171", "Service default/negative-condition-svc"),
+            (
+                "IST0171",
+                "ServiceEntry default/negative-condition-svcEntry",
+            ),
+            (
+                "IST0171",
+                "AuthorizationPolicy default/negative-condition-authz",
+            ),
+            ("IST0171", "Gateway default/negative-condition-gateway"),
+            ("IST0171", "HTTPRoute default/negative-condition-httproute"),
+            ("IST0171", "GRPCRoute default/negative-condition-grpcroute"),
+            (
+                "IST0171",
+                "AuthorizationPolicy default/negative-condition-authz-partially-invalid",
+            ),
+        ],
+    },
+    Case {
         name: "destinationrule with no cacert, simple at destinationlevel",
         file: "destinationrule-simple-destination.yaml",
         analyzer: "destinationrule.CaCertificateAnalyzer",
