@@ -166,3 +166,7 @@ pub(super) const INVALID_APPLICATION_UID: Msg =
 /// `A condition with a negative status is present: type=%s, reason=%s, message=%s.`
 pub(super) const NEGATIVE_CONDITION_STATUS: Msg =
     msg("IST0171", "NegativeConditionStatus", Level::Warning);
+/// `Gateway reference in VirtualService %s is to an implementation-generated internal Gateway:
+/// %s.`
+pub(super) const REFERENCED_INTERNAL_GATEWAY: Msg =
+    msg("IST0165", "ReferencedInternalGateway", Level::Warning);

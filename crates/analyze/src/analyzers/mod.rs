@@ -69,7 +69,7 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
     },
     AnalyzerInfo {
         name: "virtualservice.GatewayAnalyzer",
-        codes: &["IST0101", "IST0132"],
+        codes: &["IST0101", "IST0132", "IST0165"],
         run: virtualservice::gateways,
     },
     AnalyzerInfo {

@@ -379,6 +379,12 @@ pub const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "virtualServiceInternalGatewayRef",
+        file: "virtualservice_internal_gateway_ref.yaml",
+        analyzer: "virtualservice.GatewayAnalyzer",
+        expected: &[("IST0165", "VirtualService httpbin")],
+    },
+    Case {
         name: "host defined in virtualservice not found in the gateway",
         file: "virtualservice_host_not_found_gateway.yaml",
         analyzer: "virtualservice.GatewayAnalyzer",
