@@ -396,3 +396,17 @@ fn annotation_messages_match_istioctl_text() {
         assert!(logs.contains(&want.to_owned()), "{want}\n{logs:#?}");
     }
 }
+
+#[test]
+fn deployment_messages_match_istioctl_text() {
+    let logs = logs_of(
+        "deployment.MultiServiceAnalyzer",
+        "deployment-multi-service.yaml",
+    );
+    for want in [
+        "Warning [IST0116] (Deployment bookinfo/multiple-svc-multiple-prot deployment-multi-service.yaml:14) This deployment multiple-svc-multiple-prot is associated with multiple services using port 9080 but different protocols: [bookinfo/details-http-v1 bookinfo/details-tcp-v1]",
+        "Warning [IST0137] (Deployment bookinfo/conflicting-ports deployment-multi-service.yaml:77) This deployment conflicting-ports is associated with multiple services [bookinfo/conflicting-ports-1 bookinfo/conflicting-ports-2] using targetPort \"9080\" but different ports: [9080 9090].",
+    ] {
+        assert!(logs.contains(&want.to_owned()), "{want}\n{logs:#?}");
+    }
+}

@@ -170,3 +170,14 @@ pub(super) const NEGATIVE_CONDITION_STATUS: Msg =
 /// %s.`
 pub(super) const REFERENCED_INTERNAL_GATEWAY: Msg =
     msg("IST0165", "ReferencedInternalGateway", Level::Warning);
+/// `This deployment %s is associated with multiple services using port %d but different
+/// protocols: %v`
+pub(super) const DEPLOYMENT_MULTIPLE_SERVICES: Msg = msg(
+    "IST0116",
+    "DeploymentAssociatedToMultipleServices",
+    Level::Warning,
+);
+/// `This deployment %s is associated with multiple services %v using targetPort %q but different
+/// ports: %v.`
+pub(super) const DEPLOYMENT_CONFLICTING_PORTS: Msg =
+    msg("IST0137", "DeploymentConflictingPorts", Level::Warning);

@@ -148,6 +148,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         run: conditions::negative_conditions,
     },
     AnalyzerInfo {
+        name: "deployment.MultiServiceAnalyzer",
+        codes: &["IST0116", "IST0137"],
+        run: deployment::service_association,
+    },
+    AnalyzerInfo {
         name: "destinationrule.CaCertificateAnalyzer",
         codes: &["IST0128", "IST0129"],
         run: destinationrule::ca_certificates,

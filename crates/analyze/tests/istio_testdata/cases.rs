@@ -559,6 +559,28 @@ pub const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "serviceMultipleDeployments",
+        file: "deployment-multi-service.yaml",
+        analyzer: "deployment.MultiServiceAnalyzer",
+        expected: &[
+            ("IST0116", "Deployment bookinfo/multiple-svc-multiple-prot"),
+            ("IST0116", "Deployment bookinfo/multiple-without-port"),
+            ("IST0137", "Deployment bookinfo/conflicting-ports"),
+        ],
+    },
+    Case {
+        name: "deploymentMultiServicesInDifferentNamespace",
+        file: "deployment-multi-service-different-ns.yaml",
+        analyzer: "deployment.MultiServiceAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "serviceWithNoSelector",
+        file: "deployment-service-no-selector.yaml",
+        analyzer: "deployment.MultiServiceAnalyzer",
+        expected: &[],
+    },
+    Case {
         name: "destinationrule with no cacert, simple at destinationlevel",
         file: "destinationrule-simple-destination.yaml",
         analyzer: "destinationrule.CaCertificateAnalyzer",
