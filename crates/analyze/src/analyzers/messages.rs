@@ -14,6 +14,8 @@ const fn msg(code: &'static str, name: &'static str, level: Level) -> Msg {
     Msg { code, name, level }
 }
 
+/// `Deprecated: %s`
+pub(super) const DEPRECATED: Msg = msg("IST0002", "Deprecated", Level::Warning);
 /// `Referenced %s not found: %q`
 pub(super) const REFERENCED_RESOURCE_NOT_FOUND: Msg =
     msg("IST0101", "ReferencedResourceNotFound", Level::Error);

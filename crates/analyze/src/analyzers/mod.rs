@@ -13,6 +13,7 @@ mod authz;
 mod conditions;
 mod credential;
 mod deployment;
+mod deprecation;
 mod destinationhosts;
 mod destinationrule;
 mod gateway;
@@ -146,6 +147,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "conditions.ConditionAnalyzer",
         codes: &["IST0171"],
         run: conditions::negative_conditions,
+    },
+    AnalyzerInfo {
+        name: "deprecation.DeprecationAnalyzer",
+        codes: &["IST0002"],
+        run: deprecation::deprecated_fields,
     },
     AnalyzerInfo {
         name: "deployment.MultiServiceAnalyzer",

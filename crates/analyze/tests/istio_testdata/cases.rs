@@ -581,6 +581,15 @@ pub const CASES: &[Case] = &[
         expected: &[],
     },
     Case {
+        name: "deprecation",
+        file: "deprecation.yaml",
+        analyzer: "deprecation.DeprecationAnalyzer",
+        expected: &[
+            ("IST0002", "VirtualService foo/productpage"),
+            ("IST0002", "Sidecar default/no-selector"),
+        ],
+    },
+    Case {
         name: "destinationrule with no cacert, simple at destinationlevel",
         file: "destinationrule-simple-destination.yaml",
         analyzer: "destinationrule.CaCertificateAnalyzer",
