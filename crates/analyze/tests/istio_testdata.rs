@@ -10,8 +10,11 @@ use egress_model::yaml::parse_stream;
 
 #[path = "istio_testdata/cases.rs"]
 mod cases;
+#[path = "istio_testdata/more_cases.rs"]
+mod more_cases;
 
-use cases::{CASES, MESH_CONFIGS};
+use cases::{CASES, Case, MESH_CONFIGS};
+use more_cases::MORE_CASES;
 
 /// The resources istioctl adds to a files-only analysis (`AddDefaultResources`, which Istio's
 /// analyzer test also calls): a Pod and Service for the default ingress gateway in
@@ -89,7 +92,7 @@ fn load_case(file: &str) -> Vec<Input> {
 fn istio_analyzer_testdata() {
     let mut per_analyzer: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
     let mut failures = Vec::new();
-    for case in CASES {
+    for case in CASES.iter().chain(MORE_CASES) {
         let info = ANALYZERS
             .iter()
             .find(|a| a.name == case.analyzer)

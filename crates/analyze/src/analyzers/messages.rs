@@ -183,3 +183,10 @@ pub(super) const DEPLOYMENT_MULTIPLE_SERVICES: Msg = msg(
 /// ports: %v.`
 pub(super) const DEPLOYMENT_CONFLICTING_PORTS: Msg =
     msg("IST0137", "DeploymentConflictingPorts", Level::Warning);
+/// `The virtual service uses the JWT claim based routing (key: %s) but found no request
+/// authentication for the gateway (%s) pod (%s). …`
+pub(super) const JWT_CLAIM_ROUTE_WITHOUT_REQUEST_AUTHN: Msg = msg(
+    "IST0149",
+    "JwtClaimBasedRoutingWithoutRequestAuthN",
+    Level::Error,
+);

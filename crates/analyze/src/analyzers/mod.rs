@@ -19,6 +19,7 @@ mod destinationrule;
 mod gateway;
 mod hosts;
 mod injection;
+mod jwtclaim;
 mod mesh;
 mod messages;
 mod registry;
@@ -82,6 +83,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "virtualservice.DestinationRuleAnalyzer",
         codes: &["IST0101"],
         run: virtualservice::destination_rule_subsets,
+    },
+    AnalyzerInfo {
+        name: "virtualservice.JWTClaimRouteAnalyzer",
+        codes: &["IST0149"],
+        run: jwtclaim::jwt_claim_routes,
     },
     AnalyzerInfo {
         name: "virtualservice.ConflictingMeshGatewayHostsAnalyzer",

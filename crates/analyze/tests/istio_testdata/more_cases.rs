@@ -1,0 +1,109 @@
+//! The oracle's cases, continued (split from `cases.rs` for size): DestinationRule and later
+//! analyzers.
+
+use super::Case;
+
+pub const MORE_CASES: &[Case] = &[
+    Case {
+        name: "destinationrule with no cacert, simple at destinationlevel",
+        file: "destinationrule-simple-destination.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[("IST0128", "DestinationRule db-tls")],
+    },
+    Case {
+        name: "destinationrule with no cacert, mutual at destinationlevel",
+        file: "destinationrule-mutual-destination.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[("IST0128", "DestinationRule db-mtls")],
+    },
+    Case {
+        name: "destinationrule with no cacert, simple at portlevel",
+        file: "destinationrule-simple-port.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[("IST0129", "DestinationRule db-tls")],
+    },
+    Case {
+        name: "destinationrule with credentialname, simple at portlevel, no workloadSelector",
+        file: "destinationrule-simple-port-credentialname.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[("IST0129", "DestinationRule db-tls")],
+    },
+    Case {
+        name: "destinationrule with no cacert, simple at destinationlevel and mutual at port level",
+        file: "destinationrule-compound-mutual-simple.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[
+            ("IST0129", "DestinationRule db-mtls"),
+            ("IST0128", "DestinationRule db-mtls"),
+        ],
+    },
+    Case {
+        name: "destinationrule with credentialname, simple at destinationlevel, no workloadSelector",
+        file: "destinationrule-simple-destination-credentialname.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[("IST0128", "DestinationRule db-tls")],
+    },
+    Case {
+        name: "destinationrule with credentialname, simple at destinationlevel, workloadSelector",
+        file: "destinationrule-simple-destination-credentialname-selector.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "destinationrule with credentialname, simple at portlevel, workloadSelector",
+        file: "destinationrule-simple-port-credentialname-selector.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "destinationrule with no cacert, mutual at portlevel",
+        file: "destinationrule-mutual-port.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[("IST0129", "DestinationRule db-mtls")],
+    },
+    Case {
+        name: "destinationrule with no cacert, mutual at destinationlevel and simple at port level",
+        file: "destinationrule-compound-simple-mutual.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[
+            ("IST0128", "DestinationRule db-mtls"),
+            ("IST0129", "DestinationRule db-mtls"),
+        ],
+    },
+    Case {
+        name: "DestinationRuleWithFakeHost",
+        file: "destinationrule-with-fake-host.yaml",
+        analyzer: "destinationrule.SubsetSelectPodAnalyzer",
+        expected: &[("IST0174", "DestinationRule default/fake-host")],
+    },
+    Case {
+        name: "DestinationRuleSubsetsNotSelectPods",
+        file: "destinationrule-subsets-not-select-pods.yaml",
+        analyzer: "destinationrule.SubsetSelectPodAnalyzer",
+        expected: &[("IST0173", "DestinationRule default/subsets-not-select-pods")],
+    },
+    Case {
+        name: "DestinationRuleSubsetsWithTopologyLabels",
+        file: "destinationrule-subsets-with-topology-labels.yaml",
+        analyzer: "destinationrule.SubsetSelectPodAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "DestinationRuleEmptyTopologyLabels",
+        file: "destinationrule-empty-topology-labels.yaml",
+        analyzer: "destinationrule.SubsetSelectPodAnalyzer",
+        expected: &[("IST0173", "DestinationRule default/empty-topology-labels")],
+    },
+    Case {
+        name: "destinationrule with both cacerts",
+        file: "destinationrule-with-ca.yaml",
+        analyzer: "destinationrule.CaCertificateAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "virtualServiceJWTClaimRoute",
+        file: "virtualservice_jwtclaimroute.yaml",
+        analyzer: "virtualservice.JWTClaimRouteAnalyzer",
+        expected: &[("IST0149", "VirtualService foo")],
+    },
+];
