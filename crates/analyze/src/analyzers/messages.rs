@@ -190,3 +190,18 @@ pub(super) const JWT_CLAIM_ROUTE_WITHOUT_REQUEST_AUTHN: Msg = msg(
     "JwtClaimBasedRoutingWithoutRequestAuthN",
     Level::Error,
 );
+/// `The hostname (%s) that was provided for the webhook (%s) to reach the ingress gateway on the
+/// external control plane cluster %s. Traffic may not flow properly.`
+pub(super) const INVALID_EXTERNAL_CONTROL_PLANE: Msg = msg(
+    "IST0163",
+    "InvalidExternalControlPlaneConfig",
+    Level::Warning,
+);
+/// `The address (%s) that was provided for the webhook (%s) to reach the ingress gateway on the
+/// external control plane cluster is an IP address. This is not recommended for a production
+/// environment.`
+pub(super) const EXTERNAL_CONTROL_PLANE_ADDRESS_IS_IP: Msg = msg(
+    "IST0164",
+    "ExternalControlPlaneAddressIsNotAHostname",
+    Level::Info,
+);

@@ -16,6 +16,7 @@ mod deployment;
 mod deprecation;
 mod destinationhosts;
 mod destinationrule;
+mod externalcontrolplane;
 mod gateway;
 mod hosts;
 mod injection;
@@ -48,6 +49,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "annotations.K8sAnalyzer",
         codes: &["IST0107", "IST0108", "IST0125", "IST0135"],
         run: annotations::annotations,
+    },
+    AnalyzerInfo {
+        name: "externalcontrolplane.ExternalControlPlaneAnalyzer",
+        codes: &["IST0163", "IST0164"],
+        run: externalcontrolplane::external_control_plane,
     },
     AnalyzerInfo {
         name: "gateway.IngressGatewayPortAnalyzer",

@@ -106,4 +106,55 @@ pub const MORE_CASES: &[Case] = &[
         analyzer: "virtualservice.JWTClaimRouteAnalyzer",
         expected: &[("IST0149", "VirtualService foo")],
     },
+    Case {
+        name: "externalControlPlaneMissingWebhooks",
+        file: "externalcontrolplane-missing-urls.yaml",
+        analyzer: "externalcontrolplane.ExternalControlPlaneAnalyzer",
+        expected: &[
+            (
+                "IST0163",
+                "MutatingWebhookConfiguration istio-sidecar-injector-external-istiod",
+            ),
+            (
+                "IST0163",
+                "ValidatingWebhookConfiguration istio-validator-external-istiod",
+            ),
+        ],
+    },
+    Case {
+        name: "externalControlPlaneMissingWebhooks",
+        file: "externalcontrolplane-missing-urls-custom-ns.yaml",
+        analyzer: "externalcontrolplane.ExternalControlPlaneAnalyzer",
+        expected: &[
+            (
+                "IST0163",
+                "MutatingWebhookConfiguration istio-sidecar-injector-custom-ns",
+            ),
+            (
+                "IST0163",
+                "ValidatingWebhookConfiguration istio-validator-custom-ns",
+            ),
+        ],
+    },
+    Case {
+        name: "externalControlPlaneUsingIpAddresses",
+        file: "externalcontrolplane-using-ip-addr.yaml",
+        analyzer: "externalcontrolplane.ExternalControlPlaneAnalyzer",
+        expected: &[(
+            "IST0164",
+            "MutatingWebhookConfiguration istio-sidecar-injector-external-istiod",
+        )],
+    },
+    Case {
+        name: "externalControlPlaneValidWebhooks",
+        file: "externalcontrolplane-valid-urls.yaml",
+        analyzer: "externalcontrolplane.ExternalControlPlaneAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "externalControlPlaneValidWebhooks",
+        file: "externalcontrolplane-valid-urls-custom-ns.yaml",
+        analyzer: "externalcontrolplane.ExternalControlPlaneAnalyzer",
+        expected: &[],
+    },
 ];
