@@ -14,7 +14,7 @@ mod cases;
 mod more_cases;
 
 use cases::{CASES, Case, MESH_CONFIGS};
-use more_cases::MORE_CASES;
+use more_cases::{EXTRA_FILES, MORE_CASES};
 
 /// The resources istioctl adds to a files-only analysis (`AddDefaultResources`, which Istio's
 /// analyzer test also calls): a Pod and Service for the default ingress gateway in
@@ -98,6 +98,11 @@ fn istio_analyzer_testdata() {
             .find(|a| a.name == case.analyzer)
             .unwrap_or_else(|| panic!("no analyzer {}", case.analyzer));
         let mut inputs = load_case(case.file);
+        if let Some((_, files)) = EXTRA_FILES.iter().find(|(n, _)| *n == case.name) {
+            for file in *files {
+                inputs.extend(load(file));
+            }
+        }
         if let Some((_, mesh)) = MESH_CONFIGS.iter().find(|(n, _)| *n == case.name) {
             inputs.push(mesh_config(mesh));
         }

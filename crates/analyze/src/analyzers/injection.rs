@@ -17,7 +17,7 @@ use crate::{Finding, Input};
 const DATAPLANE_MODE: &str = "istio.io/dataplane-mode";
 
 /// The sidecar injector's ConfigMap for a revision.
-fn injector_config_map(revision: &str) -> String {
+pub(super) fn injector_config_map(revision: &str) -> String {
     if revision.is_empty() || revision == "default" {
         "istio-sidecar-injector".to_owned()
     } else {

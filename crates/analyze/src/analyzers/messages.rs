@@ -205,3 +205,10 @@ pub(super) const EXTERNAL_CONTROL_PLANE_ADDRESS_IS_IP: Msg = msg(
     "ExternalControlPlaneAddressIsNotAHostname",
     Level::Info,
 );
+/// `The Istio proxy images of the pods running in the namespace do not match the image defined
+/// in the injection configuration (pod names: %v). …`
+pub(super) const PROXY_IMAGE_MISMATCH_IN_NAMESPACE: Msg = msg(
+    "IST0158",
+    "PodsIstioProxyImageMismatchInNamespace",
+    Level::Warning,
+);

@@ -23,6 +23,7 @@ mod injection;
 mod jwtclaim;
 mod mesh;
 mod messages;
+mod proxyimage;
 mod registry;
 mod service;
 mod serviceentry;
@@ -119,6 +120,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "injection.Analyzer",
         codes: &["IST0102", "IST0103", "IST0123", "IST0148"],
         run: injection::injection,
+    },
+    AnalyzerInfo {
+        name: "injection.ImageAnalyzer",
+        codes: &["IST0158"],
+        run: proxyimage::proxy_images,
     },
     AnalyzerInfo {
         name: "service.PortNameAnalyzer",

@@ -157,4 +157,66 @@ pub const MORE_CASES: &[Case] = &[
         analyzer: "externalcontrolplane.ExternalControlPlaneAnalyzer",
         expected: &[],
     },
+    // The stored `injection-with-mismatched-sidecar.yaml` predates the grid's
+    // `enabled-namespace-native` Namespace (native sidecars are covered by a unit test).
+    Case {
+        name: "istioInjectionProxyImageMismatch",
+        file: "injection-with-mismatched-sidecar.yaml",
+        analyzer: "injection.ImageAnalyzer",
+        expected: &[("IST0158", "Namespace enabled-namespace")],
+    },
+    Case {
+        name: "injectionImageDistroless",
+        file: "injection-image-distroless.yaml",
+        analyzer: "injection.ImageAnalyzer",
+        expected: &[("IST0158", "Namespace enabled-namespace")],
+    },
+    Case {
+        name: "injectionImageDistrolessNoMeshConfig",
+        file: "injection-image-distroless-no-meshconfig.yaml",
+        analyzer: "injection.ImageAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "istioInjectionProxyImageMismatchAbsolute",
+        file: "injection-with-mismatched-sidecar.yaml",
+        analyzer: "injection.ImageAnalyzer",
+        expected: &[("IST0158", "Namespace enabled-namespace")],
+    },
+    Case {
+        name: "istioInjectionProxyImageMismatchWithRevisionCanary",
+        file: "injection-with-mismatched-sidecar.yaml",
+        analyzer: "injection.ImageAnalyzer",
+        expected: &[
+            ("IST0158", "Namespace enabled-namespace"),
+            ("IST0158", "Namespace revision-namespace"),
+        ],
+    },
+];
+
+/// The further input files of the cases reading more than one (`inputFiles`), by case name.
+pub const EXTRA_FILES: &[(&str, &[&str])] = &[
+    (
+        "istioInjectionProxyImageMismatch",
+        &["common-sidecar-injector-configmap.yaml"],
+    ),
+    (
+        "injectionImageDistroless",
+        &["common-sidecar-injector-configmap.yaml"],
+    ),
+    (
+        "injectionImageDistrolessNoMeshConfig",
+        &["common-sidecar-injector-configmap.yaml"],
+    ),
+    (
+        "istioInjectionProxyImageMismatchAbsolute",
+        &["sidecar-injector-configmap-absolute-override.yaml"],
+    ),
+    (
+        "istioInjectionProxyImageMismatchWithRevisionCanary",
+        &[
+            "sidecar-injector-configmap-absolute-override.yaml",
+            "sidecar-injector-configmap-with-revision-canary.yaml",
+        ],
+    ),
 ];
