@@ -157,6 +157,17 @@ pub const MORE_CASES: &[Case] = &[
         analyzer: "externalcontrolplane.ExternalControlPlaneAnalyzer",
         expected: &[],
     },
+    // The stored `injection.yaml` predates the grid's `multi-ns-*` Namespaces (three IST0123).
+    Case {
+        name: "istioInjectionEnableNamespacesByDefault",
+        file: "injection.yaml",
+        analyzer: "injection.Analyzer",
+        expected: &[
+            ("IST0148", "Namespace bar"),
+            ("IST0103", "Pod default/noninjectedpod"),
+            ("IST0123", "Namespace busted"),
+        ],
+    },
     // The stored `injection-with-mismatched-sidecar.yaml` predates the grid's
     // `enabled-namespace-native` Namespace (native sidecars are covered by a unit test).
     Case {
@@ -196,6 +207,10 @@ pub const MORE_CASES: &[Case] = &[
 
 /// The further input files of the cases reading more than one (`inputFiles`), by case name.
 pub const EXTRA_FILES: &[(&str, &[&str])] = &[
+    (
+        "istioInjectionEnableNamespacesByDefault",
+        &["common-sidecar-injector-enabled-nsbydefault.yaml"],
+    ),
     (
         "istioInjectionProxyImageMismatch",
         &["common-sidecar-injector-configmap.yaml"],
