@@ -212,3 +212,5 @@ pub(super) const PROXY_IMAGE_MISMATCH_IN_NAMESPACE: Msg = msg(
     "PodsIstioProxyImageMismatchInNamespace",
     Level::Warning,
 );
+/// `Ineffective selector on Kubernetes Gateway %s. Use the TargetRef field instead.`
+pub(super) const INEFFECTIVE_SELECTOR: Msg = msg("IST0166", "IneffectiveSelector", Level::Warning);

@@ -21,6 +21,7 @@ mod gateway;
 mod hosts;
 mod injection;
 mod jwtclaim;
+mod k8sgateway;
 mod mesh;
 mod messages;
 mod proxyimage;
@@ -125,6 +126,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "injection.ImageAnalyzer",
         codes: &["IST0158"],
         run: proxyimage::proxy_images,
+    },
+    AnalyzerInfo {
+        name: "k8sgateway.SelectorAnalyzer",
+        codes: &["IST0166"],
+        run: k8sgateway::ineffective_selectors,
     },
     AnalyzerInfo {
         name: "service.PortNameAnalyzer",

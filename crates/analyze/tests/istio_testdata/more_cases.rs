@@ -203,6 +203,17 @@ pub const MORE_CASES: &[Case] = &[
             ("IST0158", "Namespace revision-namespace"),
         ],
     },
+    Case {
+        name: "KubernetesGatewaySelector",
+        file: "k8sgateway-selector.yaml",
+        analyzer: "k8sgateway.SelectorAnalyzer",
+        expected: &[
+            ("IST0166", "RequestAuthentication default/ra-ineffective"),
+            ("IST0166", "AuthorizationPolicy default/ap-ineffective"),
+            ("IST0166", "WasmPlugin default/wasmplugin-ineffective"),
+            ("IST0166", "Telemetry default/telemetry-ineffective"),
+        ],
+    },
 ];
 
 /// The further input files of the cases reading more than one (`inputFiles`), by case name.
