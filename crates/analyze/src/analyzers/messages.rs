@@ -214,3 +214,12 @@ pub(super) const PROXY_IMAGE_MISMATCH_IN_NAMESPACE: Msg = msg(
 );
 /// `Ineffective selector on Kubernetes Gateway %s. Use the TargetRef field instead.`
 pub(super) const INEFFECTIVE_SELECTOR: Msg = msg("IST0166", "IneffectiveSelector", Level::Warning);
+/// `%s %s contains `image: auto` but does not match any Istio injection webhook selectors.`
+pub(super) const IMAGE_AUTO_WITHOUT_INJECTION_WARNING: Msg = msg(
+    "IST0146",
+    "ImageAutoWithoutInjectionWarning",
+    Level::Warning,
+);
+/// `%s %s contains `image: auto` but does not match any Istio injection webhook selectors.`
+pub(super) const IMAGE_AUTO_WITHOUT_INJECTION_ERROR: Msg =
+    msg("IST0147", "ImageAutoWithoutInjectionError", Level::Error);

@@ -19,6 +19,7 @@ mod destinationrule;
 mod externalcontrolplane;
 mod gateway;
 mod hosts;
+mod imageauto;
 mod injection;
 mod jwtclaim;
 mod k8sgateway;
@@ -121,6 +122,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "injection.Analyzer",
         codes: &["IST0102", "IST0103", "IST0123", "IST0148"],
         run: injection::injection,
+    },
+    AnalyzerInfo {
+        name: "injection.ImageAutoAnalyzer",
+        codes: &["IST0146", "IST0147"],
+        run: imageauto::image_auto,
     },
     AnalyzerInfo {
         name: "injection.ImageAnalyzer",

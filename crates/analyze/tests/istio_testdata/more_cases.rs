@@ -214,6 +214,18 @@ pub const MORE_CASES: &[Case] = &[
             ("IST0166", "Telemetry default/telemetry-ineffective"),
         ],
     },
+    Case {
+        name: "Detect `image: auto` in non-injected pods",
+        file: "image-auto.yaml",
+        analyzer: "injection.ImageAutoAnalyzer",
+        expected: &[
+            (
+                "IST0146",
+                "Deployment not-injected/non-injected-gateway-deployment",
+            ),
+            ("IST0147", "Pod default/injected-pod"),
+        ],
+    },
 ];
 
 /// The further input files of the cases reading more than one (`inputFiles`), by case name.
