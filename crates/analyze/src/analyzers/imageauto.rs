@@ -3,13 +3,11 @@
 //! injected at creation, so an existing one was not); a Deployment whose Pod template no Istio
 //! injection webhook selects will not be injected (IST0146).
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use super::mesh::{ISTIO_PROXY, namespace};
 use super::messages::{IMAGE_AUTO_WITHOUT_INJECTION_ERROR, IMAGE_AUTO_WITHOUT_INJECTION_WARNING};
-use super::{array, labels_of, of_kind, report, str_of, string_map, strings};
+use super::{array, label_selector_matches, labels_of, of_kind, report, str_of, string_map};
 use crate::{Finding, Input};
 
 /// Does the Pod spec have an `istio-proxy` container with `image: auto`?
@@ -17,30 +15,6 @@ fn has_auto_image(spec: Option<&Value>) -> bool {
     array(spec.and_then(|s| s.get("containers")))
         .iter()
         .any(|c| str_of(c, "name") == ISTIO_PROXY && str_of(c, "image") == "auto")
-}
-
-/// Kubernetes' `LabelSelector` match (`matchLabels` and `matchExpressions`); an absent selector
-/// matches everything, an invalid one nothing.
-fn label_selector_matches(selector: Option<&Value>, labels: &BTreeMap<String, String>) -> bool {
-    let Some(selector) = selector.filter(|s| !s.is_null()) else {
-        return true;
-    };
-    let by_labels = string_map(selector.get("matchLabels"))
-        .iter()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    by_labels
-        && array(selector.get("matchExpressions")).iter().all(|e| {
-            let key = str_of(e, "key");
-            let values = strings(e.get("values"));
-            let value = labels.get(key);
-            match str_of(e, "operator") {
-                "In" => !values.is_empty() && value.is_some_and(|v| values.contains(v)),
-                "NotIn" => !values.is_empty() && value.is_none_or(|v| !values.contains(v)),
-                "Exists" => values.is_empty() && value.is_some(),
-                "DoesNotExist" => values.is_empty() && value.is_none(),
-                _ => false,
-            }
-        })
 }
 
 /// IST0147 per Pod, IST0146 per Deployment no Istio webhook (`…istio.io`) selects.
@@ -95,6 +69,8 @@ pub(super) fn image_auto(inputs: &[Input], out: &mut Vec<Finding>) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use serde_json::json;
 
     use super::*;

@@ -223,3 +223,5 @@ pub(super) const IMAGE_AUTO_WITHOUT_INJECTION_WARNING: Msg = msg(
 /// `%s %s contains `image: auto` but does not match any Istio injection webhook selectors.`
 pub(super) const IMAGE_AUTO_WITHOUT_INJECTION_ERROR: Msg =
     msg("IST0147", "ImageAutoWithoutInjectionError", Level::Error);
+/// `%v` (the overlap or missing Service).
+pub(super) const INVALID_WEBHOOK: Msg = msg("IST0139", "InvalidWebhook", Level::Error);

@@ -33,6 +33,7 @@ mod sidecar;
 mod telemetry;
 mod unreachable;
 mod virtualservice;
+mod webhook;
 
 use messages::Msg;
 
@@ -198,6 +199,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         codes: &["IST0173", "IST0174"],
         run: destinationrule::subsets_select_pods,
     },
+    AnalyzerInfo {
+        name: "webhook.Analyzer",
+        codes: &["IST0139"],
+        run: webhook::webhooks,
+    },
 ];
 
 /// Appends a finding of type `m` about `r`, pointing at field `path` (kubectl notation).
@@ -291,6 +297,30 @@ fn selector_string(sel: &BTreeMap<String, String>) -> String {
 /// selector matches everything).
 fn selector_matches(sel: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
     sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// Kubernetes' `LabelSelector` match (`matchLabels` and `matchExpressions`); an absent selector
+/// matches everything, an invalid one nothing.
+fn label_selector_matches(selector: Option<&Value>, labels: &BTreeMap<String, String>) -> bool {
+    let Some(selector) = selector.filter(|s| !s.is_null()) else {
+        return true;
+    };
+    let by_labels = string_map(selector.get("matchLabels"))
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    by_labels
+        && array(selector.get("matchExpressions")).iter().all(|e| {
+            let key = str_of(e, "key");
+            let values = strings(e.get("values"));
+            let value = labels.get(key);
+            match str_of(e, "operator") {
+                "In" => !values.is_empty() && value.is_some_and(|v| values.contains(v)),
+                "NotIn" => !values.is_empty() && value.is_none_or(|v| !values.contains(v)),
+                "Exists" => values.is_empty() && value.is_some(),
+                "DoesNotExist" => values.is_empty() && value.is_none(),
+                _ => false,
+            }
+        })
 }
 
 /// An object's `metadata.labels`.

@@ -226,6 +226,27 @@ pub const MORE_CASES: &[Case] = &[
             ("IST0147", "Pod default/injected-pod"),
         ],
     },
+    // `testdata/webhook.yaml` is not in the stored copy of Istio's repository; the file is taken
+    // from a mirror of Istio's testdata (see the NOTICE).
+    Case {
+        name: "webook",
+        file: "webhook.yaml",
+        analyzer: "webhook.Analyzer",
+        expected: &[
+            (
+                "IST0139",
+                "MutatingWebhookConfiguration istio-sidecar-injector-missing-overlap",
+            ),
+            (
+                "IST0139",
+                "MutatingWebhookConfiguration istio-sidecar-injector-missing-overlap",
+            ),
+            (
+                "IST0139",
+                "MutatingWebhookConfiguration istio-sidecar-injector-overlap",
+            ),
+        ],
+    },
 ];
 
 /// The further input files of the cases reading more than one (`inputFiles`), by case name.
