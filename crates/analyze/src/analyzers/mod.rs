@@ -165,6 +165,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         run: telemetry::providers,
     },
     AnalyzerInfo {
+        name: "telemetry.LightstepAnalyzer",
+        codes: &["IST0002"],
+        run: telemetry::lightstep,
+    },
+    AnalyzerInfo {
         name: "applicationUID.Analyzer",
         codes: &["IST0144"],
         run: deployment::application_uid,

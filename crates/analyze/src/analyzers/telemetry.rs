@@ -1,6 +1,7 @@
 //! Istio's `telemetry` analyzers: selectors matching no Pod (IST0101), Telemetries selecting
 //! the same Pod (IST0159), several namespace-wide Telemetries (IST0160), and access logging
-//! without providers when the mesh has no default (IST0157).
+//! without providers when the mesh has no default (IST0157), tracing through a MeshConfig
+//! Lightstep provider (IST0002).
 
 use std::collections::BTreeMap;
 
@@ -8,11 +9,11 @@ use serde_json::Value;
 
 use super::mesh::mesh_configs;
 use super::messages::{
-    CONFLICTING_TELEMETRY_SELECTORS, INVALID_TELEMETRY_PROVIDER,
+    CONFLICTING_TELEMETRY_SELECTORS, DEPRECATED, INVALID_TELEMETRY_PROVIDER,
     MULTIPLE_TELEMETRIES_WITHOUT_SELECTOR, REFERENCED_RESOURCE_NOT_FOUND,
 };
 use super::{
-    array, go_list, labels_of, of_kind, quote, report, selector_matches, selector_string,
+    array, go_list, labels_of, of_kind, quote, report, selector_matches, selector_string, str_of,
     string_map,
 };
 use crate::{Finding, Input};
@@ -149,6 +150,38 @@ pub(super) fn providers(inputs: &[Input], out: &mut Vec<Finding>) {
     }
 }
 
+/// `telemetry.LightstepAnalyzer`: IST0002 per tracing provider of a Telemetry naming one of the
+/// MeshConfig's Lightstep extension providers.
+pub(super) fn lightstep(inputs: &[Input], out: &mut Vec<Finding>) {
+    let names: Vec<String> = mesh_configs(inputs)
+        .iter()
+        .flat_map(|(_, m)| array(m.get("extensionProviders")).to_vec())
+        .filter(|p| p.get("lightstep").is_some_and(|l| !l.is_null()))
+        .map(|p| str_of(&p, "name").to_owned())
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    for t in of_kind(inputs, "Telemetry") {
+        for (i, tracing) in array(t.get(&["spec", "tracing"])).iter().enumerate() {
+            for (j, p) in array(tracing.get("providers")).iter().enumerate() {
+                let name = str_of(p, "name");
+                if names.iter().any(|n| n == name) {
+                    report(
+                        out,
+                        &DEPRECATED,
+                        t,
+                        &format!("spec.tracing[{i}].providers[{j}]"),
+                        format!(
+                            "Deprecated: The Lightstep provider {name} is deprecated, please migrate to OpenTelemetry provider."
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -181,5 +214,26 @@ mod tests {
         let mut out = Vec::new();
         providers(&[telemetry(), mesh], &mut out);
         assert!(out.is_empty(), "{out:?}");
+    }
+    #[test]
+    fn lightstep_tracing_is_deprecated() {
+        let mesh = input(json!({"kind": "ConfigMap",
+            "metadata": {"name": "istio", "namespace": "istio-system"},
+            "data": {"mesh": "extensionProviders:\n- name: ls\n  lightstep:\n    service: x\n- name: otel\n  opentelemetry:\n    service: y\n"}}));
+        let t = input(
+            json!({"kind": "Telemetry", "metadata": {"name": "t", "namespace": "n"},
+            "spec": {"tracing": [{"providers": [{"name": "otel"}, {"name": "ls"}]}]}}),
+        );
+        let mut out = Vec::new();
+        lightstep(&[mesh, t.clone()], &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].code, "IST0002");
+        assert_eq!(
+            out[0].message,
+            "Deprecated: The Lightstep provider ls is deprecated, please migrate to OpenTelemetry provider."
+        );
+        let mut out = Vec::new();
+        lightstep(&[t], &mut out);
+        assert!(out.is_empty());
     }
 }

@@ -594,6 +594,7 @@ pub const CASES: &[Case] = &[
 /// The cases given a MeshConfig file (`meshConfigFile`): the oracle puts it in the `istio`
 /// ConfigMap of `istio-system`, where istioctl reads it from a cluster.
 pub const MESH_CONFIGS: &[(&str, &str)] = &[
+    ("Telemetry Lightstep", "telemetry-lightstep-meshconfig.yaml"),
     ("injectionImageDistroless", "common-meshconfig.yaml"),
     (
         "missing Addresses and Protocol in Service Entry with ISTIO_META_DNS_AUTO_ALLOCATE enabled",

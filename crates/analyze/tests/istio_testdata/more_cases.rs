@@ -247,6 +247,12 @@ pub const MORE_CASES: &[Case] = &[
             ),
         ],
     },
+    Case {
+        name: "Telemetry Lightstep",
+        file: "telemetry-lightstep.yaml",
+        analyzer: "telemetry.LightstepAnalyzer",
+        expected: &[("IST0002", "Telemetry istio-system/mesh-default")],
+    },
 ];
 
 /// The further input files of the cases reading more than one (`inputFiles`), by case name.
