@@ -253,6 +253,21 @@ pub const MORE_CASES: &[Case] = &[
         analyzer: "telemetry.LightstepAnalyzer",
         expected: &[("IST0002", "Telemetry istio-system/mesh-default")],
     },
+    // Newer than the stored test grid: the expectation follows the analyzer's exportTo scopes
+    // (each ServiceEntry visible in its own namespace only).
+    Case {
+        name: "ServiceEntry Conflicting Protocol ExportTo",
+        file: "serviceentry-conflicting-exportto.yaml",
+        analyzer: "serviceentry.ConflictingServiceEntryProtocolAnalyzer",
+        expected: &[],
+    },
+    // Newer than the stored test grid: two Gateways on the same ports with disjoint hosts.
+    Case {
+        name: "conflicting gateways: disjoint hosts",
+        file: "conflicting-gateways-no-conflict.yaml",
+        analyzer: "gateway.ConflictingGatewayAnalyzer",
+        expected: &[],
+    },
 ];
 
 /// The further input files of the cases reading more than one (`inputFiles`), by case name.
