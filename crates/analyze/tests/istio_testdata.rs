@@ -65,7 +65,8 @@ spec:
 fn load(file: &str) -> Vec<Input> {
     let path = format!("{}/tests/testdata/istio/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap();
-    let docs = parse_stream(&text).unwrap();
+    // `kind: List` documents are read item by item, as istioctl (and the CLI) read them.
+    let docs = egress_model::yaml::expand_lists(parse_stream(&text).unwrap());
     // As Istio's test does: a namespace omitted in the YAML stays empty.
     Input::from_documents(file, docs, None)
 }

@@ -268,6 +268,16 @@ pub const MORE_CASES: &[Case] = &[
         analyzer: "gateway.ConflictingGatewayAnalyzer",
         expected: &[],
     },
+    Case {
+        name: "Analyze conflicting gateway with list type",
+        file: "analyze-list-type.yaml",
+        analyzer: "gateway.ConflictingGatewayAnalyzer",
+        expected: &[
+            ("IST0145", "Gateway alpha"),
+            ("IST0145", "Gateway alpha-l"),
+            ("IST0145", "Gateway beta-l"),
+        ],
+    },
 ];
 
 /// The further input files of the cases reading more than one (`inputFiles`), by case name.
