@@ -11,7 +11,7 @@ mod analyzers;
 mod finding;
 mod suppress;
 
-pub use analyzers::{ANALYZERS, AnalyzerInfo};
+pub use analyzers::{ANALYZERS, AnalyzerInfo, OPTIONAL_ANALYZERS};
 pub use finding::{Finding, Level, format_log};
 pub use suppress::{SUPPRESS_ANNOTATION, Suppression, SuppressionError};
 

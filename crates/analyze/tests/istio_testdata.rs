@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use egress_analyze::{ANALYZERS, Input, analyze};
+use egress_analyze::{ANALYZERS, Input, OPTIONAL_ANALYZERS, analyze};
 use egress_model::yaml::parse_stream;
 
 #[path = "istio_testdata/cases.rs"]
@@ -96,6 +96,7 @@ fn istio_analyzer_testdata() {
     for case in CASES.iter().chain(MORE_CASES) {
         let info = ANALYZERS
             .iter()
+            .chain(OPTIONAL_ANALYZERS)
             .find(|a| a.name == case.analyzer)
             .unwrap_or_else(|| panic!("no analyzer {}", case.analyzer));
         let mut inputs = load_case(case.file);
@@ -151,7 +152,7 @@ fn istio_analyzer_testdata() {
     );
     assert!(failures.is_empty(), "{failures:#?}");
     // Every implemented analyzer has oracle cases.
-    for a in ANALYZERS {
+    for a in ANALYZERS.iter().chain(OPTIONAL_ANALYZERS) {
         assert!(
             per_analyzer.contains_key(a.name),
             "{} has no oracle case",
@@ -399,8 +400,8 @@ fn annotation_messages_match_istioctl_text() {
     for want in [
         "Warning [IST0108] (Service httpbin misannotated.yaml:10) Unknown annotation: networking.istio.io/exportThree",
         "Warning [IST0125] (Pod invalid-annotations misannotated.yaml:28) Invalid annotation readiness.status.sidecar.istio.io/initialDelaySeconds: strconv.ParseUint: parsing \"bar\": invalid syntax",
-        "Warning [IST0107] (Namespace staging misannotated.yaml:118) Misplaced annotation: kubernetes.io/ingress.class can only be applied to Ingress",
-        "Info [IST0135] (Deployment fortio-deploy misannotated.yaml:96) Annotation \"sidecar.istio.io/statsInclusionPrefixes\" has been deprecated and may not work in future Istio versions.",
+        "Warning [IST0107] (Namespace staging misannotated.yaml:163) Misplaced annotation: kubernetes.io/ingress.class can only be applied to Ingress",
+        "Info [IST0135] (Deployment fortio-deploy misannotated.yaml:141) Annotation \"sidecar.istio.io/statsInclusionPrefixes\" has been deprecated and may not work in future Istio versions.",
     ] {
         assert!(logs.contains(&want.to_owned()), "{want}\n{logs:#?}");
     }

@@ -13,8 +13,8 @@ use crate::{Finding, Input};
 
 /// One annotation of istio/api: its name, whether deprecated, and the kinds it applies to
 /// (`Any` for every kind).
-struct Annotation {
-    name: &'static str,
+pub(super) struct Annotation {
+    pub(super) name: &'static str,
     deprecated: bool,
     resources: &'static [&'static str],
 }
@@ -38,7 +38,7 @@ const WORKLOAD_ENTRY: &[&str] = &["WorkloadEntry"];
 const GATEWAY: &[&str] = &["Gateway"];
 
 /// istio/api's `AllResourceAnnotations()`.
-const ANNOTATIONS: &[Annotation] = &[
+pub(super) const ANNOTATIONS: &[Annotation] = &[
     ann("alpha.istio.io/canonical-serviceaccounts", true, SERVICE),
     ann("alpha.istio.io/kubernetes-serviceaccounts", true, SERVICE),
     ann("ambient.istio.io/bypass-inbound-capture", false, POD),
@@ -141,7 +141,7 @@ const ANNOTATIONS: &[Annotation] = &[
 
 /// Is the annotation in Istio's namespace (its prefix ends in `istio.io`), or the Kubernetes
 /// ingress class Istio documents?
-fn istio_annotation(name: &str) -> bool {
+pub(super) fn istio_annotation(name: &str) -> bool {
     name == "kubernetes.io/ingress.class"
         || name
             .split('/')

@@ -225,3 +225,5 @@ pub(super) const IMAGE_AUTO_WITHOUT_INJECTION_ERROR: Msg =
     msg("IST0147", "ImageAutoWithoutInjectionError", Level::Error);
 /// `%v` (the overlap or missing Service).
 pub(super) const INVALID_WEBHOOK: Msg = msg("IST0139", "InvalidWebhook", Level::Error);
+/// `Annotation %q is part of an alpha-phase feature and may be incompletely supported.`
+pub(super) const ALPHA_ANNOTATION: Msg = msg("IST0136", "AlphaAnnotation", Level::Info);

@@ -23,6 +23,7 @@ mod imageauto;
 mod injection;
 mod jwtclaim;
 mod k8sgateway;
+mod maturity;
 mod mesh;
 mod messages;
 mod proxyimage;
@@ -210,6 +211,13 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         run: webhook::webhooks,
     },
 ];
+
+/// Analyzers istioctl has but does not run by default; `analyze` does not run them either.
+pub const OPTIONAL_ANALYZERS: &[AnalyzerInfo] = &[AnalyzerInfo {
+    name: "annotations.AlphaAnalyzer",
+    codes: &["IST0136"],
+    run: maturity::alpha_annotations,
+}];
 
 /// Appends a finding of type `m` about `r`, pointing at field `path` (kubectl notation).
 fn report(out: &mut Vec<Finding>, m: &Msg, r: &Input, path: &str, message: String) {

@@ -278,6 +278,22 @@ pub const MORE_CASES: &[Case] = &[
             ("IST0145", "Gateway beta-l"),
         ],
     },
+    // Not run by istioctl (nor `analyze`) by default (`skipAll` in Istio's grid).
+    Case {
+        name: "alpha",
+        file: "misannotated.yaml",
+        analyzer: "annotations.AlphaAnalyzer",
+        expected: &[
+            ("IST0136", "Deployment fortio-deploy"),
+            ("IST0136", "Pod invalid-annotations"),
+            ("IST0136", "Pod invalid-annotations"),
+            ("IST0136", "Service httpbin"),
+            ("IST0136", "Pod anno-not-set-by-default"),
+            ("IST0136", "Pod anno-not-set-by-default"),
+            ("IST0136", "Pod anno-not-set-by-default"),
+            ("IST0136", "Pod anno-not-set-by-default"),
+        ],
+    },
 ];
 
 /// The further input files of the cases reading more than one (`inputFiles`), by case name.
