@@ -133,8 +133,6 @@ pub const CASES: &[Case] = &[
             ("IST0138", "Gateway default/gateway-01-test-03"),
         ],
     },
-    // The stored injection.yaml predates the multi-ns-1..3 Namespaces of the current test
-    // grid; their three IST0123 are left out of the expectation.
     Case {
         name: "istioInjection",
         file: "injection.yaml",
@@ -143,6 +141,9 @@ pub const CASES: &[Case] = &[
             ("IST0102", "Namespace bar"),
             ("IST0103", "Pod default/noninjectedpod"),
             ("IST0123", "Namespace busted"),
+            ("IST0123", "Namespace multi-ns-1"),
+            ("IST0123", "Namespace multi-ns-2"),
+            ("IST0123", "Namespace multi-ns-3"),
         ],
     },
     Case {

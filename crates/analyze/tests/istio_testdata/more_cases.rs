@@ -157,7 +157,6 @@ pub const MORE_CASES: &[Case] = &[
         analyzer: "externalcontrolplane.ExternalControlPlaneAnalyzer",
         expected: &[],
     },
-    // The stored `injection.yaml` predates the grid's `multi-ns-*` Namespaces (three IST0123).
     Case {
         name: "istioInjectionEnableNamespacesByDefault",
         file: "injection.yaml",
@@ -166,6 +165,9 @@ pub const MORE_CASES: &[Case] = &[
             ("IST0148", "Namespace bar"),
             ("IST0103", "Pod default/noninjectedpod"),
             ("IST0123", "Namespace busted"),
+            ("IST0123", "Namespace multi-ns-1"),
+            ("IST0123", "Namespace multi-ns-2"),
+            ("IST0123", "Namespace multi-ns-3"),
         ],
     },
     // The stored `injection-with-mismatched-sidecar.yaml` predates the grid's
