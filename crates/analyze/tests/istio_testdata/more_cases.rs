@@ -170,13 +170,14 @@ pub const MORE_CASES: &[Case] = &[
             ("IST0123", "Namespace multi-ns-3"),
         ],
     },
-    // The stored `injection-with-mismatched-sidecar.yaml` predates the grid's
-    // `enabled-namespace-native` Namespace (native sidecars are covered by a unit test).
     Case {
         name: "istioInjectionProxyImageMismatch",
         file: "injection-with-mismatched-sidecar.yaml",
         analyzer: "injection.ImageAnalyzer",
-        expected: &[("IST0158", "Namespace enabled-namespace")],
+        expected: &[
+            ("IST0158", "Namespace enabled-namespace"),
+            ("IST0158", "Namespace enabled-namespace-native"),
+        ],
     },
     Case {
         name: "injectionImageDistroless",
@@ -194,7 +195,10 @@ pub const MORE_CASES: &[Case] = &[
         name: "istioInjectionProxyImageMismatchAbsolute",
         file: "injection-with-mismatched-sidecar.yaml",
         analyzer: "injection.ImageAnalyzer",
-        expected: &[("IST0158", "Namespace enabled-namespace")],
+        expected: &[
+            ("IST0158", "Namespace enabled-namespace"),
+            ("IST0158", "Namespace enabled-namespace-native"),
+        ],
     },
     Case {
         name: "istioInjectionProxyImageMismatchWithRevisionCanary",
@@ -202,6 +206,7 @@ pub const MORE_CASES: &[Case] = &[
         analyzer: "injection.ImageAnalyzer",
         expected: &[
             ("IST0158", "Namespace enabled-namespace"),
+            ("IST0158", "Namespace enabled-namespace-native"),
             ("IST0158", "Namespace revision-namespace"),
         ],
     },
