@@ -156,18 +156,20 @@ pub(super) struct Destination<'a> {
     pub(super) path: String,
 }
 
+/// The value of an absent destination.
+static NULL: Value = Value::Null;
+
 /// Every route destination (tcp, tls, http) of a VirtualService.
 pub(super) fn route_destinations(vs: &Input) -> Vec<Destination<'_>> {
     let mut out = Vec::new();
     for kind in ["tcp", "tls", "http"] {
         for (i, rule) in array(vs.get(&["spec", kind])).iter().enumerate() {
             for (j, route) in array(rule.get("route")).iter().enumerate() {
-                if let Some(value) = route.get("destination") {
-                    out.push(Destination {
-                        value,
-                        path: format!("spec.{kind}[{i}].route[{j}].destination.host"),
-                    });
-                }
+                // A route without a destination counts, with no host, as in istioctl.
+                out.push(Destination {
+                    value: route.get("destination").unwrap_or(&NULL),
+                    path: format!("spec.{kind}[{i}].route[{j}].destination.host"),
+                });
             }
         }
     }
@@ -178,19 +180,17 @@ pub(super) fn route_destinations(vs: &Input) -> Vec<Destination<'_>> {
 pub(super) fn mirror_destinations(vs: &Input) -> Vec<Destination<'_>> {
     let mut out = Vec::new();
     for (i, rule) in array(vs.get(&["spec", "http"])).iter().enumerate() {
-        if let Some(value) = rule.get("mirror") {
+        if let Some(value) = rule.get("mirror").filter(|m| !m.is_null()) {
             out.push(Destination {
                 value,
                 path: format!("spec.http[{i}].mirror.host"),
             });
         }
         for (j, m) in array(rule.get("mirrors")).iter().enumerate() {
-            if let Some(value) = m.get("destination") {
-                out.push(Destination {
-                    value,
-                    path: format!("spec.http[{i}].mirrors[{j}].destination.host"),
-                });
-            }
+            out.push(Destination {
+                value: m.get("destination").unwrap_or(&NULL),
+                path: format!("spec.http[{i}].mirrors[{j}].destination.host"),
+            });
         }
     }
     out
