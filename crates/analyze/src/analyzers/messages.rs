@@ -227,3 +227,36 @@ pub(super) const IMAGE_AUTO_WITHOUT_INJECTION_ERROR: Msg =
 pub(super) const INVALID_WEBHOOK: Msg = msg("IST0139", "InvalidWebhook", Level::Error);
 /// `Annotation %q is part of an alpha-phase feature and may be incompletely supported.`
 pub(super) const ALPHA_ANNOTATION: Msg = msg("IST0136", "AlphaAnnotation", Level::Info);
+/// `This EnvoyFilter does not have a priority and has a relative patch operation set …`
+pub(super) const ENVOY_FILTER_RELATIVE_OPERATION: Msg = msg(
+    "IST0151",
+    "EnvoyFilterUsesRelativeOperation",
+    Level::Warning,
+);
+/// `The REPLACE operation is only valid for HTTP_FILTER and NETWORK_FILTER.`
+pub(super) const ENVOY_FILTER_REPLACE_INCORRECTLY: Msg = msg(
+    "IST0152",
+    "EnvoyFilterUsesReplaceOperationIncorrectly",
+    Level::Error,
+);
+/// `The ADD operation will be ignored when applyTo is set to ROUTE_CONFIGURATION, or
+/// HTTP_ROUTE.`
+pub(super) const ENVOY_FILTER_ADD_INCORRECTLY: Msg = msg(
+    "IST0153",
+    "EnvoyFilterUsesAddOperationIncorrectly",
+    Level::Error,
+);
+/// `The REMOVE operation will be ignored when applyTo is set to ROUTE_CONFIGURATION, or
+/// HTTP_ROUTE.`
+pub(super) const ENVOY_FILTER_REMOVE_INCORRECTLY: Msg = msg(
+    "IST0154",
+    "EnvoyFilterUsesRemoveOperationIncorrectly",
+    Level::Error,
+);
+/// `This EnvoyFilter does not have a priority and has a relative patch operation (NSTERT_BEFORE/
+/// AFTER, REPLACE, MERGE, DELETE) and proxyVersion set …`
+pub(super) const ENVOY_FILTER_RELATIVE_WITH_PROXY_VERSION: Msg = msg(
+    "IST0155",
+    "EnvoyFilterUsesRelativeOperationWithProxyVersion",
+    Level::Warning,
+);

@@ -16,6 +16,7 @@ mod deployment;
 mod deprecation;
 mod destinationhosts;
 mod destinationrule;
+mod envoyfilter;
 mod externalcontrolplane;
 mod gateway;
 mod hosts;
@@ -54,6 +55,11 @@ pub const ANALYZERS: &[AnalyzerInfo] = &[
         name: "annotations.K8sAnalyzer",
         codes: &["IST0107", "IST0108", "IST0125", "IST0135"],
         run: annotations::annotations,
+    },
+    AnalyzerInfo {
+        name: "envoyfilter.EnvoyPatchAnalyzer",
+        codes: &["IST0151", "IST0152", "IST0153", "IST0154", "IST0155"],
+        run: envoyfilter::envoy_patches,
     },
     AnalyzerInfo {
         name: "externalcontrolplane.ExternalControlPlaneAnalyzer",

@@ -301,6 +301,61 @@ pub const MORE_CASES: &[Case] = &[
             ("IST0136", "Pod anno-not-set-by-default"),
         ],
     },
+    // relative-envoy-filter-operation.yaml, envoy-filter-replace-operation.yaml and
+    // envoy-filter-remove-operation.yaml are at the version of the grid (see the NOTICE).
+    Case {
+        name: "EnvoyFilterUsesRelativeOperation",
+        file: "relative-envoy-filter-operation.yaml",
+        analyzer: "envoyfilter.EnvoyPatchAnalyzer",
+        expected: &[
+            ("IST0151", "EnvoyFilter bookinfo/test-relative-1"),
+            ("IST0151", "EnvoyFilter bookinfo/test-relative-2"),
+            ("IST0151", "EnvoyFilter bookinfo/test-relative-3"),
+            ("IST0155", "EnvoyFilter bookinfo/test-relative-3"),
+        ],
+    },
+    Case {
+        name: "EnvoyFilterFilterChainMatch",
+        file: "envoy-filter-filterchain.yaml",
+        analyzer: "envoyfilter.EnvoyPatchAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "EnvoyFilterUsesAbsoluteOperation",
+        file: "absolute-envoy-filter-operation.yaml",
+        analyzer: "envoyfilter.EnvoyPatchAnalyzer",
+        expected: &[],
+    },
+    Case {
+        name: "EnvoyFilterUsesReplaceOperation",
+        file: "envoy-filter-replace-operation.yaml",
+        analyzer: "envoyfilter.EnvoyPatchAnalyzer",
+        expected: &[
+            ("IST0152", "EnvoyFilter bookinfo/test-replace-1"),
+            ("IST0155", "EnvoyFilter bookinfo/test-replace-3"),
+            ("IST0151", "EnvoyFilter bookinfo/test-replace-3"),
+        ],
+    },
+    Case {
+        name: "EnvoyFilterUsesAddOperation",
+        file: "envoy-filter-add-operation.yaml",
+        analyzer: "envoyfilter.EnvoyPatchAnalyzer",
+        expected: &[
+            ("IST0153", "EnvoyFilter bookinfo/test-auth-2"),
+            ("IST0153", "EnvoyFilter bookinfo/test-auth-3"),
+        ],
+    },
+    Case {
+        name: "EnvoyFilterUsesRemoveOperation",
+        file: "envoy-filter-remove-operation.yaml",
+        analyzer: "envoyfilter.EnvoyPatchAnalyzer",
+        expected: &[
+            ("IST0151", "EnvoyFilter bookinfo/test-remove-1"),
+            ("IST0154", "EnvoyFilter bookinfo/test-remove-2"),
+            ("IST0154", "EnvoyFilter bookinfo/test-remove-3"),
+            ("IST0151", "EnvoyFilter bookinfo/test-remove-5"),
+        ],
+    },
 ];
 
 /// The further input files of the cases reading more than one (`inputFiles`), by case name.
