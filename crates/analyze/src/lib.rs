@@ -11,7 +11,7 @@ mod analyzers;
 mod finding;
 mod suppress;
 
-pub use analyzers::{ANALYZERS, AnalyzerInfo};
+pub use analyzers::{ANALYZERS, AnalyzerInfo, OPTIONAL_ANALYZERS};
 pub use finding::{Finding, Level, format_log};
 pub use suppress::{SUPPRESS_ANNOTATION, Suppression, SuppressionError};
 
@@ -139,7 +139,8 @@ pub fn is_cluster_scoped(kind: &str) -> bool {
 
 /// Run every analyzer over `inputs`, then drop findings suppressed by `suppressions` or by the
 /// resource's `galley.istio.io/analyze-suppress` annotation. Findings are sorted as istioctl
-/// sorts them: errors first, then by resource and code.
+/// sorts them: errors first, then by resource and code; identical findings (several analyzers
+/// report a Gateway selector matching no Pod) are kept once, as istioctl dedupes them.
 pub fn analyze(inputs: &[Input], suppressions: &[Suppression]) -> Vec<Finding> {
     let mut out = Vec::new();
     for a in ANALYZERS {
@@ -163,6 +164,23 @@ pub fn analyze(inputs: &[Input], suppressions: &[Suppression]) -> Vec<Finding> {
                 b.code,
                 &b.message,
             ))
+    });
+    out.dedup_by(|a, b| {
+        (
+            a.code,
+            &a.kind,
+            &a.namespace,
+            &a.name_of_resource,
+            &a.message,
+            a.line,
+        ) == (
+            b.code,
+            &b.kind,
+            &b.namespace,
+            &b.name_of_resource,
+            &b.message,
+            b.line,
+        )
     });
     out
 }
