@@ -29,10 +29,25 @@ use tokio::time::Instant;
 const HOST: &str = "limits.example";
 const CLUSTER: &str = "outbound|80||limits.example";
 
-/// The gateway's listen address, the upstream's and the clients' (this file's range).
-const GATEWAY_IP: Ipv4Addr = Ipv4Addr::new(127, 100, 14, 1);
-const UPSTREAM_IP: Ipv4Addr = Ipv4Addr::new(127, 100, 14, 2);
-const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(127, 100, 14, 3);
+/// The gateway's listen address, the upstream's and the clients' (hosts 1, 2, 3 of the block).
+/// This file's loopback block, claimed from the test kit's address plan for the run.
+fn plan() -> &'static egress_testkit::addrs::Block {
+    static PLAN: std::sync::LazyLock<egress_testkit::addrs::Block> =
+        std::sync::LazyLock::new(|| egress_testkit::addrs::Block::claim().unwrap());
+    &PLAN
+}
+
+fn gateway_ip() -> Ipv4Addr {
+    plan().ip(1)
+}
+
+fn upstream_ip() -> Ipv4Addr {
+    plan().ip(2)
+}
+
+fn client_ip() -> Ipv4Addr {
+    plan().ip(3)
+}
 
 struct Gw {
     proxy: Proxy,
@@ -54,7 +69,7 @@ impl Gw {
 }
 
 async fn upstream() -> HttpUpstream {
-    HttpUpstream::start(SocketAddr::new(IpAddr::V4(UPSTREAM_IP), 0))
+    HttpUpstream::start(SocketAddr::new(IpAddr::V4(upstream_ip()), 0))
         .await
         .unwrap()
 }
@@ -65,7 +80,7 @@ async fn gateway_with(snap: Snapshot, limits: Limits, extra: ProxyOptions) -> Gw
     let (logger, log) = AccessLogger::capture();
     let (tx, rx) = watch::channel(Arc::new(snap));
     let options = ProxyOptions {
-        listen_address: Some(IpAddr::V4(GATEWAY_IP)),
+        listen_address: Some(IpAddr::V4(gateway_ip())),
         limits,
         ..extra
     };
@@ -91,7 +106,7 @@ async fn gateway(up: &HttpUpstream, limits: Limits) -> Gw {
 async fn connect(addr: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket
-        .bind(SocketAddr::new(IpAddr::V4(CLIENT_IP), 0))
+        .bind(SocketAddr::new(IpAddr::V4(client_ip()), 0))
         .unwrap();
     socket.connect(addr).await.unwrap()
 }
@@ -244,7 +259,7 @@ async fn a_stalled_upstream_ends_at_the_stream_idle_timeout_with_408_si() {
 #[tokio::test(start_paused = true)]
 async fn a_tcp_proxy_connection_is_closed_after_an_hour_without_bytes() {
     // An echo upstream.
-    let echo = tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(UPSTREAM_IP), 0))
+    let echo = tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(upstream_ip()), 0))
         .await
         .unwrap();
     let echo_addr = echo.local_addr().unwrap();
@@ -398,9 +413,13 @@ async fn a_full_listener_sheds_its_oldest_idle_connection_for_a_new_client() {
 #[tokio::test]
 async fn concurrent_requests_share_one_upstream_h2_connection() {
     let certs = CertFactory::new().unwrap();
-    let up = HttpsUpstream::start(SocketAddr::new(IpAddr::V4(UPSTREAM_IP), 0), &certs, &[HOST])
-        .await
-        .unwrap();
+    let up = HttpsUpstream::start(
+        SocketAddr::new(IpAddr::V4(upstream_ip()), 0),
+        &certs,
+        &[HOST],
+    )
+    .await
+    .unwrap();
     let mut cluster = static_cluster(HOST, 80, &[up.local_addr()]);
     cluster.tls = Some(UpstreamTls {
         mode: UpstreamTlsMode::Simple,

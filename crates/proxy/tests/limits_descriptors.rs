@@ -29,9 +29,24 @@ use tokio::time::Instant;
 
 const HOST: &str = "fds.example";
 const CLUSTER: &str = "outbound|80||fds.example";
-const GATEWAY_IP: Ipv4Addr = Ipv4Addr::new(127, 100, 15, 1);
-const UPSTREAM_IP: Ipv4Addr = Ipv4Addr::new(127, 100, 15, 2);
-const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(127, 100, 15, 3);
+/// This file's loopback block, claimed from the test kit's address plan for the run.
+fn plan() -> &'static egress_testkit::addrs::Block {
+    static PLAN: std::sync::LazyLock<egress_testkit::addrs::Block> =
+        std::sync::LazyLock::new(|| egress_testkit::addrs::Block::claim().unwrap());
+    &PLAN
+}
+
+fn gateway_ip() -> Ipv4Addr {
+    plan().ip(1)
+}
+
+fn upstream_ip() -> Ipv4Addr {
+    plan().ip(2)
+}
+
+fn client_ip() -> Ipv4Addr {
+    plan().ip(3)
+}
 
 /// The child's upstream address (set only for the child).
 const CHILD_ENV: &str = "EGRESS_TEST_FD_CHILD_UPSTREAM";
@@ -58,7 +73,7 @@ fn child_gateway() {
         );
         let (_tx, rx) = watch::channel(Arc::new(snap));
         let options = ProxyOptions {
-            listen_address: Some(IpAddr::V4(GATEWAY_IP)),
+            listen_address: Some(IpAddr::V4(gateway_ip())),
             metrics_port: Some(0),
             ..ProxyOptions::default()
         };
@@ -183,7 +198,7 @@ impl Gateway {
 async fn connect(addr: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket
-        .bind(SocketAddr::new(IpAddr::V4(CLIENT_IP), 0))
+        .bind(SocketAddr::new(IpAddr::V4(client_ip()), 0))
         .unwrap();
     socket.connect(addr).await.unwrap()
 }
@@ -233,7 +248,7 @@ async fn silent_connections_cannot_starve_a_gateway_of_128_descriptors() {
         egress_testkit::skip("prlimit is not installed");
         return;
     }
-    let up = HttpUpstream::start(SocketAddr::new(IpAddr::V4(UPSTREAM_IP), 0))
+    let up = HttpUpstream::start(SocketAddr::new(IpAddr::V4(upstream_ip()), 0))
         .await
         .unwrap();
     let gw = start_gateway(up.local_addr(), None).await;
@@ -275,7 +290,7 @@ async fn with_every_descriptor_busy_the_accept_loop_backs_off_and_recovers() {
         egress_testkit::skip("prlimit is not installed");
         return;
     }
-    let up = HttpUpstream::start(SocketAddr::new(IpAddr::V4(UPSTREAM_IP), 0))
+    let up = HttpUpstream::start(SocketAddr::new(IpAddr::V4(upstream_ip()), 0))
         .await
         .unwrap();
     up.set_reply(
