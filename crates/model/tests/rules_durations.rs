@@ -8,20 +8,13 @@
 // Test helpers outside `#[test]` functions fail loudly on purpose.
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
-use egress_model::decode::{DecodeOptions, Outcome, decode_document};
+mod common;
+
+use common::{decode, render};
+use egress_model::decode::Outcome;
 use egress_model::diag::Diagnostic;
-use egress_model::yaml::parse_stream;
 
 const RULE: &str = "must be a valid duration greater than 1ms";
-
-fn decode(text: &str) -> Outcome {
-    let mut docs = parse_stream(text).expect("test YAML parses");
-    let opts = DecodeOptions {
-        default_namespace: Some("default".into()),
-        enforce_namespace: false,
-    };
-    decode_document("test.yaml", docs.remove(0), &opts)
-}
 
 fn errors(text: &str) -> Vec<Diagnostic> {
     match decode(text) {
@@ -29,10 +22,6 @@ fn errors(text: &str) -> Vec<Diagnostic> {
         Outcome::Invalid(d) => d.into_iter().filter(Diagnostic::is_error).collect(),
         Outcome::Unsupported { .. } => panic!("unsupported kind:\n{text}"),
     }
-}
-
-fn render(d: &[Diagnostic]) -> String {
-    d.iter().map(|d| format!("  {d}\n")).collect()
 }
 
 /// `spec` under a resource of `kind` (`networking.istio.io/v1` unless the kind says otherwise).

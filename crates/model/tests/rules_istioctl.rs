@@ -7,23 +7,16 @@
 // Test helpers outside `#[test]` functions fail loudly on purpose.
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
-use egress_model::decode::{DecodeOptions, Outcome, decode_document};
+mod common;
+
+use common::decode;
+use egress_model::decode::Outcome;
 use egress_model::diag::{Diagnostic, Severity};
 use egress_model::resources::Resource;
-use egress_model::yaml::parse_stream;
 
 const REQUIREMENTS: &str = "https://istio.io/latest/docs/ops/deployment/requirements/";
 const SELECTION: &str =
     "https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/";
-
-fn decode(text: &str) -> Outcome {
-    let mut docs = parse_stream(text).expect("test YAML parses");
-    let opts = DecodeOptions {
-        default_namespace: Some("default".into()),
-        enforce_namespace: false,
-    };
-    decode_document("test.yaml", docs.remove(0), &opts)
-}
 
 /// The document is accepted; its warnings as (field, message).
 fn warnings(text: &str) -> Vec<(String, String)> {

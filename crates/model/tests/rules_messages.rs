@@ -7,7 +7,10 @@
 // Test helpers outside `#[test]` functions fail loudly on purpose.
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
-use egress_model::decode::{DecodeOptions, Outcome, decode_document};
+mod common;
+
+use common::{decode, render};
+use egress_model::decode::Outcome;
 use egress_model::diag::Diagnostic;
 use egress_model::yaml::parse_stream;
 
@@ -18,19 +21,6 @@ fn object(api: &str, kind: &str, meta: &str, spec: &str) -> String {
 
 fn net(kind: &str, spec: &str) -> String {
     object("networking.istio.io/v1", kind, "", spec)
-}
-
-fn decode(text: &str) -> Outcome {
-    let mut docs = parse_stream(text).expect("test YAML parses");
-    let opts = DecodeOptions {
-        default_namespace: Some("default".into()),
-        enforce_namespace: false,
-    };
-    decode_document("test.yaml", docs.remove(0), &opts)
-}
-
-fn render(d: &[Diagnostic]) -> String {
-    d.iter().map(|d| format!("  {d}\n")).collect()
 }
 
 fn errors(text: &str) -> Vec<Diagnostic> {

@@ -7,28 +7,16 @@
 // Test helpers outside `#[test]` functions fail loudly on purpose.
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
-use egress_model::decode::{DecodeOptions, Outcome, decode_document};
-use egress_model::diag::Diagnostic;
-use egress_model::yaml::parse_stream;
+mod common;
+
+use common::{decode, render};
+use egress_model::decode::Outcome;
 
 fn tel(spec: &str) -> String {
     let body: String = spec.lines().map(|l| format!("  {l}\n")).collect();
     format!(
         "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata:\n  name: t\nspec:\n{body}"
     )
-}
-
-fn decode(text: &str) -> Outcome {
-    let mut docs = parse_stream(text).expect("test YAML parses");
-    let opts = DecodeOptions {
-        default_namespace: Some("default".into()),
-        enforce_namespace: false,
-    };
-    decode_document("test.yaml", docs.remove(0), &opts)
-}
-
-fn render(d: &[Diagnostic]) -> String {
-    d.iter().map(|d| format!("  {d}\n")).collect()
 }
 
 /// Every field of the API, one spec per attachment and per custom-tag kind.

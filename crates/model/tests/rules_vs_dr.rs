@@ -6,6 +6,9 @@
 // Test helpers outside `#[test]` functions fail loudly on purpose.
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
+use common::render;
 use egress_model::decode::{DecodeOptions, Outcome, decode_document};
 use egress_model::diag::{Diagnostic, Severity};
 use egress_model::resources::destination_rule::{ClientTlsMode, ClientTlsSettings};
@@ -54,10 +57,6 @@ fn dr(spec: &str) -> String {
         "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: test\nspec:\n{}",
         indent(spec)
     )
-}
-
-fn render(d: &[Diagnostic]) -> String {
-    d.iter().map(|d| format!("  {d}\n")).collect()
 }
 
 /// The document must be accepted; its warnings are returned.

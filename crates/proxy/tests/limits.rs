@@ -9,7 +9,7 @@
 
 mod l7_support;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,10 @@ use egress_snapshot::snapshot::{
     ChainAction, FilterChain, Listener, ListenerKind, Snapshot, UpstreamTls, UpstreamTlsMode,
 };
 use egress_testkit::{CertFactory, HttpUpstream, HttpsUpstream, Reply};
-use l7_support::{AccessLine, WAIT, dest, forward, snapshot, static_cluster, vhost};
+use l7_support::{
+    AccessLine, WAIT, client_ip, dest, forward, gateway_ip, snapshot, static_cluster, upstream_ip,
+    vhost,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
@@ -28,26 +31,6 @@ use tokio::time::Instant;
 
 const HOST: &str = "limits.example";
 const CLUSTER: &str = "outbound|80||limits.example";
-
-/// The gateway's listen address, the upstream's and the clients' (hosts 1, 2, 3 of the block).
-/// This file's loopback block, claimed from the test kit's address plan for the run.
-fn plan() -> &'static egress_testkit::addrs::Block {
-    static PLAN: std::sync::LazyLock<egress_testkit::addrs::Block> =
-        std::sync::LazyLock::new(|| egress_testkit::addrs::Block::claim().unwrap());
-    &PLAN
-}
-
-fn gateway_ip() -> Ipv4Addr {
-    plan().ip(1)
-}
-
-fn upstream_ip() -> Ipv4Addr {
-    plan().ip(2)
-}
-
-fn client_ip() -> Ipv4Addr {
-    plan().ip(3)
-}
 
 struct Gw {
     proxy: Proxy,

@@ -13,14 +13,16 @@
 
 mod l7_support;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use egress_proxy::accesslog::AccessLogger;
 use egress_proxy::{Proxy, ProxyOptions};
 use egress_testkit::{HttpUpstream, Reply};
-use l7_support::{dest, forward, snapshot, static_cluster, vhost};
+use l7_support::{
+    client_ip, dest, forward, gateway_ip, snapshot, static_cluster, upstream_ip, vhost,
+};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::process::{Child, Command};
@@ -29,24 +31,6 @@ use tokio::time::Instant;
 
 const HOST: &str = "fds.example";
 const CLUSTER: &str = "outbound|80||fds.example";
-/// This file's loopback block, claimed from the test kit's address plan for the run.
-fn plan() -> &'static egress_testkit::addrs::Block {
-    static PLAN: std::sync::LazyLock<egress_testkit::addrs::Block> =
-        std::sync::LazyLock::new(|| egress_testkit::addrs::Block::claim().unwrap());
-    &PLAN
-}
-
-fn gateway_ip() -> Ipv4Addr {
-    plan().ip(1)
-}
-
-fn upstream_ip() -> Ipv4Addr {
-    plan().ip(2)
-}
-
-fn client_ip() -> Ipv4Addr {
-    plan().ip(3)
-}
 
 /// The child's upstream address (set only for the child).
 const CHILD_ENV: &str = "EGRESS_TEST_FD_CHILD_UPSTREAM";

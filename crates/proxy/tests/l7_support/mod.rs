@@ -355,3 +355,25 @@ pub async fn text(resp: http::Response<hyper::body::Incoming>) -> String {
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8_lossy(&bytes).into_owned()
 }
+
+/// This test binary's loopback block, claimed from the test kit's address plan for the run.
+fn plan() -> &'static egress_testkit::addrs::Block {
+    static PLAN: std::sync::LazyLock<egress_testkit::addrs::Block> =
+        std::sync::LazyLock::new(|| egress_testkit::addrs::Block::claim().unwrap());
+    &PLAN
+}
+
+/// The gateway's listen address (host 1 of the block).
+pub fn gateway_ip() -> std::net::Ipv4Addr {
+    plan().ip(1)
+}
+
+/// The upstream's address (host 2).
+pub fn upstream_ip() -> std::net::Ipv4Addr {
+    plan().ip(2)
+}
+
+/// The clients' address (host 3).
+pub fn client_ip() -> std::net::Ipv4Addr {
+    plan().ip(3)
+}
