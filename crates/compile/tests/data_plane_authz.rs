@@ -3,20 +3,20 @@
 //! own SPIFFE certificates from the same [`MeshCa`], loopback upstreams, and the access log.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use egress_compile::{GatewayIdentity, compile, inputs_from_resources};
 use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
 mod common;
 mod data_plane;
 
 use common::resources;
 
-use data_plane::{CNN, Gw, NS, WAIT, cnn_to_loopback, http_upstream, loopback};
+use data_plane::{
+    CNN, Gw, NS, WAIT, cnn_to_loopback, compiled, http_upstream, loopback, seed_gateway,
+};
 use egress_snapshot::snapshot::Snapshot;
 use egress_testkit::{CertFactory, HttpsUpstream};
 use http_body_util::{BodyExt, Empty};
@@ -27,16 +27,8 @@ const CURL: &str = "cluster.local/ns/aks-istio-egress/sa/curl";
 
 /// The seed's gateway with both Service ports mapped to ephemeral listener ports.
 fn snap(yaml: &str) -> Snapshot {
-    let id = GatewayIdentity {
-        namespace: NS.into(),
-        labels: BTreeMap::from([("istio".into(), "asm-egress-test".into())]),
-        service_account: "asm-egress-test".into(),
-        revision: None,
-        service_ports: BTreeMap::from([(80, 0), (443, 0)]),
-    };
-    let mut s = compile(&id, &inputs_from_resources(resources(yaml)), 1);
+    let s = compiled(&seed_gateway(0, 0), resources(yaml));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
-    s.access_log.path = Some("/dev/stdout".into());
     s
 }
 

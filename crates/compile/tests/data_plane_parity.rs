@@ -4,18 +4,18 @@
 //! [`Proxy`] against loopback upstreams from `egress_testkit`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use egress_compile::{GatewayIdentity, compile, inputs_from_resources};
 use egress_identity::{IdentityHandle, MeshCa, SpiffeId};
 use egress_model::{DecodeOptions, Diagnostic, Outcome, Resource, Severity, decode_file};
 mod data_plane;
 
-use data_plane::{CNN, Gw, NS, WAIT, cnn_to_loopback, http_upstream, loopback, options};
+use data_plane::{
+    CNN, Gw, NS, WAIT, cnn_to_loopback, compiled, http_upstream, loopback, options, seed_gateway,
+};
 use egress_proxy::ProxyOptions;
 use egress_snapshot::snapshot::{
     ChainAction, Discovery, Listener, ListenerKind, RetryPolicy, RouteAction, ServerTls, Snapshot,
@@ -62,25 +62,9 @@ fn has(diags: &[Diagnostic], severity: Severity, text: &str) -> bool {
 }
 
 /// The seed's gateway instance with Service ports `80 -> http`, `443 -> https`.
-fn identity(http: u16, https: u16) -> GatewayIdentity {
-    GatewayIdentity {
-        namespace: NS.into(),
-        labels: BTreeMap::from([("istio".into(), "asm-egress-test".into())]),
-        service_account: "asm-egress-test".into(),
-        revision: None,
-        service_ports: BTreeMap::from([(80, http), (443, https)]),
-    }
-}
-
-fn snap_with(id: &GatewayIdentity, yaml: &str) -> Snapshot {
-    let mut s = compile(id, &inputs_from_resources(resources(yaml)), 1);
-    s.access_log.path = Some("/dev/stdout".into());
-    s
-}
-
 /// Compiled for the seed's real ports (80 -> 8080, 443 -> 8443).
 fn snap(yaml: &str) -> Snapshot {
-    snap_with(&identity(8080, 8443), yaml)
+    compiled(&seed_gateway(8080, 8443), resources(yaml))
 }
 
 fn listener<'a>(s: &'a Snapshot, name: &str) -> &'a Listener {
@@ -143,7 +127,12 @@ fn tls_secret(name: &str, namespace: &str, cert: &str, key: &str, ca: Option<&st
 
 /// Compiles `yaml` with both Service ports mapped to 0 (one server per test) and serves it.
 async fn serve(yaml: &str, options: ProxyOptions) -> Gw {
-    Gw::start(snap_with(&identity(0, 0), yaml), options, None).await
+    Gw::start(
+        compiled(&seed_gateway(0, 0), resources(yaml)),
+        options,
+        None,
+    )
+    .await
 }
 
 type Answer = (u16, http::HeaderMap, String);
@@ -934,7 +923,7 @@ async fn gotcha_gateway_server_header_is_istio_envoy_and_xfcc_is_sanitize_set() 
         service_entry(CNN, port, "HTTP", "DNS"),
         http_vs("cnn", "edition.cnn.com", 443, CNN, port),
     );
-    let s = snap_with(&identity(0, 0), &yaml);
+    let s = compiled(&seed_gateway(0, 0), resources(&yaml));
     let gw = Gw::start(s, cnn_to_loopback(), Some(gateway_id)).await;
     let config = client
         .client_config(&[], vec![b"http/1.1".to_vec()])

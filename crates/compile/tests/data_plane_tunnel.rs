@@ -8,11 +8,9 @@
 //! `tunnel_response:403`, as Envoy logs it; the connection closed). Needs tinyproxy (installed by `.ci/run`) and curl.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 
-use egress_compile::{GatewayIdentity, compile, inputs_from_resources};
 use egress_snapshot::snapshot::Snapshot;
 use egress_testkit::addrs::Block;
 use egress_testkit::{CertFactory, Curl, HttpsUpstream, TcpRecorder, eventually};
@@ -22,7 +20,7 @@ mod common;
 mod data_plane;
 
 use common::resources;
-use data_plane::{Gw, NS, WAIT, options};
+use data_plane::{Gw, WAIT, compiled, options, seed_gateway};
 
 const EXTERNAL: &str = "external.example";
 const FORWARD_PROXY: &str = "forward-proxy.example";
@@ -115,16 +113,8 @@ tunnel: {{targetHost: \"{lh}\", targetPort: {lp}}}\n",
 }
 
 fn snap(yaml: &str) -> Snapshot {
-    let id = GatewayIdentity {
-        namespace: NS.into(),
-        labels: BTreeMap::from([("istio".into(), "asm-egress-test".into())]),
-        service_account: "asm-egress-test".into(),
-        revision: None,
-        service_ports: BTreeMap::from([(80, 8080), (443, 8443)]),
-    };
-    let mut s = compile(&id, &inputs_from_resources(resources(yaml)), 1);
+    let s = compiled(&seed_gateway(8080, 8443), resources(yaml));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
-    s.access_log.path = Some("/dev/stdout".into());
     s
 }
 

@@ -61,6 +61,15 @@ pub type BoxIo = Box<dyn AsyncIo>;
 /// Connect timeout used when a cluster carries none (MeshConfig `connectTimeout` default).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The cluster's connect timeout, or the default when it carries none.
+fn connect_timeout(cluster: &Cluster) -> Duration {
+    if cluster.connect_timeout.is_zero() {
+        DEFAULT_CONNECT_TIMEOUT
+    } else {
+        cluster.connect_timeout
+    }
+}
+
 /// An endpoint chosen for one request; it counts as in flight (least request) while it lives.
 #[derive(Debug)]
 pub struct Chosen {
@@ -219,11 +228,7 @@ impl Connector {
         let mut upstream = self
             .open(ctx, cluster, None, Origination::AsConfigured(None), None)
             .await?;
-        let timeout = if cluster.connect_timeout.is_zero() {
-            DEFAULT_CONNECT_TIMEOUT
-        } else {
-            cluster.connect_timeout
-        };
+        let timeout = connect_timeout(cluster);
         let addr = upstream.peer;
         upstream.io = tunnel::establish(upstream.io, tunnel, timeout)
             .await
@@ -484,11 +489,7 @@ impl Connector {
     ) -> Result<Upstream, ConnectError> {
         let Chosen { picked, total } = chosen;
         let addr = picked.addr;
-        let timeout = if cluster.connect_timeout.is_zero() {
-            DEFAULT_CONNECT_TIMEOUT
-        } else {
-            cluster.connect_timeout
-        };
+        let timeout = connect_timeout(cluster);
         let tls_settings = match origination {
             Origination::Never => None,
             Origination::AsConfigured(alpn) => cluster.tls.as_ref().map(|t| (t, alpn)),

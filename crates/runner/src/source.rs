@@ -65,30 +65,32 @@ async fn wait_for_dir_change(dir: &std::path::Path, seen: Option<u64>) {
 }
 
 /// Waits for a change to an object of a watched kind after resourceVersion `seen`; changes to
-/// other kinds (Events, Deployments, ...) pass by.
+/// other kinds (Events, Deployments, ...) pass by. One watcher follows the feed across the
+/// short slices.
 async fn wait_for_store(store: &Store, seen: Option<u64>) {
-    let mut from = seen;
+    let mut watcher: Option<egress_store::Watcher> = None;
     loop {
         let store = store.clone();
+        let current = watcher.take();
         // Short watch slices: a blocking task cannot be cancelled, and shutdown must not
         // wait long for one.
         let slice = tokio::task::spawn_blocking(
-            move || -> Result<(bool, u64), egress_store::StoreError> {
-                let start = match from {
-                    Some(rv) => rv,
-                    None => store.resource_version()?,
+            move || -> Result<(bool, egress_store::Watcher), egress_store::StoreError> {
+                let mut w = match current {
+                    Some(w) => w,
+                    None => store.watch(match seen {
+                        Some(rv) => rv,
+                        None => store.resource_version()?,
+                    })?,
                 };
-                let mut w = store.watch(start)?;
                 let events = w.next_events(Duration::from_millis(500))?;
-                let watched = events.iter().any(|e| read_by_proxies(&e.key));
-                let last = events.iter().map(|e| e.rv).max().unwrap_or(start);
-                Ok((watched, last))
+                Ok((events.iter().any(|e| read_by_proxies(&e.key)), w))
             },
         )
         .await;
         match slice {
             Ok(Ok((true, _))) => return,
-            Ok(Ok((false, last))) => from = Some(last),
+            Ok(Ok((false, w))) => watcher = Some(w),
             // Expired or unreadable feed: relist.
             Ok(Err(_)) | Err(_) => {
                 tokio::time::sleep(Duration::from_millis(200)).await;

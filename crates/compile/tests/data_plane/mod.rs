@@ -3,10 +3,12 @@
 //! options, and a recording upstream.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use egress_compile::{GatewayIdentity, compile, inputs_from_resources};
 use egress_identity::IdentityHandle;
 use egress_proxy::accesslog::{AccessLogger, CapturedLines};
 use egress_proxy::{Proxy, ProxyOptions, UpstreamOptions};
@@ -93,4 +95,23 @@ impl Gw {
         assert!(lines.len() >= n, "expected {n} access-log lines: {lines:?}");
         lines[n - 1].clone()
     }
+}
+
+/// The seed's gateway (`istio: asm-egress-test` in the add-on's namespace) with Service ports
+/// 80 and 443 mapped to `http` and `https` (0: ephemeral).
+pub fn seed_gateway(http: u16, https: u16) -> GatewayIdentity {
+    GatewayIdentity {
+        namespace: NS.into(),
+        labels: BTreeMap::from([("istio".into(), "asm-egress-test".into())]),
+        service_account: "asm-egress-test".into(),
+        revision: None,
+        service_ports: BTreeMap::from([(80, http), (443, https)]),
+    }
+}
+
+/// `resources` compiled for `id`, access logging on.
+pub fn compiled(id: &GatewayIdentity, resources: Vec<egress_model::Resource>) -> Snapshot {
+    let mut s = compile(id, &inputs_from_resources(resources), 1);
+    s.access_log.path = Some("/dev/stdout".into());
+    s
 }
