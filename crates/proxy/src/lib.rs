@@ -28,6 +28,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod pem;
+pub mod requested;
 pub mod sidecar;
 pub mod sni;
 pub mod tcp_proxy;

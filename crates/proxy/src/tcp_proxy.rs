@@ -34,6 +34,7 @@ use tokio::net::TcpStream;
 use crate::accesslog::{LogEntry, ResponseFlag, ResponseFlags};
 use crate::connect::OriginalDst;
 use crate::ctx::{Active, ConnInfo, Ctx};
+use crate::requested::Found;
 use crate::sni::Rewind;
 
 /// A TCP access-log entry for `conn`, started at `start`, with nothing else filled in.
@@ -81,6 +82,7 @@ pub async fn proxy<D>(
         clusters,
         passthrough,
         original_dst: None,
+        found: None,
     };
     let version = (ctx, ctx.active());
     forward(
@@ -114,6 +116,7 @@ pub async fn proxy_noted<D>(
         clusters,
         passthrough,
         original_dst: None,
+        found: None,
     };
     let version = (ctx, active);
     forward(
@@ -130,14 +133,16 @@ pub async fn proxy_noted<D>(
 
 /// Like [`proxy`] without passthrough, under the configuration version `active` the
 /// connection's route came from; an ORIGINAL_DST cluster (`PassthroughCluster`) connects to
-/// `original_dst`, the destination the client asked for.
+/// `original_dst`, the destination the client asked for. What `found` found in the client's
+/// first bytes (a sidecar's policy fallback, [`crate::requested`]) fills the log line's SNI
+/// and authority where the connection had none.
 pub async fn proxy_to<D>(
     downstream: D,
     conn: &ConnInfo,
-    clusters: &[WeightedCluster],
-    route_name: Option<&str>,
+    (clusters, route_name): (&[WeightedCluster], Option<&str>),
     (ctx, active): (&Ctx, Arc<Active>),
     original_dst: Option<&OriginalDst>,
+    found: Option<&Found>,
 ) where
     D: AsyncRead + AsyncWrite + Send + Unpin,
 {
@@ -145,6 +150,7 @@ pub async fn proxy_to<D>(
         clusters,
         passthrough: false,
         original_dst,
+        found,
     };
     let version = (ctx, active);
     forward(
@@ -196,6 +202,9 @@ async fn forward<D>(
     entry.bytes_received = counters.received.load(Ordering::Relaxed);
     entry.bytes_sent = counters.sent.load(Ordering::Relaxed);
     entry.duration = Some(began.elapsed());
+    if let Some(found) = target.found.and_then(Found::get) {
+        found.annotate(&mut entry);
+    }
     // Logged before anything else is awaited: a forced drain may drop this future next.
     logger.log(&entry);
     let _ = downstream.shutdown().await;
@@ -206,6 +215,8 @@ struct Target<'a> {
     clusters: &'a [WeightedCluster],
     passthrough: bool,
     original_dst: Option<&'a OriginalDst>,
+    /// What the client's first bytes asked for, when they were sniffed.
+    found: Option<&'a Found>,
 }
 
 async fn run<D>(
@@ -265,8 +276,11 @@ async fn run<D>(
     };
     entry.upstream_host = Some(upstream.peer);
     entry.upstream_local_address = Some(upstream.local);
-    // Istio counts a TCP connection as opened when it is established upstream.
-    logger.tcp_opened(entry);
+    // Istio counts a TCP connection as opened when it is established upstream; a sniffed one
+    // is counted by its tap once its name is known (crate::requested::Tap).
+    if target.found.is_none() {
+        logger.tcp_opened(entry);
+    }
     // A proxied connection is busy, never shed as idle; its idleness is the TCP idle timeout's.
     let _busy = crate::limits::conn::current().map(|c| c.begin_stream());
     let idle = ctx.options.limits.tcp_idle_timeout;

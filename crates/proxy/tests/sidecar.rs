@@ -236,7 +236,10 @@ async fn registry_only_unknown_https_fails_the_tls_handshake() {
         assert_eq!(line.flags, "UH", "{line:?}");
         assert_eq!(line.cluster, "BlackHoleCluster");
     }
+    // Both denials name the host the client asked for, also where no listener read the
+    // ClientHello (Envoy logs `-` there).
     assert_eq!(sc.line(1).await.sni, "unknown.example.org");
+    assert_eq!(sc.line(2).await.sni, "unknown.example.org");
     assert!(upstream.connections().is_empty());
 }
 
@@ -266,6 +269,50 @@ async fn allow_any_unknown_https_passes_through_to_the_requested_host() {
     let line = sc.line(1).await;
     assert_eq!(line.cluster, "PassthroughCluster");
     assert_eq!(line.upstream_host, upstream.local_addr().to_string());
+    assert_eq!(line.sni, "api.example.org", "{line:?}");
+}
+
+/// HTTP to a port the sidecar has no entry for goes to the policy as opaque TCP; its log line
+/// still names the Host the request asked for, passed through or black-holed.
+#[tokio::test]
+async fn policy_decisions_on_unknown_ports_name_the_http_host() {
+    let upstream = HttpUpstream::start(any_port()).await.unwrap();
+    let port = upstream.local_addr().port();
+    let sc = Sc::start(
+        snapshot(1, OutboundPolicy::AllowAny, vec![], vec![]),
+        options(&["api.example.org"]),
+    )
+    .await;
+    let target = format!("api.example.org:{port}");
+    let request = format!("GET /v1 HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+    let (mut tunnel, head) = connect(sc.sidecar.proxy_addr(), &target).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    tunnel.write_all(request.as_bytes()).await.unwrap();
+    let response = read_to_close(&mut tunnel).await;
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    drop(tunnel);
+    let line = sc.line(1).await;
+    assert_eq!(line.request, "- - -");
+    assert_eq!(line.cluster, "PassthroughCluster");
+    assert_eq!(line.authority, target, "{line:?}");
+    assert_eq!(line.sni, "-");
+
+    sc.swap(snapshot(2, OutboundPolicy::RegistryOnly, vec![], vec![]))
+        .await;
+    let (mut tunnel, _) = connect(sc.sidecar.proxy_addr(), &target).await;
+    tunnel.write_all(request.as_bytes()).await.unwrap();
+    assert!(read_to_close(&mut tunnel).await.is_empty());
+    let line = sc.line(2).await;
+    assert_eq!(
+        (line.cluster.as_str(), line.flags.as_str()),
+        ("BlackHoleCluster", "UH")
+    );
+    assert_eq!(line.authority, target, "{line:?}");
+    assert_eq!(upstream.wait_for_requests(1, WAIT).await.unwrap().len(), 1);
 }
 
 #[tokio::test]

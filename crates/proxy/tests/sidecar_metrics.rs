@@ -2,7 +2,8 @@
 //! prometheus port with a real HTTP client and read with a Prometheus text-format parser:
 //! `reporter="source"` with the workload's own labels, a known host's cluster as
 //! `destination_service`, `PassthroughCluster` and `BlackHoleCluster` for the outbound
-//! policy's catch-alls (HTTP and TCP), and a tunnel counted as opened while it is open.
+//! policy's catch-alls (HTTP and TCP, named by the Host or SNI asked for), and a tunnel counted
+//! as opened while it is open.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -192,6 +193,8 @@ async fn sidecar_metrics_name_the_known_host_passthrough_and_blackhole_on_both_p
     // A tunnel to an unknown TLS destination: accepted, then closed by the black hole.
     let (mut tunnel, head) = connect(proxy, "blocked.example.org:443").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let request = b"GET / HTTP/1.1\r\nHost: blocked.example.org:443\r\n\r\n";
+    tunnel.write_all(request).await.unwrap();
     assert!(read_to_close(&mut tunnel).await.is_empty());
 
     let tcp_closed = [("destination_service_name", "BlackHoleCluster")];
@@ -228,7 +231,9 @@ async fn sidecar_metrics_name_the_known_host_passthrough_and_blackhole_on_both_p
     assert_eq!(value(&s, requests, &blackhole_labels), 1.0);
     assert_eq!(find(&s, requests, &[]).len(), 3);
 
+    // The black-holed connection is counted under the host it asked for.
     let tcp_labels = with_source(&[
+        ("destination_service", blocked),
         ("destination_service_name", "BlackHoleCluster"),
         ("request_protocol", "tcp"),
         ("response_flags", "UH"),

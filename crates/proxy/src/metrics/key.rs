@@ -63,9 +63,17 @@ impl<'a> KeyRef<'a> {
         let cluster = effective_cluster(entry).filter(|c| !c.is_empty());
         KeyRef {
             cluster,
+            // A connection's name is its SNI when no Host was seen (a sidecar's TLS
+            // passthrough or black hole: the requested name, not `unknown`).
             authority: entry
                 .authority
                 .as_deref()
+                .or_else(|| {
+                    entry
+                        .requested_server_name
+                        .as_deref()
+                        .filter(|_| protocol == "tcp")
+                })
                 .filter(|_| settings.host_header_fallback),
             peer: entry
                 .peer_uri_san

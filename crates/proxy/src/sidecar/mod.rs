@@ -24,9 +24,10 @@
 //! metrics as the sidecar's outbound listeners report them ([`Metrics::sidecar`]:
 //! `reporter="source"`, the workload's own `source_*` labels, `PassthroughCluster` /
 //! `BlackHoleCluster` as the catch-alls' `destination_service_name`, the Host as
-//! `destination_service` when the cluster names no service), served as `/stats/prometheus`
-//! on the ports of [`SidecarTelemetry`]. A TCP connection to a single-cluster destination
-//! counts as opened once its upstream connection is established ([`opened`]).
+//! `destination_service` when the cluster names no service, else the SNI), served as
+//! `/stats/prometheus` on the ports of [`SidecarTelemetry`]. A TCP connection counts as
+//! opened once its upstream connection is established; a passthrough one once its first bytes
+//! told what it asked for ([`crate::requested::Tap`]).
 //!
 //! Authorization: Istio enforces AuthorizationPolicy on the traffic a proxy receives (a
 //! sidecar's inbound listeners, gateways, waypoints), never on a sidecar's outbound traffic:
@@ -39,7 +40,6 @@
 
 pub mod capture;
 pub mod explicit;
-pub mod opened;
 pub mod outbound;
 pub mod plan;
 

@@ -10,15 +10,19 @@
 //!   only when the chosen cluster originates it (TLS-in-mTLS to an egress gateway);
 //! * a TCP port proxies to its route;
 //! * anything else falls to the outbound policy: `PassthroughCluster` to the original
-//!   destination (ALLOW_ANY) or `BlackHoleCluster`, which closes the connection at once with
-//!   flag `UH` (REGISTRY_ONLY; an HTTPS client sees its TLS handshake fail, curl exit 35).
+//!   destination (ALLOW_ANY) or `BlackHoleCluster`, which closes the connection with flag `UH`
+//!   (REGISTRY_ONLY; an HTTPS client sees its TLS handshake fail, curl exit 35).
 //!
 //! A destination on one of the sidecar's own ports is black-holed whatever the policy (Istio's
 //! loop protection for direct connections to 15001).
 //!
-//! A proxied connection whose destination is one cluster is counted as opened once the
-//! upstream is connected ([`OpenNotice`]); with weighted clusters the pick happens inside the
-//! TCP proxy, and the connection is counted when it closes.
+//! Stricter than Istio, so that denials can be seen: a policy decision's log line and metrics
+//! name what the client asked for ([`crate::requested`]), the SNI of its ClientHello or the
+//! Host of its HTTP/1 request, next to the original destination (`%DOWNSTREAM_LOCAL_ADDRESS%`).
+//! The black hole reads the client's first bytes before closing (at most
+//! [`SNIFF_TIMEOUT`](crate::requested::SNIFF_TIMEOUT)); the passthrough connects at once and
+//! reads the name from the bytes as they pass ([`Tap`]), so a server-first protocol is never
+//! held back. Envoy's catch-all chain has no TLS or HTTP inspector and logs `-` for both.
 
 use std::sync::Arc;
 
@@ -26,11 +30,12 @@ use egress_snapshot::snapshot::{BLACKHOLE_CLUSTER, OutboundPolicy, PASSTHROUGH_C
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Shared;
-use super::opened::OpenNotice;
 use super::plan::{self, Plan};
+use crate::accesslog::LogEntry;
 use crate::connect::OriginalDst;
 use crate::ctx::{Active, ConnInfo};
 use crate::http::{HttpSettings, serve_http_with};
+use crate::requested::{self, Found, Tap};
 use crate::sni::{self, Rewind};
 use crate::tcp_proxy;
 use egress_snapshot::sidecar_view::{port_table, weighted};
@@ -65,9 +70,8 @@ where
         }
         Plan::Tcp(route) => {
             let version = (shared.ctx.as_ref(), Arc::clone(&active));
-            let name = route.route_name.as_deref();
-            let io = noticed(io, &conn, &route.clusters, (shared, &active));
-            tcp_proxy::proxy_to(io, &conn, &route.clusters, name, version, Some(&dst)).await;
+            let route = (route.clusters.as_slice(), route.route_name.as_deref());
+            tcp_proxy::proxy_to(io, &conn, route, version, Some(&dst), None).await;
         }
         Plan::Tls(routes) => {
             let peeked = match sni::read_client_hello(&mut io, sni::CLIENT_HELLO_TIMEOUT).await {
@@ -84,10 +88,8 @@ where
                 Some(index) => {
                     let route = &routes[index];
                     let version = (shared.ctx.as_ref(), Arc::clone(&active));
-                    let name = route.route_name.as_deref();
-                    let io = noticed(io, &conn, &route.clusters, (shared, &active));
-                    tcp_proxy::proxy_to(io, &conn, &route.clusters, name, version, Some(&dst))
-                        .await;
+                    let route = (route.clusters.as_slice(), route.route_name.as_deref());
+                    tcp_proxy::proxy_to(io, &conn, route, version, Some(&dst), None).await;
                 }
                 None => fallback(io, &conn, (snapshot.outbound, active), &dst, shared).await,
             }
@@ -97,9 +99,10 @@ where
 }
 
 /// The listener's default filter chain: `PassthroughCluster` under ALLOW_ANY,
-/// `BlackHoleCluster` under REGISTRY_ONLY (no endpoints: the TCP proxy logs `UH` and closes).
+/// `BlackHoleCluster` under REGISTRY_ONLY (no endpoints: the TCP proxy logs `UH` and closes),
+/// each logged and counted with the name the client asked for.
 async fn fallback<I>(
-    io: I,
+    mut io: I,
     conn: &ConnInfo,
     (policy, active): (OutboundPolicy, Arc<Active>),
     dst: &OriginalDst,
@@ -107,31 +110,29 @@ async fn fallback<I>(
 ) where
     I: AsyncRead + AsyncWrite + Send + Unpin,
 {
-    let cluster = match policy {
-        OutboundPolicy::AllowAny => PASSTHROUGH_CLUSTER,
-        OutboundPolicy::RegistryOnly => BLACKHOLE_CLUSTER,
-    };
-    let clusters = [weighted(cluster)];
-    let io = noticed(io, conn, &clusters, (shared, &active));
-    let version = (shared.ctx.as_ref(), active);
-    tcp_proxy::proxy_to(io, conn, &clusters, None, version, Some(dst)).await;
-}
-
-/// `io`, reporting the connection as opened on first use when it goes to a single cluster.
-fn noticed<I>(
-    io: I,
-    conn: &ConnInfo,
-    clusters: &[egress_snapshot::snapshot::WeightedCluster],
-    (shared, active): (&Shared, &Active),
-) -> OpenNotice<I> {
-    let logger = match clusters {
-        [only]
-            if only.cluster != BLACKHOLE_CLUSTER && shared.ctx.access_log.metrics().is_some() =>
-        {
-            Some(shared.ctx.logger_for(active))
+    let version = (shared.ctx.as_ref(), Arc::clone(&active));
+    match policy {
+        OutboundPolicy::AllowAny => {
+            let clusters = [weighted(PASSTHROUGH_CLUSTER)];
+            let opened = LogEntry {
+                downstream_remote_address: Some(conn.downstream_remote),
+                downstream_local_address: Some(conn.downstream_local),
+                peer_uri_san: conn.peer_identity.clone(),
+                upstream_cluster: Some(PASSTHROUGH_CLUSTER.to_owned()),
+                requested_server_name: conn.sni.clone(),
+                ..LogEntry::default()
+            };
+            let io = Tap::new(io, Some((shared.ctx.logger_for(&active), opened)));
+            let found = io.found();
+            let route = (clusters.as_slice(), None);
+            tcp_proxy::proxy_to(io, conn, route, version, Some(dst), Some(&found)).await;
         }
-        _ => None,
-    };
-    let cluster = clusters.first().map_or("", |c| c.cluster.as_str());
-    OpenNotice::new(io, conn, cluster, logger)
+        OutboundPolicy::RegistryOnly => {
+            let clusters = [weighted(BLACKHOLE_CLUSTER)];
+            let (_, asked) = requested::read_requested(&mut io, requested::SNIFF_TIMEOUT).await;
+            let found = Found::decided(asked);
+            let route = (clusters.as_slice(), None);
+            tcp_proxy::proxy_to(io, conn, route, version, Some(dst), Some(&found)).await;
+        }
+    }
 }
