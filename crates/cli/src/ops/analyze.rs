@@ -6,6 +6,10 @@
 //! downstream address: the Pod with that IP and its service account
 //! (`cluster.local/ns/<ns>/sa/<sa>`). Lines a dry-run policy would have denied are counted.
 //! Run it after a period with `istio.io/dry-run: "true"` policies to tighten them safely.
+//!
+//! The sidecars' logs are read too ([`super::analyze_policy`]): traffic their outbound policy
+//! passed through (ALLOW_ANY) or black-holed (REGISTRY_ONLY), per source identity, host and
+//! port, with ServiceEntries that keep it working under REGISTRY_ONLY.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -81,7 +85,7 @@ fn fields(line: &str) -> Option<Vec<String>> {
 }
 
 /// A host as a log may name it: a DNS name (or `*.` wildcard) or an IP address.
-fn plausible_host(h: &str) -> bool {
+pub(crate) fn plausible_host(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 253
         && (h.parse::<std::net::IpAddr>().is_ok()
@@ -131,75 +135,118 @@ fn cluster_parts(cluster: &str) -> Option<(u16, String)> {
     Some((port, parts.next()?.to_owned()))
 }
 
-fn strip_port(authority: &str) -> &str {
+pub(crate) fn strip_port(authority: &str) -> &str {
     match authority.rsplit_once(':') {
         Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(']') => h,
         _ => authority,
     }
 }
 
-fn ip_of(addr: &str) -> String {
+pub(crate) fn ip_of(addr: &str) -> String {
     strip_port(addr)
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned()
 }
 
-/// Parses one access-log line (Istio's default TEXT format, or JSON): `Ok(None)` for a line
-/// that parses but names no outbound cluster (BlackHoleCluster, a direct response),
-/// `Err(Unparsable)` for anything that is not exactly such a line.
-pub fn parse_line(gateway_namespace: &str, line: &str) -> Result<Option<Observation>, Unparsable> {
-    let (method, authority, cluster, local, remote, sni, dry_run_denied) =
-        if line.trim_start().starts_with('{') {
-            let v: Value = serde_json::from_str(line).map_err(|_| Unparsable)?;
-            let s = |k: &str| match v.get(k) {
-                None | Some(Value::Null) => Ok("-".to_owned()),
-                Some(Value::String(s)) => Ok(s.clone()),
-                Some(_) => Err(Unparsable),
-            };
-            let details = s("response_code_details")? + " " + &s("connection_termination_details")?;
-            (
-                s("method")?,
-                s("authority")?,
-                s("upstream_cluster")?,
-                s("downstream_local_address")?,
-                s("downstream_remote_address")?,
-                s("requested_server_name")?,
-                details.contains("rbac_dry_run_denied_matched_policy"),
-            )
-        } else {
-            let f = fields(line).ok_or(Unparsable)?;
-            if f.len() != 22 {
-                return Err(Unparsable);
-            }
-            let request: Vec<&str> = f[1].split(' ').collect();
-            let numeric = |i: usize| f[i] == "-" || f[i].parse::<u64>().is_ok();
-            if request.len() != 3 || ![2, 7, 8, 9, 10].into_iter().all(numeric) {
-                return Err(Unparsable);
-            }
-            (
-                request[0].to_owned(),
-                f[14].clone(),
-                f[16].clone(),
-                f[18].clone(),
-                f[19].clone(),
-                f[20].clone(),
-                [&f[4], &f[5]]
-                    .iter()
-                    .any(|d| d.starts_with("rbac_dry_run_denied_matched_policy")),
-            )
+/// The fields of one access-log line that the analysis reads (`-` where a field is empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// `%REQ(:METHOD)%` (`-` for a TCP connection).
+    pub method: String,
+    /// `%REQ(:AUTHORITY)%` (a sidecar's policy decisions carry the Host they read here).
+    pub authority: String,
+    /// `%UPSTREAM_HOST%`.
+    pub upstream_host: String,
+    /// `%UPSTREAM_CLUSTER%`.
+    pub cluster: String,
+    /// `%DOWNSTREAM_LOCAL_ADDRESS%` (a captured connection's original destination).
+    pub local: String,
+    /// `%DOWNSTREAM_REMOTE_ADDRESS%`.
+    pub remote: String,
+    /// `%REQUESTED_SERVER_NAME%`.
+    pub sni: String,
+    /// `%ROUTE_NAME%`.
+    pub route: String,
+    /// A dry-run AuthorizationPolicy would have denied it.
+    pub dry_run_denied: bool,
+}
+
+impl Line {
+    /// True for an HTTP request's line.
+    pub fn is_http(&self) -> bool {
+        self.method != "-" && !self.method.is_empty()
+    }
+}
+
+/// Parses one access-log line, Istio's default TEXT format or JSON, exactly: anything else is
+/// `Err(Unparsable)`.
+pub fn parse_fields(line: &str) -> Result<Line, Unparsable> {
+    let parsed = if line.trim_start().starts_with('{') {
+        let v: Value = serde_json::from_str(line).map_err(|_| Unparsable)?;
+        let s = |k: &str| match v.get(k) {
+            None | Some(Value::Null) => Ok("-".to_owned()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(Unparsable),
         };
-    if !plausible_addr(&local) || !plausible_addr(&remote) {
+        let details = s("response_code_details")? + " " + &s("connection_termination_details")?;
+        Line {
+            method: s("method")?,
+            authority: s("authority")?,
+            upstream_host: s("upstream_host")?,
+            cluster: s("upstream_cluster")?,
+            local: s("downstream_local_address")?,
+            remote: s("downstream_remote_address")?,
+            sni: s("requested_server_name")?,
+            route: s("route_name")?,
+            dry_run_denied: details.contains("rbac_dry_run_denied_matched_policy"),
+        }
+    } else {
+        let f = fields(line).ok_or(Unparsable)?;
+        if f.len() != 22 {
+            return Err(Unparsable);
+        }
+        let request: Vec<&str> = f[1].split(' ').collect();
+        let numeric = |i: usize| f[i] == "-" || f[i].parse::<u64>().is_ok();
+        if request.len() != 3 || ![2, 7, 8, 9, 10].into_iter().all(numeric) {
+            return Err(Unparsable);
+        }
+        Line {
+            method: request[0].to_owned(),
+            authority: f[14].clone(),
+            upstream_host: f[15].clone(),
+            cluster: f[16].clone(),
+            local: f[18].clone(),
+            remote: f[19].clone(),
+            sni: f[20].clone(),
+            route: f[21].clone(),
+            dry_run_denied: [&f[4], &f[5]]
+                .iter()
+                .any(|d| d.starts_with("rbac_dry_run_denied_matched_policy")),
+        }
+    };
+    if ![&parsed.local, &parsed.remote, &parsed.upstream_host]
+        .into_iter()
+        .all(|a| plausible_addr(a))
+    {
         return Err(Unparsable);
     }
-    let Some((port, cluster_host)) = cluster_parts(&cluster) else {
+    Ok(parsed)
+}
+
+/// Parses one gateway access-log line (Istio's default TEXT format, or JSON): `Ok(None)` for a
+/// line that parses but names no outbound cluster (BlackHoleCluster, a direct response),
+/// `Err(Unparsable)` for anything that is not exactly such a line.
+pub fn parse_line(gateway_namespace: &str, line: &str) -> Result<Option<Observation>, Unparsable> {
+    let l = parse_fields(line)?;
+    let Some((port, cluster_host)) = cluster_parts(&l.cluster) else {
         return Ok(None);
     };
-    let http = method != "-" && !method.is_empty();
-    let host = if http && authority != "-" {
-        strip_port(&authority).to_ascii_lowercase()
-    } else if sni != "-" && !sni.is_empty() {
-        sni.to_ascii_lowercase()
+    let http = l.is_http();
+    let host = if http && l.authority != "-" {
+        strip_port(&l.authority).to_ascii_lowercase()
+    } else if l.sni != "-" && !l.sni.is_empty() {
+        l.sni.to_ascii_lowercase()
     } else {
         cluster_host
     };
@@ -212,22 +259,23 @@ pub fn parse_line(gateway_namespace: &str, line: &str) -> Result<Option<Observat
         port,
         protocol: if http {
             "http"
-        } else if sni != "-" && !sni.is_empty() {
+        } else if l.sni != "-" && !l.sni.is_empty() {
             "tls"
         } else {
             "tcp"
         },
-        source_ip: ip_of(&remote),
-        gateway_port: local
+        source_ip: ip_of(&l.remote),
+        gateway_port: l
+            .local
             .rsplit_once(':')
             .and_then(|(_, p)| p.parse().ok())
             .unwrap_or(port),
-        dry_run_denied,
+        dry_run_denied: l.dry_run_denied,
     }))
 }
 
-/// Reads the logs of the store's gateway Pods (optionally of one namespace); sidecar logs are
-/// not read (their downstream is the workload itself).
+/// Reads the logs of the store's gateway Pods (optionally of one namespace); sidecars' logs
+/// are read for their policy decisions by [`super::analyze_policy::observe`].
 pub fn observe(store: &Store, namespace: Option<&str>) -> Result<Read, OpError> {
     let dir = egress_cluster::up::run_dir(store.dir()).join("pods");
     let gateways: BTreeSet<String> = store
@@ -292,12 +340,18 @@ fn identities(store: &Store, trust_domain: &str) -> Result<BTreeMap<String, Stri
 }
 
 /// The suggested objects, as a YAML stream, and a summary table.
-pub fn suggest(
-    observations: &[Observation],
+/// `outside_registry` are the (host, port, protocol) destinations sidecars sent to their
+/// outbound policy ([`super::analyze_policy::needed`]): they get ServiceEntries too.
+pub fn suggest<'a>(
+    observations: &'a [Observation],
     ids: &BTreeMap<String, String>,
+    outside_registry: &BTreeSet<(&'a str, u16, &'a str)>,
 ) -> (Vec<Value>, String) {
     // host → (ports with protocol)
     let mut hosts: BTreeMap<&str, BTreeSet<(u16, &str)>> = BTreeMap::new();
+    for (host, port, protocol) in outside_registry {
+        hosts.entry(host).or_default().insert((*port, protocol));
+    }
     // gateway namespace → (principal, host, gateway port, protocol) tuples
     let mut tuples: BTreeMap<&str, BTreeSet<(String, &str, u16, &str)>> = BTreeMap::new();
     let mut counts: BTreeMap<(String, &str, u16), (usize, usize)> = BTreeMap::new();
@@ -410,37 +464,63 @@ pub fn suggest(
     )
 }
 
-/// `egress analyze traffic`: the table on standard error, the suggested YAML on standard output.
+/// `egress analyze traffic`: the tables on standard error (what the gateways passed, what the
+/// sidecars' outbound policy decided), the suggested YAML on standard output.
 pub fn run(
     store: &Store,
     namespace: Option<&str>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), OpError> {
+    const TRUST_DOMAIN: &str = "cluster.local";
     let Read {
         observations,
         unparsable,
     } = observe(store, namespace)?;
+    let sidecars = super::analyze_policy::observe(store, namespace, TRUST_DOMAIN)?;
+    let unparsable = unparsable + sidecars.unparsable;
     if unparsable > 0 {
         writeln!(
             err,
             "{unparsable} access-log line(s) could not be parsed exactly and were ignored."
         )?;
     }
-    if observations.is_empty() {
+    if observations.is_empty() && sidecars.decisions.is_empty() {
         writeln!(
             err,
-            "No traffic observed: gateway access logs are empty (turn on accessLogFile in the shared MeshConfig and send traffic through the egress gateway)."
+            "No traffic observed: gateway and sidecar access logs are empty (turn on accessLogFile in the shared MeshConfig and send traffic)."
         )?;
         return Ok(());
     }
-    let ids = identities(store, "cluster.local")?;
-    let (objects, table) = suggest(&observations, &ids);
-    write!(err, "{table}")?;
-    writeln!(
-        err,
-        "note: principals match only where the gateway terminates mesh mTLS (ISTIO_MUTUAL servers); for plaintext or passthrough servers use a DestinationRule with ISTIO_MUTUAL toward the gateway first."
-    )?;
+    let ids = identities(store, TRUST_DOMAIN)?;
+    let outside = super::analyze_policy::needed(&sidecars.decisions);
+    let (objects, table) = suggest(&observations, &ids, &outside);
+    if !observations.is_empty() {
+        writeln!(err, "Through the egress gateways:")?;
+        write!(err, "{table}")?;
+        writeln!(
+            err,
+            "note: principals match only where the gateway terminates mesh mTLS (ISTIO_MUTUAL servers); for plaintext or passthrough servers use a DestinationRule with ISTIO_MUTUAL toward the gateway first."
+        )?;
+    }
+    if !sidecars.decisions.is_empty() {
+        writeln!(
+            err,
+            "Outside the service registry (sidecars' outbound policy): REGISTRY_ONLY blocks what passed through; the ServiceEntries below keep it working:"
+        )?;
+        write!(err, "{}", super::analyze_policy::table(&sidecars.decisions))?;
+        let unnamed = sidecars
+            .decisions
+            .iter()
+            .filter(|d| d.host.parse::<std::net::IpAddr>().is_ok())
+            .count();
+        if unnamed > 0 {
+            writeln!(
+                err,
+                "note: {unnamed} connection(s) named no host (neither TLS SNI nor HTTP Host); they need a ServiceEntry with `addresses`, not suggested here."
+            )?;
+        }
+    }
     for o in &objects {
         writeln!(out, "---")?;
         write!(out, "{}", egress_printers::yaml::to_yaml(o))?;
@@ -497,7 +577,7 @@ mod tests {
             "127.1.50.4".to_owned(),
             "cluster.local/ns/apps/sa/curl".to_owned(),
         )]);
-        let (objects, table) = suggest(&obs, &ids);
+        let (objects, table) = suggest(&obs, &ids, &BTreeSet::new());
         assert_eq!(objects.len(), 2);
         assert_eq!(objects[0]["kind"], "ServiceEntry");
         assert_eq!(objects[0]["spec"]["ports"].as_array().unwrap().len(), 2);

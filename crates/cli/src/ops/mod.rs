@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod analyze_config;
+pub mod analyze_policy;
 pub mod apply;
 pub mod delete;
 pub mod exec;
