@@ -138,6 +138,7 @@ pub(crate) fn cluster(ctx: &Ctx<'_>, name: &str, connect: Duration) -> Option<Cl
                     .and_then(|r| r.traffic_policy)
                     .and_then(|tp| tp.tunnel.as_ref())
             }),
+        http2,
     ) {
         Ok(t) => t,
         Err(e) => {
@@ -166,21 +167,25 @@ pub(crate) fn cluster(ctx: &Ctx<'_>, name: &str, connect: Duration) -> Option<Cl
 }
 
 /// DestinationRule `trafficPolicy.tunnel` (the subset's, else the rule's; port-level settings
-/// have none): the cluster's endpoints are a forward proxy asked for a tunnel to the target.
-/// Only HTTP/1.1 `CONNECT` is served; `POST` (HTTP/2) is refused with a warning rather than
-/// connecting without the tunnel.
-fn tunnel(settings: Option<&TunnelSettings>) -> Result<Option<Tunnel>, String> {
+/// have none): the cluster's endpoints are a forward proxy asked for a tunnel to the target,
+/// with `CONNECT` (the default) or `POST`. Istio sets Envoy's `tunneling_config` from it
+/// (`use_post` for POST) and Envoy asks over the cluster's own protocol: HTTP/2 when the
+/// cluster has HTTP/2 protocol options (`http2`: the port's protocol is HTTP2 or gRPC, or HTTP
+/// with `h2UpgradePolicy: UPGRADE`; such a cluster also offers ALPN `h2` when it originates
+/// TLS), HTTP/1.1 otherwise.
+fn tunnel(settings: Option<&TunnelSettings>, http2: bool) -> Result<Option<Tunnel>, String> {
     let Some(t) = settings else {
         return Ok(None);
     };
-    match t.protocol.as_deref() {
-        None | Some("CONNECT") => {}
+    let protocol = match t.protocol.as_deref() {
+        None | Some("CONNECT") => TunnelProtocol::Connect,
+        Some("POST") => TunnelProtocol::Post,
         Some(other) => {
             return Err(format!(
-                "tunnel protocol {other} is not supported (only CONNECT over HTTP/1.1)"
+                "tunnel protocol {other} is not supported (CONNECT or POST)"
             ));
         }
-    }
+    };
     let target_host = t.target_host.clone().unwrap_or_default();
     let target_port = t
         .target_port
@@ -191,7 +196,8 @@ fn tunnel(settings: Option<&TunnelSettings>) -> Result<Option<Tunnel>, String> {
         return Err("tunnel targetHost is empty".into());
     }
     Ok(Some(Tunnel {
-        protocol: TunnelProtocol::Connect,
+        protocol,
+        http2,
         target_host,
         target_port,
     }))

@@ -9,77 +9,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Command, Stdio};
 
 use egress_snapshot::snapshot::Snapshot;
 use egress_testkit::addrs::Block;
-use egress_testkit::{CertFactory, Curl, HttpsUpstream, TcpRecorder, eventually};
+use egress_testkit::{CertFactory, Curl, HttpsUpstream, TcpRecorder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
 mod data_plane;
+mod forward_proxy;
 
 use common::resources;
 use data_plane::{Gw, WAIT, compiled, options, seed_gateway};
+use forward_proxy::{TINYPROXY_PORT as PROXY_PORT, Tinyproxy};
 
 const EXTERNAL: &str = "external.example";
 const FORWARD_PROXY: &str = "forward-proxy.example";
-const PROXY_PORT: u16 = 3128;
-
-/// A tinyproxy serving on `<ip>:3128`, allowing CONNECT to `ports` only; killed (by its own
-/// id) when dropped.
-struct Tinyproxy {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Tinyproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Tinyproxy {
-    async fn start(ip: IpAddr, ports: &[u16]) -> Option<Tinyproxy> {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conf = format!(
-            "Port {PROXY_PORT}\nListen {ip}\nTimeout 30\nMaxClients 16\nAllow 127.0.0.0/8\nLogLevel Info\n"
-        );
-        for p in ports {
-            conf.push_str(&format!("ConnectPort {p}\n"));
-        }
-        let path = dir.path().join("tinyproxy.conf");
-        std::fs::write(&path, conf).unwrap();
-        let child = match Command::new("tinyproxy")
-            .arg("-d")
-            .arg("-c")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                egress_testkit::skip(&format!("needs tinyproxy ({e})"));
-                return None;
-            }
-        };
-        let addr = SocketAddr::new(ip, PROXY_PORT);
-        let proxy = Tinyproxy {
-            child,
-            addr,
-            _dir: dir,
-        };
-        eventually(WAIT, || async move {
-            tokio::net::TcpStream::connect(addr).await.is_ok()
-        })
-        .await
-        .expect("tinyproxy listens");
-        Some(proxy)
-    }
-}
 
 /// The gateway: TCP on Service port 80 and TLS passthrough on 443 for `external.example`, both
 /// routed to the forward proxy's host, whose subsets tunnel to the stand-ins.

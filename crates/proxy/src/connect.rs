@@ -230,7 +230,7 @@ impl Connector {
             .await?;
         let timeout = connect_timeout(cluster);
         let addr = upstream.peer;
-        upstream.io = tunnel::establish(upstream.io, tunnel, timeout)
+        upstream.io = tunnel::establish(upstream.io, tunnel, upstream.tls, timeout)
             .await
             .map_err(|source| ConnectError::Tunnel { addr, source })?;
         Ok(upstream)

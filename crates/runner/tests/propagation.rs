@@ -304,7 +304,12 @@ fn cluster() -> impl Strategy<Value = Cluster> {
         (prop::option::of(1_u32..3), prop::option::of(duration())),
         prop::option::of((1_u32..6, duration())),
         any::<bool>(),
-        prop::option::of(("[a-z]{1,8}\\.example", 1_u16..65535)),
+        prop::option::of((
+            "[a-z]{1,8}\\.example",
+            1_u16..65535,
+            any::<bool>(),
+            any::<bool>(),
+        )),
     )
         .prop_map(
             |(
@@ -338,8 +343,13 @@ fn cluster() -> impl Strategy<Value = Cluster> {
                         max_ejection_percent: 100,
                     }),
                     external,
-                    tunnel: tunnel.map(|(target_host, target_port)| Tunnel {
-                        protocol: TunnelProtocol::Connect,
+                    tunnel: tunnel.map(|(target_host, target_port, post, http2)| Tunnel {
+                        protocol: if post {
+                            TunnelProtocol::Post
+                        } else {
+                            TunnelProtocol::Connect
+                        },
+                        http2,
                         target_host,
                         target_port,
                     }),

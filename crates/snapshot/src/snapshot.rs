@@ -506,6 +506,10 @@ pub struct Cluster {
 pub struct Tunnel {
     /// How the tunnel is asked for.
     pub protocol: TunnelProtocol,
+    /// Ask over HTTP/2 (one stream) rather than HTTP/1.1: the forward proxy's cluster is an
+    /// HTTP/2 cluster (its port's protocol is HTTP2 or gRPC, or HTTP with `h2UpgradePolicy:
+    /// UPGRADE`), as Envoy decides from the cluster's protocol options.
+    pub http2: bool,
     /// The tunnel's destination host (FQDN or IP).
     pub target_host: String,
     /// The tunnel's destination port.
@@ -515,8 +519,11 @@ pub struct Tunnel {
 /// How a tunnel is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TunnelProtocol {
-    /// `CONNECT host:port` over HTTP/1.1.
+    /// `CONNECT host:port`: the tunnel is the upgraded connection (HTTP/1.1) or stream (HTTP/2).
     Connect,
+    /// `POST /` with `Host`/`:authority` `host:port` (Envoy's `use_post`): the bytes ride as the
+    /// request and response bodies.
+    Post,
 }
 
 /// Endpoint discovery.
