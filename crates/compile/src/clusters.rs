@@ -18,7 +18,7 @@ use crate::destination_rule::{Policy, effective_policy};
 use crate::endpoints::{Endpoints, discover};
 use crate::host::{dns_srv_key, parse_subset_key};
 use crate::registry::{Source, Svc, is_http2};
-use crate::secrets::{credential_ca, credential_identity, file};
+use crate::secrets::{credential_ca_crl, credential_identity, file};
 use crate::snapshot::{
     ChainAction, Cluster, LbPolicy, Listener, ListenerKind, OutlierDetection, PemIdentity,
     PoolSettings, RouteAction, RouteConfig, Tunnel, TunnelProtocol, UpstreamTls, UpstreamTlsMode,
@@ -125,7 +125,17 @@ pub(crate) fn cluster(ctx: &Ctx<'_>, name: &str, connect: Duration) -> Option<Cl
     let tls = match upstream_tls(ctx, svc, (port, subset, host), policy.tls, &eps, http2) {
         Ok(t) => t,
         Err(e) => {
-            no_cluster(e);
+            // Name the rule whose `tls` this is, so the operator knows what to fix (a missing
+            // credential Secret, as in Istio, fails only this cluster: 503).
+            let rules = rule
+                .as_ref()
+                .map(|r| r.names.join(", "))
+                .unwrap_or_default();
+            no_cluster(if rules.is_empty() {
+                e
+            } else {
+                format!("DestinationRule {rules} tls: {e}")
+            });
             return None;
         }
     };
@@ -292,6 +302,7 @@ fn upstream_tls(
             sans.to_vec()
         },
         ca_certificates: None,
+        ca_crl: None,
         client_identity: None,
         insecure_skip_verify: false,
         alpn: istio_alpn(),
@@ -319,19 +330,20 @@ fn upstream_tls(
         sans = eps.service_accounts.clone();
     }
     let insecure = tls.insecure_skip_verify.unwrap_or(false);
-    let (ca, identity) = match tls.credential_name.as_deref().filter(|c| !c.is_empty()) {
+    let (ca, crl, identity) = match tls.credential_name.as_deref().filter(|c| !c.is_empty()) {
         Some(cred) => {
             let identity = if mutual {
                 Some(credential_identity(ctx, cred)?)
             } else {
                 None
             };
-            let ca = if insecure {
-                None
+            let (ca, crl) = if insecure {
+                (None, None)
             } else {
-                Some(credential_ca(ctx, cred)?)
+                let c = credential_ca_crl(ctx, cred)?;
+                (Some(c.ca), c.crl)
             };
-            (ca, identity)
+            (ca, crl, identity)
         }
         None => {
             let identity = if mutual {
@@ -358,7 +370,12 @@ fn upstream_tls(
                 .as_deref()
                 .filter(|c| !c.is_empty() && !insecure)
                 .map(file);
-            (ca, identity)
+            let crl = tls
+                .ca_crl
+                .as_deref()
+                .filter(|c| !c.is_empty() && !insecure)
+                .map(file);
+            (ca, crl, identity)
         }
     };
     Ok(Some(UpstreamTls {
@@ -370,6 +387,7 @@ fn upstream_tls(
         sni: tls.sni.clone().filter(|s| !s.is_empty()),
         subject_alt_names: sans,
         ca_certificates: ca,
+        ca_crl: crl,
         client_identity: identity,
         insecure_skip_verify: insecure,
         alpn: if http2 {

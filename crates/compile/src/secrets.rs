@@ -1,6 +1,6 @@
 //! Certificates for TLS termination and origination: `credentialName` Secrets in the
-//! gateway's namespace (`tls.crt`/`tls.key`/`ca.crt` or `cert`/`key`/`cacert`, CA also from
-//! `<name>-cacert`), or file paths passed on as `file:<path>`.
+//! gateway's namespace (`tls.crt`/`tls.key`/`ca.crt`/`ca.crl` or `cert`/`key`/`cacert`/`crl`,
+//! CA and CRL also from `<name>-cacert`), or file paths passed on as `file:<path>`.
 
 use egress_model::resources::gateway::{Server, TlsMode};
 use k8s_openapi::api::core::v1::Secret;
@@ -35,6 +35,19 @@ fn identity(s: &Secret) -> Option<PemIdentity> {
 /// CA bundle of a Secret: `ca.crt`, else `cacert`.
 fn ca(s: &Secret) -> Option<String> {
     key(s, "ca.crt").or_else(|| key(s, "cacert"))
+}
+
+/// Certificate revocation list of a Secret: `ca.crl`, else `crl`.
+fn crl(s: &Secret) -> Option<String> {
+    key(s, "ca.crl").or_else(|| key(s, "crl"))
+}
+
+/// The CA of a `credentialName` with the revocation list beside it in the same Secret.
+pub(crate) struct CredentialCa {
+    /// CA bundle, PEM.
+    pub ca: String,
+    /// Certificate revocation list(s), PEM, when the Secret has `ca.crl`/`crl`.
+    pub crl: Option<String>,
 }
 
 /// A file path as a snapshot value.
@@ -78,10 +91,16 @@ pub(crate) fn credential_identity(ctx: &Ctx<'_>, credential: &str) -> Result<Pem
 
 /// CA bundle for `credentialName`: its own `ca.crt`/`cacert`, else the `<name>-cacert` Secret.
 pub(crate) fn credential_ca(ctx: &Ctx<'_>, credential: &str) -> Result<String, String> {
+    credential_ca_crl(ctx, credential).map(|c| c.ca)
+}
+
+/// [`credential_ca`] with the revocation list (`ca.crl`/`crl`) of the Secret the CA came from.
+pub(crate) fn credential_ca_crl(ctx: &Ctx<'_>, credential: &str) -> Result<CredentialCa, String> {
     let name = secret_name(ctx, credential)?;
+    let with_ca = |s: &Secret| ca(s).map(|ca| CredentialCa { ca, crl: crl(s) });
     ctx.secret(name)
-        .and_then(ca)
-        .or_else(|| ctx.secret(&format!("{name}{CA_SUFFIX}")).and_then(ca))
+        .and_then(with_ca)
+        .or_else(|| ctx.secret(&format!("{name}{CA_SUFFIX}")).and_then(with_ca))
         .ok_or_else(|| {
             format!(
                 "no CA certificate for credentialName {credential:?}: neither secret \

@@ -6,8 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::string::Ia5String;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256, PublicKeyData, RevocationReason, RevokedCertParams, SanType,
+    SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
@@ -256,6 +258,44 @@ impl MeshCa {
         params.distinguished_name = DistinguishedName::new();
         let cert = params.signed_by(&csr.public_key, &self.issuer)?;
         Ok(cert.pem())
+    }
+
+    /// A certificate revocation list of this CA, PEM (`X509 CRL`), revoking the leaf of each
+    /// of `revoked` (PEM chains this CA issued), issued a minute ago, next update due at
+    /// `next_update` (in the past for an expired list).
+    pub fn revocation_list(&self, revoked: &[&str], next_update: SystemTime) -> Result<String> {
+        let (this_update, _) = validity(Duration::ZERO)?;
+        let next_update = next_update
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+            .ok_or(Error::Certificate("next update out of range".into()))?;
+        let mut revoked_certs = Vec::with_capacity(revoked.len());
+        for pem in revoked {
+            let chain = parse_certs(pem, "revoked certificate")?;
+            let leaf = chain
+                .first()
+                .ok_or(Error::Certificate("empty chain".into()))?;
+            let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref())
+                .map_err(|e| Error::Certificate(e.to_string()))?;
+            revoked_certs.push(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(parsed.raw_serial()),
+                revocation_time: this_update,
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            });
+        }
+        let crl = CertificateRevocationListParams {
+            this_update,
+            next_update,
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(&self.issuer)?;
+        Ok(crl.pem()?)
     }
 
     fn sign(&self, params: CertificateParams) -> Result<WorkloadCert> {

@@ -10,9 +10,10 @@
 //!   [`IdentityHandle::rotate`] takes effect without rebuilding them.
 //! * [`Rotator`] decides when a certificate is due for renewal (half its lifetime, Istio's
 //!   default) and renews it; it owns no threads: the caller schedules it.
-//! * [`server_config_from_pem`], [`client_config_simple`] and [`client_config_with_sans`] build
-//!   configs from user certificates (Gateway `SIMPLE`/`MUTUAL` termination, DestinationRule
-//!   `SIMPLE`/`MUTUAL` origination).
+//! * [`server_config_from_pem`], [`client_config_simple`], [`client_config_with_sans`] and
+//!   [`client_config_checked`] (with certificate revocation lists) build configs from user
+//!   certificates (Gateway `SIMPLE`/`MUTUAL` termination, DestinationRule `SIMPLE`/`MUTUAL`
+//!   origination).
 //!
 //! Every config is built with the ring crypto provider passed explicitly; nothing here relies on
 //! a process-wide default provider.
@@ -28,11 +29,12 @@ mod verify;
 
 pub use ca::{MeshCa, WorkloadCert};
 pub use handle::IdentityHandle;
-pub use pem::{LeafInfo, leaf_info, parse_certs, parse_key, peer_spiffe_id};
+pub use pem::{LeafInfo, leaf_info, parse_certs, parse_crls, parse_key, peer_spiffe_id};
 pub use rotation::Rotator;
 pub use spiffe::SpiffeId;
 pub use user_tls::{
-    RootSource, client_config_simple, client_config_with_sans, server_config_from_pem,
+    RootSource, client_config_checked, client_config_simple, client_config_with_sans,
+    server_config_from_pem,
 };
 
 /// Errors of this crate.

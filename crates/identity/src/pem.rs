@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use x509_parser::extensions::GeneralName;
 
 use crate::spiffe::SCHEME;
@@ -26,6 +26,28 @@ pub fn parse_certs(pem: &str, what: &'static str) -> Result<Vec<CertificateDer<'
         });
     }
     Ok(certs)
+}
+
+/// Reads every `X509 CRL` block of `pem`, in order (a DestinationRule's `caCrl`, or `ca.crl`
+/// of a `credentialName` Secret). `what` names the input in errors. At least one CRL is
+/// required.
+pub fn parse_crls(
+    pem: &str,
+    what: &'static str,
+) -> Result<Vec<CertificateRevocationListDer<'static>>> {
+    let crls = CertificateRevocationListDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Pem {
+            what,
+            reason: e.to_string(),
+        })?;
+    if crls.is_empty() {
+        return Err(Error::Pem {
+            what,
+            reason: "no X509 CRL block found".to_string(),
+        });
+    }
+    Ok(crls)
 }
 
 /// Reads the first private key of `pem` (PKCS#8, SEC1 `EC PRIVATE KEY` or PKCS#1 `RSA PRIVATE
@@ -164,6 +186,12 @@ mod tests {
         assert!(err.to_string().contains("root bundle"), "{err}");
         let err = parse_key("", "private key").unwrap_err();
         assert!(err.to_string().contains("no PRIVATE KEY"), "{err}");
+        let err = parse_crls(
+            "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+            "CA CRL",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no X509 CRL"), "{err}");
     }
 
     #[test]

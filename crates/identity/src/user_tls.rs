@@ -17,10 +17,10 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::CertificateDer;
 
 use crate::handle::certified_key;
-use crate::pem::{parse_certs, parse_key};
+use crate::pem::{parse_certs, parse_crls, parse_key};
 use crate::verify::{
-    ClientRoots, Roots, SanClientVerifier, SanPolicy, SanServerVerifier, SkipServerVerification,
-    root_store,
+    Chain, ClientRoots, Roots, SanClientVerifier, SanPolicy, SanServerVerifier,
+    SkipServerVerification, root_store,
 };
 use crate::{Error, Result};
 
@@ -143,18 +143,13 @@ pub fn client_config_simple(
     insecure_skip_verify: bool,
     alpn: Vec<Vec<u8>>,
 ) -> Result<Arc<ClientConfig>> {
+    if !insecure_skip_verify {
+        return client_config_checked(roots, None, &[], client, alpn);
+    }
     let builder = ClientConfig::builder_with_provider(crate::provider())
-        .with_safe_default_protocol_versions()?;
-    let builder = if insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(SkipServerVerification::new()))
-    } else {
-        let verifier =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots.load()?), crate::provider())
-                .build()?;
-        builder.with_webpki_verifier(verifier)
-    };
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(SkipServerVerification::new()));
     let mut config = with_client_cert(builder, client)?;
     config.alpn_protocols = alpn;
     Ok(Arc::new(config))
@@ -170,17 +165,53 @@ pub fn client_config_with_sans(
     client: Option<(&str, &str)>,
     alpn: Vec<Vec<u8>>,
 ) -> Result<Arc<ClientConfig>> {
-    if sans.is_empty() {
-        return client_config_simple(roots, client, false, alpn);
-    }
-    let verifier = SanServerVerifier::new(
-        Roots::Static(Arc::new(roots.load()?)),
-        SanPolicy::OneOf(sans.to_vec()),
-    );
+    client_config_checked(roots, None, sans, client, alpn)
+}
+
+/// The verifying originating client config: the server certificate must chain to `roots`;
+/// with `crl_pem` (DestinationRule `caCrl`, or `ca.crl`/`crl` of a `credentialName` Secret)
+/// no certificate of the chain may be revoked, and each must be covered by a CRL of its
+/// issuer that has not expired (Envoy's default: every certificate of the chain is checked,
+/// an unknown status fails); then the certificate must carry one of `sans`, or, with no
+/// `sans`, be valid for the `ServerName` the caller connects with.
+pub fn client_config_checked(
+    roots: &RootSource,
+    crl_pem: Option<&str>,
+    sans: &[String],
+    client: Option<(&str, &str)>,
+    alpn: Vec<Vec<u8>>,
+) -> Result<Arc<ClientConfig>> {
+    let store = Arc::new(roots.load()?);
     let builder = ClientConfig::builder_with_provider(crate::provider())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier));
+        .with_safe_default_protocol_versions()?;
+    let crls = crl_pem
+        .map(|pem| parse_crls(pem, "CA CRL"))
+        .transpose()?
+        .unwrap_or_default();
+    let builder = if crls.is_empty() && !sans.is_empty() {
+        let verifier =
+            SanServerVerifier::new(Roots::Static(store), SanPolicy::OneOf(sans.to_vec()));
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+    } else {
+        let mut webpki = WebPkiServerVerifier::builder_with_provider(store, crate::provider());
+        if !crls.is_empty() {
+            webpki = webpki.with_crls(crls).enforce_revocation_expiration();
+        }
+        let webpki = webpki.build()?;
+        if sans.is_empty() {
+            builder.with_webpki_verifier(webpki)
+        } else {
+            let verifier = SanServerVerifier::with_chain(
+                Chain::Revocable(webpki),
+                SanPolicy::OneOf(sans.to_vec()),
+            );
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+        }
+    };
     let mut config = with_client_cert(builder, client)?;
     config.alpn_protocols = alpn;
     Ok(Arc::new(config))

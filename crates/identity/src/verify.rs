@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::verify_server_cert_signed_by_trust_anchor;
+use rustls::client::{WebPkiServerVerifier, verify_server_cert_signed_by_trust_anchor};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
@@ -148,19 +148,70 @@ impl Roots {
     }
 }
 
-/// Client side: verifies the server's chain against [`Roots`] and its SANs against a
-/// [`SanPolicy`], ignoring the server name the connection was made with.
+/// How a [`SanServerVerifier`] verifies the server's chain.
+#[derive(Debug, Clone)]
+pub(crate) enum Chain {
+    /// Signed by one of these roots, no revocation check.
+    Roots(Roots),
+    /// rustls' webpki verifier, which also checks revocation against its CRLs. It checks the
+    /// server name last, after the chain and revocation (`WebPkiServerVerifier::
+    /// verify_server_cert`), so a name mismatch from it means the chain was accepted; the
+    /// SAN policy then decides instead of the name (pinned by this crate's tests).
+    Revocable(Arc<WebPkiServerVerifier>),
+}
+
+impl Chain {
+    fn verify(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+        provider: &CryptoProvider,
+    ) -> Result<(), rustls::Error> {
+        match self {
+            Chain::Roots(roots) => {
+                let parsed = ParsedCertificate::try_from(end_entity)?;
+                verify_server_cert_signed_by_trust_anchor(
+                    &parsed,
+                    &roots.store(),
+                    intermediates,
+                    now,
+                    provider.signature_verification_algorithms.all,
+                )
+            }
+            Chain::Revocable(webpki) => {
+                match webpki.verify_server_cert(end_entity, intermediates, server_name, &[], now) {
+                    Ok(_)
+                    | Err(rustls::Error::InvalidCertificate(
+                        CertificateError::NotValidForName
+                        | CertificateError::NotValidForNameContext { .. },
+                    )) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// Client side: verifies the server's chain (against [`Roots`], or with revocation, see
+/// [`Chain`]) and its SANs against a [`SanPolicy`], ignoring the server name the connection
+/// was made with.
 #[derive(Debug)]
 pub(crate) struct SanServerVerifier {
-    roots: Roots,
+    chain: Chain,
     policy: SanPolicy,
     provider: Arc<CryptoProvider>,
 }
 
 impl SanServerVerifier {
     pub(crate) fn new(roots: Roots, policy: SanPolicy) -> Self {
+        Self::with_chain(Chain::Roots(roots), policy)
+    }
+
+    pub(crate) fn with_chain(chain: Chain, policy: SanPolicy) -> Self {
         SanServerVerifier {
-            roots,
+            chain,
             policy,
             provider: crate::provider(),
         }
@@ -172,18 +223,12 @@ impl ServerCertVerifier for SanServerVerifier {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let parsed = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            &self.roots.store(),
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
+        self.chain
+            .verify(end_entity, intermediates, server_name, now, &self.provider)?;
         self.policy.check(end_entity)?;
         Ok(ServerCertVerified::assertion())
     }

@@ -49,6 +49,7 @@ fn simple(ca: Option<&str>) -> UpstreamTls {
         sni: None,
         subject_alt_names: vec![],
         ca_certificates: ca.map(str::to_owned),
+        ca_crl: None,
         client_identity: None,
         insecure_skip_verify: false,
         alpn: vec![],

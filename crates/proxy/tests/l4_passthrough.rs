@@ -46,6 +46,7 @@ async fn curl_passthrough_reaches_the_upstream_with_its_own_certificate() {
         sni: None,
         subject_alt_names: vec![],
         ca_certificates: None,
+        ca_crl: None,
         client_identity: None,
         insecure_skip_verify: false,
         alpn: vec![],

@@ -196,6 +196,7 @@ async fn terminated_tcp_chain_originates_tls_when_the_cluster_says_so() {
         sni: None,
         subject_alt_names: vec![],
         ca_certificates: Some(certs.ca_pem().to_owned()),
+        ca_crl: None,
         client_identity: None,
         insecure_skip_verify: false,
         alpn: vec![],

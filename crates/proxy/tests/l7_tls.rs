@@ -24,6 +24,7 @@ fn simple_tls_cluster(upstream: &HttpsUpstream, alpn: &[&str]) -> Cluster {
         sni: None,
         subject_alt_names: vec![],
         ca_certificates: None,
+        ca_crl: None,
         client_identity: None,
         insecure_skip_verify: false,
         alpn: alpn.iter().map(|s| (*s).to_owned()).collect(),

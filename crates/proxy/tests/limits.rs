@@ -409,6 +409,7 @@ async fn concurrent_requests_share_one_upstream_h2_connection() {
         sni: None,
         subject_alt_names: vec![],
         ca_certificates: None,
+        ca_crl: None,
         client_identity: None,
         insecure_skip_verify: false,
         alpn: vec!["h2".into()],

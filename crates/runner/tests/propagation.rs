@@ -284,6 +284,7 @@ fn upstream_tls() -> impl Strategy<Value = UpstreamTls> {
                 sni,
                 subject_alt_names,
                 ca_certificates: ca.map(str::to_owned),
+                ca_crl: None,
                 client_identity: None,
                 insecure_skip_verify,
                 alpn,

@@ -594,6 +594,11 @@ pub struct UpstreamTls {
     /// Roots (PEM or `file:<path>`, see [`PemSource`]); `None` = system roots plus the
     /// cluster's extra roots (ISTIO_MUTUAL: mesh root).
     pub ca_certificates: Option<String>,
+    /// Certificate revocation lists the server's chain is checked against (PEM or
+    /// `file:<path>`): DestinationRule `caCrl`, or `ca.crl`/`crl` of the `credentialName`
+    /// Secret. With them every certificate of the chain must be covered by an unexpired CRL
+    /// of its issuer and not be revoked (Envoy's `crl` with `only_verify_leaf_cert_crl: false`).
+    pub ca_crl: Option<String>,
     /// Client certificate for MUTUAL (ISTIO_MUTUAL uses the workload certificate).
     pub client_identity: Option<PemIdentity>,
     /// Skip server certificate verification.

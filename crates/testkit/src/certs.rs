@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use egress_identity::{MeshCa, WorkloadCert, server_config_from_pem};
 use rustls::ServerConfig;
@@ -56,6 +56,16 @@ impl CertFactory {
     /// `names`; the same shape as [`CertFactory::server_cert`].
     pub fn client_cert(&self, names: &[&str]) -> Result<WorkloadCert> {
         self.server_cert(names)
+    }
+
+    /// A certificate revocation list of this CA (PEM `X509 CRL`, due for an update in a day)
+    /// revoking each of `revoked` (certificates this factory issued): a DestinationRule's
+    /// `caCrl`, or `ca.crl` of a credential Secret.
+    pub fn crl(&self, revoked: &[&WorkloadCert]) -> Result<String> {
+        let pems: Vec<&str> = revoked.iter().map(|c| c.cert_chain_pem.as_str()).collect();
+        Ok(self
+            .ca
+            .revocation_list(&pems, SystemTime::now() + CERT_TTL)?)
     }
 
     /// Writes `cert` as `<dir>/<stem>.pem` and `<dir>/<stem>-key.pem` (curl's `--cert` and

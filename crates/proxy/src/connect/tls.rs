@@ -11,6 +11,9 @@
 //!   deliberate choice: a certificate that does not cover the name the proxy asked for is not
 //!   accepted.)
 //! * roots: `caCertificates` when set, else the system store plus `ProxyOptions.extra_roots_pem`.
+//! * revocation: with `caCrl` (or the credential's `ca.crl`), every certificate of the chain
+//!   must be covered by an unexpired CRL of its issuer and not be revoked; a failure is a
+//!   certificate error like any other (503 `UF`, CERTIFICATE_VERIFY_FAILED).
 //! * ISTIO_MUTUAL: the workload identity's client config (mesh roots, SAN check against the
 //!   DR's `subjectAltNames` when given).
 
@@ -220,8 +223,14 @@ impl TlsClients {
         let config = if settings.insecure_skip_verify {
             egress_identity::client_config_simple(&roots, client, true, alpn)
         } else {
-            egress_identity::client_config_with_sans(
+            let crl = settings
+                .ca_crl
+                .as_deref()
+                .map(crate::pem::resolve)
+                .transpose()?;
+            egress_identity::client_config_checked(
                 &roots,
+                crl.as_deref(),
                 &settings.subject_alt_names,
                 client,
                 alpn,
@@ -243,6 +252,7 @@ mod tests {
             sni: sni.map(str::to_owned),
             subject_alt_names: vec![],
             ca_certificates: None,
+            ca_crl: None,
             client_identity: None,
             insecure_skip_verify: false,
             alpn: vec![],
