@@ -1,0 +1,173 @@
+//! Discovery: `/version`, `/api`, `/apis`, `/apis/{group}` and the resource lists of each
+//! group version, built from the kinds egress models. Clients that ask for aggregated
+//! discovery (`as=APIGroupDiscoveryList`) accept these legacy documents too and fall back to
+//! them, as they do with an API server that predates aggregation.
+
+use std::collections::BTreeMap;
+
+use egress_model::KindInfo;
+use egress_model::kinds::KINDS;
+use serde_json::{Value, json};
+
+/// The Kubernetes version this API answers as (the minor version `kubectl` 1.32 expects).
+pub const KUBE_MINOR: &str = "32";
+
+/// `/version`.
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": KUBE_MINOR,
+        "gitVersion": format!("v1.{KUBE_MINOR}.0+egress-{}", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, go_arch()),
+    })
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// `/api`.
+pub fn core_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    })
+}
+
+/// Groups other than the core one, each with its versions (preferred first).
+fn groups() -> BTreeMap<&'static str, Vec<&'static str>> {
+    let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for k in KINDS.iter().filter(|k| !k.group.is_empty()) {
+        let versions = out.entry(k.group).or_default();
+        for v in k.versions {
+            if !versions.contains(v) {
+                versions.push(v);
+            }
+        }
+    }
+    out
+}
+
+fn group_doc(name: &str, versions: &[&str]) -> Value {
+    let gv = |v: &str| json!({"groupVersion": format!("{name}/{v}"), "version": v});
+    json!({
+        "name": name,
+        "versions": versions.iter().map(|v| gv(v)).collect::<Vec<_>>(),
+        "preferredVersion": gv(versions.first().copied().unwrap_or("v1")),
+    })
+}
+
+/// `/apis`.
+pub fn group_list() -> Value {
+    json!({
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": groups().iter().map(|(g, v)| group_doc(g, v)).collect::<Vec<_>>(),
+    })
+}
+
+/// `/apis/{group}`, if the group is served.
+pub fn group(name: &str) -> Option<Value> {
+    let groups = groups();
+    let versions = groups.get(name)?;
+    let mut doc = group_doc(name, versions);
+    doc["kind"] = Value::from("APIGroup");
+    doc["apiVersion"] = Value::from("v1");
+    Some(doc)
+}
+
+/// Verbs every served resource takes.
+const VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+fn resource_doc(k: &KindInfo) -> Value {
+    json!({
+        "name": k.plural,
+        "singularName": k.singular,
+        "namespaced": k.namespaced,
+        "kind": k.kind,
+        "verbs": VERBS,
+        "shortNames": k.short_names,
+    })
+}
+
+/// `/api/v1` or `/apis/{group}/{version}`, if served.
+pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    let kinds: Vec<&KindInfo> = KINDS
+        .iter()
+        .filter(|k| k.group == group && k.versions.contains(&version))
+        .collect();
+    if kinds.is_empty() {
+        return None;
+    }
+    let mut resources: Vec<Value> = kinds.iter().map(|k| resource_doc(k)).collect();
+    for k in &kinds {
+        resources.push(json!({
+            "name": format!("{}/status", k.plural),
+            "singularName": "",
+            "namespaced": k.namespaced,
+            "kind": k.kind,
+            "verbs": ["get", "patch", "update"],
+        }));
+    }
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn groups_list_every_modelled_kind_once() {
+        let list = group_list();
+        let names: Vec<&str> = list["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap())
+            .collect();
+        for g in ["apps", "networking.istio.io", "security.istio.io"] {
+            assert!(names.contains(&g), "{names:?}");
+        }
+        let istio = group("networking.istio.io").unwrap();
+        assert_eq!(istio["preferredVersion"]["version"], "v1");
+        let v1 = resource_list("", "v1").unwrap();
+        let svc = v1["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "services")
+            .unwrap();
+        assert_eq!(svc["shortNames"][0], "svc");
+        assert!(resource_list("apps", "v9").is_none());
+    }
+}

@@ -1,0 +1,335 @@
+//! The real `kubectl` against the API over a store: discovery (`version`, `api-resources`),
+//! `apply` (created, unchanged, configured with a label added by `kubectl label` kept),
+//! server-side tables with `egress get`'s columns, jsonpath, `get -w` seeing a change, an
+//! invalid VirtualService refused with Istio's webhook message and nothing stored, `delete`,
+//! and 401 without the token. The server listens on a claimed loopback address with a serving
+//! certificate from a mesh CA; kubectl reads a kubeconfig written by [`kubeconfig::merge`].
+//! Skips (fails under `EGRESS_TEST_STRICT=1`) where kubectl is absent.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use egress_apiserver::{ApiServer, Config, kubeconfig};
+use egress_identity::MeshCa;
+use egress_store::{ObjectKey, Store};
+use egress_testkit::addrs::Block;
+
+struct Api {
+    dir: tempfile::TempDir,
+    store: Store,
+    server: Option<ApiServer>,
+    kubeconfig: PathBuf,
+    _block: Block,
+}
+
+fn kubectl_present() -> bool {
+    Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+impl Api {
+    async fn start() -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let block = Block::claim().unwrap();
+        let ip = std::net::IpAddr::V4(block.ip(1));
+        let ca = MeshCa::generate("cluster.local").unwrap();
+        let cert = ca
+            .issue_server(
+                &[ip.to_string(), "localhost".into()],
+                Duration::from_secs(3600),
+            )
+            .unwrap();
+        let tls = egress_identity::server_config_from_pem(
+            &cert.cert_chain_pem,
+            &cert.key_pem,
+            None,
+            false,
+            &[],
+            Vec::new(),
+        )
+        .unwrap();
+        let token = egress_apiserver::new_token();
+        let server = ApiServer::start(Config {
+            addr: SocketAddr::new(ip, 6443),
+            store: store.clone(),
+            tls,
+            token: token.clone(),
+        })
+        .await
+        .unwrap();
+        let kubeconfig = dir.path().join("home").join(".kube").join("config");
+        let server_url = format!("https://{}", server.local_addr());
+        kubeconfig::merge(
+            &kubeconfig,
+            &kubeconfig::Entry {
+                server: &server_url,
+                ca_pem: ca.root_pem(),
+                token: &token,
+            },
+        )
+        .unwrap();
+        Api {
+            dir,
+            store,
+            server: Some(server),
+            kubeconfig,
+            _block: block,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("kubectl");
+        c.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.dir.path().join("home"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self.command(args).spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str], stdin: &str) -> String {
+        let o = self.run(args, stdin);
+        assert!(
+            o.status.success(),
+            "kubectl {args:?}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+const NS: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n";
+const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: curl\n  labels:\n    app: curl\nspec:\n  selector:\n    app: curl\n  ports:\n  - name: http\n    port: 80\n";
+
+macro_rules! require_kubectl {
+    () => {
+        if !kubectl_present() {
+            egress_testkit::skip("kubectl is not installed");
+            return;
+        }
+    };
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_applies_gets_labels_and_deletes() {
+    require_kubectl!();
+    let api = Api::start().await;
+    tokio::task::block_in_place(|| {
+        let version = api.ok(&["version"], "");
+        assert!(
+            version.contains("Server Version: v1.32.0+egress"),
+            "{version}"
+        );
+        let resources = api.ok(&["api-resources", "--no-headers"], "");
+        assert!(
+            resources
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                    == [
+                        "serviceentries",
+                        "se",
+                        "networking.istio.io/v1",
+                        "true",
+                        "ServiceEntry"
+                    ]),
+            "{resources}"
+        );
+
+        assert_eq!(
+            api.ok(&["apply", "-f", "-"], NS).trim(),
+            "namespace/apps created"
+        );
+        assert_eq!(
+            api.ok(&["apply", "-n", "apps", "-f", "-"], SVC).trim(),
+            "service/curl created"
+        );
+        assert_eq!(
+            api.ok(&["apply", "-n", "apps", "-f", "-"], SVC).trim(),
+            "service/curl unchanged"
+        );
+        let table = api.ok(&["get", "svc", "-n", "apps"], "");
+        let head: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(
+            head,
+            [
+                "NAME",
+                "TYPE",
+                "CLUSTER-IP",
+                "EXTERNAL-IP",
+                "PORT(S)",
+                "AGE"
+            ]
+        );
+        assert!(
+            table.lines().nth(1).unwrap().starts_with("curl "),
+            "{table}"
+        );
+        assert_eq!(
+            api.ok(
+                &[
+                    "get",
+                    "svc",
+                    "curl",
+                    "-n",
+                    "apps",
+                    "-o",
+                    "jsonpath={.spec.ports[0].port}"
+                ],
+                ""
+            ),
+            "80"
+        );
+
+        // A label added by `kubectl label` survives an apply of the edited manifest.
+        assert_eq!(
+            api.ok(&["label", "svc", "curl", "-n", "apps", "team=web"], "")
+                .trim(),
+            "service/curl labeled"
+        );
+        let edited = SVC.replace("port: 80", "port: 8080");
+        assert_eq!(
+            api.ok(&["apply", "-n", "apps", "-f", "-"], &edited).trim(),
+            "service/curl configured"
+        );
+        let stored = api
+            .store
+            .get(&ObjectKey::new("", "Service", Some("apps"), "curl"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored["metadata"]["labels"]["team"], "web");
+        assert_eq!(stored["spec"]["ports"][0]["port"], 8080);
+        assert_eq!(stored["spec"]["ports"].as_array().unwrap().len(), 1);
+
+        assert_eq!(
+            api.ok(&["delete", "svc", "curl", "-n", "apps"], "").trim(),
+            "service \"curl\" deleted"
+        );
+        let gone = api.run(&["get", "svc", "curl", "-n", "apps"], "");
+        assert!(!gone.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&gone.stderr).trim(),
+            "Error from server (NotFound): services \"curl\" not found"
+        );
+    });
+    api.server.unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_virtual_service_is_refused_with_istios_webhook_message() {
+    require_kubectl!();
+    let api = Api::start().await;
+    tokio::task::block_in_place(|| {
+        api.ok(&["apply", "-f", "-"], NS);
+        let bad = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: bad\nspec:\n  hosts: [edition.cnn.com]\n  http:\n  - route:\n    - destination:\n        host: \"\"\n";
+        let out = api.run(&["apply", "-n", "apps", "-f", "-"], bad);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("Error from server: error when creating \"STDIN\": admission webhook \"validation.istio.io\" denied the request: configuration is invalid: "),
+            "{err}"
+        );
+        assert!(
+            api.store
+                .get(&ObjectKey::new(
+                    "networking.istio.io",
+                    "VirtualService",
+                    Some("apps"),
+                    "bad"
+                ))
+                .unwrap()
+                .is_none()
+        );
+    });
+    api.server.unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_watch_sees_a_change_and_requests_without_the_token_are_refused() {
+    require_kubectl!();
+    let api = Api::start().await;
+    tokio::task::block_in_place(|| {
+        api.ok(&["apply", "-f", "-"], NS);
+        api.ok(&["apply", "-n", "apps", "-f", "-"], SVC);
+        let mut watch = api
+            .command(&["get", "svc", "-n", "apps", "-w", "--no-headers"])
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        assert!(first.starts_with("curl "), "{first}");
+        api.ok(
+            &["apply", "-n", "apps", "-f", "-"],
+            &SVC.replace("name: curl", "name: web"),
+        );
+        let next = lines.next().unwrap().unwrap();
+        assert!(next.starts_with("web "), "{next}");
+        watch.kill().unwrap();
+        let _ = watch.wait();
+
+        let out = api.run(&["get", "svc", "-A", "--token", "wrong"], "");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("You must be logged in to the server (Unauthorized)"),
+            "{err}"
+        );
+    });
+    api.server.unwrap().shutdown().await;
+}
+
+#[test]
+fn only_loopback_addresses_are_served() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ca = MeshCa::generate("cluster.local").unwrap();
+        let cert = ca
+            .issue_server(&["localhost".into()], Duration::from_secs(60))
+            .unwrap();
+        let tls = egress_identity::server_config_from_pem(
+            &cert.cert_chain_pem,
+            &cert.key_pem,
+            None,
+            false,
+            &[],
+            Vec::new(),
+        )
+        .unwrap();
+        ApiServer::start(Config {
+            addr: "0.0.0.0:6443".parse().unwrap(),
+            store,
+            tls: Arc::clone(&tls),
+            token: "t".into(),
+        })
+        .await
+        .err()
+        .unwrap()
+    });
+    assert_eq!(
+        err.to_string(),
+        "the Kubernetes API binds loopback addresses only, not 0.0.0.0:6443"
+    );
+}
