@@ -9,6 +9,7 @@
 //!   └──(change feed)──▶ runtime: one egress_runner::Instance per Pod ──▶ gateways, sidecars
 //! ```
 
+pub mod api;
 pub mod ca;
 pub mod caserver;
 pub mod config;

@@ -26,6 +26,8 @@ pub struct UpOptions {
     pub drain_grace: Duration,
     /// Stand-in external hosts to run.
     pub stand_ins: Vec<crate::standin::StandIn>,
+    /// The Kubernetes API for kubectl (none: not served).
+    pub api: Option<crate::api::ApiOptions>,
 }
 
 /// The CA bundle workloads trust (`egress exec`): the system's CAs, `--upstream-ca` and the
@@ -357,11 +359,30 @@ pub async fn run(
         .await
         .map_err(|e| ClusterError::Settings(e.to_string()))??
     };
+    let ca = std::sync::Arc::new(ca);
+    // The Kubernetes API for kubectl, with a serving certificate from the same CA.
+    let api = match &options.api {
+        Some(api_options) => match crate::api::start(&store, &ca, api_options).await? {
+            Ok(served) => {
+                (hooks.note)(&format!(
+                    "  kubernetes API:  https://{} (kubectl context \"egress\" in {})",
+                    served.server.local_addr(),
+                    served.kubeconfig.display()
+                ));
+                Some(served.server)
+            }
+            Err(warning) => {
+                (hooks.note)(&warning);
+                None
+            }
+        },
+        None => None,
+    };
     // istiod's CA endpoint: workloads get their certificates through Istio's CA API.
     let local_ca = std::sync::Arc::new(
         crate::caserver::LocalCa::start(
             store.dir(),
-            std::sync::Arc::new(ca),
+            std::sync::Arc::clone(&ca),
             token_issuer,
             &options.runtime.trust_domain,
         )
@@ -551,6 +572,9 @@ pub async fn run(
     }
     if let Some(s) = stand_ins {
         s.stop();
+    }
+    if let Some(api) = api {
+        api.shutdown().await;
     }
     Ok(())
 }

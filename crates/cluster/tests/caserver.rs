@@ -28,6 +28,7 @@ async fn up_serves_certificates_through_the_ca_api() {
         },
         drain_grace: Duration::from_millis(100),
         stand_ins: Vec::new(),
+        api: None,
     };
     let (ready_tx, ready_rx) = oneshot::channel::<()>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

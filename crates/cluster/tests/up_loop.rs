@@ -77,6 +77,7 @@ async fn up_stops_when_asked_while_another_writer_keeps_undoing_its_passes() {
         },
         drain_grace: Duration::from_millis(500),
         stand_ins: Vec::new(),
+        api: None,
     };
     let (notes_tx, notes_rx) = std::sync::mpsc::channel::<String>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

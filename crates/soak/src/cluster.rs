@@ -57,6 +57,8 @@ impl Egress {
             .arg(&self.store)
             .args(args)
             .env_remove("EGRESS_STORE")
+            // `egress up` merges its kubectl context here, not into the user's kubeconfig.
+            .env("KUBECONFIG", self.store.with_extension("kubeconfig"))
             .kill_on_drop(true);
         c
     }

@@ -65,6 +65,14 @@ pub struct UpArgs {
     /// How long gateways drain on stop, in seconds.
     #[arg(long = "drain-grace", default_value_t = 5)]
     pub drain_grace: u64,
+    /// Serve the Kubernetes API for kubectl on this loopback address (default
+    /// 127.0.0.1:6443; when that is taken, the cluster runs without it and says so), or `off`.
+    #[arg(long = "api-server", value_name = "IP:PORT|off")]
+    pub api_server: Option<String>,
+    /// Merge the `egress` kubectl context into this kubeconfig (default: the first path of
+    /// $KUBECONFIG, else ~/.kube/config).
+    #[arg(long = "write-kubeconfig", value_name = "FILE")]
+    pub write_kubeconfig: Option<PathBuf>,
     /// Internal: print `ready` on standard output once running, then log to standard error
     /// only (used by `-d`).
     #[arg(long = "notify-ready", hide = true)]
@@ -142,7 +150,34 @@ fn options(args: &UpArgs) -> Result<UpOptions, OpError> {
         },
         drain_grace: Duration::from_secs(args.drain_grace),
         stand_ins: egress_cluster::standin::parse(&args.stand_in).map_err(OpError::cause)?,
+        api: api_options(args)?,
     })
+}
+
+/// `--api-server` and `--write-kubeconfig`.
+fn api_options(args: &UpArgs) -> Result<Option<egress_cluster::api::ApiOptions>, OpError> {
+    let (addr, explicit) = match args.api_server.as_deref() {
+        Some("off") => return Ok(None),
+        Some(a) => (a, true),
+        None => (egress_cluster::api::DEFAULT_ADDR, false),
+    };
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| OpError::Usage(format!("--api-server: {addr:?} is not IP:PORT (or off)")))?;
+    if !addr.ip().is_loopback() {
+        return Err(OpError::Usage(format!(
+            "--api-server: the Kubernetes API binds loopback addresses only, not {addr}"
+        )));
+    }
+    let kubeconfig = args
+        .write_kubeconfig
+        .as_ref()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
+    Ok(Some(egress_cluster::api::ApiOptions {
+        addr,
+        explicit,
+        kubeconfig,
+    }))
 }
 
 fn banner(store: &Store, args: &UpArgs, lock: &Path, cluster: &ManagedCluster) -> String {
@@ -259,6 +294,13 @@ fn detach(store: &Store, args: &UpArgs) -> Result<(), OpError> {
     for ca in &args.upstream_ca {
         let abs = std::path::absolute(ca).unwrap_or_else(|_| ca.clone());
         cmd.arg("--upstream-ca").arg(abs);
+    }
+    if let Some(api) = &args.api_server {
+        cmd.arg("--api-server").arg(api);
+    }
+    if let Some(k) = &args.write_kubeconfig {
+        let abs = std::path::absolute(k).unwrap_or_else(|_| k.clone());
+        cmd.arg("--write-kubeconfig").arg(abs);
     }
     cmd.arg("--trust-domain").arg(&args.trust_domain);
     cmd.arg("--drain-grace").arg(args.drain_grace.to_string());

@@ -91,7 +91,14 @@ impl Cluster {
         };
         c.arg("--store").arg(self.store()).args(args);
         c.env_remove("EGRESS_STORE");
+        // `egress up` merges its kubectl context here, never into the user's kubeconfig.
+        c.env("KUBECONFIG", self.kubeconfig());
         c
+    }
+
+    /// The kubeconfig `egress up` writes its context into.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
     }
 
     /// A cluster whose commands all run as the unprivileged `uid` (the caller must be root):
@@ -242,7 +249,9 @@ pub struct Addrs {
     pub pods: egress_testkit::addrs::Block,
     /// Static egress prefixes (`--egress-ip-pool`).
     pub pool: egress_testkit::addrs::Block,
-    flags: [String; 4],
+    /// The Kubernetes API's address (`--api-server`, port 6443 of the block's first address).
+    pub api: egress_testkit::addrs::Block,
+    flags: [String; 6],
 }
 
 impl Addrs {
@@ -250,16 +259,24 @@ impl Addrs {
     pub fn claim() -> Addrs {
         let pods = egress_testkit::addrs::Block::claim().unwrap();
         let pool = egress_testkit::addrs::Block::claim().unwrap();
+        let api = egress_testkit::addrs::Block::claim().unwrap();
         let flags = [
             "--pod-range".to_owned(),
             pods.net().to_string(),
             "--egress-ip-pool".to_owned(),
             pool.net().to_string(),
+            "--api-server".to_owned(),
+            format!("{}:6443", api.ip(1)),
         ];
-        Addrs { pods, pool, flags }
+        Addrs {
+            pods,
+            pool,
+            api,
+            flags,
+        }
     }
 
-    /// `--pod-range R --egress-ip-pool P` followed by `more`.
+    /// `--pod-range R --egress-ip-pool P --api-server A` followed by `more`.
     pub fn flags<'a>(&'a self, more: &[&'a str]) -> Vec<&'a str> {
         let mut out: Vec<&str> = self.flags.iter().map(String::as_str).collect();
         out.extend_from_slice(more);

@@ -1,0 +1,166 @@
+//! `egress up` serves the Kubernetes API and writes the `egress` kubectl context: the real
+//! `kubectl` then sees what `egress get` sees (the same Service table, the seed's jsonpath
+//! query), and what it applies, labels and deletes is what the local cluster acts on: the
+//! labelled namespace's Deployment gets an injected sidecar, the add-on's gateway Service is
+//! listed by both. Skips (fails under `EGRESS_TEST_STRICT=1`) where kubectl is absent.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{Addrs, Cluster, Up, wait_for, without_age};
+use egress_store::Store;
+use serde_json::Value;
+
+const NS: &str = "aks-istio-egress";
+
+fn kubectl(c: &Cluster, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", c.kubeconfig())
+        .env("HOME", c.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[track_caller]
+fn ok(c: &Cluster, args: &[&str], stdin: &str) -> String {
+    let o = kubectl(c, args, stdin);
+    assert!(
+        o.status.success(),
+        "kubectl {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn kubectl_works_against_the_local_cluster() {
+    if !Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        egress_testkit::skip("kubectl is not installed");
+        return;
+    }
+    let addrs = Addrs::claim();
+    let c = Cluster::new();
+    let _up = Up::start(&c, &addrs.flags(&[]));
+    let store = Store::open(c.store()).unwrap();
+    let config = std::fs::read_to_string(c.kubeconfig()).unwrap();
+    assert!(config.contains("current-context: egress"), "{config}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(c.kubeconfig()).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    c.run(&["mesh", "enable", "--revision", "asm-1-24", "-o", "none"])
+        .ok();
+    // The seed's namespace and its gateway, with the real kubectl where the seed uses it.
+    ok(
+        &c,
+        &["apply", "-f", "-"],
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NS}\n"),
+    );
+    c.run_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata:\n  name: istio-egress-sgc\n  namespace: aks-istio-egress\nspec:\n  gatewayNodepoolName: istioegresspool\n  provisionPublicIps: true\n",
+    )
+    .ok();
+    c.run(&[
+        "mesh",
+        "enable-egress-gateway",
+        "--istio-egressgateway-name",
+        "asm-egress-test",
+        "--istio-egressgateway-namespace",
+        NS,
+        "--gateway-configuration-name",
+        "istio-egress-sgc",
+        "-o",
+        "none",
+    ])
+    .ok();
+    let prefix = ok(
+        &c,
+        &[
+            "get",
+            "staticgatewayconfiguration",
+            "istio-egress-sgc",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.status.egressIpPrefix}",
+        ],
+        "",
+    );
+    assert_eq!(prefix, addrs.pool.subnet(0, 31).to_string());
+
+    // `kubectl get svc` prints the table `egress get svc` prints.
+    let theirs = without_age(&ok(&c, &["get", "svc", "-n", NS], ""));
+    let ours = without_age(&c.run(&["get", "svc", "-n", NS]).ok().stdout);
+    assert_eq!(theirs, ours);
+    assert!(theirs.contains("asm-egress-test"), "{theirs}");
+
+    // The seed's label and curl sample: the local cluster injects the sidecar.
+    assert_eq!(
+        ok(&c, &["label", "namespace", NS, "istio.io/rev=asm-1-24"], "").trim(),
+        format!("namespace/{NS} labeled")
+    );
+    let curl = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/curl.yaml"),
+    )
+    .unwrap();
+    let applied = ok(&c, &["apply", "-n", NS, "-f", "-"], &curl);
+    assert!(
+        applied.contains("deployment.apps/curl created"),
+        "{applied}"
+    );
+    wait_for(&store, "curl 2/2 Running", Duration::from_secs(60), |s| {
+        s.list("", "Pod", Some(NS)).unwrap().items.iter().any(|p| {
+            p.pointer("/metadata/labels/app").and_then(Value::as_str) == Some("curl")
+                && p.pointer("/status/containerStatuses")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| cs.len() == 2)
+        })
+    });
+    let pods = ok(&c, &["get", "pods", "-n", NS, "-l", "app=curl"], "");
+    assert!(
+        pods.lines()
+            .any(|l| l.starts_with("curl-") && l.contains(" 2/2 ")),
+        "{pods}"
+    );
+    // Applying again changes nothing.
+    let again = ok(&c, &["apply", "-n", NS, "-f", "-"], &curl);
+    assert!(again.contains("deployment.apps/curl unchanged"), "{again}");
+
+    // The seed's cleanup line.
+    let seed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../samples/seed-http-egress.yaml"),
+    )
+    .unwrap();
+    ok(&c, &["apply", "-n", NS, "-f", "-"], &seed);
+    let deleted = ok(&c, &["delete", "-n", NS, "-f", "-"], &seed);
+    assert!(deleted.contains("deleted"), "{deleted}");
+    let left = c.run(&["get", "gateway,virtualservice,destinationrule", "-n", NS]);
+    assert!(
+        !left.stdout.contains("istio-egressgateway"),
+        "{}",
+        left.stdout
+    );
+}

@@ -1,0 +1,105 @@
+//! The local cluster's Kubernetes API ([`egress_apiserver`]) as `egress up` runs it: a serving
+//! certificate from the local cluster's CA for the listening address (and `localhost`,
+//! `kubernetes.default.svc`), a fresh bearer token per start, and the `egress` context merged
+//! into the user's kubeconfig so that `kubectl` works at once.
+//!
+//! The default address (`127.0.0.1:6443`) may be taken by another local cluster (kind, k3d, a
+//! second `egress up` on another store): then the API is not served and a warning says so,
+//! while the rest of the cluster runs. An address given with `--api-server` must bind.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use egress_apiserver::{ApiServer, ApiServerError, Config, kubeconfig};
+use egress_identity::MeshCa;
+use egress_store::Store;
+
+use crate::ClusterError;
+
+/// The default address of the API.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:6443";
+
+/// How long the serving certificate is valid (renewed at every start).
+const SERVING_CERT_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Where and how the API is served.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// The address.
+    pub addr: SocketAddr,
+    /// True when the address was asked for (a bind failure is then an error).
+    pub explicit: bool,
+    /// The kubeconfig to merge the context into (none: `$KUBECONFIG`, else `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// A served API and the kubeconfig it was written into.
+pub struct Served {
+    /// The server.
+    pub server: ApiServer,
+    /// The kubeconfig written.
+    pub kubeconfig: PathBuf,
+}
+
+/// Starts the API. `Ok(None)` when the default address is taken (the caller warns).
+pub async fn start(
+    store: &Store,
+    ca: &MeshCa,
+    options: &ApiOptions,
+) -> Result<Result<Served, String>, ClusterError> {
+    let settings = |e: String| ClusterError::Settings(format!("Kubernetes API: {e}"));
+    let names = vec![
+        options.addr.ip().to_string(),
+        "localhost".to_owned(),
+        "kubernetes.default.svc".to_owned(),
+    ];
+    let cert = ca
+        .issue_server(&names, SERVING_CERT_TTL)
+        .map_err(|e| ClusterError::Ca(e.to_string()))?;
+    let tls = egress_identity::server_config_from_pem(
+        &cert.cert_chain_pem,
+        &cert.key_pem,
+        None,
+        false,
+        &[],
+        Vec::new(),
+    )
+    .map_err(|e| ClusterError::Ca(e.to_string()))?;
+    let token = egress_apiserver::new_token();
+    let server = match ApiServer::start(Config {
+        addr: options.addr,
+        store: store.clone(),
+        tls: Arc::clone(&tls),
+        token: token.clone(),
+    })
+    .await
+    {
+        Ok(s) => s,
+        Err(e @ ApiServerError::Bind { .. }) if !options.explicit => {
+            return Ok(Err(format!(
+                "warning: the Kubernetes API is not served ({e}); pass --api-server IP:PORT to serve it elsewhere"
+            )));
+        }
+        Err(e) => return Err(settings(e.to_string())),
+    };
+    let path = match &options.kubeconfig {
+        Some(p) => p.clone(),
+        None => kubeconfig::default_path().map_err(|e| settings(e.to_string()))?,
+    };
+    let url = format!("https://{}", server.local_addr());
+    kubeconfig::merge(
+        &path,
+        &kubeconfig::Entry {
+            server: &url,
+            ca_pem: ca.root_pem(),
+            token: &token,
+        },
+    )
+    .map_err(|e| settings(e.to_string()))?;
+    Ok(Ok(Served {
+        server,
+        kubeconfig: path,
+    }))
+}
