@@ -128,6 +128,14 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             "verbs": ["get", "patch", "update"],
         }));
     }
+    if group.is_empty() && version == "v1" {
+        for (sub, verbs) in [("log", json!(["get"])), ("exec", json!(["create", "get"]))] {
+            resources.push(json!({
+                "name": format!("pods/{sub}"), "singularName": "", "namespaced": true,
+                "kind": if sub == "log" { "Pod" } else { "PodExecOptions" }, "verbs": verbs,
+            }));
+        }
+    }
     let group_version = if group.is_empty() {
         version.to_owned()
     } else {

@@ -20,6 +20,7 @@ pub mod admission;
 pub mod body;
 pub mod discovery;
 pub mod kubeconfig;
+pub mod logs;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
@@ -85,6 +86,8 @@ pub struct Config {
     pub tls: Arc<rustls::ServerConfig>,
     /// The bearer token every request must carry.
     pub token: String,
+    /// Where the Pods' container logs are (`<dir>/<namespace>_<pod>/<container>.log`).
+    pub pod_logs: Option<std::path::PathBuf>,
 }
 
 /// A running API server.
@@ -99,6 +102,7 @@ struct State {
     store: Store,
     token: String,
     server_address: String,
+    pod_logs: Option<std::path::PathBuf>,
 }
 
 impl ApiServer {
@@ -127,6 +131,7 @@ impl ApiServer {
             store: config.store,
             token: config.token,
             server_address: addr.to_string(),
+            pod_logs: config.pod_logs,
         });
         let (stop, stopped) = signal::channel(false);
         let task = tokio::spawn(accept_loop(listener, acceptor, state, stopped));
@@ -326,6 +331,27 @@ async fn resource(
     let store = state.store.clone();
     let table = table::wanted(accept);
     let name = rp.name.clone();
+    match (rp.subresource.as_deref(), rp.info.kind, &method, &name) {
+        (None | Some("status"), _, _, _) => {}
+        (Some("log"), "Pod", &Method::GET, Some(pod)) => {
+            let dir = state.pod_logs.clone().ok_or(ApiError::NoSuchPath)?;
+            let pod = pod.clone();
+            let (file, rp, pod) =
+                blocking(move || logs::file(&store, &dir, &rp, &pod, &query).map(|f| (f, rp, pod)))
+                    .await?;
+            let query = Query::parse(req.uri().query());
+            let (tx, body) = body::Stream::channel(16);
+            let store = state.store.clone();
+            tokio::task::spawn_blocking(move || {
+                logs::stream(&store, (&rp, &pod), &file, &query, &tx);
+            });
+            let mut resp = Response::new(body);
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            return Ok(resp);
+        }
+        _ => return Err(ApiError::NoSuchPath),
+    }
     match (method, name) {
         (Method::GET, _) if query.flag("watch") => {
             let (tx, body) = body::Stream::channel(64);

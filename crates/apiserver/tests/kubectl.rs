@@ -62,6 +62,7 @@ impl Api {
             store: store.clone(),
             tls,
             token: token.clone(),
+            pod_logs: Some(dir.path().join("pods")),
         })
         .await
         .unwrap();
@@ -273,7 +274,15 @@ async fn get_watch_sees_a_change_and_requests_without_the_token_are_refused() {
         api.ok(&["apply", "-f", "-"], NS);
         api.ok(&["apply", "-n", "apps", "-f", "-"], SVC);
         let mut watch = api
-            .command(&["get", "svc", "-n", "apps", "-w", "--no-headers"])
+            .command(&[
+                "get",
+                "svc",
+                "-n",
+                "apps",
+                "-w",
+                "--no-headers",
+                "--request-timeout=30s",
+            ])
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
@@ -295,6 +304,68 @@ async fn get_watch_sees_a_change_and_requests_without_the_token_are_refused() {
             err.contains("You must be logged in to the server (Unauthorized)"),
             "{err}"
         );
+    });
+    api.server.unwrap().shutdown().await;
+}
+
+const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: gw-1\n  labels:\n    istio: gw\nspec:\n  containers:\n  - name: istio-proxy\n    image: egress\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_logs_reads_tails_and_follows_a_containers_log() {
+    require_kubectl!();
+    let api = Api::start().await;
+    tokio::task::block_in_place(|| {
+        api.ok(&["apply", "-f", "-"], NS);
+        api.ok(&["apply", "-n", "apps", "-f", "-"], POD);
+        let dir = api.dir.path().join("pods").join("apps_gw-1");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("istio-proxy.log");
+        std::fs::write(&log, "one\ntwo\nthree\n").unwrap();
+        assert_eq!(
+            api.ok(&["logs", "gw-1", "-n", "apps"], ""),
+            "one\ntwo\nthree\n"
+        );
+        assert_eq!(
+            api.ok(&["logs", "-l", "istio=gw", "-n", "apps", "--tail", "1"], ""),
+            "three\n"
+        );
+        assert_eq!(
+            api.ok(&["logs", "-l", "istio=gw", "-n", "apps", "--prefix"], ""),
+            "[pod/gw-1/istio-proxy] one\n[pod/gw-1/istio-proxy] two\n[pod/gw-1/istio-proxy] three\n"
+        );
+        let bad = api.run(&["logs", "gw-1", "-n", "apps", "-c", "nope"], "");
+        assert!(!bad.status.success());
+        assert!(
+            String::from_utf8_lossy(&bad.stderr)
+                .contains("container nope is not valid for pod gw-1"),
+            "{}",
+            String::from_utf8_lossy(&bad.stderr)
+        );
+        // -f: a line appended later arrives; deleting the Pod ends the stream.
+        let mut follow = api
+            .command(&[
+                "logs",
+                "-f",
+                "gw-1",
+                "-n",
+                "apps",
+                "--tail",
+                "1",
+                "--request-timeout=30s",
+            ])
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+        // The last line arrives first: the stream is open before anything is appended.
+        assert_eq!(lines.next().unwrap().unwrap(), "three");
+        {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            f.write_all(b"four\n").unwrap();
+        }
+        assert_eq!(lines.next().unwrap().unwrap(), "four");
+        api.ok(&["delete", "pod", "gw-1", "-n", "apps"], "");
+        assert!(lines.next().is_none(), "the stream ends with the Pod");
+        assert!(follow.wait().unwrap().success());
     });
     api.server.unwrap().shutdown().await;
 }
@@ -323,6 +394,7 @@ fn only_loopback_addresses_are_served() {
             store,
             tls: Arc::clone(&tls),
             token: "t".into(),
+            pod_logs: None,
         })
         .await
         .err()

@@ -73,6 +73,7 @@ pub async fn start(
         store: store.clone(),
         tls: Arc::clone(&tls),
         token: token.clone(),
+        pod_logs: Some(crate::up::run_dir(store.dir()).join("pods")),
     })
     .await
     {
