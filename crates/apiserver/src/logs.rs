@@ -122,7 +122,7 @@ pub fn stream(
         if tx.is_closed() {
             return;
         }
-        if !matches!(get(store, path, name), Ok(_)) {
+        if get(store, path, name).is_err() {
             return;
         }
         let Ok(mut f) = std::fs::File::open(file) else {
