@@ -19,6 +19,7 @@
 pub mod admission;
 pub mod body;
 pub mod discovery;
+pub mod exec;
 pub mod kubeconfig;
 pub mod logs;
 pub mod objects;
@@ -88,6 +89,8 @@ pub struct Config {
     pub token: String,
     /// Where the Pods' container logs are (`<dir>/<namespace>_<pod>/<container>.log`).
     pub pod_logs: Option<std::path::PathBuf>,
+    /// How `kubectl exec` commands run (none: exec is not served).
+    pub exec: Option<Arc<dyn exec::Runner>>,
 }
 
 /// A running API server.
@@ -103,6 +106,7 @@ struct State {
     token: String,
     server_address: String,
     pod_logs: Option<std::path::PathBuf>,
+    exec: Option<Arc<dyn exec::Runner>>,
 }
 
 impl ApiServer {
@@ -132,6 +136,7 @@ impl ApiServer {
             token: config.token,
             server_address: addr.to_string(),
             pod_logs: config.pod_logs,
+            exec: config.exec,
         });
         let (stop, stopped) = signal::channel(false);
         let task = tokio::spawn(accept_loop(listener, acceptor, state, stopped));
@@ -185,7 +190,9 @@ async fn accept_loop(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT);
-            let conn = builder.serve_connection(TokioIo::new(tls), service);
+            let conn = builder
+                .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades();
             tokio::select! {
                 _ = conn => {}
                 _ = stop.changed() => {}
@@ -349,6 +356,12 @@ async fn resource(
             resp.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             return Ok(resp);
+        }
+        (Some("exec"), "Pod", &Method::GET | &Method::POST, Some(pod)) => {
+            let runner = state.exec.clone().ok_or(ApiError::NoSuchPath)?;
+            let ns = rp.namespace.clone().unwrap_or_else(|| "default".into());
+            let request = exec::Request::from_query(&ns, pod, &query, req.uri().query());
+            return exec::upgrade(req, request, runner);
         }
         _ => return Err(ApiError::NoSuchPath),
     }

@@ -19,6 +19,29 @@ use egress_identity::MeshCa;
 use egress_store::{ObjectKey, Store};
 use egress_testkit::addrs::Block;
 
+/// Runs exec commands on this machine (the local cluster runs them as `egress exec` does).
+struct HostRunner;
+
+impl egress_apiserver::exec::Runner for HostRunner {
+    fn prepare(
+        &self,
+        _namespace: &str,
+        _pod: &str,
+        container: Option<&str>,
+        command: &[String],
+    ) -> Result<egress_apiserver::exec::Prepared, String> {
+        if container == Some("nope") {
+            return Err("unable to upgrade connection: container not found (\"nope\")".into());
+        }
+        let mut c = Command::new(&command[0]);
+        c.args(&command[1..]);
+        Ok(egress_apiserver::exec::Prepared {
+            command: c,
+            keep: Box::new(()),
+        })
+    }
+}
+
 struct Api {
     dir: tempfile::TempDir,
     store: Store,
@@ -63,6 +86,7 @@ impl Api {
             tls,
             token: token.clone(),
             pod_logs: Some(dir.path().join("pods")),
+            exec: Some(Arc::new(HostRunner)),
         })
         .await
         .unwrap();
@@ -370,6 +394,66 @@ async fn kubectl_logs_reads_tails_and_follows_a_containers_log() {
     api.server.unwrap().shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_exec_streams_output_and_stdin_and_returns_the_exit_code() {
+    require_kubectl!();
+    let api = Api::start().await;
+    tokio::task::block_in_place(|| {
+        api.ok(&["apply", "-f", "-"], NS);
+        api.ok(&["apply", "-n", "apps", "-f", "-"], POD);
+        let key = ObjectKey::new("", "Pod", Some("apps"), "gw-1");
+        api.store
+            .transact(|tx| {
+                let mut pod = tx.get(&key)?.unwrap();
+                pod["status"] = serde_json::json!({"phase": "Running"});
+                tx.apply(&key, pod).map(|_| ())
+            })
+            .unwrap();
+        let out = api.run(
+            &[
+                "exec",
+                "gw-1",
+                "-n",
+                "apps",
+                "--",
+                "sh",
+                "-c",
+                "echo out; echo err >&2; exit 3",
+            ],
+            "",
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("err\n"), "{err}");
+        assert!(err.contains("command terminated with exit code 3"), "{err}");
+        assert_eq!(
+            api.ok(
+                &["exec", "-i", "gw-1", "-n", "apps", "--", "cat"],
+                "hello\nworld\n"
+            ),
+            "hello\nworld\n"
+        );
+        let bad = api.run(
+            &["exec", "gw-1", "-n", "apps", "-c", "nope", "--", "true"],
+            "",
+        );
+        assert!(!bad.status.success());
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("container not found"),
+            "{}",
+            String::from_utf8_lossy(&bad.stderr)
+        );
+    });
+    api.server.unwrap().shutdown().await;
+}
+
 #[test]
 fn only_loopback_addresses_are_served() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -395,6 +479,7 @@ fn only_loopback_addresses_are_served() {
             tls: Arc::clone(&tls),
             token: "t".into(),
             pod_logs: None,
+            exec: None,
         })
         .await
         .err()

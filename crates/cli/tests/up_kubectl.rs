@@ -135,7 +135,9 @@ fn kubectl_works_against_the_local_cluster() {
             p.pointer("/metadata/labels/app").and_then(Value::as_str) == Some("curl")
                 && p.pointer("/status/containerStatuses")
                     .and_then(Value::as_array)
-                    .is_some_and(|cs| cs.len() == 2)
+                    .is_some_and(|cs| {
+                        cs.len() == 2 && cs.iter().all(|c| c["ready"] == Value::Bool(true))
+                    })
         })
     });
     let pods = ok(&c, &["get", "pods", "-n", NS, "-l", "app=curl"], "");
@@ -144,6 +146,43 @@ fn kubectl_works_against_the_local_cluster() {
             .any(|l| l.starts_with("curl-") && l.contains(" 2/2 ")),
         "{pods}"
     );
+    // The seed's exec line shape: the command runs as the Pod (as `egress exec` runs it),
+    // its exit code is kubectl's.
+    let pod = ok(
+        &c,
+        &[
+            "get",
+            "pod",
+            "-n",
+            NS,
+            "-l",
+            "app=curl",
+            "-o",
+            "jsonpath={.items..metadata.name}",
+        ],
+        "",
+    );
+    let out = kubectl(
+        &c,
+        &[
+            "exec",
+            "-n",
+            NS,
+            &pod,
+            "-c",
+            "curl",
+            "--",
+            "sh",
+            "-c",
+            "echo $POD_NAME; exit 4",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pod);
+    // The gateway's log through kubectl logs -l (the seed's step).
+    let logs = kubectl(&c, &["logs", "-l", "istio=asm-egress-test", "-n", NS], "");
+    assert!(logs.status.success(), "{logs:?}");
     // Applying again changes nothing.
     let again = ok(&c, &["apply", "-n", NS, "-f", "-"], &curl);
     assert!(again.contains("deployment.apps/curl unchanged"), "{again}");

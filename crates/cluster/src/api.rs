@@ -25,7 +25,7 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:6443";
 const SERVING_CERT_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Where and how the API is served.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiOptions {
     /// The address.
     pub addr: SocketAddr,
@@ -33,6 +33,19 @@ pub struct ApiOptions {
     pub explicit: bool,
     /// The kubeconfig to merge the context into (none: `$KUBECONFIG`, else `~/.kube/config`).
     pub kubeconfig: Option<PathBuf>,
+    /// How `kubectl exec` runs commands (as `egress exec` runs them); none: not served.
+    pub exec: Option<Arc<dyn egress_apiserver::exec::Runner>>,
+}
+
+impl std::fmt::Debug for ApiOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiOptions")
+            .field("addr", &self.addr)
+            .field("explicit", &self.explicit)
+            .field("kubeconfig", &self.kubeconfig)
+            .field("exec", &self.exec.is_some())
+            .finish()
+    }
 }
 
 /// A served API and the kubeconfig it was written into.
@@ -74,6 +87,7 @@ pub async fn start(
         tls: Arc::clone(&tls),
         token: token.clone(),
         pod_logs: Some(crate::up::run_dir(store.dir()).join("pods")),
+        exec: options.exec.clone(),
     })
     .await
     {

@@ -233,3 +233,42 @@ pub fn run(store: &Store, args: &ExecArgs) -> Result<i32, OpError> {
         }
     }
 }
+
+/// `kubectl exec` through the local cluster's Kubernetes API: each command is prepared as
+/// `egress exec` prepares it ([`command`]), transparent capture included.
+pub struct PodRunner {
+    store: Store,
+}
+
+impl PodRunner {
+    /// A runner for the Pods of `store`.
+    pub fn new(store: Store) -> PodRunner {
+        PodRunner { store }
+    }
+}
+
+impl egress_apiserver::exec::Runner for PodRunner {
+    fn prepare(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        command: &[String],
+    ) -> Result<egress_apiserver::exec::Prepared, String> {
+        let args = ExecArgs {
+            pod: pod.to_owned(),
+            namespace: Some(namespace.to_owned()),
+            container: container.map(str::to_owned),
+            command: command.to_vec(),
+            capture: Capture::Auto,
+        };
+        let (command, capture) = self::command(&self.store, &args).map_err(|e| {
+            let text = e.to_string();
+            text.strip_prefix("error: ").unwrap_or(&text).to_owned()
+        })?;
+        Ok(egress_apiserver::exec::Prepared {
+            command,
+            keep: Box::new(capture),
+        })
+    }
+}

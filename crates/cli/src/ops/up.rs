@@ -177,6 +177,7 @@ fn api_options(args: &UpArgs) -> Result<Option<egress_cluster::api::ApiOptions>,
         addr,
         explicit,
         kubeconfig,
+        exec: None,
     }))
 }
 
@@ -200,6 +201,11 @@ fn foreground(store: Store, args: &UpArgs) -> Result<(), OpError> {
         .map_err(|e| OpError::failed("recording the local cluster", e))?;
     let mut opts = options(args)?;
     opts.runtime.pod_log_dir = up::run_dir(store.dir()).join("pods");
+    if let Some(api) = opts.api.as_mut() {
+        api.exec = Some(std::sync::Arc::new(crate::ops::exec::PodRunner::new(
+            store.clone(),
+        )));
+    }
     // With --notify-ready standard output belongs to the parent until `ready`; everything
     // else goes to standard error (the log file).
     let to_stderr = args.notify_ready;
