@@ -11,11 +11,9 @@
 //! BlackHoleCluster, the gateway's Service) in the sidecar's `/stats/prometheus`.
 //!
 //! Ports: Istio's 80/443/9090 become 18080/18443/19090 (unprivileged; the block is ours alone).
-//! Istio's "Conflict" cases (the `istio.io` ServiceEntry declares HTTP on the port the client
-//! sends TLS or raw TCP to) are not here: Envoy's HTTP listener sends bytes that are not HTTP
-//! to its passthrough (or black-hole) filter chain, while this sidecar serves a connection to
-//! a port with an HTTP route table as HTTP only, so TLS there fails its handshake and no
-//! `PassthroughCluster` connection is made or counted.
+//! Istio's "Conflict" cases: the `istio.io` ServiceEntry declares HTTP on the ports the client
+//! sends TLS (19443) and raw TCP (19091) to; the sidecar's HTTP port hands bytes that are not
+//! HTTP to the outbound policy, as Envoy's `http_inspector` does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -54,6 +52,9 @@ const HANDLED: &str = "handled-by-egress-gateway";
 const HTTP: u16 = 18080;
 const HTTPS: u16 = 18443;
 const TCP: u16 = 19090;
+/// The ports `istio.io`'s ServiceEntry declares HTTP on, spoken to with TLS and raw TCP.
+const HTTPS_CONFLICT: u16 = 19443;
+const TCP_CONFLICT: u16 = 19091;
 
 // ---------------------------------------------------------------- Istio's manifests
 
@@ -166,6 +167,8 @@ struct Setting {
     http: HttpUpstream,
     https: HttpsUpstream,
     tcp: TcpRecorder,
+    /// TLS and TCP on the ports declared HTTP ("Conflict").
+    conflict: (HttpsUpstream, TcpRecorder),
     gateway: Proxy,
     sidecar: Sidecar,
 }
@@ -189,6 +192,18 @@ impl Setting {
         let tcp = TcpRecorder::start(SocketAddr::new(destination_ip, TCP))
             .await
             .unwrap();
+        let conflict = (
+            HttpsUpstream::start(
+                SocketAddr::new(destination_ip, HTTPS_CONFLICT),
+                &certs,
+                &[DESTINATION],
+            )
+            .await
+            .unwrap(),
+            TcpRecorder::start(SocketAddr::new(destination_ip, TCP_CONFLICT))
+                .await
+                .unwrap(),
+        );
 
         let inputs = inputs_from_resources(resources(&manifests(mode, gateway_ip)));
 
@@ -260,6 +275,7 @@ impl Setting {
             http,
             https,
             tcp,
+            conflict,
             gateway,
             sidecar,
         }
@@ -296,7 +312,16 @@ impl Setting {
         &self,
         alpn: &[u8],
     ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-        let stream = self.captured(self.destination(HTTPS)).await;
+        self.tls_to(HTTPS, alpn).await
+    }
+
+    /// TLS to the destination's `port` through the sidecar, offering `alpn`.
+    async fn tls_to(
+        &self,
+        port: u16,
+        alpn: &[u8],
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let stream = self.captured(self.destination(port)).await;
         let mut roots = rustls::RootCertStore::empty();
         for der in egress_identity::parse_certs(self.certs.ca_pem(), "test CA").unwrap() {
             roots.add(der).unwrap();
@@ -450,7 +475,8 @@ const TCP_CLOSED: &str = "istio_tcp_connections_closed_total";
 // ---------------------------------------------------------------- ALLOW_ANY
 
 /// Istio: `TestOutboundTrafficPolicy_AllowAny` — "HTTP Traffic", "HTTP H2 Traffic", "HTTPS
-/// Traffic", "HTTPS H2 Traffic", "HTTP Traffic Egress", "HTTP H2 Traffic Egress", "TCP".
+/// Traffic", "HTTPS H2 Traffic", "HTTP Traffic Egress", "HTTP H2 Traffic Egress", "TCP",
+/// "HTTPS Traffic Conflict", "HTTPS H2 Traffic Conflict", "TCP Conflict".
 #[tokio::test]
 async fn istio_test_outbound_traffic_policy_allow_any() {
     let s = Setting::start("ALLOW_ANY").await;
@@ -542,6 +568,36 @@ async fn istio_test_outbound_traffic_policy_allow_any() {
     let got = s.sidecar_metric(TCP_CLOSED, &closed, 1.0).await;
     assert!(got >= 1.0, "TCP: {got}");
     assert!(!s.tcp.connections().is_empty());
+
+    // "HTTPS Traffic Conflict" / "HTTPS H2 Traffic Conflict": TLS to a port declared HTTP ⇒
+    // not HTTP, so the passthrough, TLS end to end.
+    let before = s.sidecar_metric(TCP_OPENED, &passthrough_tcp, 0.0).await;
+    let tls = s.tls_to(HTTPS_CONFLICT, b"http/1.1").await.unwrap();
+    assert_eq!(get_h1(tls, DESTINATION).await, 200);
+    let tls = s.tls_to(HTTPS_CONFLICT, b"h2").await.unwrap();
+    assert_eq!(get_h2(tls, DESTINATION).await, 200);
+    assert_eq!(s.conflict.0.requests().len(), 2);
+    let got = s
+        .sidecar_metric(TCP_OPENED, &passthrough_tcp, before + 2.0)
+        .await;
+    assert!(
+        got >= before + 2.0,
+        "HTTPS Traffic Conflict: {got} (before {before})"
+    );
+
+    // "TCP Conflict": raw TCP to a port declared HTTP ⇒ the passthrough.
+    let mut stream = s.captured(s.destination(TCP_CONFLICT)).await;
+    stream.write_all(b"ping").await.unwrap();
+    let mut echo = [0u8; 4];
+    timeout(WAIT, stream.read_exact(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echo, b"ping");
+    drop(stream);
+    let got = s.sidecar_metric(TCP_CLOSED, &closed, 2.0).await;
+    assert!(got >= 2.0, "TCP Conflict: {got}");
+    assert!(!s.conflict.1.connections().is_empty());
 }
 
 /// Istio: `TestOutboundTrafficPolicy_AllowAny`/"HTTP H2 Traffic", its `Protocol: "HTTP/2.0"`
@@ -560,7 +616,7 @@ async fn istio_test_outbound_traffic_policy_allow_any_h2_passthrough_protocol() 
 // ---------------------------------------------------------------- REGISTRY_ONLY
 
 /// Istio: `TestOutboundTrafficPolicy_RegistryOnly` — "HTTP Traffic", "HTTPS Traffic", "HTTP
-/// Traffic Egress", "TCP".
+/// Traffic Egress", "TCP", "HTTPS Traffic Conflict", "TCP Conflict".
 #[tokio::test]
 async fn istio_test_outbound_traffic_policy_registry_only() {
     let s = Setting::start("REGISTRY_ONLY").await;
@@ -613,4 +669,19 @@ async fn istio_test_outbound_traffic_policy_registry_only() {
         .await;
     assert!(got >= before + 1.0, "TCP: {got} (before {before})");
     assert!(s.tcp.connections().is_empty());
+
+    // "HTTPS Traffic Conflict" and "TCP Conflict": not HTTP on a port declared HTTP ⇒ the
+    // black hole.
+    let before = s.sidecar_metric(TCP_CLOSED, &tcp_blackhole, 0.0).await;
+    assert!(s.tls_to(HTTPS_CONFLICT, b"http/1.1").await.is_err());
+    let mut stream = s.captured(s.destination(TCP_CONFLICT)).await;
+    let _ = stream.write_all(b"ping").await;
+    let read = timeout(WAIT, stream.read(&mut buf)).await.unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    let got = s
+        .sidecar_metric(TCP_CLOSED, &tcp_blackhole, before + 2.0)
+        .await;
+    assert!(got >= before + 2.0, "Conflict: {got} (before {before})");
+    assert!(s.conflict.0.connections().is_empty());
+    assert!(s.conflict.1.connections().is_empty());
 }

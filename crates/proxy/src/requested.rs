@@ -142,6 +142,57 @@ fn http_host(prefix: &[u8]) -> Sniff {
     Sniff::Done(Requested { sni: None, host })
 }
 
+/// What a connection speaks, from its first bytes: what Envoy's `http_inspector` decides for a
+/// sidecar's HTTP port, whose non-HTTP traffic goes to the outbound policy instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// An HTTP/1 request line, or the HTTP/2 connection preface (h2c).
+    Http,
+    /// Anything else (TLS, a server-first protocol's silence, other bytes).
+    Other,
+}
+
+/// The HTTP/2 connection preface's first line.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+
+/// What `prefix` speaks, or `None` while it could still begin an HTTP request.
+pub fn protocol(prefix: &[u8]) -> Option<Protocol> {
+    let candidates = METHODS.iter().copied().chain([H2_PREFACE]);
+    let mut undecided = false;
+    for c in candidates {
+        if prefix.starts_with(c) {
+            return Some(Protocol::Http);
+        }
+        undecided |= c.starts_with(prefix);
+    }
+    (!undecided).then_some(Protocol::Other)
+}
+
+/// Reads the first bytes of `io` until [`protocol`] decides (the peer closing, or `timeout`
+/// passing, decide `Other`); returns the bytes read, to be replayed, and the protocol.
+pub async fn read_protocol<R>(io: &mut R, timeout: Duration) -> (Vec<u8>, Protocol)
+where
+    R: AsyncRead + Unpin,
+{
+    let mut buffered = Vec::new();
+    let mut decided = Protocol::Other;
+    let work = async {
+        let mut chunk = [0u8; 1024];
+        loop {
+            match io.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffered.extend_from_slice(&chunk[..n]),
+            }
+            if let Some(p) = protocol(&buffered) {
+                decided = p;
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, work).await;
+    (buffered, decided)
+}
+
 /// A DNS name or IP literal, optionally with a port: what may become a label value.
 fn plausible(name: &str) -> bool {
     !name.is_empty()
@@ -378,6 +429,34 @@ mod tests {
         let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
         long.resize(MAX_PREFIX, b'a');
         assert_eq!(sniff(&long), done(None, None));
+    }
+
+    #[test]
+    fn http_ports_tell_http_from_everything_else() {
+        for http in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"POST ",
+            b"PRI * HTTP/2.0\r\n\r\nSM",
+        ] {
+            assert_eq!(protocol(http), Some(Protocol::Http), "{http:?}");
+        }
+        for partial in [&b"G"[..], b"GE", b"PR", b"CONNEC", b""] {
+            assert_eq!(protocol(partial), None, "{partial:?}");
+        }
+        let hello = client_hello("a.example.org");
+        for other in [&hello[..1], b"ping", b"\x00\x01", b"GETX"] {
+            assert_eq!(protocol(other), Some(Protocol::Other), "{other:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_client_on_an_http_port_is_decided_at_the_timeout() {
+        let (mut a, _b) = tokio::io::duplex(64);
+        let started = tokio::time::Instant::now();
+        let (bytes, p) = read_protocol(&mut a, Duration::from_secs(15)).await;
+        assert!(bytes.is_empty());
+        assert_eq!(p, Protocol::Other);
+        assert_eq!(started.elapsed(), Duration::from_secs(15));
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,7 +3,10 @@
 //! is what Envoy's `virtualOutbound` listener does when it hands a connection to the
 //! `0.0.0.0_<port>` listener of its original destination port (istio-egress.md §3.1, §3.2):
 //!
-//! * an HTTP port serves HTTP on the stream with the port's route table;
+//! * an HTTP port serves HTTP on the stream with the port's route table; a connection that does
+//!   not speak HTTP there (TLS, raw TCP: Istio's "Conflict" cases) goes to the outbound policy,
+//!   as Envoy's `http_inspector` sends it to the passthrough chain (a client silent for the
+//!   listener-filter timeout too);
 //! * a TLS port peeks the ClientHello (Envoy's `tls_inspector`) and proxies to the route whose
 //!   SNI hosts match best (exact, then the longest `*.suffix`, as Envoy matches filter chains'
 //!   `server_names`; among equals the first); the client's bytes go as they are, inside TLS
@@ -64,9 +67,18 @@ where
     let (active, snapshot) = shared.current();
     match plan::plan(&snapshot, dst.port) {
         Plan::Http => {
-            let table = port_table(dst.port);
-            let settings = HttpSettings::sidecar_outbound(Some(dst));
-            serve_http_with(io, conn, table, Arc::clone(&shared.ctx), settings).await;
+            // Envoy's http_inspector: only HTTP is served on an HTTP port; anything else
+            // (TLS, raw TCP) goes to the outbound policy as on a port with no entry.
+            let (prefix, speaks) =
+                requested::read_protocol(&mut io, sni::CLIENT_HELLO_TIMEOUT).await;
+            let io = Rewind::new(prefix, io);
+            if speaks == requested::Protocol::Http {
+                let table = port_table(dst.port);
+                let settings = HttpSettings::sidecar_outbound(Some(dst));
+                serve_http_with(io, conn, table, Arc::clone(&shared.ctx), settings).await;
+            } else {
+                fallback(io, &conn, (snapshot.outbound, active), &dst, shared).await;
+            }
         }
         Plan::Tcp(route) => {
             let version = (shared.ctx.as_ref(), Arc::clone(&active));
