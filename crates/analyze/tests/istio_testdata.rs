@@ -151,8 +151,13 @@ fn istio_analyzer_testdata() {
         per_analyzer.len()
     );
     assert!(failures.is_empty(), "{failures:#?}");
-    // Every implemented analyzer has oracle cases.
-    for a in ANALYZERS.iter().chain(OPTIONAL_ANALYZERS) {
+    // Every implemented analyzer of Istio's has oracle cases (egress's own, `EGR…`, are
+    // tested with their module).
+    for a in ANALYZERS
+        .iter()
+        .chain(OPTIONAL_ANALYZERS)
+        .filter(|a| !a.codes.iter().all(|c| c.starts_with("EGR")))
+    {
         assert!(
             per_analyzer.contains_key(a.name),
             "{} has no oracle case",
@@ -174,8 +179,14 @@ fn messages_match_istioctl_text() {
         logs.contains(&"Warning [IST0132] (VirtualService default/cross-test virtualservice_gateways.yaml:59) one or more host [*] defined in VirtualService default/cross-test not found in Gateway another/crossnamespace-gw.".to_owned()),
         "{logs:#?}"
     );
+    // istioctl's own messages (egress adds EGR0003 here: the SNI is not the host's).
     let dr = analyze(&load("destinationrule-compound-simple-mutual.yaml"), &[]);
-    let logs: Vec<String> = dr.iter().map(egress_analyze::format_log).collect();
+    let logs: Vec<String> = dr
+        .iter()
+        .filter(|f| f.code.starts_with("IST"))
+        .map(egress_analyze::format_log)
+        .collect();
+    assert!(dr.iter().any(|f| f.code == "EGR0003"));
     assert_eq!(
         logs,
         vec![

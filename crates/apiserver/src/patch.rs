@@ -37,19 +37,12 @@ fn merge_key(field: &str) -> Option<&'static str> {
         | "volumes"
         | "env"
         | "imagePullSecrets"
-        | "volumeMounts"
-        | "conditions"
-        | "readinessGates"
-        | "hostAliases"
-        | "resourceClaims" => match field {
-            "volumeMounts" => "mountPath",
-            "conditions" => "type",
-            "readinessGates" => "conditionType",
-            "hostAliases" => "ip",
-            _ => "name",
-        },
+        | "resourceClaims" => "name",
+        "volumeMounts" => "mountPath",
+        "conditions" => "type",
+        "readinessGates" => "conditionType",
+        "hostAliases" => "ip",
         "ports" => "port",
-        "tolerations" => "key",
         "topologySpreadConstraints" => "topologyKey",
         _ => return None,
     })

@@ -25,6 +25,22 @@ fn seeded() -> Option<(Cluster, Vec<String>)> {
         "apiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata:\n  name: istio-egress-sgc\n  namespace: aks-istio-egress\nspec:\n  gatewayNodepoolName: istioegresspool\n  provisionPublicIps: true\n",
     )
     .ok();
+    // What the SGC controller of `egress up` (or AKS) does before the seed's next step: the
+    // prefix the seed says to wait for (egress's EGR0002 reports a gateway without one).
+    let store = egress_store::Store::open(c.store()).unwrap();
+    let key = egress_store::ObjectKey::new(
+        "egressgateway.kubernetes.azure.com",
+        "StaticGatewayConfiguration",
+        Some(NS),
+        "istio-egress-sgc",
+    );
+    store
+        .transact(|tx| {
+            let mut sgc = tx.get(&key)?.unwrap();
+            sgc["status"] = serde_json::json!({"egressIpPrefix": "127.200.0.0/31"});
+            tx.apply(&key, sgc).map(|_| ())
+        })
+        .unwrap();
     c.run(&[
         "mesh",
         "enable-egress-gateway",

@@ -260,3 +260,16 @@ pub(super) const ENVOY_FILTER_RELATIVE_WITH_PROXY_VERSION: Msg = msg(
     "EnvoyFilterUsesRelativeOperationWithProxyVersion",
     Level::Warning,
 );
+
+/// egress's own: a REGISTRY_ONLY mesh's VirtualService for a host no ServiceEntry exports.
+pub(super) const REGISTRY_ONLY_HOST: Msg =
+    msg("EGR0001", "RegistryOnlyHostNotRegistered", Level::Warning);
+/// egress's own: an egress gateway whose StaticGatewayConfiguration is missing or has no prefix.
+pub(super) const CONFIGURATION_WITHOUT_PREFIX: Msg = msg(
+    "EGR0002",
+    "GatewayConfigurationWithoutPrefix",
+    Level::Warning,
+);
+/// egress's own: TLS origination with an SNI the DestinationRule's host does not cover.
+pub(super) const ORIGINATION_SNI_MISMATCH: Msg =
+    msg("EGR0003", "OriginationSniMismatch", Level::Warning);

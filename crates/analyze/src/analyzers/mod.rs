@@ -16,6 +16,7 @@ mod deployment;
 mod deprecation;
 mod destinationhosts;
 mod destinationrule;
+mod egress;
 mod envoyfilter;
 mod externalcontrolplane;
 mod gateway;
@@ -51,6 +52,21 @@ pub struct AnalyzerInfo {
 
 /// Every implemented analyzer, in the order they run.
 pub const ANALYZERS: &[AnalyzerInfo] = &[
+    AnalyzerInfo {
+        name: "egress.RegistryOnlyHostAnalyzer",
+        codes: &["EGR0001"],
+        run: egress::registry_only_hosts,
+    },
+    AnalyzerInfo {
+        name: "egress.GatewayConfigurationAnalyzer",
+        codes: &["EGR0002"],
+        run: egress::gateway_configurations,
+    },
+    AnalyzerInfo {
+        name: "egress.OriginationSniAnalyzer",
+        codes: &["EGR0003"],
+        run: egress::origination_sni,
+    },
     AnalyzerInfo {
         name: "annotations.K8sAnalyzer",
         codes: &["IST0107", "IST0108", "IST0125", "IST0135"],
@@ -237,10 +253,15 @@ fn report(out: &mut Vec<Finding>, m: &Msg, r: &Input, path: &str, message: Strin
         name_of_resource: r.name.clone(),
         file: r.origin.as_ref().map(|o| o.file.clone()),
         line: r.line_of(path),
-        documentation_url: format!(
-            "https://istio.io/latest/docs/reference/config/analysis/{}",
-            m.code.to_ascii_lowercase()
-        ),
+        documentation_url: if m.code.starts_with("EGR") {
+            // egress's own codes are documented with egress.
+            format!("docs/analyze.md#{}", m.code.to_ascii_lowercase())
+        } else {
+            format!(
+                "https://istio.io/latest/docs/reference/config/analysis/{}",
+                m.code.to_ascii_lowercase()
+            )
+        },
     });
 }
 
