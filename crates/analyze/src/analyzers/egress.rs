@@ -219,7 +219,7 @@ mod tests {
                 "metadata": {"name": "sgc", "namespace": "egress"}, "status": status}))
         };
         let mut out = Vec::new();
-        gateway_configurations(&[deploy.clone()], &mut out);
+        gateway_configurations(std::slice::from_ref(&deploy), &mut out);
         assert_eq!(codes(&out), [("EGR0002", "asm-egress-test-asm-1-24")]);
         assert!(out[0].message.contains("does not exist"));
         let mut out = Vec::new();
