@@ -493,9 +493,8 @@ async fn istio_test_outbound_traffic_policy_allow_any() {
     let got = s.sidecar_metric(REQUESTS, &passthrough_200, 1.0).await;
     assert!(got >= 1.0, "HTTP Traffic: {got}");
 
-    // "HTTP H2 Traffic": h2c with prior knowledge. (Istio also expects the destination to see
-    // HTTP/2, PassthroughCluster using the downstream protocol: see
-    // `istio_test_outbound_traffic_policy_allow_any_h2_passthrough_protocol`.)
+    // "HTTP H2 Traffic": h2c with prior knowledge (the destination sees HTTP/2: see
+    // `istio_test_outbound_traffic_policy_allow_any_h2_passthrough_protocol`).
     let stream = s.captured(s.destination(HTTP)).await;
     assert_eq!(get_h2(stream, &s.destination(HTTP).to_string()).await, 200);
     let got = s.sidecar_metric(REQUESTS, &passthrough_200, 2.0).await;
@@ -602,10 +601,8 @@ async fn istio_test_outbound_traffic_policy_allow_any() {
 
 /// Istio: `TestOutboundTrafficPolicy_AllowAny`/"HTTP H2 Traffic", its `Protocol: "HTTP/2.0"`
 /// expectation: Istio's PassthroughCluster uses the downstream protocol, so h2c from the
-/// client reaches the destination as HTTP/2. This data plane speaks HTTP/2 upstream only
-/// where TLS negotiates `h2`, and sends HTTP/1.1 here.
+/// client reaches the destination as HTTP/2.
 #[tokio::test]
-#[ignore = "needs plaintext HTTP/2 (h2c) upstream connections for PassthroughCluster (Envoy's use_downstream_protocol); the data plane sends HTTP/1.1"]
 async fn istio_test_outbound_traffic_policy_allow_any_h2_passthrough_protocol() {
     let s = Setting::start("ALLOW_ANY").await;
     let stream = s.captured(s.destination(HTTP)).await;

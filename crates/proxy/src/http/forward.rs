@@ -45,6 +45,8 @@ pub struct Prepared {
     pub body: Body,
     /// Where the body's reader records the client's fault, if reading it fails.
     pub fault: FaultCell,
+    /// The client spoke HTTP/2 (an ORIGINAL_DST cluster then speaks it upstream too).
+    pub downstream_h2: bool,
 }
 
 /// Everything the forwarding step reads.
@@ -85,6 +87,7 @@ pub async fn forward(
         mut headers,
         body,
         fault,
+        downstream_h2,
     } = req;
     if let Some(rewrite) = &fwd.rewrite_uri {
         let rewritten = rewrite_path(&route.matcher, rewrite, &path_and_query);
@@ -125,6 +128,7 @@ pub async fn forward(
         authority,
         headers,
         tls: cluster.tls.is_some(),
+        downstream_h2,
     };
     let mut body = match ReplayBody::new(body, policy.is_some(), deadline).await {
         Some(b) => b,
@@ -239,6 +243,7 @@ struct Template {
     authority: String,
     headers: HeaderMap,
     tls: bool,
+    downstream_h2: bool,
 }
 
 impl Template {
@@ -274,7 +279,17 @@ async fn attempt(
     tried: &mut Option<ConnMeta>,
 ) -> Result<(Response<Incoming>, Lease, Duration), Failure> {
     let generation = env.active.cluster_generation(&cluster.name);
-    let pool = env.state.pool(cluster, generation, &template.authority);
+    // Envoy's `use_downstream_protocol` on Istio's PassthroughCluster: an ORIGINAL_DST
+    // cluster without TLS speaks the client's HTTP version upstream (h2c for HTTP/2).
+    let h2c = template.downstream_h2
+        && cluster.tls.is_none()
+        && matches!(
+            cluster.discovery,
+            egress_snapshot::snapshot::Discovery::OriginalDst
+        );
+    let pool = env
+        .state
+        .pool(cluster, generation, &template.authority, h2c);
     let mut stale_left = STALE_CONNECTION_RETRIES;
     loop {
         let mut lease = pool

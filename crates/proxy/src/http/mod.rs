@@ -410,6 +410,7 @@ async fn handle(
                         headers: parts.headers,
                         body,
                         fault,
+                        downstream_h2: parts.version == http::Version::HTTP_2,
                     };
                     let idle = ctx.options.limits.stream_idle_timeout;
                     let forwarded = forward::forward(&env, route, fwd, prepared, entry);

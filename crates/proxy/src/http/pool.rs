@@ -1,6 +1,8 @@
 //! Upstream HTTP connection pools, one per (cluster, authority when the SNI comes from it):
 //! idle HTTP/1.1 connections are reused last-in first-out, HTTP/2 connections (when the
-//! upstream TLS negotiated `h2`) are shared by concurrent requests, up to
+//! upstream TLS negotiated `h2`, or, in the pools of an ORIGINAL_DST cluster serving HTTP/2
+//! clients, plaintext h2c: Envoy's `use_downstream_protocol` on Istio's PassthroughCluster)
+//! are shared by concurrent requests, up to
 //! [`MAX_STREAMS_PER_H2_CONNECTION`] each; while the pool does not know yet whether its
 //! upstream speaks HTTP/2, concurrent requests wait for the connection being opened instead
 //! of each opening one. A pool follows its
@@ -72,6 +74,8 @@ struct PoolKey {
     /// The authority when the cluster's SNI is taken from it (`auto_sni`) or it is a dynamic
     /// forward proxy (DYNAMIC_DNS), else `None`.
     sni_authority: Option<String>,
+    /// Plaintext HTTP/2 (h2c) connections (an ORIGINAL_DST cluster serving an HTTP/2 client).
+    h2c: bool,
 }
 
 impl HttpState {
@@ -94,7 +98,13 @@ impl HttpState {
     /// [`crate::ctx::Active::cluster_generation`]) and `authority`. One lock, no comparison
     /// of clusters: a changed cluster has a new generation and so new pools, and the pools of
     /// its older generations are dropped then (their connections close as their leases end).
-    pub fn pool(&self, cluster: &Cluster, generation: u64, authority: &str) -> Arc<Pool> {
+    pub fn pool(
+        &self,
+        cluster: &Cluster,
+        generation: u64,
+        authority: &str,
+        h2c: bool,
+    ) -> Arc<Pool> {
         let auto_sni = cluster
             .tls
             .as_ref()
@@ -106,6 +116,7 @@ impl HttpState {
             generation,
             sni_authority: (auto_sni || dynamic)
                 .then(|| super::route::host_without_port(authority)),
+            h2c,
         };
         let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(pool) = pools.get(&key) {
@@ -121,6 +132,7 @@ impl HttpState {
             protocol: AtomicU8::new(PROTOCOL_UNKNOWN),
             counters: Arc::new(Counters::default()),
             stats,
+            h2c,
         });
         pools.insert(key, Arc::clone(&pool));
         pool
@@ -227,6 +239,8 @@ pub struct Pool {
     protocol: AtomicU8,
     counters: Arc<Counters>,
     stats: Arc<ClusterStats>,
+    /// New connections speak HTTP/2 without TLS (h2c).
+    h2c: bool,
 }
 
 /// Why no connection could be had.
@@ -519,7 +533,7 @@ impl Pool {
             local: up.local,
         };
         let io = TokioIo::new(up.io);
-        let h2 = up.alpn.as_deref() == Some(b"h2".as_slice());
+        let h2 = up.alpn.as_deref() == Some(b"h2".as_slice()) || (self.h2c && !up.tls);
         let protocol = if h2 { PROTOCOL_H2 } else { PROTOCOL_H1 };
         self.protocol.store(protocol, Ordering::Release);
         if h2 {
