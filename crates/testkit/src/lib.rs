@@ -20,6 +20,7 @@ pub mod apiserver;
 mod certs;
 mod curl;
 pub mod dns;
+pub mod forward;
 mod record;
 mod skip;
 mod tcp;

@@ -17,8 +17,7 @@ use egress_testkit::{CertFactory, eventually};
 /// Upper bound of every wait here (never a performance assertion).
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Tinyproxy's port (Istio's HTTP/1.1 plain forward-proxy port).
-pub const TINYPROXY_PORT: u16 = 3128;
+pub use egress_testkit::forward::{TINYPROXY_PORT, Tinyproxy};
 /// Envoy's TLS listener for HTTP/1.1 (Istio's HTTP/1.1 TLS port).
 pub const ENVOY_H1_TLS_PORT: u16 = 4128;
 /// Envoy's plain listener (Istio's HTTP/2 plain port).
@@ -35,57 +34,6 @@ async fn listening(addr: SocketAddr, what: &str) {
     })
     .await
     .unwrap_or_else(|_| panic!("{what} listens on {addr}"));
-}
-
-/// A tinyproxy serving on `<ip>:3128`, allowing CONNECT to `ports` only.
-pub struct Tinyproxy {
-    child: Child,
-    pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Tinyproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Tinyproxy {
-    /// Starts it, or `None` after reporting the skip.
-    pub async fn start(ip: IpAddr, ports: &[u16]) -> Option<Tinyproxy> {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conf = format!(
-            "Port {TINYPROXY_PORT}\nListen {ip}\nTimeout 30\nMaxClients 16\nAllow 127.0.0.0/8\nLogLevel Info\n"
-        );
-        for p in ports {
-            conf.push_str(&format!("ConnectPort {p}\n"));
-        }
-        let path = dir.path().join("tinyproxy.conf");
-        std::fs::write(&path, conf).unwrap();
-        let child = match Command::new("tinyproxy")
-            .arg("-d")
-            .arg("-c")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                egress_testkit::skip(&format!("needs tinyproxy ({e})"));
-                return None;
-            }
-        };
-        let addr = SocketAddr::new(ip, TINYPROXY_PORT);
-        let proxy = Tinyproxy {
-            child,
-            addr,
-            _dir: dir,
-        };
-        listening(addr, "tinyproxy").await;
-        Some(proxy)
-    }
 }
 
 /// The Envoy binary, or why there is none (the lookup of `crates/cli/tests/envoy`). An
