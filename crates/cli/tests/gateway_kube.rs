@@ -4,7 +4,8 @@
 //! from the downward API (`POD_NAMESPACE`, `POD_NAME`, `SERVICE_ACCOUNT` and a labels file).
 //! curl goes through it to a stand-in `edition.cnn.com` on loopback port 80; changes pushed on
 //! the watch take effect without a restart; an invalid object is refused on its own while the
-//! others apply, deletions included.
+//! others apply, deletions included. Also issue 16's asks in this mode: a DYNAMIC_DNS wildcard and a
+//! TCP tunnel through a real tinyproxy.
 //!
 //! The stand-in (host 1) and the gateway (host 2) live on a claimed loopback block; the
 //! stand-in binds port 80 there, which needs root (CI runs as root); without it the test prints
@@ -43,6 +44,17 @@ impl Gateway {
         ip: IpAddr,
         upstream_ip: IpAddr,
     ) -> Gateway {
+        let host = format!("edition.cnn.com={upstream_ip}");
+        Gateway::start_with(kubeconfig, labels_file, ip, &["--host", &host])
+    }
+
+    /// On `ip`, with `extra` flags (`--host NAME=IP` overrides).
+    fn start_with(
+        kubeconfig: &std::path::Path,
+        labels_file: &std::path::Path,
+        ip: IpAddr,
+        extra: &[&str],
+    ) -> Gateway {
         let mut child = Command::new(common::bin())
             .env_remove("EGRESS_STORE")
             .env_remove("KUBECONFIG")
@@ -58,11 +70,10 @@ impl Gateway {
                 "asm-1-24",
                 "--listen-address",
                 &ip.to_string(),
-                "--host",
-                &format!("edition.cnn.com={upstream_ip}"),
                 "--drain-grace",
                 "1",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -358,4 +369,134 @@ fn a_malformed_labels_file_is_a_usage_error() {
     assert!(!out.status.success());
     assert!(err.contains("line 2"), "{err}");
     assert!(err.contains(&labels.display().to_string()), "{err}");
+}
+
+/// The gateway's labels as the downward API writes them.
+const LABELS: &str =
+    "app=\"asm-egress-test\"\nistio=\"asm-egress-test\"\npod-template-hash=\"5d9c8f7b6\"\n";
+
+/// Objects of a YAML stream, in the gateway's namespace.
+fn objects(yaml: &str) -> Vec<Value> {
+    egress_model::yaml::parse_stream(yaml)
+        .unwrap()
+        .into_iter()
+        .map(|d| {
+            let mut v = d.value;
+            v["metadata"]["namespace"] = Value::from(NS);
+            v
+        })
+        .collect()
+}
+
+/// Issue 16's asks in Kubernetes mode: a `DYNAMIC_DNS` wildcard, each Host reaching the stand-in
+/// its own name resolves to.
+#[tokio::test(flavor = "multi_thread")]
+async fn kube_mode_serves_a_dynamic_dns_wildcard() {
+    if !Curl::available() {
+        egress_testkit::skip("curl is not installed");
+        return;
+    }
+    let net = Block::claim().unwrap();
+    let (a, b, gateway_ip) = (
+        IpAddr::V4(net.ip(1)),
+        IpAddr::V4(net.ip(2)),
+        IpAddr::V4(net.ip(3)),
+    );
+    let ups = [
+        HttpUpstream::start(SocketAddr::new(a, 18080))
+            .await
+            .unwrap(),
+        HttpUpstream::start(SocketAddr::new(b, 18080))
+            .await
+            .unwrap(),
+    ];
+    let server = MockApiServer::start().unwrap();
+    for o in objects(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: wiki}\nspec:\n  hosts: [\"*.wiki.test\"]\n  location: MESH_EXTERNAL\n  resolution: DYNAMIC_DNS\n  ports:\n  - {number: 80, name: http, protocol: HTTP, targetPort: 18080}\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: wiki}\nspec:\n  selector: {istio: asm-egress-test}\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [\"*.wiki.test\"]\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: wiki}\nspec:\n  hosts: [\"*.wiki.test\"]\n  gateways: [wiki]\n  http:\n  - route:\n    - destination: {host: \"*.wiki.test\", port: {number: 80}}\n",
+    ) {
+        server.put(o).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = server.write_kubeconfig(dir.path()).unwrap();
+    let labels = dir.path().join("labels");
+    std::fs::write(&labels, LABELS).unwrap();
+    let (ha, hb) = (format!("a.wiki.test={a}"), format!("b.wiki.test={b}"));
+    let gw = Gateway::start_with(
+        &kubeconfig,
+        &labels,
+        gateway_ip,
+        &["--host", &ha, "--host", &hb],
+    );
+    gw.wait_ready().await;
+    for (host, up) in [("a.wiki.test", &ups[0]), ("b.wiki.test", &ups[1])] {
+        let ok = eventually(WAIT, || async move {
+            Curl::new(format!("http://{host}/"))
+                .connect_to(host, 80, &gateway_ip.to_string(), 8080)
+                .status()
+                .await
+                .is_ok_and(|o| o.status == 200)
+        })
+        .await;
+        assert!(ok.is_ok(), "{host}:\n{}", gw.lines());
+        assert_eq!(
+            up.requests().last().and_then(|r| r.host.clone()).as_deref(),
+            Some(host)
+        );
+    }
+}
+
+/// Issue 16's asks in Kubernetes mode: TCP through a corporate forward proxy's CONNECT tunnel
+/// (Istio's `tunneling/gateway/tcp`), a server-first stand-in behind a real tinyproxy.
+#[tokio::test(flavor = "multi_thread")]
+async fn kube_mode_tunnels_tcp_through_a_forward_proxy() {
+    use egress_testkit::forward::{TINYPROXY_PORT, Tinyproxy};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let net = Block::claim().unwrap();
+    let gateway_ip = IpAddr::V4(net.ip(3));
+    let target = egress_testkit::TcpRecorder::start_with_banner(
+        SocketAddr::new(IpAddr::V4(net.ip(1)), 18025),
+        b"220 external ready\r\n".to_vec(),
+    )
+    .await
+    .unwrap();
+    let Some(proxy) = Tinyproxy::start(IpAddr::V4(net.ip(2)), &[18025]).await else {
+        return;
+    };
+    let server = MockApiServer::start().unwrap();
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: external}}\nspec:\n  hosts: [external.example]\n  ports:\n  - {{number: 80, name: tcp, protocol: TCP}}\n  resolution: DNS\n---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: forward-proxy}}\nspec:\n  hosts: [forward-proxy.example]\n  ports:\n  - {{number: {TINYPROXY_PORT}, name: tcp, protocol: TCP}}\n  resolution: STATIC\n  endpoints:\n  - address: {pip}\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: egress}}\nspec:\n  selector: {{istio: asm-egress-test}}\n  servers:\n  - port: {{number: 80, name: tcp, protocol: TCP}}\n    hosts: [external.example]\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: through-forward-proxy}}\nspec:\n  hosts: [external.example]\n  gateways: [egress]\n  tcp:\n  - match:\n    - port: 80\n    route:\n    - destination: {{host: forward-proxy.example, subset: external-svc-tcp, port: {{number: {TINYPROXY_PORT}}}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: tunnel-via-forward-proxy}}\nspec:\n  host: forward-proxy.example\n  subsets:\n  - name: external-svc-tcp\n    trafficPolicy:\n      tunnel: {{protocol: CONNECT, targetHost: \"{th}\", targetPort: {tp}}}\n",
+        pip = proxy.addr.ip(),
+        th = target.local_addr().ip(),
+        tp = target.local_addr().port(),
+    );
+    for o in objects(&yaml) {
+        server.put(o).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = server.write_kubeconfig(dir.path()).unwrap();
+    let labels = dir.path().join("labels");
+    std::fs::write(&labels, LABELS).unwrap();
+    let gw = Gateway::start_with(&kubeconfig, &labels, gateway_ip, &[]);
+    gw.wait_ready().await;
+    let ok = eventually(WAIT, || async move {
+        let Ok(mut s) = tokio::net::TcpStream::connect((gateway_ip, 8080)).await else {
+            return false;
+        };
+        let mut banner = [0u8; 20];
+        let got = tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut banner)).await;
+        if !matches!(got, Ok(Ok(_))) || &banner != b"220 external ready\r\n" {
+            return false;
+        }
+        let _ = s.write_all(b"ping").await;
+        let mut echo = [0u8; 4];
+        let got = tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut echo)).await;
+        matches!(got, Ok(Ok(_))) && &echo == b"ping"
+    })
+    .await;
+    assert!(
+        ok.is_ok(),
+        "no banner and echo through the tunnel:\n{}",
+        gw.lines()
+    );
+    assert!(!target.connections().is_empty());
 }
