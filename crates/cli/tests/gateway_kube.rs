@@ -4,7 +4,7 @@
 //! from the downward API (`POD_NAMESPACE`, `POD_NAME`, `SERVICE_ACCOUNT` and a labels file).
 //! curl goes through it to a stand-in `edition.cnn.com` on loopback port 80; changes pushed on
 //! the watch take effect without a restart; an invalid object is refused on its own while the
-//! others apply, deletions included. Also issue 16's asks in this mode: a DYNAMIC_DNS wildcard and a
+//! others apply, deletions included. Also in this mode: a DYNAMIC_DNS wildcard and a
 //! TCP tunnel through a real tinyproxy.
 //!
 //! The stand-in (host 1) and the gateway (host 2) live on a claimed loopback block; the
@@ -388,7 +388,7 @@ fn objects(yaml: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Issue 16's asks in Kubernetes mode: a `DYNAMIC_DNS` wildcard, each Host reaching the stand-in
+/// Kubernetes mode: a `DYNAMIC_DNS` wildcard, each Host reaching the stand-in
 /// its own name resolves to.
 #[tokio::test(flavor = "multi_thread")]
 async fn kube_mode_serves_a_dynamic_dns_wildcard() {
@@ -445,7 +445,7 @@ async fn kube_mode_serves_a_dynamic_dns_wildcard() {
     }
 }
 
-/// Issue 16's asks in Kubernetes mode: TCP through a corporate forward proxy's CONNECT tunnel
+/// Kubernetes mode: TCP through a corporate forward proxy's CONNECT tunnel
 /// (Istio's `tunneling/gateway/tcp`), a server-first stand-in behind a real tinyproxy.
 #[tokio::test(flavor = "multi_thread")]
 async fn kube_mode_tunnels_tcp_through_a_forward_proxy() {
