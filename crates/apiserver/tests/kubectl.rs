@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use egress_apiserver::{ApiServer, Config, kubeconfig};
 use egress_identity::MeshCa;
 use egress_store::{ObjectKey, Store};
 use egress_testkit::addrs::Block;
+use egress_testkit::kubectl::Kubectl;
 
 /// Runs exec commands on this machine (the local cluster runs them as `egress exec` does).
 struct HostRunner;
@@ -43,18 +44,33 @@ impl egress_apiserver::exec::Runner for HostRunner {
 }
 
 struct Api {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    pods: PathBuf,
     store: Store,
     server: Option<ApiServer>,
-    kubeconfig: PathBuf,
+    kubectl: Kubectl,
     _block: Block,
 }
 
-fn kubectl_present() -> bool {
-    Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+impl std::ops::Deref for Api {
+    type Target = Kubectl;
+    fn deref(&self) -> &Kubectl {
+        &self.kubectl
+    }
+}
+
+/// A serving configuration with a certificate from `ca` for `names`.
+fn serving(ca: &MeshCa, names: &[String]) -> Arc<rustls::ServerConfig> {
+    let cert = ca.issue_server(names, Duration::from_secs(3600)).unwrap();
+    egress_identity::server_config_from_pem(
+        &cert.cert_chain_pem,
+        &cert.key_pem,
+        None,
+        false,
+        &[],
+        Vec::new(),
+    )
+    .unwrap()
 }
 
 impl Api {
@@ -64,33 +80,21 @@ impl Api {
         let block = Block::claim().unwrap();
         let ip = std::net::IpAddr::V4(block.ip(1));
         let ca = MeshCa::generate("cluster.local").unwrap();
-        let cert = ca
-            .issue_server(
-                &[ip.to_string(), "localhost".into()],
-                Duration::from_secs(3600),
-            )
-            .unwrap();
-        let tls = egress_identity::server_config_from_pem(
-            &cert.cert_chain_pem,
-            &cert.key_pem,
-            None,
-            false,
-            &[],
-            Vec::new(),
-        )
-        .unwrap();
+        let tls = serving(&ca, &[ip.to_string(), "localhost".into()]);
         let token = egress_apiserver::new_token();
+        let pods = dir.path().join("pods");
         let server = ApiServer::start(Config {
             addr: SocketAddr::new(ip, 6443),
             store: store.clone(),
             tls,
             token: token.clone(),
-            pod_logs: Some(dir.path().join("pods")),
+            pod_logs: Some(pods.clone()),
             exec: Some(Arc::new(HostRunner)),
         })
         .await
         .unwrap();
-        let kubeconfig = dir.path().join("home").join(".kube").join("config");
+        let home = dir.path().join("home");
+        let kubeconfig = home.join(".kube").join("config");
         let server_url = format!("https://{}", server.local_addr());
         kubeconfig::merge(
             &kubeconfig,
@@ -102,46 +106,13 @@ impl Api {
         )
         .unwrap();
         Api {
-            dir,
+            _dir: dir,
+            pods,
             store,
             server: Some(server),
-            kubeconfig,
+            kubectl: Kubectl::new(&kubeconfig, &home),
             _block: block,
         }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("kubectl");
-        c.args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("HOME", self.dir.path().join("home"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    fn run(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self.command(args).spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str], stdin: &str) -> String {
-        let o = self.run(args, stdin);
-        assert!(
-            o.status.success(),
-            "kubectl {args:?}: {}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
     }
 }
 
@@ -150,7 +121,7 @@ const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: curl\n  lab
 
 macro_rules! require_kubectl {
     () => {
-        if !kubectl_present() {
+        if !Kubectl::available() {
             egress_testkit::skip("kubectl is not installed");
             return;
         }
@@ -341,7 +312,7 @@ async fn kubectl_logs_reads_tails_and_follows_a_containers_log() {
     tokio::task::block_in_place(|| {
         api.ok(&["apply", "-f", "-"], NS);
         api.ok(&["apply", "-n", "apps", "-f", "-"], POD);
-        let dir = api.dir.path().join("pods").join("apps_gw-1");
+        let dir = api.pods.join("apps_gw-1");
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join("istio-proxy.log");
         std::fs::write(&log, "one\ntwo\nthree\n").unwrap();
@@ -461,18 +432,7 @@ fn only_loopback_addresses_are_served() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let ca = MeshCa::generate("cluster.local").unwrap();
-        let cert = ca
-            .issue_server(&["localhost".into()], Duration::from_secs(60))
-            .unwrap();
-        let tls = egress_identity::server_config_from_pem(
-            &cert.cert_chain_pem,
-            &cert.key_pem,
-            None,
-            false,
-            &[],
-            Vec::new(),
-        )
-        .unwrap();
+        let tls = serving(&ca, &["localhost".into()]);
         ApiServer::start(Config {
             addr: "0.0.0.0:6443".parse().unwrap(),
             store,

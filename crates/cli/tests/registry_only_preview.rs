@@ -12,9 +12,9 @@
 mod common;
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Addrs, Cluster, Up, wait_for};
+use common::{Addrs, Cluster, Up, until, wait_for};
 use egress_store::Store;
 use egress_testkit::addrs::Block;
 use egress_testkit::{CertFactory, HttpUpstream, HttpsUpstream};
@@ -27,26 +27,6 @@ fn mesh_config(mode: &str) -> String {
     format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio-shared-configmap-asm-1-24\n  namespace: aks-istio-system\ndata:\n  mesh: |-\n    accessLogFile: /dev/stdout\n    outboundTrafficPolicy:\n      mode: {mode}\n"
     )
-}
-
-/// Runs `line` until `ok` accepts it, for up to 30 s (configuration reaches sidecars
-/// asynchronously).
-fn until(c: &Cluster, line: &str, what: &str, ok: impl Fn(&common::Run) -> bool) -> common::Run {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = c.sh(line);
-        if ok(&r) {
-            return r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: last run exit {}\nstdout:\n{}\nstderr:\n{}",
-            r.code,
-            r.stdout,
-            r.stderr
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The rows of `analyze traffic`'s sidecar table, split on whitespace.

@@ -10,9 +10,9 @@
 mod common;
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Addrs, Cluster, Up, wait_for};
+use common::{Addrs, Cluster, Up, until, wait_for};
 use egress_store::Store;
 use egress_testkit::addrs::Block;
 use egress_testkit::{CertFactory, HttpUpstream, HttpsUpstream};
@@ -26,26 +26,6 @@ fn start_up(c: &Cluster, addrs: &Addrs, stand_in: IpAddr, ca_file: &std::path::P
         c,
         &addrs.flags(&["--host", &host, "--upstream-ca", ca_file.to_str().unwrap()]),
     )
-}
-
-/// Runs `line` (a shell line where `egress` is this binary) until `ok` accepts its output,
-/// for up to 30 s: configuration reaches the sidecars and gateways asynchronously.
-fn until(c: &Cluster, line: &str, what: &str, ok: impl Fn(&common::Run) -> bool) -> common::Run {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = c.sh(line);
-        if ok(&r) {
-            return r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: last run exit {}\nstdout:\n{}\nstderr:\n{}",
-            r.code,
-            r.stdout,
-            r.stderr
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn mesh_config(mode: &str) -> String {

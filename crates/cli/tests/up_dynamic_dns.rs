@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Addrs, Cluster, Up, wait_for};
+use common::{Addrs, Cluster, Up};
 use egress_store::Store;
 use egress_testkit::HttpUpstream;
 use egress_testkit::addrs::Block;
@@ -108,23 +108,7 @@ async fn the_add_on_gateways_serve_a_dynamic_dns_wildcard() {
     let _up = tokio::task::block_in_place(|| Up::start(&c, &flags));
     let store = Store::open(c.store()).unwrap();
     tokio::task::block_in_place(|| {
-        c.run(&[
-            "mesh",
-            "enable-egress-gateway",
-            "--istio-egressgateway-name",
-            "asm-egress-test",
-            "--gateway-configuration-name",
-            "istio-egress-sgc",
-            "-o",
-            "none",
-        ])
-        .ok();
-        wait_for(
-            &store,
-            "2 running gateway pods",
-            Duration::from_secs(60),
-            |s| common::ready_pods(s, NS).len() == 2,
-        );
+        common::enable_seed_gateway(&c, &store);
         c.run_stdin(&["apply", "-f", "-"], CONFIG).ok();
     });
     for pod in common::ready_pods(&store, NS) {

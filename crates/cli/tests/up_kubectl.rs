@@ -7,54 +7,23 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{Addrs, Cluster, Up, wait_for, without_age};
 use egress_store::Store;
+use egress_testkit::kubectl::Kubectl;
 use serde_json::Value;
 
 const NS: &str = "aks-istio-egress";
 
-fn kubectl(c: &Cluster, args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", c.kubeconfig())
-        .env("HOME", c.dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-#[track_caller]
-fn ok(c: &Cluster, args: &[&str], stdin: &str) -> String {
-    let o = kubectl(c, args, stdin);
-    assert!(
-        o.status.success(),
-        "kubectl {args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+/// kubectl with the cluster's kubeconfig (the one `egress up` writes, see `Cluster::command`).
+fn kubectl_for(c: &Cluster) -> Kubectl {
+    Kubectl::new(&c.kubeconfig(), c.dir.path())
 }
 
 #[test]
 fn kubectl_works_against_the_local_cluster() {
-    if !Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
+    if !Kubectl::available() {
         egress_testkit::skip("kubectl is not installed");
         return;
     }
@@ -62,6 +31,7 @@ fn kubectl_works_against_the_local_cluster() {
     let c = Cluster::new();
     let _up = Up::start(&c, &addrs.flags(&[]));
     let store = Store::open(c.store()).unwrap();
+    let k = kubectl_for(&c);
     let config = std::fs::read_to_string(c.kubeconfig()).unwrap();
     assert!(config.contains("current-context: egress"), "{config}");
     let mode = std::os::unix::fs::PermissionsExt::mode(
@@ -72,8 +42,7 @@ fn kubectl_works_against_the_local_cluster() {
     c.run(&["mesh", "enable", "--revision", "asm-1-24", "-o", "none"])
         .ok();
     // The seed's namespace and its gateway, with the real kubectl where the seed uses it.
-    ok(
-        &c,
+    k.ok(
         &["apply", "-f", "-"],
         &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NS}\n"),
     );
@@ -95,8 +64,7 @@ fn kubectl_works_against_the_local_cluster() {
         "none",
     ])
     .ok();
-    let prefix = ok(
-        &c,
+    let prefix = k.ok(
         &[
             "get",
             "staticgatewayconfiguration",
@@ -111,21 +79,22 @@ fn kubectl_works_against_the_local_cluster() {
     assert_eq!(prefix, addrs.pool.subnet(0, 31).to_string());
 
     // `kubectl get svc` prints the table `egress get svc` prints.
-    let theirs = without_age(&ok(&c, &["get", "svc", "-n", NS], ""));
+    let theirs = without_age(&k.ok(&["get", "svc", "-n", NS], ""));
     let ours = without_age(&c.run(&["get", "svc", "-n", NS]).ok().stdout);
     assert_eq!(theirs, ours);
     assert!(theirs.contains("asm-egress-test"), "{theirs}");
 
     // The seed's label and curl sample: the local cluster injects the sidecar.
     assert_eq!(
-        ok(&c, &["label", "namespace", NS, "istio.io/rev=asm-1-24"], "").trim(),
+        k.ok(&["label", "namespace", NS, "istio.io/rev=asm-1-24"], "")
+            .trim(),
         format!("namespace/{NS} labeled")
     );
     let curl = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/curl.yaml"),
     )
     .unwrap();
-    let applied = ok(&c, &["apply", "-n", NS, "-f", "-"], &curl);
+    let applied = k.ok(&["apply", "-n", NS, "-f", "-"], &curl);
     assert!(
         applied.contains("deployment.apps/curl created"),
         "{applied}"
@@ -140,7 +109,7 @@ fn kubectl_works_against_the_local_cluster() {
                     })
         })
     });
-    let pods = ok(&c, &["get", "pods", "-n", NS, "-l", "app=curl"], "");
+    let pods = k.ok(&["get", "pods", "-n", NS, "-l", "app=curl"], "");
     assert!(
         pods.lines()
             .any(|l| l.starts_with("curl-") && l.contains(" 2/2 ")),
@@ -148,8 +117,7 @@ fn kubectl_works_against_the_local_cluster() {
     );
     // The seed's exec line shape: the command runs as the Pod (as `egress exec` runs it),
     // its exit code is kubectl's.
-    let pod = ok(
-        &c,
+    let pod = k.ok(
         &[
             "get",
             "pod",
@@ -162,8 +130,7 @@ fn kubectl_works_against_the_local_cluster() {
         ],
         "",
     );
-    let out = kubectl(
-        &c,
+    let out = k.run(
         &[
             "exec",
             "-n",
@@ -181,10 +148,10 @@ fn kubectl_works_against_the_local_cluster() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pod);
     // The gateway's log through kubectl logs -l (the seed's step).
-    let logs = kubectl(&c, &["logs", "-l", "istio=asm-egress-test", "-n", NS], "");
+    let logs = k.run(&["logs", "-l", "istio=asm-egress-test", "-n", NS], "");
     assert!(logs.status.success(), "{logs:?}");
     // Applying again changes nothing.
-    let again = ok(&c, &["apply", "-n", NS, "-f", "-"], &curl);
+    let again = k.ok(&["apply", "-n", NS, "-f", "-"], &curl);
     assert!(again.contains("deployment.apps/curl unchanged"), "{again}");
 
     // The seed's cleanup line.
@@ -193,8 +160,8 @@ fn kubectl_works_against_the_local_cluster() {
             .join("../../samples/seed-http-egress.yaml"),
     )
     .unwrap();
-    ok(&c, &["apply", "-n", NS, "-f", "-"], &seed);
-    let deleted = ok(&c, &["delete", "-n", NS, "-f", "-"], &seed);
+    k.ok(&["apply", "-n", NS, "-f", "-"], &seed);
+    let deleted = k.ok(&["delete", "-n", NS, "-f", "-"], &seed);
     assert!(deleted.contains("deleted"), "{deleted}");
     let left = c.run(&["get", "gateway,virtualservice,destinationrule", "-n", NS]);
     assert!(

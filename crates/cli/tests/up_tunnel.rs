@@ -11,7 +11,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Addrs, Cluster, Up, wait_for};
+use common::{Addrs, Cluster, Up};
 use egress_store::Store;
 use egress_testkit::TcpRecorder;
 use egress_testkit::addrs::Block;
@@ -105,23 +105,7 @@ async fn the_add_on_gateways_tunnel_tcp_through_a_forward_proxy() {
     let _up = tokio::task::block_in_place(|| Up::start(&c, &flags));
     let store = Store::open(c.store()).unwrap();
     tokio::task::block_in_place(|| {
-        c.run(&[
-            "mesh",
-            "enable-egress-gateway",
-            "--istio-egressgateway-name",
-            "asm-egress-test",
-            "--gateway-configuration-name",
-            "istio-egress-sgc",
-            "-o",
-            "none",
-        ])
-        .ok();
-        wait_for(
-            &store,
-            "2 running gateway pods",
-            Duration::from_secs(60),
-            |s| common::ready_pods(s, NS).len() == 2,
-        );
+        common::enable_seed_gateway(&c, &store);
         c.run_stdin(
             &["apply", "-f", "-"],
             &config(proxy.addr, target.local_addr()),

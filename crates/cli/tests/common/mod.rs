@@ -345,6 +345,49 @@ impl Drop for Up {
 /// the seed's `enable-egress-gateway` names.
 pub const SGC_PREREQUISITES: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: aks-istio-egress\n---\napiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata:\n  name: istio-egress-sgc\n  namespace: aks-istio-egress\nspec:\n  gatewayNodepoolName: istioegresspool\n  provisionPublicIps: true\n";
 
+/// `egress mesh enable-egress-gateway` for the seed's gateway (`asm-egress-test` in
+/// `aks-istio-egress`, StaticGatewayConfiguration `istio-egress-sgc`), then waits until its two
+/// Pods run ready.
+pub fn enable_seed_gateway(c: &Cluster, store: &Store) {
+    c.run(&[
+        "mesh",
+        "enable-egress-gateway",
+        "--istio-egressgateway-name",
+        "asm-egress-test",
+        "--gateway-configuration-name",
+        "istio-egress-sgc",
+        "-o",
+        "none",
+    ])
+    .ok();
+    wait_for(
+        store,
+        "2 running gateway pods",
+        std::time::Duration::from_secs(60),
+        |s| ready_pods(s, "aks-istio-egress").len() == 2,
+    );
+}
+
+/// Runs the shell `line` until `ok` accepts its output, for up to 30 s (configuration reaches
+/// sidecars and gateways asynchronously); panics with the last run otherwise.
+pub fn until(c: &Cluster, line: &str, what: &str, ok: impl Fn(&Run) -> bool) -> Run {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = c.sh(line);
+        if ok(&r) {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: last run exit {}\nstdout:\n{}\nstderr:\n{}",
+            r.code,
+            r.stdout,
+            r.stderr
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The Pods of namespace `ns` that run with their container ready.
 pub fn ready_pods(store: &Store, ns: &str) -> Vec<serde_json::Value> {
     use serde_json::Value;

