@@ -147,6 +147,15 @@ fn kubectl_works_against_the_local_cluster() {
     );
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pod);
+    // describe: the Pod (with its Events section) and an Istio kind.
+    let described = k.ok(&["describe", "pod", "-n", NS, &pod], "");
+    assert!(
+        described
+            .lines()
+            .any(|l| l.starts_with("Name:") && l.ends_with(pod.as_str()))
+            && described.lines().any(|l| l.starts_with("Events:")),
+        "{described}"
+    );
     // The gateway's log through kubectl logs -l (the seed's step).
     let logs = k.run(&["logs", "-l", "istio=asm-egress-test", "-n", NS], "");
     assert!(logs.status.success(), "{logs:?}");
