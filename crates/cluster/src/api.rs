@@ -52,8 +52,9 @@ impl std::fmt::Debug for ApiOptions {
 pub struct Served {
     /// The server.
     pub server: ApiServer,
-    /// The kubeconfig written.
-    pub kubeconfig: PathBuf,
+    /// The kubeconfig written, or why none was (the default location could not be used; an
+    /// asked-for `--write-kubeconfig` that fails is an error instead).
+    pub kubeconfig: Result<PathBuf, String>,
 }
 
 /// Starts the API. `Ok(None)` when the default address is taken (the caller warns).
@@ -99,22 +100,23 @@ pub async fn start(
         }
         Err(e) => return Err(settings(e.to_string())),
     };
-    let path = match &options.kubeconfig {
-        Some(p) => p.clone(),
-        None => kubeconfig::default_path().map_err(|e| settings(e.to_string()))?,
-    };
     let url = format!("https://{}", server.local_addr());
-    kubeconfig::merge(
-        &path,
-        &kubeconfig::Entry {
-            server: &url,
-            ca_pem: ca.root_pem(),
-            token: &token,
-        },
-    )
-    .map_err(|e| settings(e.to_string()))?;
+    let entry = kubeconfig::Entry {
+        server: &url,
+        ca_pem: ca.root_pem(),
+        token: &token,
+    };
+    let written = match &options.kubeconfig {
+        Some(p) => {
+            kubeconfig::merge(p, &entry).map_err(|e| settings(e.to_string()))?;
+            Ok(p.clone())
+        }
+        None => kubeconfig::default_path()
+            .and_then(|p| kubeconfig::merge(&p, &entry).map(|()| p))
+            .map_err(|e| e.to_string()),
+    };
     Ok(Ok(Served {
         server,
-        kubeconfig: path,
+        kubeconfig: written,
     }))
 }

@@ -364,10 +364,13 @@ pub async fn run(
     let api = match &options.api {
         Some(api_options) => match crate::api::start(&store, &ca, api_options).await? {
             Ok(served) => {
+                let context = match &served.kubeconfig {
+                    Ok(path) => format!("kubectl context \"egress\" in {}", path.display()),
+                    Err(why) => format!("no kubeconfig written: {why}"),
+                };
                 (hooks.note)(&format!(
-                    "  kubernetes API:  https://{} (kubectl context \"egress\" in {})",
-                    served.server.local_addr(),
-                    served.kubeconfig.display()
+                    "  kubernetes API:  https://{} ({context})",
+                    served.server.local_addr()
                 ));
                 Some(served.server)
             }
