@@ -147,15 +147,114 @@ fn kubectl_works_against_the_local_cluster() {
     );
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pod);
-    // describe: the Pod (with its Events section) and an Istio kind.
+    // describe: the Pod with the Events the scheduler and the kubelet would record.
     let described = k.ok(&["describe", "pod", "-n", NS, &pod], "");
     assert!(
         described
             .lines()
-            .any(|l| l.starts_with("Name:") && l.ends_with(pod.as_str()))
-            && described.lines().any(|l| l.starts_with("Events:")),
+            .any(|l| l.starts_with("Name:") && l.ends_with(pod.as_str())),
         "{described}"
     );
+    let events = described
+        .split_once("\nEvents:\n")
+        .map(|(_, e)| e)
+        .unwrap_or_else(|| panic!("no Events section: {described}"));
+    let event = |from: &str, reason: &str, message: &str| {
+        events.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.first() == Some(&"Normal")
+                && f.get(1) == Some(&reason)
+                && f.get(3) == Some(&from)
+                && l.trim_end().ends_with(message)
+        })
+    };
+    assert!(
+        event(
+            "default-scheduler",
+            "Scheduled",
+            &format!("Successfully assigned {NS}/{pod} to")
+        ) || events.contains(&format!("Successfully assigned {NS}/{pod} to ")),
+        "{events}"
+    );
+    for c in ["curl", "istio-proxy"] {
+        assert!(
+            event("kubelet", "Started", &format!("Started container {c}")),
+            "{events}"
+        );
+        assert!(
+            event("kubelet", "Created", &format!("Created container: {c}")),
+            "{events}"
+        );
+    }
+    // The Deployment's rollout: status, restart (a new ReplicaSet, the old one scaled
+    // down, both recorded as events), history with both revisions.
+    let rollout = k.ok(
+        &[
+            "rollout",
+            "status",
+            "deployment/curl",
+            "-n",
+            NS,
+            "--timeout=60s",
+        ],
+        "",
+    );
+    assert_eq!(
+        rollout.trim(),
+        "deployment \"curl\" successfully rolled out"
+    );
+    let first_rs = k.ok(
+        &[
+            "get",
+            "rs",
+            "-n",
+            NS,
+            "-l",
+            "app=curl",
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ],
+        "",
+    );
+    let restarted = k.ok(&["rollout", "restart", "deployment/curl", "-n", NS], "");
+    assert_eq!(restarted.trim(), "deployment.apps/curl restarted");
+    let rollout = k.ok(
+        &[
+            "rollout",
+            "status",
+            "deployment/curl",
+            "-n",
+            NS,
+            "--timeout=60s",
+        ],
+        "",
+    );
+    assert!(
+        rollout.ends_with("deployment \"curl\" successfully rolled out\n"),
+        "{rollout}"
+    );
+    let history = k.ok(&["rollout", "history", "deployment/curl", "-n", NS], "");
+    let revisions: Vec<&str> = history
+        .lines()
+        .skip_while(|l| !l.starts_with("REVISION"))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(revisions, ["1", "2"], "{history}");
+    let described = k.ok(&["describe", "deployment", "curl", "-n", NS], "");
+    for message in [
+        format!("Scaled up replica set {first_rs} from 0 to 1"),
+        format!("Scaled down replica set {first_rs} from 1 to 0"),
+    ] {
+        assert!(
+            described.lines().any(|l| l.contains("ScalingReplicaSet")
+                && l.contains("deployment-controller")
+                && l.trim_end().ends_with(&message)),
+            "{message}: {described}"
+        );
+    }
+    let all = k.ok(&["get", "events", "-A"], "");
+    assert!(all.lines().count() > 5, "{all}");
     // The gateway's log through kubectl logs -l (the seed's step).
     let logs = k.run(&["logs", "-l", "istio=asm-egress-test", "-n", NS], "");
     assert!(logs.status.success(), "{logs:?}");

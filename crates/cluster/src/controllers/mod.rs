@@ -21,7 +21,7 @@ mod names;
 mod sgc;
 mod workloads;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 
 use egress_store::ObjectKey;
@@ -221,6 +221,7 @@ pub fn reconcile(state: &State, facts: &Facts, settings: &Settings) -> Plan {
     let mut plan = Plan::default();
     let prefixes = sgc::reconcile(state, settings, &mut plan);
     workloads::reconcile(state, facts, settings, &prefixes, &mut plan);
+    collect_events(state, &mut plan);
     plan
 }
 
@@ -345,6 +346,27 @@ fn condition(old: Option<&Value>, kind: &str, status: bool, reason: &str, now: &
     c
 }
 
+/// How an event that happens again is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recur {
+    /// Once per (object, reason, message): a condition that holds on every pass (a warning
+    /// about an object as it is) or a step an object takes once (scheduled, started).
+    Once,
+    /// Each occurrence counts: `count` goes up and `lastTimestamp` moves, as the API
+    /// server's event correlation does for a repeated event (a ReplicaSet scaled to the same
+    /// size again, a Pod of the same name created again).
+    Count,
+}
+
+/// What an event says.
+struct EventText<'a> {
+    kind: &'a str,
+    reason: &'a str,
+    message: &'a str,
+    /// `source.component`, kubectl's "From" column.
+    component: &'a str,
+}
+
 /// A Warning event about `obj`, recorded once per (object, reason, message).
 fn warning_event(
     state: &State,
@@ -354,27 +376,78 @@ fn warning_event(
     reason: &str,
     message: &str,
 ) {
+    let text = EventText {
+        kind: "Warning",
+        reason,
+        message,
+        component: "egress-local",
+    };
+    record_event(state, settings, plan, obj, &text, Recur::Once);
+}
+
+/// A Normal event about a stored `obj` from the controller that stands in for `component`
+/// (`default-scheduler`, `kubelet`, `replicaset-controller`, `deployment-controller`).
+fn normal_event(
+    state: &State,
+    settings: &Settings,
+    plan: &mut Plan,
+    obj: &Value,
+    (component, reason, message): (&str, &str, &str),
+    recur: Recur,
+) {
+    let text = EventText {
+        kind: "Normal",
+        reason,
+        message,
+        component,
+    };
+    record_event(state, settings, plan, obj, &text, recur);
+}
+
+fn record_event(
+    state: &State,
+    settings: &Settings,
+    plan: &mut Plan,
+    obj: &Value,
+    text: &EventText<'_>,
+    recur: Recur,
+) {
+    let EventText {
+        kind,
+        reason,
+        message,
+        component,
+    } = *text;
     let event_name = format!("{}.{}", name(obj), names::short_hash(&[reason, message]));
     let ns = namespace(obj);
     let same_name = state
         .events
         .iter()
         .find(|e| name(e) == event_name && namespace(e) == ns);
-    if same_name
-        .is_some_and(|e| at(e, "/involvedObject/uid").and_then(Value::as_str) == Some(uid(obj)))
-    {
+    let same_object = same_name
+        .filter(|e| at(e, "/involvedObject/uid").and_then(Value::as_str) == Some(uid(obj)));
+    if let Some(e) = same_object {
+        if recur == Recur::Count {
+            let mut again = e.clone();
+            let count = e.get("count").and_then(Value::as_i64).unwrap_or(1);
+            again["count"] = json!(count.saturating_add(1));
+            again["lastTimestamp"] = json!(settings.now);
+            plan.put(Some(e), again);
+        }
         return;
+    }
+    if kind == "Warning" {
+        plan.note(format!(
+            "Warning {reason} {}/{}: {message}",
+            obj.get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
+            object_path(obj)
+        ));
     }
     // An event of the same name about an earlier object of the same name (deleted and
     // created again) is replaced: creating it would fail the pass's transaction every time.
-    plan.note(format!(
-        "Warning {reason} {}/{}: {message}",
-        obj.get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_ascii_lowercase(),
-        object_path(obj)
-    ));
     plan.put(
         same_name,
         json!({
@@ -388,13 +461,36 @@ fn warning_event(
                 "namespace": ns,
                 "uid": uid(obj),
             },
-            "type": "Warning",
+            "type": kind,
             "reason": reason,
             "message": message,
             "count": 1,
             "firstTimestamp": settings.now,
             "lastTimestamp": settings.now,
-            "source": {"component": "egress-local"},
+            "source": {"component": component},
+            "reportingComponent": component,
         }),
     );
+}
+
+/// Events about Pods, ReplicaSets and Deployments that are gone (the API server lets them
+/// expire after an hour; here they go with their object, so churn does not grow the store).
+fn collect_events(state: &State, plan: &mut Plan) {
+    let live: HashSet<&str> = state
+        .pods
+        .iter()
+        .chain(&state.replica_sets)
+        .chain(&state.deployments)
+        .map(uid)
+        .collect();
+    for e in &state.events {
+        let kind = at(e, "/involvedObject/kind").and_then(Value::as_str);
+        let of = at(e, "/involvedObject/uid").and_then(Value::as_str);
+        if matches!(kind, Some("Pod" | "ReplicaSet" | "Deployment"))
+            && of.is_some_and(|u| !live.contains(u))
+            && !is_terminating(e)
+        {
+            plan.delete(e);
+        }
+    }
 }

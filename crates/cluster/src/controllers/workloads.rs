@@ -7,11 +7,12 @@ use egress_addon::sgc::{PREFIX_NOT_READY, SGC_POD_ANNOTATION, sgc_key};
 use ipnet::Ipv4Net;
 use serde_json::{Map, Value, json};
 
+use super::Recur;
 use super::inject::{inject, injection_revision};
 use super::names::{pod_name_suffix, template_hash};
 use super::{
     Facts, Instance, Plan, Settings, State, at, condition, controller_uid, is_terminating, name,
-    namespace, object_path, owner_ref, uid, warning_event,
+    namespace, normal_event, object_path, owner_ref, uid, warning_event,
 };
 
 /// The label carrying the pod-template hash.
@@ -247,22 +248,93 @@ fn deployment(
             "template": template,
         },
     });
+    // Revisions, as `kubectl rollout history` reads them: each new template gets the next
+    // number, and a template that comes back (a rollback) takes the next number again.
+    let revision_of = |r: &Value| -> i64 {
+        at(
+            r,
+            "/metadata/annotations/deployment.kubernetes.io~1revision",
+        )
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+    };
+    let newest_other = owned
+        .iter()
+        .filter(|r| name(r) != rs_name)
+        .map(|r| revision_of(r))
+        .max()
+        .unwrap_or(0);
+    let revision = match current.map(revision_of) {
+        Some(r) if r > newest_other => r,
+        _ => newest_other + 1,
+    };
+    rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+        json!(revision.to_string());
+    let scaled = |plan: &mut Plan, rs_name: &str, from: i64, to: i64| {
+        let way = if to > from { "up" } else { "down" };
+        normal_event(
+            index.state,
+            settings,
+            plan,
+            d,
+            (
+                "deployment-controller",
+                "ScalingReplicaSet",
+                &format!("Scaled {way} replica set {rs_name} from {from} to {to}"),
+            ),
+            Recur::Count,
+        );
+    };
     if let Some(cur) = current {
         rs["status"] = rs_status(index, cur);
         rs_desired.insert(uid(cur).to_owned(), want);
+        let from = int(cur, "/spec/replicas").unwrap_or(1);
         plan.put(current, rs);
+        if from != want {
+            scaled(plan, &rs_name, from, want);
+        }
     } else if squatter.is_none() {
         plan.note(format!(
             "replicaset {ns}/{rs_name} created ({want} replicas)"
         ));
         plan.put(None, rs);
+        scaled(plan, &rs_name, 0, want);
     }
-    for old in owned.iter().filter(|r| name(r) != rs_name) {
+    // Old ReplicaSets beyond `revisionHistoryLimit` (default 10) that have no Pods left go,
+    // oldest revision first.
+    let limit = usize::try_from(int(d, "/spec/revisionHistoryLimit").unwrap_or(10)).unwrap_or(0);
+    let mut spent: Vec<&Value> = owned
+        .iter()
+        .copied()
+        .filter(|r| name(r) != rs_name && index.pods_of(r).is_empty())
+        .filter(|r| int(r, "/spec/replicas") == Some(0) && !is_terminating(r))
+        .collect();
+    spent.sort_by_key(|r| revision_of(r));
+    let excess = spent.len().saturating_sub(limit);
+    let pruned: BTreeSet<&str> = spent.iter().take(excess).map(|r| uid(r)).collect();
+    for r in spent.iter().take(excess) {
+        plan.note(format!(
+            "replicaset {} deleted (revision history limit)",
+            object_path(r)
+        ));
+        plan.delete(r);
+    }
+    for old in owned
+        .iter()
+        .filter(|r| name(r) != rs_name && !pruned.contains(uid(r)))
+    {
         rs_desired.insert(uid(old).to_owned(), 0);
-        if int(old, "/spec/replicas") != Some(0) {
-            let mut scaled = (*old).clone();
-            scaled["spec"]["replicas"] = json!(0);
-            plan.put(Some(old), scaled);
+        let from = int(old, "/spec/replicas").unwrap_or(1);
+        let status = rs_status(index, old);
+        if from != 0 || old.get("status") != Some(&status) {
+            let mut down = (*old).clone();
+            down["spec"]["replicas"] = json!(0);
+            down["status"] = status;
+            plan.put(Some(old), down);
+            if from != 0 {
+                scaled(plan, name(old), from, 0);
+            }
         }
     }
 
@@ -310,9 +382,16 @@ fn deployment(
             &settings.now
         ),
     ]);
-    if d.get("status") != Some(&status) {
+    let revision_annotation = "/metadata/annotations/deployment.kubernetes.io~1revision";
+    let revision = revision.to_string();
+    let revised = at(d, revision_annotation).and_then(Value::as_str) == Some(revision.as_str());
+    if d.get("status") != Some(&status) || !revised {
         let mut updated_d = d.clone();
         updated_d["status"] = status;
+        if !updated_d["metadata"]["annotations"].is_object() {
+            updated_d["metadata"]["annotations"] = json!({});
+        }
+        updated_d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(revision);
         plan.put(Some(d), updated_d);
     }
 
@@ -370,6 +449,18 @@ fn scale(
         for p in pods.iter().take(usize::try_from(have - want).unwrap_or(0)) {
             plan.note(format!("pod {} deleted", object_path(p)));
             plan.delete(p);
+            normal_event(
+                index.state,
+                settings,
+                plan,
+                rs,
+                (
+                    "replicaset-controller",
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {}", name(p)),
+                ),
+                Recur::Count,
+            );
             deleted.insert(object_path(p));
         }
         return;
@@ -405,6 +496,18 @@ fn scale(
         plan.put(
             None,
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}),
+        );
+        normal_event(
+            index.state,
+            settings,
+            plan,
+            rs,
+            (
+                "replicaset-controller",
+                "SuccessfulCreate",
+                &format!("Created pod: {pod_name}"),
+            ),
+            Recur::Count,
         );
     }
 }
@@ -503,8 +606,74 @@ fn kubelet(
                 ));
             }
             let mut p = pod.clone();
-            p["status"] = status;
+            p["status"] = status.clone();
             plan.put(Some(pod), p);
+            // After the write that records the step, so a pass cut short by the batch
+            // limit never records an event twice.
+            pod_events(state, settings, pod, &status, plan);
+        }
+    }
+}
+
+/// The scheduler's and the kubelet's Normal events as a Pod's status moves on: Scheduled
+/// when the kubelet first sees it, then Pulled, Created and Started for each container that
+/// starts (again after a restart: a restart counts).
+fn pod_events(state: &State, settings: &Settings, pod: &Value, status: &Value, plan: &mut Plan) {
+    if pod.get("status").is_none() {
+        normal_event(
+            state,
+            settings,
+            plan,
+            pod,
+            (
+                "default-scheduler",
+                "Scheduled",
+                &format!(
+                    "Successfully assigned {} to {}",
+                    object_path(pod),
+                    settings.node_name
+                ),
+            ),
+            Recur::Once,
+        );
+    }
+    let running = |s: Option<&Value>, cname: &str| -> Option<i64> {
+        s.and_then(|s| s.get("containerStatuses"))
+            .and_then(Value::as_array)?
+            .iter()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(cname))
+            .filter(|c| at(c, "/state/running").is_some())
+            .map(|c| c.get("restartCount").and_then(Value::as_i64).unwrap_or(0))
+    };
+    for c in at(status, "/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
+        let Some(restarts) = running(Some(status), cname) else {
+            continue;
+        };
+        if running(pod.get("status"), cname) == Some(restarts) {
+            continue;
+        }
+        let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+        for (reason, message) in [
+            (
+                "Pulled",
+                format!("Container image \"{image}\" already present on machine"),
+            ),
+            ("Created", format!("Created container: {cname}")),
+            ("Started", format!("Started container {cname}")),
+        ] {
+            normal_event(
+                state,
+                settings,
+                plan,
+                pod,
+                ("kubelet", reason, &message),
+                Recur::Count,
+            );
         }
     }
 }
