@@ -20,12 +20,14 @@ pub mod admission;
 pub mod body;
 pub mod discovery;
 pub mod exec;
+pub mod feed;
 pub mod kubeconfig;
 pub mod logs;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod path;
+pub mod requestlog;
 pub mod status;
 pub mod table;
 pub mod watch;
@@ -91,6 +93,8 @@ pub struct Config {
     pub pod_logs: Option<std::path::PathBuf>,
     /// How `kubectl exec` commands run (none: exec is not served).
     pub exec: Option<Arc<dyn exec::Runner>>,
+    /// Where each request is recorded (none: not recorded).
+    pub request_log: Option<requestlog::RequestLog>,
 }
 
 /// A running API server.
@@ -103,10 +107,12 @@ pub struct ApiServer {
 /// Shared state of the request handlers.
 struct State {
     store: Store,
+    feed: feed::Feed,
     token: String,
     server_address: String,
     pod_logs: Option<std::path::PathBuf>,
     exec: Option<Arc<dyn exec::Runner>>,
+    request_log: Option<requestlog::RequestLog>,
 }
 
 impl ApiServer {
@@ -132,11 +138,13 @@ impl ApiServer {
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         let state = Arc::new(State {
+            feed: feed::Feed::start(&config.store),
             store: config.store,
             token: config.token,
             server_address: addr.to_string(),
             pod_logs: config.pod_logs,
             exec: config.exec,
+            request_log: config.request_log,
         });
         let (stop, stopped) = signal::channel(false);
         let task = tokio::spawn(accept_loop(listener, acceptor, state, stopped));
@@ -241,19 +249,33 @@ fn failure(e: &ApiError) -> Response<Body> {
 }
 
 async fn handle(req: Request<Incoming>, state: &Arc<State>) -> Response<Body> {
-    if !authorized(&req, &state.token) {
-        return failure(&ApiError::Unauthorized);
-    }
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let result = route(req, state).await;
-    match result {
-        Ok(resp) => resp,
-        Err(e) => {
-            tracing::debug!(%method, %uri, error = %e, "kubernetes API request failed");
-            failure(&e)
+    let agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let resp = if authorized(&req, &state.token) {
+        match route(req, state).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::debug!(%method, %uri, error = %e, "kubernetes API request failed");
+                failure(&e)
+            }
         }
+    } else {
+        failure(&ApiError::Unauthorized)
+    };
+    if let Some(log) = &state.request_log {
+        log.record(
+            method.as_str(),
+            &uri.to_string(),
+            resp.status().as_u16(),
+            &agent,
+        );
     }
+    resp
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<(Bytes, String), ApiError> {
@@ -373,10 +395,11 @@ async fn resource(
             } else {
                 watch::Shape::Object
             };
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = watch::run(&store, &rp, &query, shape, &tx) {
+            let state = Arc::clone(state);
+            tokio::spawn(async move {
+                if let Err(e) = watch::run(&store, &state.feed, &rp, &query, shape, &tx).await {
                     let line = serde_json::json!({"type": "ERROR", "object": e.status()});
-                    let _ = tx.blocking_send(Bytes::from(format!("{line}\n")));
+                    let _ = tx.send(Bytes::from(format!("{line}\n"))).await;
                 }
             });
             let mut resp = Response::new(body);

@@ -5,16 +5,18 @@
 //! compacted away gets one `ERROR` event carrying a 410 `Expired` Status, and the stream ends,
 //! as the API server does. With `allowWatchBookmarks=true` a BOOKMARK with the current
 //! resourceVersion is sent at least every [`BOOKMARK_EVERY`]. `timeoutSeconds` ends the stream.
-//! Objects entering or leaving the selectors show as ADDED or DELETED. The feed is read on the
-//! blocking pool and ends when the client goes away.
+//! Objects entering or leaving the selectors show as ADDED or DELETED. Each watch is an async
+//! task on the shared [`Feed`](crate::feed::Feed) and ends when the client goes away.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use egress_store::{EventType, Store, StoreError};
+use egress_store::{EventType, Store, StoreError, WatchEvent};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::feed::{Feed, Published};
 
 use crate::objects::{Filter, Query, as_version, list};
 use crate::path::ResourcePath;
@@ -22,9 +24,6 @@ use crate::status::ApiError;
 
 /// How often an idle watch with bookmarks gets one.
 pub const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
-
-/// How long one wait on the change feed lasts (the stream notices a gone client this often).
-const POLL: Duration = Duration::from_millis(500);
 
 /// What a watch sends each object as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +35,9 @@ pub enum Shape {
 }
 
 /// Streams the watch of `path` into `tx` until the client goes or the timeout passes.
-pub fn run(
+pub async fn run(
     store: &Store,
+    feed: &Feed,
     path: &ResourcePath,
     query: &Query,
     shape: Shape,
@@ -47,54 +47,29 @@ pub fn run(
     let deadline = query
         .get("timeoutSeconds")
         .and_then(|s| s.parse::<u64>().ok())
-        .map(|s| Instant::now() + Duration::from_secs(s));
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let bookmarks = query.flag("allowWatchBookmarks");
-    let send = |event: &str, object: Value| -> bool {
-        let object = match (shape, event) {
-            (Shape::Table, "ADDED" | "MODIFIED" | "DELETED") => {
-                let rv = object
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                crate::table::table(path.info.kind, &[object], rv)
-            }
-            _ => object,
-        };
-        let mut line = json!({"type": event, "object": object}).to_string();
-        line.push('\n');
-        tx.blocking_send(Bytes::from(line)).is_ok()
-    };
-    let bookmark = |rv: u64, initial_end: bool| {
-        let mut meta = json!({"resourceVersion": rv.to_string()});
-        if initial_end {
-            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
-        }
-        json!({"kind": path.info.kind, "apiVersion": path.api_version(), "metadata": meta})
+    // Subscribed before anything is read from the store, so nothing committed in between
+    // is missed (what is read twice is skipped by resourceVersion).
+    let mut published = feed.subscribe();
+    let mut out = Out {
+        path,
+        shape,
+        tx,
+        filter,
+        known: HashSet::new(),
     };
     let rv_param = query.get("resourceVersion").unwrap_or_default();
-    // Objects the client has been told about (for selector enter/leave).
-    let mut known: HashSet<(Option<String>, String)> = HashSet::new();
-    let id = |o: &Value| {
-        (
-            o.pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            o.pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-        )
-    };
     let from = if rv_param.is_empty() || rv_param == "0" || query.flag("sendInitialEvents") {
-        let (items, rv) = list(store, path, &filter)?;
+        let (store2, path2, filter2) = (store.clone(), path.clone(), out.filter.clone());
+        let (items, rv) = blocking(move || list(&store2, &path2, &filter2)).await?;
         for o in items {
-            known.insert(id(&o));
-            if !send("ADDED", o) {
+            out.known.insert(id(&o));
+            if !out.send("ADDED", o).await {
                 return Ok(());
             }
         }
-        if query.flag("sendInitialEvents") && !send("BOOKMARK", bookmark(rv, true)) {
+        if query.flag("sendInitialEvents") && !out.send("BOOKMARK", out.bookmark(rv, true)).await {
             return Ok(());
         }
         rv
@@ -103,60 +78,178 @@ pub fn run(
             .parse()
             .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {rv_param:?}")))?
     };
-    let mut watcher = match store.watch(from) {
-        Ok(w) => w,
-        Err(e @ StoreError::Expired { .. }) => {
-            send("ERROR", ApiError::from(e).status());
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut last_bookmark = Instant::now();
+    let mut last = from;
+    if !out.catch_up(store, &mut last).await? {
+        return Ok(());
+    }
+    let mut next_bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
     loop {
-        if tx.is_closed() || deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(());
+        let until_deadline = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let until_bookmark = async {
+            if bookmarks {
+                tokio::time::sleep_until(next_bookmark).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = tx.closed() => return Ok(()),
+            () = until_deadline => return Ok(()),
+            () = until_bookmark => {
+                next_bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
+                if !out.send("BOOKMARK", out.bookmark(last, false)).await {
+                    return Ok(());
+                }
+            }
+            got = published.recv() => match got {
+                Ok(Published::Events(batch)) => {
+                    let seen = last;
+                    for ev in batch.iter().filter(|e| e.rv > seen) {
+                        last = ev.rv;
+                        if !out.deliver(ev).await {
+                            return Ok(());
+                        }
+                    }
+                }
+                // Fell behind the channel: the gap comes from the store.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if !out.catch_up(store, &mut last).await? {
+                        return Ok(());
+                    }
+                }
+                // The feed restarts or the server stops: the client watches again.
+                Ok(Published::Broken) | Err(broadcast::error::RecvError::Closed) => {
+                    return Ok(());
+                }
+            },
         }
-        let events = match watcher.next_events(POLL) {
-            Ok(events) => events,
+    }
+}
+
+/// An object's (namespace, name).
+fn id(o: &Value) -> (Option<String>, String) {
+    (
+        o.pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        o.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("watch task: {e}")))?
+}
+
+/// One watch's output: what it sends, and which objects its client knows about (for
+/// objects entering or leaving the selectors).
+struct Out<'a> {
+    path: &'a ResourcePath,
+    shape: Shape,
+    tx: &'a mpsc::Sender<Bytes>,
+    filter: Filter,
+    known: HashSet<(Option<String>, String)>,
+}
+
+impl Out<'_> {
+    async fn send(&self, event: &str, object: Value) -> bool {
+        let object = match (self.shape, event) {
+            (Shape::Table, "ADDED" | "MODIFIED" | "DELETED") => {
+                let rv = object
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                crate::table::table(self.path.info.kind, &[object], rv)
+            }
+            _ => object,
+        };
+        let mut line = json!({"type": event, "object": object}).to_string();
+        line.push('\n');
+        self.tx.send(Bytes::from(line)).await.is_ok()
+    }
+
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Value {
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        json!({"kind": self.path.info.kind, "apiVersion": self.path.api_version(), "metadata": meta})
+    }
+
+    /// Sends the events after `last` that the store holds now, moving `last` on; false
+    /// when the client is gone or the watch ended (410 for a compacted resourceVersion).
+    async fn catch_up(&mut self, store: &Store, last: &mut u64) -> Result<bool, ApiError> {
+        let (store, from) = (store.clone(), *last);
+        let read = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let mut watcher = store.watch(from)?;
+            let mut all = Vec::new();
+            loop {
+                let events = watcher.try_next_events()?;
+                if events.is_empty() {
+                    return Ok((all, watcher.resource_version()));
+                }
+                all.extend(events);
+            }
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("watch task: {e}")))?;
+        let (events, rv) = match read {
+            Ok(read) => read,
             Err(e @ StoreError::Expired { .. }) => {
-                send("ERROR", ApiError::from(e).status());
-                return Ok(());
+                self.send("ERROR", ApiError::from(e).status()).await;
+                return Ok(false);
             }
             Err(e) => return Err(e.into()),
         };
-        for ev in events {
-            let k = &ev.key;
-            let ns_ok = !path.info.namespaced
-                || path.namespace.is_none()
-                || k.namespace.as_deref() == path.namespace.as_deref();
-            if k.group != path.info.group || k.kind != path.info.kind || !ns_ok {
-                continue;
-            }
-            let object = as_version(ev.object, path);
-            let selected = filter.matches(&object);
-            let was = known.contains(&id(&object));
-            let event = match (ev.event_type, selected, was) {
-                (EventType::Deleted, _, true) => "DELETED",
-                (EventType::Deleted, _, false) => continue,
-                (_, true, false) => "ADDED",
-                (_, true, true) => "MODIFIED",
-                (_, false, true) => "DELETED",
-                (_, false, false) => continue,
-            };
-            if event == "DELETED" {
-                known.remove(&id(&object));
-            } else {
-                known.insert(id(&object));
-            }
-            if !send(event, object) {
-                return Ok(());
+        let seen = *last;
+        for ev in events.iter().filter(|e| e.rv > seen) {
+            *last = ev.rv;
+            if !self.deliver(ev).await {
+                return Ok(false);
             }
         }
-        if bookmarks && last_bookmark.elapsed() >= BOOKMARK_EVERY {
-            last_bookmark = Instant::now();
-            if !send("BOOKMARK", bookmark(watcher.resource_version(), false)) {
-                return Ok(());
-            }
+        *last = (*last).max(rv);
+        Ok(true)
+    }
+
+    /// Sends one stored change if it concerns this watch.
+    async fn deliver(&mut self, ev: &WatchEvent) -> bool {
+        let path = self.path;
+        let k = &ev.key;
+        let ns_ok = !path.info.namespaced
+            || path.namespace.is_none()
+            || k.namespace.as_deref() == path.namespace.as_deref();
+        if k.group != path.info.group || k.kind != path.info.kind || !ns_ok {
+            return true;
         }
+        let object = as_version(ev.object.clone(), path);
+        let selected = self.filter.matches(&object);
+        let was = self.known.contains(&id(&object));
+        let event = match (ev.event_type, selected, was) {
+            (EventType::Deleted, _, true) => "DELETED",
+            (EventType::Deleted, _, false) => return true,
+            (_, true, false) => "ADDED",
+            (_, true, true) => "MODIFIED",
+            (_, false, true) => "DELETED",
+            (_, false, false) => return true,
+        };
+        if event == "DELETED" {
+            self.known.remove(&id(&object));
+        } else {
+            self.known.insert(id(&object));
+        }
+        self.send(event, object).await
     }
 }

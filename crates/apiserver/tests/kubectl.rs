@@ -90,6 +90,7 @@ impl Api {
             token: token.clone(),
             pod_logs: Some(pods.clone()),
             exec: Some(Arc::new(HostRunner)),
+            request_log: None,
         })
         .await
         .unwrap();
@@ -440,6 +441,7 @@ fn only_loopback_addresses_are_served() {
             token: "t".into(),
             pod_logs: None,
             exec: None,
+            request_log: None,
         })
         .await
         .err()

@@ -255,6 +255,33 @@ fn kubectl_works_against_the_local_cluster() {
     }
     let all = k.ok(&["get", "events", "-A"], "");
     assert!(all.lines().count() > 5, "{all}");
+    // The local gateways read their configuration through this API with the Kubernetes-mode
+    // client (as `egress gateway run --kube` in a Pod): the API's request log has their
+    // lists and watches of every routing kind, and the changes applied above reached them
+    // (the seed's walk-through with kubectl checks the traffic).
+    let requests = std::fs::read_to_string(c.store().join("run/api-requests.log")).unwrap();
+    for plural in [
+        "gateways",
+        "virtualservices",
+        "destinationrules",
+        "serviceentries",
+        "sidecars",
+    ] {
+        let path = format!("GET /apis/networking.istio.io/v1/{plural}?");
+        let by_gateways = |watch: bool| {
+            requests.lines().any(|l| {
+                l.contains(&path)
+                    && l.contains("watch=true") == watch
+                    && l.contains(" 200 \"egress/")
+            })
+        };
+        assert!(
+            by_gateways(false) && by_gateways(true),
+            "{plural}: {requests}"
+        );
+    }
+    // kubectl's own requests are there too, under its name.
+    assert!(requests.contains(" \"kubectl/v1.32"), "{requests}");
     // The gateway's log through kubectl logs -l (the seed's step).
     let logs = k.run(&["logs", "-l", "istio=asm-egress-test", "-n", NS], "");
     assert!(logs.status.success(), "{logs:?}");

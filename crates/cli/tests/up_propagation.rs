@@ -233,7 +233,7 @@ impl Plan {
 
 /// A cluster with the add-on's egress gateway (two Pods) and the seed's HTTP egress
 /// configuration, under the shared MeshConfig `mesh`.
-fn seed_cluster(c: &Cluster, plan: &Plan, mesh: &str) -> (Up, Store) {
+fn seed_cluster(c: &Cluster, plan: &Plan, mesh: &str, more: &[&str]) -> (Up, Store) {
     c.namespace("aks-istio-system");
     c.run_stdin(
         &["apply", "-f", "-"],
@@ -244,17 +244,16 @@ fn seed_cluster(c: &Cluster, plan: &Plan, mesh: &str) -> (Up, Store) {
     let pods = plan.pods.net().to_string();
     let pool = plan.pool.net().to_string();
     let stand_in = format!("edition.cnn.com={}", plan.stand_in());
-    let up = Up::start(
-        c,
-        &[
-            "--pod-range",
-            &pods,
-            "--egress-ip-pool",
-            &pool,
-            "--stand-in",
-            &stand_in,
-        ],
-    );
+    let mut flags = vec![
+        "--pod-range",
+        pods.as_str(),
+        "--egress-ip-pool",
+        pool.as_str(),
+        "--stand-in",
+        stand_in.as_str(),
+    ];
+    flags.extend_from_slice(more);
+    let up = Up::start(c, &flags);
     c.run(&["mesh", "enable", "--revision", "asm-1-24", "-o", "none"])
         .ok();
     c.run(&[
@@ -374,7 +373,12 @@ fn gateway_pods_enforce_each_change_as_declared() {
         return;
     }
     let c = Cluster::new();
-    let (_up, store) = seed_cluster(&c, &plan, "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY");
+    let (_up, store) = seed_cluster(
+        &c,
+        &plan,
+        "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY",
+        &[],
+    );
     apply(&c, SEED_HTTP_EGRESS);
     let gws = ready_pods(&store, "istio", "asm-egress-test");
     let mut t = Timings(Vec::new());
@@ -627,7 +631,12 @@ fn the_sidecar_enforces_each_change_as_declared() {
         return;
     }
     let c = Cluster::new();
-    let (_up, store) = seed_cluster(&c, &plan, "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY");
+    let (_up, store) = seed_cluster(
+        &c,
+        &plan,
+        "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY",
+        &[],
+    );
     c.run(&["label", "namespace", NS, "istio.io/rev=asm-1-24"])
         .ok();
     let sample = std::fs::read_to_string(
@@ -683,10 +692,12 @@ fn the_sidecar_enforces_each_change_as_declared() {
     t.print("curl's sidecar");
 }
 
-/// Per-object last-good under `egress up`: with the seed's ServiceEntry file truncated by hand,
-/// the ServiceEntry keeps its last good version (the gateways still serve 200) and later
-/// changes of other objects still reach the gateways (a DENY applied, then deleted); `egress
-/// apply` replaces the damaged object.
+/// Per-object last-good under `egress up` for proxies that read the store (with the API off,
+/// the gateways do; through the API, the watch cache keeps what it saw and the damage never
+/// reaches them): with the seed's ServiceEntry file truncated by hand, the ServiceEntry keeps
+/// its last good version (the gateways still serve 200) and later changes of other objects
+/// still reach the gateways (a DENY applied, then deleted); `egress apply` replaces the
+/// damaged object.
 #[test]
 fn a_damaged_object_never_blocks_other_changes() {
     let plan = Plan::claim();
@@ -694,7 +705,12 @@ fn a_damaged_object_never_blocks_other_changes() {
         return;
     }
     let c = Cluster::new();
-    let (_up, store) = seed_cluster(&c, &plan, "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY");
+    let (_up, store) = seed_cluster(
+        &c,
+        &plan,
+        "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY",
+        &["--api-server", "off"],
+    );
     apply(&c, SEED_HTTP_EGRESS);
     let gws = ready_pods(&store, "istio", "asm-egress-test");
     let mut t = Timings(Vec::new());

@@ -55,6 +55,22 @@ pub struct Served {
     /// The kubeconfig written, or why none was (the default location could not be used; an
     /// asked-for `--write-kubeconfig` that fails is an error instead).
     pub kubeconfig: Result<PathBuf, String>,
+    /// The cluster's own kubeconfig (`<store>/run/kubeconfig`, mode 0600): the local
+    /// gateways read their configuration through the API with it.
+    pub runtime_kubeconfig: PathBuf,
+}
+
+impl Served {
+    /// A Kubernetes client for the served API, built as `egress gateway run --kube` builds
+    /// one (the `egress` context of the cluster's own kubeconfig).
+    pub async fn client(&self) -> Result<egress_kube::Client, egress_kube::Error> {
+        egress_kube::KubeOptions {
+            kubeconfig: Some(self.runtime_kubeconfig.clone()),
+            context: Some(kubeconfig::NAME.to_owned()),
+        }
+        .client()
+        .await
+    }
 }
 
 /// Starts the API. `Ok(None)` when the default address is taken (the caller warns).
@@ -89,6 +105,11 @@ pub async fn start(
         token: token.clone(),
         pod_logs: Some(crate::up::run_dir(store.dir()).join("pods")),
         exec: options.exec.clone(),
+        request_log: egress_apiserver::requestlog::RequestLog::open(
+            &crate::up::run_dir(store.dir()).join("api-requests.log"),
+        )
+        .map_err(|e| tracing::warn!("the Kubernetes API's request log: {e}"))
+        .ok(),
     })
     .await
     {
@@ -115,8 +136,11 @@ pub async fn start(
             .and_then(|p| kubeconfig::merge(&p, &entry).map(|()| p))
             .map_err(|e| e.to_string()),
     };
+    let runtime_kubeconfig = crate::up::run_dir(store.dir()).join("kubeconfig");
+    kubeconfig::merge(&runtime_kubeconfig, &entry).map_err(|e| settings(e.to_string()))?;
     Ok(Ok(Served {
         server,
         kubeconfig: written,
+        runtime_kubeconfig,
     }))
 }

@@ -372,7 +372,7 @@ pub async fn run(
                     "  kubernetes API:  https://{} ({context})",
                     served.server.local_addr()
                 ));
-                Some(served.server)
+                Some(served)
             }
             Err(warning) => {
                 (hooks.note)(&warning);
@@ -430,6 +430,21 @@ pub async fn run(
         std::sync::Arc::clone(&local_ca),
         store.clone(),
     );
+    // With the API served, gateways read their configuration through it with the
+    // Kubernetes-mode client, as in a Pod; without it (`--api-server off`, the default
+    // address taken) they read the store.
+    let api = match api {
+        Some(served) => {
+            match served.client().await {
+                Ok(client) => runtime.read_through_api(client),
+                Err(e) => (hooks.note)(&format!(
+                    "warning: gateways read the store: no client for the Kubernetes API ({e})"
+                )),
+            }
+            Some(served.server)
+        }
+        None => None,
+    };
     let mut config_rv: Option<u64> = None;
     let mut refused_rv: Option<u64> = None;
     // Each object's last good version, and the problems last reported (each reported once).

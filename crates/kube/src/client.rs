@@ -7,6 +7,9 @@ use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 
 use crate::Error;
 
+/// The User-Agent of egress's Kubernetes clients.
+pub const USER_AGENT: &str = concat!("egress/", env!("CARGO_PKG_VERSION"));
+
 /// How to reach the API server (`--kubeconfig`, `--context`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KubeOptions {
@@ -64,7 +67,12 @@ impl KubeOptions {
 
     /// A client for the selected API server.
     pub async fn client(&self) -> Result<kube::Client, Error> {
-        let config = self.config().await?;
+        let mut config = self.config().await?;
+        // Named in the API server's audit (and request) log, as kubectl names itself.
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(USER_AGENT),
+        ));
         let server = config.cluster_url.to_string();
         kube::Client::try_from(config).map_err(|e| Error::Client {
             server,

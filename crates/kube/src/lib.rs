@@ -17,6 +17,7 @@ mod source;
 
 pub use cache::{Cache, CacheSnapshot};
 pub use client::KubeOptions;
+pub use kube::Client;
 pub use kube::runtime::watcher::Event;
 pub use scope::{Namespace, Scope, WatchSpec};
 pub use source::KubeSource;

@@ -240,6 +240,27 @@ pub fn seed() -> Option<Vec<String>> {
 /// A running `egress up` (foreground, as a child process).
 pub struct Up {
     pub child: Child,
+    /// The block of the API's address when the test gave none (`--api-server`): every
+    /// `egress up` of the suite serves its own API, so none depends on who got 6443 first.
+    _api: Option<egress_testkit::addrs::Block>,
+}
+
+/// `flags`, with `--api-server <claimed>:6443` when they do not choose one.
+fn with_api<'a>(
+    flags: &[&'a str],
+    api: &'a mut Option<(egress_testkit::addrs::Block, String)>,
+) -> Vec<&'a str> {
+    let mut args: Vec<&str> = flags.to_vec();
+    if !flags.contains(&"--api-server") {
+        let block = egress_testkit::addrs::Block::claim().unwrap();
+        let addr = format!("{}:6443", block.ip(1));
+        *api = Some((block, addr));
+        if let Some((_, addr)) = api.as_ref() {
+            args.push("--api-server");
+            args.push(addr.as_str());
+        }
+    }
+    args
 }
 
 /// A test's own Pod range and static egress pool for `egress up`: claimed loopback blocks
@@ -287,18 +308,25 @@ impl Addrs {
 impl Up {
     /// Starts it without waiting for its first pass to converge.
     pub fn spawn(c: &Cluster, flags: &[&str]) -> Up {
+        let mut api = None;
+        let flags = with_api(flags, &mut api);
         let mut args = vec!["up"];
-        args.extend_from_slice(flags);
+        args.extend_from_slice(&flags);
         let mut child = c.command(&args).stdout(Stdio::piped()).spawn().unwrap();
         let out = child.stdout.take().unwrap();
         std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
-        Up { child }
+        Up {
+            child,
+            _api: api.map(|(block, _)| block),
+        }
     }
 
     /// Starts `egress up FLAGS` and waits until its first pass has converged (`ready`).
     pub fn start(c: &Cluster, flags: &[&str]) -> Up {
+        let mut api = None;
+        let flags = with_api(flags, &mut api);
         let mut args = vec!["up"];
-        args.extend_from_slice(flags);
+        args.extend_from_slice(&flags);
         let mut child = c
             .command(&args)
             .stdout(Stdio::piped())
@@ -325,7 +353,10 @@ impl Up {
         assert!(banner.iter().any(|l| l.contains("store:")), "{banner:?}");
         // Keep reading its progress so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        Up { child }
+        Up {
+            child,
+            _api: api.map(|(block, _)| block),
+        }
     }
 
     pub fn kill9(mut self) {

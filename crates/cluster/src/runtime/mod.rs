@@ -91,6 +91,12 @@ pub struct Runtime {
     /// Instances still draining, by the address they release when done (a new Pod may get
     /// the same IP and must wait for it).
     draining: BTreeMap<Ipv4Addr, tokio::task::JoinHandle<()>>,
+    /// The Kubernetes API client gateways read their configuration with (as `egress gateway
+    /// run --kube` does in a Pod); without one they read the store.
+    kube: Option<egress_kube::Client>,
+    /// One set of watches per (namespace, revision), shared by the gateways of that scope
+    /// (every replica of a Deployment watches the same objects).
+    kube_sources: BTreeMap<(String, Option<String>), egress_kube::KubeSource>,
 }
 
 impl Runtime {
@@ -107,7 +113,39 @@ impl Runtime {
             held: BTreeMap::new(),
             restarts: BTreeMap::new(),
             draining: BTreeMap::new(),
+            kube: None,
+            kube_sources: BTreeMap::new(),
         }
+    }
+
+    /// From now on, gateways started read their configuration through the Kubernetes API
+    /// with `client` (the served API of `egress up`), as they do in a Pod of a real cluster.
+    pub fn read_through_api(&mut self, client: egress_kube::Client) {
+        self.kube = Some(client);
+    }
+
+    /// Where a gateway of `identity` reads its configuration.
+    fn config_source(
+        &mut self,
+        kind: &PodKind,
+        identity: &GatewayIdentity,
+    ) -> Result<ConfigSource, String> {
+        let (PodKind::Gateway, Some(client)) = (kind, &self.kube) else {
+            return Ok(ConfigSource::Store(self.store.clone()));
+        };
+        let key = (identity.namespace.clone(), identity.revision.clone());
+        if let Some(source) = self.kube_sources.get(&key) {
+            return Ok(ConfigSource::Kube(source.clone()));
+        }
+        let scope = egress_kube::Scope {
+            namespace: key.0.clone(),
+            revision: key.1.clone(),
+            watch_namespaces: Vec::new(),
+        };
+        let source = egress_kube::KubeSource::start(client.clone(), &scope)
+            .map_err(|e| format!("Kubernetes API: {e}"))?;
+        self.kube_sources.insert(key, source.clone());
+        Ok(ConfigSource::Kube(source))
     }
 
     /// What the controllers need to know: each instance's state by Pod.
@@ -250,6 +288,13 @@ impl Runtime {
                 }
             }
         }
+        // Watches nobody reads any more stop (with the last clone of their source).
+        let scopes: std::collections::BTreeSet<(String, Option<String>)> = self
+            .running
+            .values()
+            .map(|r| (r.identity.namespace.clone(), r.identity.revision.clone()))
+            .collect();
+        self.kube_sources.retain(|k, _| scopes.contains(k));
         changed
     }
 
@@ -312,8 +357,9 @@ impl Runtime {
                 },
             },
         };
+        let source = self.config_source(&pod.kind, &pod.identity)?;
         let instance = Instance::start(
-            ConfigSource::Store(self.store.clone()),
+            source,
             pod.identity.clone(),
             plane,
             Some(Arc::clone(&cert.handle)),
