@@ -2,7 +2,7 @@
 //! `apply` (created, unchanged, configured with a label added by `kubectl label` kept),
 //! server-side tables with `egress get`'s columns, jsonpath, `get -w` seeing a change, an
 //! invalid VirtualService refused with Istio's webhook message and nothing stored, `delete`,
-//! and 401 without the token. The server listens on a claimed loopback address with a serving
+//! 401 without the token, and `explain` of Istio, AKS and Kubernetes fields. The server listens on a claimed loopback address with a serving
 //! certificate from a mesh CA; kubectl reads a kubeconfig written by [`kubeconfig::merge`].
 //! Skips (fails under `EGRESS_TEST_STRICT=1`) where kubectl is absent.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -451,4 +451,137 @@ fn only_loopback_addresses_are_served() {
         err.to_string(),
         "the Kubernetes API binds loopback addresses only, not 0.0.0.0:6443"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_explain_reads_the_published_schemas() {
+    require_kubectl!();
+    let api = Api::start().await;
+    tokio::task::block_in_place(|| {
+        // (arguments, lines expected verbatim, description fragments)
+        let cases: &[(&[&str], &[&str], &[&str])] = &[
+            (
+                &["serviceentry.spec.hosts"],
+                &[
+                    "GROUP:      networking.istio.io",
+                    "KIND:       ServiceEntry",
+                    "VERSION:    v1",
+                    "FIELD: hosts <[]string>",
+                ],
+                &["Hosts (DNS names, optionally with a wildcard prefix)."],
+            ),
+            (
+                &[
+                    "--api-version=networking.istio.io/v1beta1",
+                    "se.spec.resolution",
+                ],
+                &[
+                    "VERSION:    v1beta1",
+                    "FIELD: resolution <string>",
+                    "ENUM:",
+                    "    DNS_ROUND_ROBIN",
+                ],
+                &["How endpoints are found"],
+            ),
+            (
+                &["virtualservice.spec.http.route"],
+                &[
+                    "FIELD: route <[]HttpRouteDestination>",
+                    "  destination\t<Destination>",
+                    "  weight\t<integer>",
+                ],
+                &["Weighted destinations.", "Relative weight"],
+            ),
+            (
+                &["destinationrule.spec.trafficPolicy.tls"],
+                &[
+                    "FIELD: tls <ClientTlsSettings>",
+                    "  mode\t<string>",
+                    "  enum: DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL",
+                    "  sni\t<string>",
+                ],
+                &["TLS origination settings."],
+            ),
+            (
+                &["gateway.spec.servers"],
+                &[
+                    "FIELD: servers <[]Server>",
+                    "  port\t<Port>",
+                    "  tls\t<ServerTlsSettings>",
+                ],
+                &["Servers (listeners) the gateway exposes."],
+            ),
+            (
+                &["sgc.spec.defaultRoute"],
+                &[
+                    "KIND:       StaticGatewayConfiguration",
+                    "FIELD: defaultRoute <string>",
+                ],
+                &["Pod default route"],
+            ),
+            (
+                &["deployment.spec.replicas"],
+                &["GROUP:      apps", "FIELD: replicas <integer>"],
+                &["Number of desired pods."],
+            ),
+            (
+                &["deployment.spec"],
+                &[
+                    "  selector\t<LabelSelector> -required-",
+                    "  template\t<PodTemplateSpec> -required-",
+                ],
+                &["Template describes the pods that will be created."],
+            ),
+            (
+                &["svc.spec.ports"],
+                &[
+                    "KIND:       Service",
+                    "FIELD: ports <[]ServicePort>",
+                    "  port\t<integer> -required-",
+                ],
+                &["The list of ports that are exposed by this service."],
+            ),
+            (
+                &["pod.spec.containers"],
+                &[
+                    "FIELD: containers <[]Container>",
+                    "  name\t<string> -required-",
+                    "  image\t<string>",
+                ],
+                &["List of containers belonging to the pod."],
+            ),
+            (
+                &["--recursive", "pod.spec.containers"],
+                &[
+                    "FIELD: containers <[]Container>",
+                    "    valueFrom\t<EnvVarSource>",
+                    "        key\t<string> -required-",
+                ],
+                &[],
+            ),
+        ];
+        for (args, lines, fragments) in cases {
+            let out = api.ok(&[&["explain"][..], args].concat(), "");
+            let got: Vec<&str> = out.lines().collect();
+            for line in *lines {
+                assert!(got.contains(line), "{args:?}: no line {line:?} in\n{out}");
+            }
+            // Descriptions are wrapped at 80 columns: compare with the line breaks joined.
+            let joined = got.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+            for fragment in *fragments {
+                assert!(
+                    joined.contains(fragment),
+                    "{args:?}: no {fragment:?} in\n{out}"
+                );
+            }
+        }
+        let out = api.run(&["explain", "serviceentry.spec.nope"], "");
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("field \"nope\" does not exist"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    api.server.unwrap().shutdown().await;
 }

@@ -11,6 +11,8 @@ pub mod decode;
 pub mod diag;
 pub mod kinds;
 pub mod resources;
+#[cfg(feature = "schemars")]
+pub mod schema;
 pub mod validate;
 pub mod yaml;
 

@@ -11,6 +11,8 @@ use crate::validate::common::Protocol;
 
 /// Gateway spec (`networking.v1alpha3.Gateway`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schemars", schemars(rename = "GatewaySpec"))]
 #[serde(rename_all = "camelCase")]
 pub struct Gateway {
     /// Servers (listeners) the gateway exposes.
@@ -39,6 +41,7 @@ impl Gateway {
 
 /// One server of a Gateway (`networking.v1alpha3.Server`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Server {
     /// Port the proxy listens on (the gateway Service port). REQUIRED.
@@ -120,6 +123,7 @@ impl Server {
 
 /// A server port (`networking.v1alpha3.Port`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Port {
     /// Port number. REQUIRED.
@@ -155,6 +159,7 @@ impl Port {
 
 /// Server-side TLS settings (`networking.v1alpha3.ServerTLSSettings`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServerTlsSettings {
     /// Send a 301 redirect to HTTPS for plain HTTP requests.
@@ -224,6 +229,7 @@ impl ServerTlsSettings {
 
 /// A certificate/key pair of `ServerTLSSettings.tlsCertificates`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TlsCertificate {
     /// Path of the server certificate file.
@@ -239,6 +245,7 @@ pub struct TlsCertificate {
 
 /// `ServerTLSSettings.TLSmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TlsMode {
     /// Route on SNI without terminating (the proto default).
@@ -274,6 +281,7 @@ impl TlsMode {
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub enum TlsProtocol {
     /// Let the proxy choose.
     #[default]

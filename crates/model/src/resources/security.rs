@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// `istio.type.v1beta1.WorkloadSelector`: the pods/VMs a policy applies to.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadSelector {
     /// Labels a workload must carry (all of them) to be selected.
@@ -19,6 +20,7 @@ pub struct WorkloadSelector {
 
 /// `istio.type.v1beta1.PolicyTargetReference`: a resource a policy attaches to.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyTargetReference {
     /// API group of the target (`""` or `core` for a Service).
@@ -37,6 +39,7 @@ pub struct PolicyTargetReference {
 
 /// AuthorizationPolicy `action`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Action {
     /// Allow a request only if it matches the rules (the default).
@@ -64,6 +67,8 @@ impl Action {
 
 /// AuthorizationPolicy spec (`security.v1beta1.AuthorizationPolicy`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schemars", schemars(rename = "AuthorizationPolicySpec"))]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizationPolicy {
     /// Workloads the policy applies to (same namespace, or all namespaces from the root one).
@@ -95,6 +100,7 @@ impl AuthorizationPolicy {
 
 /// `AuthorizationPolicy.ExtensionProvider`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExtensionProvider {
     /// Name of an extension provider declared in MeshConfig.
@@ -104,6 +110,7 @@ pub struct ExtensionProvider {
 
 /// One rule: a request matches when it matches `from`, `to` and `when`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
     /// Request sources; any one must match.
@@ -119,6 +126,7 @@ pub struct Rule {
 
 /// `Rule.From`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RuleFrom {
     /// The source of the request.
@@ -128,6 +136,7 @@ pub struct RuleFrom {
 
 /// `Rule.To`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RuleTo {
     /// The operation of the request.
@@ -137,6 +146,7 @@ pub struct RuleTo {
 
 /// Where a request comes from; every field set must match.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Source {
     /// Peer identities (`cluster.local/ns/default/sa/sleep`), from mTLS.
@@ -185,6 +195,7 @@ pub struct Source {
 
 /// What a request does; every field set must match.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Operation {
     /// Hosts (`:authority`), exact, prefix, suffix or `*`.
@@ -215,6 +226,7 @@ pub struct Operation {
 
 /// A `when` condition on an Istio attribute.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     /// The attribute (`request.headers[x]`, `source.ip`, `connection.sni`, ...). Required.
@@ -230,6 +242,7 @@ pub struct Condition {
 
 /// PeerAuthentication `mtls.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MtlsMode {
     /// Inherit from the parent; PERMISSIVE when there is none.
@@ -245,6 +258,7 @@ pub enum MtlsMode {
 
 /// `PeerAuthentication.MutualTLS`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MutualTls {
     /// The mode.
@@ -254,6 +268,8 @@ pub struct MutualTls {
 
 /// PeerAuthentication spec (`security.v1beta1.PeerAuthentication`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schemars", schemars(rename = "PeerAuthenticationSpec"))]
 #[serde(rename_all = "camelCase")]
 pub struct PeerAuthentication {
     /// Workloads the policy applies to; the whole namespace (or mesh) when unset.

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 /// ServiceEntry spec (`networking.v1alpha3.ServiceEntry`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schemars", schemars(rename = "ServiceEntrySpec"))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceEntry {
     /// Hosts (DNS names, optionally with a wildcard prefix). REQUIRED, 1..256 items.
@@ -80,6 +82,7 @@ impl ServiceEntry {
 
 /// A port of a ServiceEntry (`networking.v1alpha3.ServicePort`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServicePort {
     /// Port number. REQUIRED, 1..65535.
@@ -122,6 +125,7 @@ impl ServicePort {
 
 /// `ServiceEntry.Location`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Location {
     /// Outside the mesh (the proto default): no automatic mTLS, `istio.external` metadata.
@@ -143,6 +147,7 @@ impl Location {
 
 /// `ServiceEntry.Resolution`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Resolution {
     /// Connections are already resolved (original destination); the proto default.
@@ -173,6 +178,7 @@ impl Resolution {
 
 /// An endpoint of a ServiceEntry (`networking.v1alpha3.WorkloadEntry`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadEntry {
     /// IP, DNS name (DNS resolution only) or `unix://` socket path; ≤256 characters.
@@ -207,6 +213,7 @@ impl WorkloadEntry {
 
 /// `networking.v1alpha3.WorkloadSelector`: labels selecting workloads in the same namespace.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadSelector {
     /// Label selector (all must match).

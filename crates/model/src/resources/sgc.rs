@@ -4,8 +4,10 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
-/// The object.
+/// StaticGatewayConfiguration gives the pods that use it a fixed egress source prefix through
+/// a gateway node pool.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StaticGatewayConfiguration {
     /// `egressgateway.kubernetes.azure.com/v1alpha1`.
@@ -27,6 +29,7 @@ pub struct StaticGatewayConfiguration {
 
 /// Which route a pod's default traffic takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub enum DefaultRoute {
     /// Through the pod's own interface.
     #[serde(rename = "azureNetworking")]
@@ -36,8 +39,9 @@ pub enum DefaultRoute {
     StaticEgressGateway,
 }
 
-/// `spec`.
+/// Desired state of a StaticGatewayConfiguration: where pods' egress goes.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StaticGatewayConfigurationSpec {
     /// Name of the gateway node pool (AKS: a pool of mode Gateway).
@@ -60,8 +64,9 @@ pub struct StaticGatewayConfigurationSpec {
     pub exclude_cidrs: Option<Vec<String>>,
 }
 
-/// `spec.gatewayVmssProfile`.
+/// The gateway VMSS of a self-managed cluster.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayVmssProfile {
     /// Resource group of the VMSS.
@@ -75,8 +80,9 @@ pub struct GatewayVmssProfile {
     pub public_ip_prefix_size: Option<i32>,
 }
 
-/// `status`.
+/// Observed state of a StaticGatewayConfiguration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StaticGatewayConfigurationStatus {
     /// The egress prefix CIDR (public mode) or comma-separated IPs (private mode).
@@ -87,8 +93,9 @@ pub struct StaticGatewayConfigurationStatus {
     pub gateway_server_profile: Option<GatewayServerProfile>,
 }
 
-/// `status.gatewayServerProfile`.
+/// The gateway server's WireGuard endpoint.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayServerProfile {
     /// ILB frontend IP.

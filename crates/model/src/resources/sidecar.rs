@@ -18,6 +18,8 @@ pub use crate::resources::virtual_service::{Destination, PortSelector};
 
 /// Sidecar spec (`networking.v1alpha3.Sidecar`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schemars", schemars(rename = "SidecarSpec"))]
 #[serde(rename_all = "camelCase")]
 pub struct Sidecar {
     /// Workloads in the namespace this Sidecar applies to (none: the namespace default).
@@ -58,6 +60,7 @@ impl Sidecar {
 
 /// An inbound listener (`networking.v1alpha3.IstioIngressListener`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct IstioIngressListener {
     /// Port the listener receives traffic on. REQUIRED.
@@ -82,6 +85,7 @@ pub struct IstioIngressListener {
 
 /// An outbound listener (`networking.v1alpha3.IstioEgressListener`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct IstioEgressListener {
     /// Port of the listener (none: the catch-all listener).
@@ -107,6 +111,7 @@ impl IstioEgressListener {
 
 /// `networking.v1alpha3.CaptureMode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CaptureMode {
     /// The environment's default capture mode.
@@ -120,6 +125,7 @@ pub enum CaptureMode {
 
 /// `networking.v1alpha3.OutboundTrafficPolicy`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OutboundTrafficPolicy {
     /// REGISTRY_ONLY (the proto default) or ALLOW_ANY.
@@ -139,6 +145,7 @@ impl OutboundTrafficPolicy {
 
 /// `OutboundTrafficPolicy.Mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OutboundTrafficPolicyMode {
     /// Only registry services are reachable (the proto default for Sidecar).

@@ -10,6 +10,8 @@ use super::security::{PolicyTargetReference, WorkloadSelector};
 
 /// Telemetry spec (`telemetry.v1alpha1.Telemetry`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schemars", schemars(rename = "TelemetrySpec"))]
 #[serde(rename_all = "camelCase")]
 pub struct Telemetry {
     /// Workloads the policy applies to; the whole namespace (or mesh) when unset.
@@ -34,6 +36,7 @@ pub struct Telemetry {
 
 /// Traffic direction relative to the workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum WorkloadMode {
     /// Both inbound and outbound traffic (the default).
@@ -47,6 +50,7 @@ pub enum WorkloadMode {
 
 /// A reference to an extension provider declared in MeshConfig.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderRef {
     /// The provider's name. Required, non-empty.
@@ -56,6 +60,7 @@ pub struct ProviderRef {
 
 /// `Tracing.TracingSelector`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TracingSelector {
     /// Direction the configuration applies to.
@@ -65,6 +70,7 @@ pub struct TracingSelector {
 
 /// Tracing configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Tracing {
     /// Traffic the configuration applies to.
@@ -92,6 +98,7 @@ pub struct Tracing {
 
 /// `Tracing.CustomTag`: one of `literal`, `environment`, `header`, `formatter`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CustomTag {
     /// A fixed value.
@@ -110,6 +117,7 @@ pub struct CustomTag {
 
 /// `Tracing.Formatter`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Formatter {
     /// The format string, with Envoy command operators. Required, non-empty.
@@ -119,6 +127,7 @@ pub struct Formatter {
 
 /// `Tracing.Literal`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Literal {
     /// The tag value. Required, non-empty.
@@ -128,6 +137,7 @@ pub struct Literal {
 
 /// `Tracing.Environment`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Environment {
     /// The variable's name. Required, non-empty.
@@ -140,6 +150,7 @@ pub struct Environment {
 
 /// `Tracing.RequestHeader`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RequestHeader {
     /// The header's name. Required, non-empty.
@@ -152,6 +163,7 @@ pub struct RequestHeader {
 
 /// Metrics configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Metrics {
     /// Providers the configuration applies to.
@@ -167,6 +179,7 @@ pub struct Metrics {
 
 /// Istio's standard metrics (`MetricSelector.IstioMetric`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum IstioMetric {
     /// Every standard metric (the default).
@@ -196,6 +209,7 @@ pub enum IstioMetric {
 
 /// `MetricSelector`: one of `metric` / `customMetric`, plus a mode.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MetricSelector {
     /// A standard metric.
@@ -211,6 +225,7 @@ pub struct MetricSelector {
 
 /// `MetricsOverrides.TagOverride.Operation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TagOperation {
     /// Insert or update the tag with `value` (the default).
@@ -222,6 +237,7 @@ pub enum TagOperation {
 
 /// `MetricsOverrides.TagOverride`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TagOverride {
     /// What to do with the tag; UPSERT when unset.
@@ -234,6 +250,7 @@ pub struct TagOverride {
 
 /// `MetricsOverrides`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsOverrides {
     /// Metrics and direction the override applies to; all when unset.
@@ -249,6 +266,7 @@ pub struct MetricsOverrides {
 
 /// `AccessLogging.LogSelector`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LogSelector {
     /// Direction the configuration applies to.
@@ -258,6 +276,7 @@ pub struct LogSelector {
 
 /// `AccessLogging.Filter`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Filter {
     /// A CEL expression selecting the requests/connections to log.
@@ -267,6 +286,7 @@ pub struct Filter {
 
 /// Access-log configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AccessLogging {
     /// Traffic the configuration applies to.

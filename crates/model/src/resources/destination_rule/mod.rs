@@ -16,6 +16,8 @@ pub use policy::*;
 
 /// DestinationRule spec (`networking.v1alpha3.DestinationRule`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schemars", schemars(rename = "DestinationRuleSpec"))]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationRule {
     /// The service the rule applies to (wildcards allowed; short names resolve in the rule's
@@ -62,6 +64,8 @@ impl DestinationRule {
 
 /// `istio.type.v1beta1.WorkloadSelector`: labels selecting workloads in the same namespace.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schemars", schemars(rename = "TypeWorkloadSelector"))]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadSelector {
     /// Label selector (all must match).
@@ -71,6 +75,7 @@ pub struct WorkloadSelector {
 
 /// A named subset of a service (`networking.v1alpha3.Subset`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Subset {
     /// Subset name (a DNS-1123 label). REQUIRED.
@@ -86,6 +91,7 @@ pub struct Subset {
 
 /// Traffic policy (`networking.v1alpha3.TrafficPolicy`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficPolicy {
     /// Load-balancing algorithm.
@@ -130,6 +136,7 @@ impl TrafficPolicy {
 
 /// Per-port traffic policy (`TrafficPolicy.PortTrafficPolicy`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PortTrafficPolicy {
     /// The destination port this policy applies to.
@@ -151,6 +158,7 @@ pub struct PortTrafficPolicy {
 
 /// Tunnel settings (`TrafficPolicy.TunnelSettings`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TunnelSettings {
     /// `CONNECT` (default) or `POST`.
@@ -166,6 +174,7 @@ pub struct TunnelSettings {
 
 /// PROXY protocol settings (`TrafficPolicy.ProxyProtocol`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ProxyProtocol {
     /// The PROXY protocol version (default `V1`).
@@ -175,6 +184,7 @@ pub struct ProxyProtocol {
 
 /// `TrafficPolicy.ProxyProtocol.VERSION`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ProxyProtocolVersion {
     /// Human-readable format (the default).
@@ -186,6 +196,7 @@ pub enum ProxyProtocolVersion {
 
 /// Retry budget (`TrafficPolicy.RetryBudget`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RetryBudget {
     /// Concurrent retries allowed, as a percentage of active requests (default 20%).
@@ -201,6 +212,7 @@ pub struct RetryBudget {
 
 /// Upstream TLS settings (`networking.v1alpha3.ClientTLSSettings`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ClientTlsSettings {
     /// TLS mode (default `DISABLE`).
@@ -252,6 +264,7 @@ impl ClientTlsSettings {
 
 /// `ClientTLSSettings.TLSmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ClientTlsMode {
     /// Plain text (the proto default).

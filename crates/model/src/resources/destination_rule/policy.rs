@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Load-balancing settings (`networking.v1alpha3.LoadBalancerSettings`); `simple` and
 /// `consistentHash` are exclusive.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancerSettings {
     /// A standard algorithm.
@@ -31,6 +32,7 @@ pub struct LoadBalancerSettings {
 
 /// `LoadBalancerSettings.SimpleLB`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SimpleLb {
     /// Istio picks (least request).
@@ -52,6 +54,7 @@ pub enum SimpleLb {
 /// (`httpHeaderName` / `httpCookie` / `useSourceIp` / `httpQueryParameterName`) and at most one
 /// algorithm (`ringHash` / `maglev`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ConsistentHashLb {
     /// Hash on this request header.
@@ -79,6 +82,7 @@ pub struct ConsistentHashLb {
 
 /// The hash cookie (`ConsistentHashLB.HTTPCookie`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpCookie {
     /// Cookie name. REQUIRED.
@@ -97,6 +101,7 @@ pub struct HttpCookie {
 
 /// A cookie attribute (`ConsistentHashLB.HTTPCookie.Attribute`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CookieAttribute {
     /// Attribute name.
@@ -109,6 +114,7 @@ pub struct CookieAttribute {
 
 /// Ring hash settings (`ConsistentHashLB.RingHash`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RingHash {
     /// Minimum ring size (default 1024).
@@ -118,6 +124,7 @@ pub struct RingHash {
 
 /// Maglev settings (`ConsistentHashLB.MagLev`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MagLev {
     /// Lookup table size: a prime below 5000011 (default 65537).
@@ -127,6 +134,7 @@ pub struct MagLev {
 
 /// Locality load balancing (`networking.v1alpha3.LocalityLoadBalancerSetting`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LocalityLbSetting {
     /// Weighted distribution per source locality (exclusive with `failover`).
@@ -145,6 +153,7 @@ pub struct LocalityLbSetting {
 
 /// Weighted locality distribution (`LocalityLoadBalancerSetting.Distribute`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LocalityDistribute {
     /// Source locality `region/zone/subzone` (wildcard suffix allowed).
@@ -157,6 +166,7 @@ pub struct LocalityDistribute {
 
 /// Region failover (`LocalityLoadBalancerSetting.Failover`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LocalityFailover {
     /// Originating region.
@@ -169,6 +179,7 @@ pub struct LocalityFailover {
 
 /// Zone-aware routing settings (`networking.v1alpha3.ZoneAwareLoadBalancerSetting`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ZoneAwareLbSetting {
     /// Enable or disable zone-aware routing for this rule.
@@ -187,6 +198,7 @@ pub struct ZoneAwareLbSetting {
 
 /// Slow start (`networking.v1alpha3.WarmupConfiguration`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WarmupConfiguration {
     /// Warm-up window (a duration). REQUIRED.
@@ -202,6 +214,7 @@ pub struct WarmupConfiguration {
 
 /// Connection pool limits (`networking.v1alpha3.ConnectionPoolSettings`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionPoolSettings {
     /// Settings for HTTP and TCP connections.
@@ -214,6 +227,7 @@ pub struct ConnectionPoolSettings {
 
 /// TCP connection pool settings (`ConnectionPoolSettings.TCPSettings`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TcpSettings {
     /// Maximum HTTP/1 and TCP connections per destination host.
@@ -235,6 +249,7 @@ pub struct TcpSettings {
 
 /// TCP keepalive (`ConnectionPoolSettings.TCPSettings.TcpKeepalive`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TcpKeepalive {
     /// Unanswered probes before the connection is dropped.
@@ -250,6 +265,7 @@ pub struct TcpKeepalive {
 
 /// HTTP connection pool settings (`ConnectionPoolSettings.HTTPSettings`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpSettings {
     /// Maximum queued requests.
@@ -283,6 +299,7 @@ pub struct HttpSettings {
 
 /// HTTP/2 PING keepalive (`ConnectionPoolSettings.HTTPSettings.ConnectionKeepalive`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Http2KeepAlive {
     /// Interval between PINGs (a duration).
@@ -295,6 +312,7 @@ pub struct Http2KeepAlive {
 
 /// `ConnectionPoolSettings.HTTPSettings.H2UpgradePolicy`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Copy, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum H2UpgradePolicy {
     /// Mesh-wide default.
@@ -308,6 +326,7 @@ pub enum H2UpgradePolicy {
 
 /// Outlier detection (`networking.v1alpha3.OutlierDetection`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OutlierDetection {
     /// Deprecated: consecutive gateway errors (use `consecutiveGatewayErrors` /

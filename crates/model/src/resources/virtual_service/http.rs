@@ -8,6 +8,7 @@ use super::{Destination, Percent, StringMatch};
 
 /// An HTTP route (`networking.v1alpha3.HTTPRoute`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRoute {
     /// Route name (used in access logs and stats).
@@ -84,6 +85,7 @@ impl HttpRoute {
 
 /// HTTP request match conditions (`networking.v1alpha3.HTTPMatchRequest`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpMatchRequest {
     /// Match name (prefixed to the route name in logs).
@@ -139,6 +141,7 @@ impl HttpMatchRequest {
 
 /// A weighted HTTP destination (`networking.v1alpha3.HTTPRouteDestination`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRouteDestination {
     /// The destination. REQUIRED.
@@ -154,6 +157,7 @@ pub struct HttpRouteDestination {
 
 /// Header manipulation (`networking.v1alpha3.Headers`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Headers {
     /// Operations on the request headers.
@@ -166,6 +170,7 @@ pub struct Headers {
 
 /// Header operations (`networking.v1alpha3.Headers.HeaderOperations`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HeaderOperations {
     /// Overwrite these headers.
@@ -181,6 +186,7 @@ pub struct HeaderOperations {
 
 /// An HTTP redirect (`networking.v1alpha3.HTTPRedirect`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRedirect {
     /// Replace the whole path with this value.
@@ -208,6 +214,7 @@ pub struct HttpRedirect {
 
 /// `HTTPRedirect.RedirectPortSelection`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RedirectPortSelection {
     /// 80 for http, 443 for https.
@@ -219,6 +226,7 @@ pub enum RedirectPortSelection {
 
 /// A direct response (`networking.v1alpha3.HTTPDirectResponse`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpDirectResponse {
     /// Response status code. REQUIRED.
@@ -231,6 +239,7 @@ pub struct HttpDirectResponse {
 
 /// A response body (`networking.v1alpha3.HTTPBody`); exactly one of the fields may be set.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpBody {
     /// Body text.
@@ -243,6 +252,7 @@ pub struct HttpBody {
 
 /// Delegation to another VirtualService (`networking.v1alpha3.Delegate`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Delegate {
     /// Name of the delegate VirtualService.
@@ -255,6 +265,7 @@ pub struct Delegate {
 
 /// URI / authority rewrite (`networking.v1alpha3.HTTPRewrite`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRewrite {
     /// Replace the matched path (prefix) with this value.
@@ -270,6 +281,7 @@ pub struct HttpRewrite {
 
 /// A regex rewrite (`networking.v1alpha3.RegexRewrite`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RegexRewrite {
     /// RE2 pattern to match.
@@ -282,6 +294,7 @@ pub struct RegexRewrite {
 
 /// Retry policy (`networking.v1alpha3.HTTPRetry`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRetry {
     /// Number of retries; 0 disables retries.
@@ -306,6 +319,7 @@ pub struct HttpRetry {
 
 /// CORS policy (`networking.v1alpha3.CorsPolicy`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CorsPolicy {
     /// Deprecated exact origins (use `allowOrigins`).
@@ -336,6 +350,7 @@ pub struct CorsPolicy {
 
 /// `CorsPolicy.UnmatchedPreflights`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UnmatchedPreflights {
     /// Default (forward).
@@ -349,6 +364,7 @@ pub enum UnmatchedPreflights {
 
 /// Fault injection (`networking.v1alpha3.HTTPFaultInjection`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpFaultInjection {
     /// Delay injection.
@@ -361,6 +377,7 @@ pub struct HttpFaultInjection {
 
 /// Injected delay (`HTTPFaultInjection.Delay`); one of `fixedDelay` / `exponentialDelay`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FaultDelay {
     /// Fixed delay (a duration).
@@ -380,6 +397,7 @@ pub struct FaultDelay {
 /// Injected abort (`HTTPFaultInjection.Abort`); one of `httpStatus` / `grpcStatus` /
 /// `http2Error`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FaultAbort {
     /// HTTP status returned.
@@ -398,6 +416,7 @@ pub struct FaultAbort {
 
 /// One mirror destination (`networking.v1alpha3.HTTPMirrorPolicy`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpMirrorPolicy {
     /// Where to mirror. REQUIRED.

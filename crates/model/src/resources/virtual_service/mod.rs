@@ -18,6 +18,8 @@ pub const MESH_GATEWAY: &str = "mesh";
 
 /// VirtualService spec (`networking.v1alpha3.VirtualService`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schemars", schemars(rename = "VirtualServiceSpec"))]
 #[serde(rename_all = "camelCase")]
 pub struct VirtualService {
     /// Destination hosts the rules apply to; empty means a delegate VirtualService.
@@ -82,6 +84,7 @@ impl VirtualService {
 
 /// A destination service (`networking.v1alpha3.Destination`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Destination {
     /// Service name from the registry (short names resolve in the rule's namespace). REQUIRED.
@@ -114,6 +117,7 @@ impl Destination {
 
 /// A port selector (`networking.v1alpha3.PortSelector`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PortSelector {
     /// The port number (validated to 1..65535; wide so that bad values decode and are reported).
@@ -124,6 +128,7 @@ pub struct PortSelector {
 /// A string matcher (`networking.v1alpha3.StringMatch`); exactly one of the fields may be set
 /// (none set means "present" for header matches).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StringMatch {
     /// Exact string match.
@@ -139,6 +144,7 @@ pub struct StringMatch {
 
 /// A percentage (`networking.v1alpha3.Percent`), 0.0 to 100.0.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Percent {
     /// The percentage.
@@ -155,6 +161,7 @@ impl Percent {
 
 /// A route for unterminated TLS traffic (`networking.v1alpha3.TLSRoute`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TlsRoute {
     /// Match conditions (OR); at least one is required.
@@ -167,6 +174,7 @@ pub struct TlsRoute {
 
 /// A route for opaque TCP traffic (`networking.v1alpha3.TCPRoute`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TcpRoute {
     /// Match conditions (OR); none means all traffic.
@@ -179,6 +187,7 @@ pub struct TcpRoute {
 
 /// TLS connection match attributes (`networking.v1alpha3.TLSMatchAttributes`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TlsMatchAttributes {
     /// SNI values to match (wildcard prefixes allowed); each must be within the VS hosts.
@@ -204,6 +213,7 @@ pub struct TlsMatchAttributes {
 
 /// L4 connection match attributes (`networking.v1alpha3.L4MatchAttributes`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct L4MatchAttributes {
     /// Destination IPs or subnets.
@@ -228,6 +238,7 @@ pub struct L4MatchAttributes {
 
 /// A weighted L4 destination (`networking.v1alpha3.RouteDestination`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RouteDestination {
     /// The destination. REQUIRED.
