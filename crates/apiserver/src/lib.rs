@@ -23,6 +23,7 @@ pub mod exec;
 pub mod feed;
 pub mod kubeconfig;
 pub mod logs;
+pub mod managed;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
@@ -319,7 +320,14 @@ fn parse_body(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
 
 async fn route(req: Request<Incoming>, state: &Arc<State>) -> Result<Response<Body>, ApiError> {
     let target = path::parse(req.uri().path()).map_err(|_| ApiError::NoSuchPath)?;
-    let query = Query::parse(req.uri().query());
+    let mut query = Query::parse(req.uri().query());
+    // A write's field manager: as asked, else the client's program name.
+    let agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    query.or_insert("fieldManager", &managed::manager_name(None, agent));
     let accept = req
         .headers()
         .get(header::ACCEPT)

@@ -9,6 +9,7 @@ use egress_store::{ObjectKey, Store};
 use serde_json::{Value, json};
 
 use crate::admission::{self, Admitted};
+use crate::managed::{self, Writer};
 use crate::patch;
 use crate::path::ResourcePath;
 use crate::status::ApiError;
@@ -38,6 +39,13 @@ impl Query {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `key` when the request did not.
+    pub fn or_insert(&mut self, key: &str, value: &str) {
+        if self.get(key).is_none() {
+            self.0.push((key.to_owned(), value.to_owned()));
+        }
     }
 
     /// True when `key` is `true` (or present without a value).
@@ -231,6 +239,25 @@ pub struct Written {
     pub warnings: Vec<String>,
 }
 
+/// Who writes (the request's field manager) with what apiVersion, now.
+fn writer<'a>(
+    path: &'a ResourcePath,
+    q: &'a Query,
+    api_version: &'a str,
+    now: &'a str,
+) -> Writer<'a> {
+    Writer {
+        manager: q.get("fieldManager").unwrap_or("unknown"),
+        api_version,
+        subresource: path.subresource.as_deref(),
+        now,
+    }
+}
+
+fn now() -> String {
+    egress_store::rfc3339(std::time::SystemTime::now())
+}
+
 fn dry_run(q: &Query) -> bool {
     q.get("dryRun").is_some_and(|v| v == "All")
 }
@@ -242,7 +269,33 @@ pub fn create(
     body: Value,
     q: &Query,
 ) -> Result<Written, ApiError> {
-    let Admitted { object, warnings } = admission::admit(path, body)?;
+    create_as(store, path, body, q, Ownership::Update)
+}
+
+/// How a write records field ownership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ownership {
+    /// The writer owns what it changed.
+    Update,
+    /// Already recorded (server-side apply).
+    Recorded,
+}
+
+fn create_as(
+    store: &Store,
+    path: &ResourcePath,
+    body: Value,
+    q: &Query,
+    ownership: Ownership,
+) -> Result<Written, ApiError> {
+    let Admitted {
+        mut object,
+        warnings,
+    } = admission::admit(path, body)?;
+    if ownership == Ownership::Update {
+        let (api_version, now) = (path.api_version(), now());
+        managed::record_update(None, &mut object, &writer(path, q, &api_version, &now));
+    }
     let name = object
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -309,7 +362,7 @@ pub fn replace(
     } else {
         body
     };
-    write_existing(store, path, name, body, expected, dry_run(q))
+    write_existing(store, path, name, body, expected, q, Ownership::Update)
 }
 
 fn write_existing(
@@ -318,15 +371,28 @@ fn write_existing(
     name: &str,
     body: Value,
     expected: Option<u64>,
-    dry: bool,
+    q: &Query,
+    ownership: Ownership,
 ) -> Result<Written, ApiError> {
     if body.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
         return Err(ApiError::BadRequest(
             "the name of the object does not match the name on the URL".into(),
         ));
     }
-    let Admitted { object, warnings } = admission::admit(path, body)?;
-    if dry {
+    let Admitted {
+        mut object,
+        warnings,
+    } = admission::admit(path, body)?;
+    if ownership == Ownership::Update {
+        let old = get(store, path, name)?;
+        let (api_version, now) = (path.api_version(), now());
+        managed::record_update(
+            Some(&old),
+            &mut object,
+            &writer(path, q, &api_version, &now),
+        );
+    }
+    if dry_run(q) {
         return Ok(Written {
             object,
             created: false,
@@ -380,18 +446,25 @@ pub fn patch(
         Err(ApiError::NotFound(_)) if kind == PatchType::Apply => None,
         Err(e) => return Err(e),
     };
+    // A patch never carries the live resourceVersion: no precondition unless it names one.
+    let expected = precondition(&patch_body)?;
+    if kind == PatchType::Apply {
+        let (api_version, now) = (path.api_version(), now());
+        let w = writer(path, q, &api_version, &now);
+        let object = managed::apply(live.as_ref(), &patch_body, &w, q.flag("force"))?;
+        return match live {
+            None => create_as(store, path, object, q, Ownership::Recorded),
+            Some(_) => write_existing(store, path, name, object, expected, q, Ownership::Recorded),
+        };
+    }
     let Some(mut object) = live else {
-        let mut created = create(store, path, patch_body, q)?;
-        created.created = true;
-        return Ok(created);
+        return Err(not_found(path, name));
     };
     match kind {
         PatchType::Merge | PatchType::Apply => patch::merge(&mut object, &patch_body),
         PatchType::Strategic => patch::strategic(&mut object, &patch_body),
     }
-    // A patch never carries the live resourceVersion: no precondition unless it names one.
-    let expected = precondition(&patch_body)?;
-    write_existing(store, path, name, object, expected, dry_run(q))
+    write_existing(store, path, name, object, expected, q, Ownership::Update)
 }
 
 /// DELETE: removes an object; returns it as it was.

@@ -23,6 +23,14 @@ pub enum ApiError {
     /// 409 `Conflict` (stale resourceVersion, server-side apply field conflicts).
     #[error("{0}")]
     Conflict(String),
+    /// 409 `Conflict` of server-side apply: fields other managers own.
+    #[error("{message}")]
+    FieldConflicts {
+        /// The whole message.
+        message: String,
+        /// Each conflict: `conflict with "manager"` and the field (`.spec.port`).
+        causes: Vec<(String, String)>,
+    },
     /// 400 `BadRequest`.
     #[error("{0}")]
     BadRequest(String),
@@ -63,7 +71,9 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => 401,
             ApiError::NoSuchPath | ApiError::NotFound(_) => 404,
-            ApiError::AlreadyExists(_) | ApiError::Conflict(_) => 409,
+            ApiError::AlreadyExists(_)
+            | ApiError::Conflict(_)
+            | ApiError::FieldConflicts { .. } => 409,
             ApiError::BadRequest(_) | ApiError::Denied(_) => 400,
             ApiError::Invalid { .. } => 422,
             ApiError::MethodNotAllowed => 405,
@@ -80,7 +90,7 @@ impl ApiError {
             ApiError::Unauthorized => "Unauthorized",
             ApiError::NoSuchPath | ApiError::NotFound(_) => "NotFound",
             ApiError::AlreadyExists(_) => "AlreadyExists",
-            ApiError::Conflict(_) => "Conflict",
+            ApiError::Conflict(_) | ApiError::FieldConflicts { .. } => "Conflict",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Invalid { .. } => "Invalid",
             ApiError::Denied(_) => "",
@@ -107,6 +117,15 @@ impl ApiError {
         }
         if let ApiError::Invalid { kind, name, .. } = self {
             status["details"] = json!({"name": name, "kind": kind});
+        }
+        if let ApiError::FieldConflicts { causes, .. } = self {
+            let causes: Vec<Value> = causes
+                .iter()
+                .map(|(message, field)| {
+                    json!({"reason": "FieldManagerConflict", "message": message, "field": field})
+                })
+                .collect();
+            status["details"] = json!({"causes": causes});
         }
         status
     }

@@ -585,3 +585,136 @@ async fn kubectl_explain_reads_the_published_schemas() {
     });
     api.server.unwrap().shutdown().await;
 }
+
+const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: apps\ndata:\n  mode: ALLOW_ANY\n  level: info\n";
+const SE: &str = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: cnn\n  namespace: apps\nspec:\n  hosts: [edition.cnn.com]\n  ports:\n  - {number: 80, name: http, protocol: HTTP}\n  resolution: DNS\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_side_apply_records_managers_and_refuses_conflicts_unless_forced() {
+    require_kubectl!();
+    let api = Api::start().await;
+    tokio::task::block_in_place(|| {
+        api.ok(&["apply", "-f", "-"], NS);
+        // Client-side apply, then a server-side apply that changes one of its fields: the
+        // API server's conflict, which kubectl explains.
+        assert_eq!(
+            api.ok(&["apply", "-f", "-"], CM).trim(),
+            "configmap/settings created"
+        );
+        let out = api.run(
+            &["apply", "--server-side", "-f", "-"],
+            &CM.replace("ALLOW_ANY", "REGISTRY_ONLY"),
+        );
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with(
+                "error: Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using v1: .data.mode\n"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("--force-conflicts"), "{err}");
+        assert_eq!(
+            api.ok(
+                &[
+                    "get",
+                    "cm",
+                    "settings",
+                    "-n",
+                    "apps",
+                    "-o",
+                    "jsonpath={.data.mode}"
+                ],
+                ""
+            ),
+            "ALLOW_ANY",
+            "nothing stored on refusal"
+        );
+        // The same values are shared, not a conflict.
+        assert_eq!(
+            api.ok(&["apply", "--server-side", "-f", "-"], CM).trim(),
+            "configmap/settings serverside-applied"
+        );
+        // Forced: the field changes hands.
+        let forced = api.ok(
+            &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+            &CM.replace("ALLOW_ANY", "REGISTRY_ONLY"),
+        );
+        assert_eq!(forced.trim(), "configmap/settings serverside-applied");
+        let managed = api.ok(
+            &[
+                "get",
+                "cm",
+                "settings",
+                "-n",
+                "apps",
+                "--show-managed-fields",
+                "-o",
+                "jsonpath={range .metadata.managedFields[*]}{.manager}/{.operation}:{.fieldsV1}{\"\\n\"}{end}",
+            ],
+            "",
+        );
+        let owner_of_mode: Vec<&str> = managed
+            .lines()
+            .filter(|l| l.contains("\"f:mode\""))
+            .map(|l| l.split(':').next().unwrap_or_default())
+            .collect();
+        assert_eq!(owner_of_mode, ["kubectl/Apply"], "{managed}");
+
+        // Two server-side managers of an Istio object: the second's different hosts conflict
+        // with the first (an Apply manager is named without its apiVersion).
+        assert_eq!(
+            api.ok(
+                &[
+                    "apply",
+                    "--server-side",
+                    "--field-manager=platform",
+                    "-f",
+                    "-"
+                ],
+                SE
+            )
+            .trim(),
+            "serviceentry.networking.istio.io/cnn serverside-applied"
+        );
+        let out = api.run(
+            &["apply", "--server-side", "--field-manager=team", "-f", "-"],
+            &SE.replace("DNS", "NONE")
+                .replace("edition.cnn.com", "cnn.com"),
+        );
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with(
+                "error: Apply failed with 2 conflicts: conflicts with \"platform\":\n- .spec.hosts\n- .spec.resolution\n"
+            ),
+            "{err}"
+        );
+        // A manager that leaves a field out of its next apply removes it.
+        api.ok(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=platform",
+                "-f",
+                "-",
+            ],
+            &SE.replace("  resolution: DNS\n", ""),
+        );
+        assert_eq!(
+            api.ok(
+                &[
+                    "get",
+                    "se",
+                    "cnn",
+                    "-n",
+                    "apps",
+                    "-o",
+                    "jsonpath={.spec.resolution}"
+                ],
+                ""
+            ),
+            ""
+        );
+    });
+}
