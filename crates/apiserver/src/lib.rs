@@ -237,7 +237,9 @@ fn respond(code: u16, value: &Value, warnings: &[String]) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     for w in warnings {
-        let text = format!("299 - \"{}\"", w.replace(['"', '\\'], "'"));
+        // RFC 9110 quoted-string: `"` and `\` escaped with a backslash, as the API server does.
+        let quoted = w.replace('\\', "\\\\").replace('"', "\\\"");
+        let text = format!("299 - \"{quoted}\"");
         if let Ok(v) = HeaderValue::from_str(&text) {
             resp.headers_mut().append(header::WARNING, v);
         }

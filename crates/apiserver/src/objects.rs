@@ -291,7 +291,7 @@ fn create_as(
     let Admitted {
         mut object,
         warnings,
-    } = admission::admit(path, body)?;
+    } = admission::admit(path, body, admission::FieldValidation::of(q))?;
     if ownership == Ownership::Update {
         let (api_version, now) = (path.api_version(), now());
         managed::record_update(None, &mut object, &writer(path, q, &api_version, &now));
@@ -307,6 +307,10 @@ fn create_as(
             ),
             kind: path.info.kind.to_owned(),
             name: String::new(),
+            causes: vec![(
+                "metadata.name".to_owned(),
+                "Required value: name or generateName is required".to_owned(),
+            )],
         })?
         .to_owned();
     let key = key(path, &name);
@@ -382,7 +386,7 @@ fn write_existing(
     let Admitted {
         mut object,
         warnings,
-    } = admission::admit(path, body)?;
+    } = admission::admit(path, body, admission::FieldValidation::of(q))?;
     if ownership == Ownership::Update {
         let old = get(store, path, name)?;
         let (api_version, now) = (path.api_version(), now());

@@ -43,6 +43,9 @@ pub enum ApiError {
         kind: String,
         /// Name, for `details`.
         name: String,
+        /// Each failed field (`spec.ports[0].port`) and what is wrong with it, for
+        /// `details.causes` (kubectl prints them after `The Service "x" is invalid`).
+        causes: Vec<(String, String)>,
     },
     /// 400 without a reason: an admission webhook denied the request
     /// (`admission webhook "validation.istio.io" denied the request: ...`).
@@ -115,8 +118,20 @@ impl ApiError {
         if !self.reason().is_empty() {
             status["reason"] = Value::from(self.reason());
         }
-        if let ApiError::Invalid { kind, name, .. } = self {
+        if let ApiError::Invalid {
+            kind, name, causes, ..
+        } = self
+        {
             status["details"] = json!({"name": name, "kind": kind});
+            if !causes.is_empty() {
+                let causes: Vec<Value> = causes
+                    .iter()
+                    .map(|(field, message)| {
+                        json!({"reason": "FieldValueInvalid", "message": message, "field": field})
+                    })
+                    .collect();
+                status["details"]["causes"] = Value::Array(causes);
+            }
         }
         if let ApiError::FieldConflicts { causes, .. } = self {
             let causes: Vec<Value> = causes

@@ -718,3 +718,51 @@ async fn server_side_apply_records_managers_and_refuses_conflicts_unless_forced(
         );
     });
 }
+
+const TYPO_DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: apps\nspec:\n  replicass: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: nginx}]}\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn field_validation_and_invalid_values_read_as_the_api_servers() {
+    require_kubectl!();
+    let api = Api::start().await;
+    tokio::task::block_in_place(|| {
+        api.ok(&["apply", "-f", "-"], NS);
+        // kubectl's default --validate=strict: the API server's strict decoding error.
+        let out = api.run(&["apply", "-f", "-"], TYPO_DEPLOYMENT);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            "Error from server (BadRequest): error when creating \"STDIN\": Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.replicass\""
+        );
+        // --validate=warn: stored without the field, with the API server's warning.
+        let out = api.run(&["apply", "--validate=warn", "-f", "-"], TYPO_DEPLOYMENT);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            "Warning: unknown field \"spec.replicass\""
+        );
+        let spec = api.ok(
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-n",
+                "apps",
+                "-o",
+                "jsonpath={.spec}",
+            ],
+            "",
+        );
+        assert!(!spec.contains("replicass"), "{spec}");
+        // An invalid value: 422 with its causes, which kubectl prints.
+        let out = api.run(
+            &["apply", "-f", "-"],
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\n  namespace: apps\nspec:\n  ports:\n  - port: 70000\n",
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("The Service \"bad\" is invalid: spec.ports[0].port: "),
+            "{err}"
+        );
+    });
+}

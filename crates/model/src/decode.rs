@@ -4,7 +4,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::diag::{Diagnostic, Finding, ObjectRef, Severity};
+use crate::diag::{Cause, Diagnostic, Finding, ObjectRef, Severity};
 use crate::kinds::{self, KindInfo};
 use crate::resources::{CustomObject, Resource};
 use crate::validate;
@@ -98,6 +98,7 @@ pub fn decode_file(file: &str, text: &str, opts: &DecodeOptions) -> Vec<Outcome>
             .collect(),
         Err(e) => vec![Outcome::Invalid(vec![Diagnostic {
             severity: Severity::Error,
+            cause: Cause::Invalid,
             file: file.to_owned(),
             pos: Some(e.pos),
             document: e.document,
@@ -133,6 +134,7 @@ pub fn decode_document(file: &str, doc: YamlDocument, opts: &DecodeOptions) -> O
             .into_iter()
             .map(|f| Diagnostic {
                 severity: f.severity,
+                cause: f.cause,
                 file: file.to_owned(),
                 pos: positions.lookup(&f.field).or(Some(pos)),
                 document: index,
@@ -145,6 +147,7 @@ pub fn decode_document(file: &str, doc: YamlDocument, opts: &DecodeOptions) -> O
     let Value::Object(map) = &value else {
         return Outcome::Invalid(vec![Diagnostic {
             severity: Severity::Error,
+            cause: Cause::Invalid,
             file: file.to_owned(),
             pos: Some(pos),
             document: index,
@@ -311,10 +314,7 @@ pub fn typed<T: DeserializeOwned>(v: &Value) -> Result<(T, Vec<Finding>), Vec<Fi
         let de = serde_ignored::Deserializer::new(v, &mut track);
         serde_path_to_error::deserialize(de)
     };
-    let unknown_findings: Vec<Finding> = unknown
-        .into_iter()
-        .map(|p| Finding::error(p.clone(), format!("unknown field \"{p}\"")))
-        .collect();
+    let unknown_findings: Vec<Finding> = unknown.into_iter().map(Finding::unknown_field).collect();
     match result {
         Ok(t) => {
             if unknown_findings.is_empty() {

@@ -19,6 +19,8 @@ pub enum Severity {
 pub struct Finding {
     /// Error or warning.
     pub severity: Severity,
+    /// What kind of problem it is.
+    pub cause: Cause,
     /// kubectl-style field path (`spec.ports[1].name`); empty for the whole object.
     pub field: String,
     /// The message, in Istio's or the API server's words.
@@ -30,8 +32,20 @@ impl Finding {
     pub fn error(field: impl Into<String>, message: impl Into<String>) -> Self {
         Finding {
             severity: Severity::Error,
+            cause: Cause::Invalid,
             field: field.into(),
             message: message.into(),
+        }
+    }
+
+    /// A field the kind does not have (the API server's strict decoding error).
+    pub fn unknown_field(field: impl Into<String>) -> Self {
+        let field = field.into();
+        Finding {
+            severity: Severity::Error,
+            cause: Cause::UnknownField,
+            message: format!("unknown field \"{field}\""),
+            field,
         }
     }
 
@@ -39,10 +53,23 @@ impl Finding {
     pub fn warning(field: impl Into<String>, message: impl Into<String>) -> Self {
         Finding {
             severity: Severity::Warning,
+            cause: Cause::Invalid,
             field: field.into(),
             message: message.into(),
         }
     }
+}
+
+/// What kind of problem a finding is, as the API server tells them apart: a field the kind
+/// does not have is refused while decoding (`strict decoding error: unknown field "x"`,
+/// 400), anything else by validation (422, or Istio's webhook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cause {
+    /// A value the field does not admit (or a missing required one).
+    #[default]
+    Invalid,
+    /// A field the kind does not declare.
+    UnknownField,
 }
 
 /// `kind/namespace/name` of the object a diagnostic is about.
@@ -80,6 +107,8 @@ impl fmt::Display for ObjectRef {
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
+    /// What kind of problem it is.
+    pub cause: Cause,
     /// The file as the user named it (`-` for standard input).
     pub file: String,
     /// Line and column of the field (or of the nearest enclosing field that exists).

@@ -17,6 +17,6 @@ pub mod validate;
 pub mod yaml;
 
 pub use decode::{DecodeOptions, Decoded, Outcome, decode_document, decode_file};
-pub use diag::{Diagnostic, Finding, ObjectRef, Report, Severity};
+pub use diag::{Cause, Diagnostic, Finding, ObjectRef, Report, Severity};
 pub use kinds::KindInfo;
 pub use resources::Resource;

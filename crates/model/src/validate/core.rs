@@ -65,7 +65,7 @@ pub fn parse_mesh_config(
         fs.into_iter()
             .map(|f| {
                 let line = doc.positions.lookup(&f.field).map(|p| p.line).unwrap_or(1);
-                let message = if f.message.starts_with("unknown field") {
+                let message = if f.cause == crate::diag::Cause::UnknownField {
                     format!(
                         "mesh config line {line}: {}: not a MeshConfig field the add-on supports or allows",
                         f.message
@@ -73,7 +73,12 @@ pub fn parse_mesh_config(
                 } else {
                     format!("mesh config line {line}: {}", f.message)
                 };
-                crate::diag::Finding { message, ..f }
+                // Inside a ConfigMap's data: not the API server's decoding, a value it holds.
+                crate::diag::Finding {
+                    message,
+                    cause: crate::diag::Cause::Invalid,
+                    ..f
+                }
             })
             .collect()
     };
