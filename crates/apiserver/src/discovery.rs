@@ -98,15 +98,33 @@ const VERBS: [&str; 8] = [
     "watch",
 ];
 
+/// The categories a kind belongs to (`kubectl get all`, `kubectl get istio-io`): the
+/// built-in `all` kinds, and the categories Istio's CRDs declare.
+pub fn categories(k: &KindInfo) -> Vec<&'static str> {
+    match (k.group, k.kind) {
+        ("", "Pod" | "Service") | ("apps", "Deployment" | "ReplicaSet") => vec!["all"],
+        ("autoscaling", "HorizontalPodAutoscaler") => vec!["all"],
+        ("networking.istio.io", _) => vec!["istio-io", "networking-istio-io"],
+        ("security.istio.io", _) => vec!["istio-io", "security-istio-io"],
+        ("telemetry.istio.io", _) => vec!["istio-io", "telemetry-istio-io"],
+        _ => Vec::new(),
+    }
+}
+
 fn resource_doc(k: &KindInfo) -> Value {
-    json!({
+    let mut doc = json!({
         "name": k.plural,
         "singularName": k.singular,
         "namespaced": k.namespaced,
         "kind": k.kind,
         "verbs": VERBS,
         "shortNames": k.short_names,
-    })
+    });
+    let categories = categories(k);
+    if !categories.is_empty() {
+        doc["categories"] = json!(categories);
+    }
+    doc
 }
 
 /// `/api/v1` or `/apis/{group}/{version}`, if served.

@@ -467,7 +467,15 @@ async fn resource(
             ))
         }
         (Method::DELETE, Some(name)) => {
-            let obj = blocking(move || objects::delete(&store, &rp, &name, &query)).await?;
+            let (bytes, ct) = read_body(req).await?;
+            let options = if bytes.is_empty() {
+                None
+            } else {
+                Some(parse_body(&bytes, &ct)?)
+            };
+            let propagation = objects::Propagation::of(options.as_ref(), &query)?;
+            let obj =
+                blocking(move || objects::delete(&store, &rp, &name, &query, propagation)).await?;
             Ok(respond(200, &obj, &[]))
         }
         _ => Err(ApiError::MethodNotAllowed),

@@ -471,19 +471,156 @@ pub fn patch(
     write_existing(store, path, name, object, expected, q, Ownership::Update)
 }
 
-/// DELETE: removes an object; returns it as it was.
+/// How a DELETE treats the object's dependents (`propagationPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// The object goes now; the garbage collector deletes its dependents after (the
+    /// default, `kubectl delete`).
+    Background,
+    /// The object stays, terminating (`deletionTimestamp`, finalizer `foregroundDeletion`),
+    /// until the garbage collector has deleted its dependents (`--cascade=foreground`).
+    Foreground,
+    /// The object goes; its dependents stay, without the owner reference
+    /// (`--cascade=orphan`).
+    Orphan,
+}
+
+impl Propagation {
+    /// From the DeleteOptions body kubectl sends, else the query parameter.
+    pub fn of(body: Option<&Value>, q: &Query) -> Result<Propagation, ApiError> {
+        let asked = body
+            .and_then(|b| b.get("propagationPolicy"))
+            .and_then(Value::as_str)
+            .or_else(|| q.get("propagationPolicy"));
+        let orphan = body
+            .and_then(|b| b.get("orphanDependents"))
+            .and_then(Value::as_bool);
+        match (asked, orphan) {
+            (Some("Foreground"), _) => Ok(Propagation::Foreground),
+            (Some("Orphan"), _) | (None, Some(true)) => Ok(Propagation::Orphan),
+            (Some("Background") | None, _) => Ok(Propagation::Background),
+            (Some(other), _) => Err(ApiError::BadRequest(format!(
+                "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+            ))),
+        }
+    }
+}
+
+/// True when an object of the owner's namespace (anywhere, for a cluster-scoped owner)
+/// names `owner_uid` among its owners.
+fn has_dependents(store: &Store, path: &ResourcePath, owner_uid: &str) -> Result<bool, ApiError> {
+    for info in egress_model::kinds::KINDS.iter().filter(|k| k.namespaced) {
+        let items = store
+            .list(info.group, info.kind, path.namespace.as_deref())?
+            .items;
+        let owned = items.iter().any(|o| {
+            o.pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|refs| {
+                    refs.iter()
+                        .any(|r| r.get("uid").and_then(Value::as_str) == Some(owner_uid))
+                })
+        });
+        if owned {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The finalizer a foreground deletion holds its object with.
+pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+
+/// DELETE: removes an object (or, in the foreground, marks it terminating); returns it as
+/// it was (or as it now is).
 pub fn delete(
     store: &Store,
     path: &ResourcePath,
     name: &str,
     q: &Query,
+    propagation: Propagation,
 ) -> Result<Value, ApiError> {
     let object = get(store, path, name)?;
-    if !dry_run(q) {
-        let key = key(path, name);
-        store.transact(|tx| tx.delete(&key).map(|_| ()))?;
+    if dry_run(q) {
+        return Ok(object);
     }
-    Ok(object)
+    let key = key(path, name);
+    let owner_uid = object
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    match propagation {
+        Propagation::Background => {
+            store.transact(|tx| tx.delete(&key).map(|_| ()))?;
+            Ok(object)
+        }
+        Propagation::Foreground if !has_dependents(store, path, &owner_uid)? => {
+            store.transact(|tx| tx.delete(&key).map(|_| ()))?;
+            Ok(object)
+        }
+        Propagation::Foreground => {
+            let mut marked = object.clone();
+            if marked.pointer("/metadata/deletionTimestamp").is_none() {
+                marked["metadata"]["deletionTimestamp"] = json!(now());
+            }
+            let finalizers = marked["metadata"]["finalizers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if !finalizers.iter().any(|f| f == FOREGROUND_FINALIZER) {
+                let mut f = finalizers;
+                f.push(json!(FOREGROUND_FINALIZER));
+                marked["metadata"]["finalizers"] = Value::Array(f);
+            }
+            store.transact(|tx| tx.update(&key, marked.clone(), None).map(|_| ()))?;
+            get(store, path, name)
+        }
+        Propagation::Orphan => {
+            let ns = path.namespace.clone();
+            store.transact(|tx| {
+                // Dependents live in the owner's namespace (or anywhere, for a cluster-scoped
+                // owner); each loses its reference to the owner in the same transaction.
+                for info in egress_model::kinds::KINDS.iter().filter(|k| k.namespaced) {
+                    for mut dependent in tx.list(info.group, info.kind, ns.as_deref())?.items {
+                        let Some(refs) = dependent
+                            .pointer_mut("/metadata/ownerReferences")
+                            .and_then(Value::as_array_mut)
+                        else {
+                            continue;
+                        };
+                        let before = refs.len();
+                        refs.retain(|r| {
+                            r.get("uid").and_then(Value::as_str) != Some(owner_uid.as_str())
+                        });
+                        if refs.len() == before {
+                            continue;
+                        }
+                        if refs.is_empty()
+                            && let Some(meta) =
+                                dependent.get_mut("metadata").and_then(Value::as_object_mut)
+                        {
+                            meta.remove("ownerReferences");
+                        }
+                        let dkey = ObjectKey::new(
+                            info.group,
+                            info.kind,
+                            dependent
+                                .pointer("/metadata/namespace")
+                                .and_then(Value::as_str),
+                            dependent
+                                .pointer("/metadata/name")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default(),
+                        );
+                        tx.update(&dkey, dependent, None)?;
+                    }
+                }
+                tx.delete(&key).map(|_| ())
+            })?;
+            Ok(object)
+        }
+    }
 }
 
 #[cfg(test)]

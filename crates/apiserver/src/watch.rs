@@ -238,8 +238,10 @@ impl Out<'_> {
         let selected = self.filter.matches(&object);
         let was = self.known.contains(&id(&object));
         let event = match (ev.event_type, selected, was) {
-            (EventType::Deleted, _, true) => "DELETED",
-            (EventType::Deleted, _, false) => return true,
+            // A deleted object's last state decides, as the API server's filter does: a
+            // watch from a resourceVersion never listed it, and must still hear it go.
+            (EventType::Deleted, true, _) | (EventType::Deleted, false, true) => "DELETED",
+            (EventType::Deleted, false, false) => return true,
             (_, true, false) => "ADDED",
             (_, true, true) => "MODIFIED",
             (_, false, true) => "DELETED",

@@ -289,6 +289,61 @@ fn kubectl_works_against_the_local_cluster() {
     let again = k.ok(&["apply", "-n", NS, "-f", "-"], &curl);
     assert!(again.contains("deployment.apps/curl unchanged"), "{again}");
 
+    // Deletion with each propagation policy. Orphan: the ReplicaSet and its Pod stay,
+    // without their owner; applying the Deployment again adopts them.
+    let rs_of = |k: &Kubectl| {
+        k.ok(
+            &["get", "rs", "-n", NS, "-l", "app=curl", "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.ownerReferences[*].kind}{\"\\n\"}{end}"],
+            "",
+        )
+    };
+    let before = rs_of(&k);
+    let deleted = k.ok(
+        &["delete", "deployment", "curl", "-n", NS, "--cascade=orphan"],
+        "",
+    );
+    assert_eq!(deleted.trim(), "deployment.apps \"curl\" deleted");
+    let orphans = rs_of(&k);
+    assert_eq!(
+        orphans.lines().count(),
+        before.lines().count(),
+        "{before} -> {orphans}"
+    );
+    assert!(orphans.lines().all(|l| l.ends_with('=')), "{orphans}");
+    k.ok(&["apply", "-n", NS, "-f", "-"], &curl);
+    k.ok(
+        &[
+            "rollout",
+            "status",
+            "deployment/curl",
+            "-n",
+            NS,
+            "--timeout=60s",
+        ],
+        "",
+    );
+    // Foreground: kubectl waits until the Deployment is gone, and its ReplicaSets and Pods
+    // went first.
+    let deleted = k.ok(
+        &[
+            "delete",
+            "deployment",
+            "curl",
+            "-n",
+            NS,
+            "--cascade=foreground",
+            "--timeout=60s",
+        ],
+        "",
+    );
+    assert_eq!(deleted.trim(), "deployment.apps \"curl\" deleted");
+    assert_eq!(rs_of(&k), "");
+    let left = k.ok(
+        &["get", "pods", "-n", NS, "-l", "app=curl", "-o", "name"],
+        "",
+    );
+    assert_eq!(left, "", "the Pods went before the Deployment");
+
     // The seed's cleanup line.
     let seed = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

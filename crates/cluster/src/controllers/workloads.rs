@@ -52,6 +52,8 @@ struct Index<'a> {
     pod_names: HashSet<(&'a str, &'a str)>,
     /// Every ReplicaSet by (namespace, name), whoever owns it.
     rs_by_name: HashMap<(&'a str, &'a str), &'a Value>,
+    /// ReplicaSets no Deployment controls, by namespace (candidates for adoption).
+    orphans: HashMap<&'a str, Vec<&'a Value>>,
 }
 
 impl<'a> Index<'a> {
@@ -85,6 +87,14 @@ impl<'a> Index<'a> {
             .iter()
             .map(|r| ((namespace(r), name(r)), r))
             .collect();
+        let mut orphans: HashMap<&str, Vec<&Value>> = HashMap::new();
+        for r in state
+            .replica_sets
+            .iter()
+            .filter(|r| controller_uid(r, "Deployment").is_none() && !is_terminating(r))
+        {
+            orphans.entry(namespace(r)).or_default().push(r);
+        }
         Index {
             state,
             pods_by_rs,
@@ -92,6 +102,7 @@ impl<'a> Index<'a> {
             hpa,
             pod_names,
             rs_by_name,
+            orphans,
         }
     }
 
@@ -137,6 +148,12 @@ pub(super) fn reconcile(
         .filter(|d| !is_terminating(d))
         .collect();
     let deployment_uids: BTreeSet<&str> = deployments.iter().map(|d| uid(d)).collect();
+    let foreground_owners: BTreeSet<&str> = state
+        .deployments
+        .iter()
+        .filter(|d| is_terminating(d) && held_for_foreground(d))
+        .map(uid)
+        .collect();
     let index = Index::new(state);
 
     // ReplicaSets: desired replicas by uid (after this pass), and which are garbage.
@@ -147,6 +164,15 @@ pub(super) fn reconcile(
     let mut live_rs: Vec<&Value> = Vec::new();
     for rs in &state.replica_sets {
         match controller_uid(rs, "Deployment") {
+            // The owner is being deleted in the foreground: so is this (its Pods first).
+            Some(owner) if foreground_owners.contains(owner) => {
+                if !is_terminating(rs) {
+                    let mut marked = rs.clone();
+                    marked["metadata"]["deletionTimestamp"] = json!(settings.now);
+                    marked["metadata"]["finalizers"] = json!([FOREGROUND]);
+                    plan.put(Some(rs), marked);
+                }
+            }
             Some(owner) if !deployment_uids.contains(owner) => {
                 plan.note(format!(
                     "replicaset {} deleted (owner gone)",
@@ -159,6 +185,7 @@ pub(super) fn reconcile(
         }
     }
     let rs_uids: BTreeSet<&str> = live_rs.iter().map(|r| uid(r)).collect();
+    foreground_deletions(state, plan);
 
     // Pods: garbage, scale, then status.
     let mut deleted: BTreeSet<String> = BTreeSet::new();
@@ -179,6 +206,46 @@ pub(super) fn reconcile(
         scale(&index, settings, rs, want, &mut deleted, plan);
     }
     kubelet(state, facts, settings, prefixes, &deleted, plan);
+}
+
+/// The finalizer of a foreground deletion (`kubectl delete --cascade=foreground`).
+const FOREGROUND: &str = "foregroundDeletion";
+
+fn held_for_foreground(o: &Value) -> bool {
+    at(o, "/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| f.iter().any(|f| f == FOREGROUND))
+}
+
+/// Deployments and ReplicaSets deleted in the foreground go once nothing they own is left
+/// (their dependents go first: a terminating owner does not count as alive, so the passes
+/// collect what it owns).
+fn foreground_deletions(state: &State, plan: &mut Plan) {
+    let owners: BTreeSet<&str> = state
+        .replica_sets
+        .iter()
+        .chain(&state.pods)
+        .flat_map(|o| {
+            at(o, "/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.get("uid").and_then(Value::as_str))
+        })
+        .collect();
+    for o in state.deployments.iter().chain(&state.replica_sets) {
+        if is_terminating(o) && held_for_foreground(o) && !owners.contains(uid(o)) {
+            plan.note(format!(
+                "{} {} deleted (foreground: its dependents are gone)",
+                o.get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_ascii_lowercase(),
+                object_path(o)
+            ));
+            plan.delete(o);
+        }
+    }
 }
 
 /// One Deployment: its current ReplicaSet, old ones scaled to zero, its status and its HPA's.
@@ -228,6 +295,27 @@ fn deployment(
         adopted["metadata"]["ownerReferences"] = json!([owner_ref(d)]);
         plan.note(format!("replicaset {ns}/{rs_name} adopted"));
         plan.put(Some(other), adopted);
+    }
+    // Orphaned ReplicaSets the selector matches (left by `kubectl delete --cascade=orphan`)
+    // are adopted, as the Deployment controller does; the next pass scales the old ones down.
+    let wanted = labels(d, "/spec/selector/matchLabels");
+    if !wanted.is_empty() {
+        for orphan in index
+            .orphans
+            .get(ns)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|r| name(r) != rs_name)
+        {
+            let have = labels(orphan, "/metadata/labels");
+            if wanted.iter().all(|(k, v)| have.get(k) == Some(v)) {
+                let mut adopted = orphan.clone();
+                adopted["metadata"]["ownerReferences"] = json!([owner_ref(d)]);
+                plan.note(format!("replicaset {} adopted", object_path(orphan)));
+                plan.put(Some(orphan), adopted);
+            }
+        }
     }
     let mut rs = json!({
         "apiVersion": "apps/v1",
