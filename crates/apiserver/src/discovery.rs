@@ -1,7 +1,8 @@
 //! Discovery: `/version`, `/api`, `/apis`, `/apis/{group}` and the resource lists of each
 //! group version, built from the kinds egress models. Clients that ask for aggregated
-//! discovery (`as=APIGroupDiscoveryList`) accept these legacy documents too and fall back to
-//! them, as they do with an API server that predates aggregation.
+//! discovery (`as=APIGroupDiscoveryList`, as kubectl 1.32 does) get `/api` and `/apis` as
+//! `apidiscovery.k8s.io/v2` documents with every resource in them, so two requests discover
+//! the whole API; others get the legacy documents.
 
 use std::collections::BTreeMap;
 
@@ -119,6 +120,86 @@ fn resource_doc(k: &KindInfo) -> Value {
         "kind": k.kind,
         "verbs": VERBS,
         "shortNames": k.short_names,
+    });
+    let categories = categories(k);
+    if !categories.is_empty() {
+        doc["categories"] = json!(categories);
+    }
+    doc
+}
+
+/// The media type of an aggregated discovery document, when `accept` asks for one (v2 or
+/// v2beta1, in the client's order).
+pub fn aggregated_type(accept: &str) -> Option<&'static str> {
+    accept
+        .split(',')
+        .filter(|t| t.contains("as=APIGroupDiscoveryList") && t.contains("g=apidiscovery.k8s.io"))
+        .find_map(|t| {
+            if t.contains("v=v2beta1") {
+                Some("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList")
+            } else if t.contains("v=v2") {
+                Some("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
+            } else {
+                None
+            }
+        })
+}
+
+/// `/api` (`core`) or `/apis` as one aggregated discovery document (`media_type` from
+/// [`aggregated_type`]).
+pub fn aggregated(core: bool, media_type: &str) -> Value {
+    let api_version = if media_type.contains("v=v2beta1") {
+        "apidiscovery.k8s.io/v2beta1"
+    } else {
+        "apidiscovery.k8s.io/v2"
+    };
+    let entry = |group: &str, versions: &[&str]| {
+        let versions: Vec<Value> = versions
+            .iter()
+            .map(|v| {
+                let resources: Vec<Value> = KINDS
+                    .iter()
+                    .filter(|k| k.group == group && k.versions.contains(v))
+                    .map(|k| aggregated_resource(k, v))
+                    .collect();
+                json!({"version": v, "resources": resources, "freshness": "Current"})
+            })
+            .collect();
+        json!({"metadata": {"name": group}, "versions": versions})
+    };
+    let items: Vec<Value> = if core {
+        vec![entry("", &["v1"])]
+    } else {
+        groups().iter().map(|(g, v)| entry(g, v)).collect()
+    };
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": api_version,
+        "metadata": {},
+        "items": items,
+    })
+}
+
+fn aggregated_resource(k: &KindInfo, version: &str) -> Value {
+    let kind = |kind: &str| json!({"group": k.group, "version": version, "kind": kind});
+    let mut subresources = vec![json!({
+        "subresource": "status",
+        "responseKind": kind(k.kind),
+        "verbs": ["get", "patch", "update"],
+    })];
+    if k.group.is_empty() && k.kind == "Pod" {
+        subresources
+            .push(json!({"subresource": "log", "responseKind": kind("Pod"), "verbs": ["get"]}));
+        subresources.push(json!({"subresource": "exec", "responseKind": kind("PodExecOptions"), "verbs": ["create", "get"]}));
+    }
+    let mut doc = json!({
+        "resource": k.plural,
+        "responseKind": kind(k.kind),
+        "scope": if k.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": k.singular,
+        "verbs": VERBS,
+        "shortNames": k.short_names,
+        "subresources": subresources,
     });
     let categories = categories(k);
     if !categories.is_empty() {

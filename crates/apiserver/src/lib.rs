@@ -339,6 +339,16 @@ async fn route(req: Request<Incoming>, state: &Arc<State>) -> Result<Response<Bo
     let ok = |v: Value| Ok(respond(200, &v, &[]));
     match (req.method().clone(), target) {
         (Method::GET, Target::Version) => ok(discovery::version()),
+        (Method::GET, Target::CoreVersions | Target::Groups)
+            if discovery::aggregated_type(&accept).is_some() =>
+        {
+            let media = discovery::aggregated_type(&accept).unwrap_or_default();
+            let core = req.uri().path().trim_end_matches('/') == "/api";
+            let mut resp = respond(200, &discovery::aggregated(core, media), &[]);
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+            Ok(resp)
+        }
         (Method::GET, Target::CoreVersions) => ok(discovery::core_versions(&state.server_address)),
         (Method::GET, Target::Groups) => ok(discovery::group_list()),
         (Method::GET, Target::Group(g)) => {

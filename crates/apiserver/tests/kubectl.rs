@@ -139,7 +139,15 @@ async fn kubectl_applies_gets_labels_and_deletes() {
             version.contains("Server Version: v1.32.0+egress"),
             "{version}"
         );
-        let resources = api.ok(&["api-resources", "--no-headers"], "");
+        // Aggregated discovery: /api and /apis describe every resource, so kubectl asks for
+        // no group version's list.
+        let verbose = api.run(&["api-resources", "--no-headers", "-v=6"], "");
+        assert!(verbose.status.success(), "{verbose:?}");
+        let log = String::from_utf8_lossy(&verbose.stderr);
+        assert!(log.contains("/apis?timeout=32s 200 OK"), "{log}");
+        assert!(!log.contains("/apis/apps/v1?timeout"), "{log}");
+        assert!(!log.contains("/api/v1?timeout"), "{log}");
+        let resources = String::from_utf8_lossy(&verbose.stdout).into_owned();
         assert!(
             resources
                 .lines()
