@@ -69,6 +69,9 @@ enum Command {
         /// Show labels as the last column.
         #[arg(long = "show-labels")]
         show_labels: bool,
+        /// Keep `metadata.managedFields` in `-o yaml|json` (hidden by default, as kubectl does).
+        #[arg(long = "show-managed-fields")]
+        show_managed_fields: bool,
     },
     /// Delete objects by name or by the files that define them.
     Delete {
@@ -450,6 +453,7 @@ fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), OpError> {
             output,
             no_headers,
             show_labels,
+            show_managed_fields,
         } => {
             let store = open_store(cli.store)?;
             get::run(
@@ -462,6 +466,7 @@ fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), OpError> {
                     output,
                     no_headers,
                     show_labels,
+                    show_managed_fields,
                 },
                 io,
             )

@@ -29,6 +29,8 @@ pub struct GetArgs {
     pub no_headers: bool,
     /// `--show-labels`.
     pub show_labels: bool,
+    /// `--show-managed-fields`.
+    pub show_managed_fields: bool,
 }
 
 enum Format {
@@ -249,6 +251,15 @@ pub fn run(store: &Store, args: &GetArgs, io: &mut Io<'_>) -> Result<(), OpError
             }
         }
         Format::Yaml | Format::Json | Format::JsonPath(_) => {
+            // Field ownership is noise in a manifest: kubectl leaves it out of -o yaml|json.
+            let mut all = all;
+            if !args.show_managed_fields && matches!(format, Format::Yaml | Format::Json) {
+                for v in &mut all {
+                    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.remove("managedFields");
+                    }
+                }
+            }
             let data = if single && all.len() == 1 {
                 all.into_iter().next().unwrap_or(Value::Null)
             } else {
