@@ -21,6 +21,21 @@ fn kubectl_for(c: &Cluster) -> Kubectl {
     Kubectl::new(&c.kubeconfig(), c.dir.path())
 }
 
+/// `kubectl rollout status deployment/curl`, which returns once the rollout is complete.
+fn rollout_status(k: &Kubectl) -> String {
+    k.ok(
+        &[
+            "rollout",
+            "status",
+            "deployment/curl",
+            "-n",
+            NS,
+            "--timeout=60s",
+        ],
+        "",
+    )
+}
+
 #[test]
 fn kubectl_works_against_the_local_cluster() {
     if !Kubectl::available() {
@@ -51,19 +66,7 @@ fn kubectl_works_against_the_local_cluster() {
         "apiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata:\n  name: istio-egress-sgc\n  namespace: aks-istio-egress\nspec:\n  gatewayNodepoolName: istioegresspool\n  provisionPublicIps: true\n",
     )
     .ok();
-    c.run(&[
-        "mesh",
-        "enable-egress-gateway",
-        "--istio-egressgateway-name",
-        "asm-egress-test",
-        "--istio-egressgateway-namespace",
-        NS,
-        "--gateway-configuration-name",
-        "istio-egress-sgc",
-        "-o",
-        "none",
-    ])
-    .ok();
+    common::enable_seed_gateway(&c, &store);
     let prefix = k.ok(
         &[
             "get",
@@ -188,17 +191,7 @@ fn kubectl_works_against_the_local_cluster() {
     }
     // The Deployment's rollout: status, restart (a new ReplicaSet, the old one scaled
     // down, both recorded as events), history with both revisions.
-    let rollout = k.ok(
-        &[
-            "rollout",
-            "status",
-            "deployment/curl",
-            "-n",
-            NS,
-            "--timeout=60s",
-        ],
-        "",
-    );
+    let rollout = rollout_status(&k);
     assert_eq!(
         rollout.trim(),
         "deployment \"curl\" successfully rolled out"
@@ -218,17 +211,7 @@ fn kubectl_works_against_the_local_cluster() {
     );
     let restarted = k.ok(&["rollout", "restart", "deployment/curl", "-n", NS], "");
     assert_eq!(restarted.trim(), "deployment.apps/curl restarted");
-    let rollout = k.ok(
-        &[
-            "rollout",
-            "status",
-            "deployment/curl",
-            "-n",
-            NS,
-            "--timeout=60s",
-        ],
-        "",
-    );
+    let rollout = rollout_status(&k);
     assert!(
         rollout.ends_with("deployment \"curl\" successfully rolled out\n"),
         "{rollout}"
@@ -311,17 +294,7 @@ fn kubectl_works_against_the_local_cluster() {
     );
     assert!(orphans.lines().all(|l| l.ends_with('=')), "{orphans}");
     k.ok(&["apply", "-n", NS, "-f", "-"], &curl);
-    k.ok(
-        &[
-            "rollout",
-            "status",
-            "deployment/curl",
-            "-n",
-            NS,
-            "--timeout=60s",
-        ],
-        "",
-    );
+    rollout_status(&k);
     // Foreground: kubectl waits until the Deployment is gone, and its ReplicaSets and Pods
     // went first.
     let deleted = k.ok(
