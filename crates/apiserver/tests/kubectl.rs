@@ -61,16 +61,8 @@ impl std::ops::Deref for Api {
 
 /// A serving configuration with a certificate from `ca` for `names`.
 fn serving(ca: &MeshCa, names: &[String]) -> Arc<rustls::ServerConfig> {
-    let cert = ca.issue_server(names, Duration::from_secs(3600)).unwrap();
-    egress_identity::server_config_from_pem(
-        &cert.cert_chain_pem,
-        &cert.key_pem,
-        None,
-        false,
-        &[],
-        Vec::new(),
-    )
-    .unwrap()
+    ca.server_config(names, Duration::from_secs(3600), Vec::new())
+        .unwrap()
 }
 
 impl Api {

@@ -56,18 +56,9 @@ impl ProductApi {
         let block = Block::claim().unwrap();
         let ip = IpAddr::V4(block.ip(1));
         let ca = MeshCa::generate("cluster.local").unwrap();
-        let cert = ca
-            .issue_server(&[ip.to_string()], Duration::from_secs(3600))
+        let tls = ca
+            .server_config(&[ip.to_string()], Duration::from_secs(3600), Vec::new())
             .unwrap();
-        let tls = egress_identity::server_config_from_pem(
-            &cert.cert_chain_pem,
-            &cert.key_pem,
-            None,
-            false,
-            &[],
-            Vec::new(),
-        )
-        .unwrap();
         let token = egress_apiserver::new_token();
         let requests = dir.join("api-requests.log");
         let server = ApiServer::start(Config {

@@ -85,18 +85,9 @@ pub async fn start(
         "localhost".to_owned(),
         "kubernetes.default.svc".to_owned(),
     ];
-    let cert = ca
-        .issue_server(&names, SERVING_CERT_TTL)
+    let tls = ca
+        .server_config(&names, SERVING_CERT_TTL, Vec::new())
         .map_err(|e| ClusterError::Ca(e.to_string()))?;
-    let tls = egress_identity::server_config_from_pem(
-        &cert.cert_chain_pem,
-        &cert.key_pem,
-        None,
-        false,
-        &[],
-        Vec::new(),
-    )
-    .map_err(|e| ClusterError::Ca(e.to_string()))?;
     let token = egress_apiserver::new_token();
     let server = match ApiServer::start(Config {
         addr: options.addr,

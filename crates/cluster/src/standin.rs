@@ -97,22 +97,12 @@ impl StandIns {
                 Err(e) => report.push(format!("stand-in {}: cannot bind {}:80: {e}", h.host, h.ip)),
             }
             let tls = ca
-                .issue_server(
+                .server_config(
                     std::slice::from_ref(&h.host),
                     Duration::from_secs(365 * 24 * 3600),
+                    vec![b"h2".to_vec(), b"http/1.1".to_vec()],
                 )
-                .map_err(|e| e.to_string())
-                .and_then(|cert| {
-                    egress_identity::server_config_from_pem(
-                        &cert.cert_chain_pem,
-                        &cert.key_pem,
-                        None,
-                        false,
-                        &[],
-                        vec![b"h2".to_vec(), b"http/1.1".to_vec()],
-                    )
-                    .map_err(|e| e.to_string())
-                });
+                .map_err(|e| e.to_string());
             let tls = match tls {
                 Ok(t) => t,
                 Err(e) => {

@@ -210,6 +210,18 @@ impl MeshCa {
         self.sign(params)
     }
 
+    /// A TLS server configuration with a fresh [`issue_server`](Self::issue_server) certificate
+    /// for `names`, offering `alpn` (no client certificates asked for).
+    pub fn server_config(
+        &self,
+        names: &[String],
+        ttl: Duration,
+        alpn: Vec<Vec<u8>>,
+    ) -> Result<std::sync::Arc<rustls::ServerConfig>> {
+        let cert = self.issue_server(names, ttl)?;
+        crate::server_config_from_pem(&cert.cert_chain_pem, &cert.key_pem, None, false, &[], alpn)
+    }
+
     /// Issues a plain server certificate for DNS names (or IP addresses), e.g. for stand-ins of
     /// public hosts. Subject `CN=<first name>`; EKU serverAuth+clientAuth, so the same
     /// certificate can also serve as a client certificate in `MUTUAL` tests.
