@@ -28,6 +28,7 @@ pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod path;
+pub mod protobuf;
 pub mod requestlog;
 pub mod status;
 pub mod table;
@@ -300,9 +301,12 @@ async fn read_body(req: Request<Incoming>) -> Result<(Bytes, String), ApiError> 
 /// A JSON (or YAML, for server-side apply) request body.
 fn parse_body(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
     if content_type.starts_with("application/vnd.kubernetes.protobuf") {
-        return Err(ApiError::UnsupportedMediaType(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml".into(),
-        ));
+        return protobuf::decode(bytes).map_err(|e| match e {
+            protobuf::ProtoError::Malformed(_) => ApiError::BadRequest(e.to_string()),
+            protobuf::ProtoError::Kind(_) | protobuf::ProtoError::Field { .. } => {
+                ApiError::UnsupportedMediaType(e.to_string())
+            }
+        });
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|_| ApiError::BadRequest("the request body is not UTF-8".into()))?;

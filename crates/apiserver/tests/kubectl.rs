@@ -766,3 +766,104 @@ async fn field_validation_and_invalid_values_read_as_the_api_servers() {
         );
     });
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_create_sends_protobuf_which_is_decoded_field_by_field() {
+    require_kubectl!();
+    let api = Api::start().await;
+    tokio::task::block_in_place(|| {
+        assert_eq!(
+            api.ok(&["create", "namespace", "demo"], "").trim(),
+            "namespace/demo created"
+        );
+        api.ok(
+            &[
+                "create",
+                "configmap",
+                "cfg",
+                "-n",
+                "demo",
+                "--from-literal=mode=ALLOW_ANY",
+                "--from-literal=level=info",
+            ],
+            "",
+        );
+        api.ok(
+            &[
+                "create",
+                "secret",
+                "generic",
+                "s",
+                "-n",
+                "demo",
+                "--from-literal=token=abc",
+            ],
+            "",
+        );
+        api.ok(&["create", "serviceaccount", "sa", "-n", "demo"], "");
+        assert_eq!(
+            api.ok(
+                &[
+                    "create",
+                    "deployment",
+                    "web",
+                    "-n",
+                    "demo",
+                    "--image=nginx",
+                    "--replicas=0",
+                    "--port=80"
+                ],
+                ""
+            )
+            .trim(),
+            "deployment.apps/web created"
+        );
+        assert_eq!(
+            api.ok(
+                &["get", "cm", "cfg", "-n", "demo", "-o", "jsonpath={.data}"],
+                ""
+            ),
+            r#"{"level":"info","mode":"ALLOW_ANY"}"#
+        );
+        assert_eq!(
+            api.ok(
+                &[
+                    "get",
+                    "secret",
+                    "s",
+                    "-n",
+                    "demo",
+                    "-o",
+                    "jsonpath={.data.token}"
+                ],
+                ""
+            ),
+            "YWJj"
+        );
+        // A pointer field at its zero value is a value (replicas 0), the rest as sent.
+        assert_eq!(
+            api.ok(
+                &["get", "deploy", "web", "-n", "demo", "-o", "jsonpath={.spec.replicas} {.spec.selector.matchLabels.app} {.spec.template.spec.containers}"],
+                ""
+            ),
+            r#"0 web [{"image":"nginx","name":"nginx","ports":[{"containerPort":80}],"resources":{}}]"#
+        );
+        // A kind whose fields are not tabled is refused, not half-stored.
+        let out = api.run(
+            &[
+                "create",
+                "service",
+                "clusterip",
+                "svc",
+                "-n",
+                "demo",
+                "--tcp=80:80",
+            ],
+            "",
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("send it as application/json"), "{err}");
+        assert_eq!(api.ok(&["get", "svc", "-n", "demo", "-o", "name"], ""), "");
+    });
+}
