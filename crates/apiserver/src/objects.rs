@@ -292,6 +292,16 @@ fn create_as(
         mut object,
         warnings,
     } = admission::admit(path, body, admission::FieldValidation::of(q))?;
+    // The API server's defaulting: a Secret without a type is Opaque.
+    if path.info.group.is_empty()
+        && path.info.kind == "Secret"
+        && object
+            .get("type")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    {
+        object["type"] = Value::from("Opaque");
+    }
     if ownership == Ownership::Update {
         let (api_version, now) = (path.api_version(), now());
         managed::record_update(None, &mut object, &writer(path, q, &api_version, &now));

@@ -834,11 +834,11 @@ async fn kubectl_create_sends_protobuf_which_is_decoded_field_by_field() {
                     "-n",
                     "demo",
                     "-o",
-                    "jsonpath={.data.token}"
+                    "jsonpath={.type} {.data.token}"
                 ],
                 ""
             ),
-            "YWJj"
+            "Opaque YWJj"
         );
         // A pointer field at its zero value is a value (replicas 0), the rest as sent.
         assert_eq!(
