@@ -268,7 +268,7 @@ struct Row {
 #[test]
 fn istio_go_test_cases() {
     let cases = load_cases();
-    assert!(cases.len() >= 300, "only {} cases", cases.len());
+    assert!(cases.len() >= 480, "only {} cases", cases.len());
     let mut rows: Vec<(String, Row)> = Vec::new();
     let mut failures = Vec::new();
     for case in &cases {
