@@ -867,3 +867,44 @@ async fn kubectl_create_sends_protobuf_which_is_decoded_field_by_field() {
         assert_eq!(api.ok(&["get", "svc", "-n", "demo", "-o", "name"], ""), "");
     });
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_object_file_is_served_as_last_committed() {
+    require_kubectl!();
+    let api = Api::start().await;
+    tokio::task::block_in_place(|| {
+        api.ok(&["apply", "-f", "-"], NS);
+        api.ok(&["apply", "-f", "-"], SE);
+        api.ok(
+            &["apply", "-f", "-"],
+            &SE.replace("name: cnn", "name: other"),
+        );
+        // Cut the file short by hand: a relisting client (a gateway's watch) still gets the
+        // object as it was committed, from the journal, and the list stays in order.
+        let file = api
+            .store
+            .dir()
+            .join("objects/networking.istio.io/ServiceEntry/apps/cnn.json");
+        let body = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &body[..body.len() / 3]).unwrap();
+        assert_eq!(
+            api.ok(&["get", "se", "-n", "apps", "-o", "name"], ""),
+            "serviceentry.networking.istio.io/cnn\nserviceentry.networking.istio.io/other\n"
+        );
+        assert_eq!(
+            api.ok(
+                &[
+                    "get",
+                    "se",
+                    "cnn",
+                    "-n",
+                    "apps",
+                    "-o",
+                    "jsonpath={.spec.hosts}"
+                ],
+                ""
+            ),
+            r#"["edition.cnn.com"]"#
+        );
+    });
+}

@@ -693,8 +693,9 @@ fn the_sidecar_enforces_each_change_as_declared() {
 }
 
 /// Per-object last-good under `egress up` for proxies that read the store (with the API off,
-/// the gateways do; through the API, the watch cache keeps what it saw and the damage never
-/// reaches them): with the seed's ServiceEntry file truncated by hand, the ServiceEntry keeps
+/// the gateways do; through the API, the API serves a damaged object as last committed, from
+/// the journal: `crates/apiserver/tests/kubectl.rs`, so the damage never reaches them): with
+/// the seed's ServiceEntry file truncated by hand, the ServiceEntry keeps
 /// its last good version (the gateways still serve 200) and later changes of other objects
 /// still reach the gateways (a DENY applied, then deleted); `egress apply` replaces the
 /// damaged object.

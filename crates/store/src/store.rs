@@ -118,6 +118,19 @@ impl Store {
         self.read(|_| objects::read(&self.paths.objects, key))
     }
 
+    /// Reads an object as last committed: a file that cannot be read as its object (damaged by
+    /// hand, cut short) is answered from the journal's last committed state of it, as a
+    /// transaction reads it; `Corrupt` only when the journal no longer holds it.
+    pub fn get_committed(&self, key: &ObjectKey) -> Result<Option<Value>, StoreError> {
+        key.validate()?;
+        self.read(|_| match objects::read(&self.paths.objects, key) {
+            Err(err @ StoreError::Corrupt { .. }) => Ok(Some(
+                crate::recover::journal_state(&self.paths, key)?.ok_or(err)?,
+            )),
+            other => other,
+        })
+    }
+
     /// Lists one kind in one namespace, or in all namespaces and cluster scope for `None`.
     ///
     /// Unreadable files are reported in [`ListResult::corrupt`]; the other objects are
