@@ -4,8 +4,9 @@
 //! closes a stream, which is how kubectl signals the end of stdin). The command runs as
 //! `egress exec` runs it, through a [`Runner`] the local cluster provides; its exit code comes
 //! back as the API server reports it (`NonZeroExitCode` with an `ExitCode` cause), so `kubectl
-//! exec` exits with it. With `tty=true` the command's standard error joins its standard output
-//! (as in a terminal), but no pseudo-terminal is allocated.
+//! exec` exits with it. With `tty=true` the command runs on a pseudo-terminal ([`crate::pty`]),
+//! its controlling terminal, whose size follows kubectl's resize messages; its output comes back
+//! on stdout, as from a terminal.
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
 const ERROR: u8 = 3;
+const RESIZE: u8 = 4;
 const CLOSE: u8 = 255;
 
 /// A command prepared to run as a Pod's container.
@@ -215,17 +217,62 @@ async fn session(
     let Prepared { command, keep } = prepared;
     let _keep = keep;
     let (mut sink, mut stream) = ws.split();
-    let mut command = tokio::process::Command::from(command);
-    command
-        .stdin(if exec.stdin {
-            std::process::Stdio::piped()
-        } else {
-            std::process::Stdio::null()
-        })
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = match command.spawn() {
+    // With a terminal asked for: the command's stdio is a pty's subordinate side and its
+    // controlling terminal; without one (or if none can be opened), pipes.
+    let pty = if exec.tty {
+        match crate::pty::Pty::open() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!("kubectl exec -t: no pseudo-terminal ({e}); running without one");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut command = match &pty {
+        Some(p) => {
+            let mut c =
+                tokio::process::Command::from(crate::pty::with_controlling_terminal(&command));
+            let stdio = |f: &std::fs::File| f.try_clone().map(std::process::Stdio::from);
+            match (
+                stdio(&p.subordinate),
+                stdio(&p.subordinate),
+                stdio(&p.subordinate),
+            ) {
+                (Ok(i), Ok(o), Ok(e)) => {
+                    c.stdin(i).stdout(o).stderr(e);
+                }
+                _ => tracing::warn!("kubectl exec -t: the pseudo-terminal cannot be shared"),
+            }
+            c
+        }
+        None => {
+            let mut c = tokio::process::Command::from(command);
+            c.stdin(if exec.stdin {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+            c
+        }
+    };
+    command.kill_on_drop(true);
+    let spawned = command.spawn();
+    // The parent's copies of the subordinate side go now: the terminal ends with the command.
+    drop(command);
+    let (pty_out, mut pty_in, pty_size) = match pty {
+        Some(p) => {
+            let reader = p.master.try_clone().ok().map(tokio::fs::File::from_std);
+            let writer = p.master.try_clone().ok().map(tokio::fs::File::from_std);
+            drop(p.subordinate);
+            (reader, writer, Some(p.master))
+        }
+        None => (None, None, None),
+    };
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             let program = exec.command.first().map(String::as_str).unwrap_or_default();
@@ -256,7 +303,11 @@ async fn session(
         })
     };
     let err_stream = if exec.tty { STDOUT } else { STDERR };
-    let out_task = child.stdout.take().map(|o| pump(Box::new(o), STDOUT));
+    let out_task = match pty_out {
+        // Reading the terminal ends with EIO once the command and its children are gone.
+        Some(master) => Some(pump(Box::new(master), STDOUT)),
+        None => child.stdout.take().map(|o| pump(Box::new(o), STDOUT)),
+    };
     let err_task = child.stderr.take().map(|e| pump(Box::new(e), err_stream));
     drop(out_tx);
     let mut stdin = child.stdin.take();
@@ -278,11 +329,28 @@ async fn session(
                 _ => continue,
             };
             match data.first().copied() {
+                Some(STDIN) if pty_in.is_some() => {
+                    if let Some(w) = pty_in.as_mut()
+                        && (w.write_all(&data[1..]).await.is_err() || w.flush().await.is_err())
+                    {
+                        pty_in = None;
+                    }
+                }
                 Some(STDIN) => {
                     if let Some(w) = stdin.as_mut()
                         && w.write_all(&data[1..]).await.is_err()
                     {
                         stdin = None;
+                    }
+                }
+                Some(RESIZE) => {
+                    if let (Some(master), Some((w, h))) =
+                        (pty_size.as_ref(), crate::pty::parse_resize(&data[1..]))
+                    {
+                        let resized = crate::pty::resize(master, w, h);
+                        if let Err(e) = resized {
+                            tracing::debug!("kubectl exec -t: resize: {e}");
+                        }
                     }
                 }
                 Some(CLOSE) if v5 && data.get(1) == Some(&STDIN) => stdin = None,

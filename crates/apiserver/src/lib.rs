@@ -29,6 +29,7 @@ pub mod openapi;
 pub mod patch;
 pub mod path;
 pub mod protobuf;
+pub mod pty;
 pub mod requestlog;
 pub mod status;
 pub mod table;

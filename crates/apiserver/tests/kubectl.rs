@@ -412,6 +412,33 @@ async fn kubectl_exec_streams_output_and_stdin_and_returns_the_exit_code() {
             ),
             "hello\nworld\n"
         );
+        // -it from a terminal (`script` gives kubectl one): the command runs on a pty of its
+        // own, its controlling terminal, and the exit code still comes back.
+        if std::process::Command::new("script")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            let line = "kubectl exec -it gw-1 -n apps -- sh -c 'tty; test -t 0 && echo stdin-is-a-terminal; exit 4'";
+            // kubectl's environment (its kubeconfig), under `script`.
+            let kubectl = api.command(&[]);
+            let mut script = std::process::Command::new("script");
+            script
+                .args(["-qec", line, "/dev/null"])
+                .stdin(std::process::Stdio::null());
+            for (k, v) in kubectl.get_envs() {
+                if let Some(v) = v {
+                    script.env(k, v);
+                }
+            }
+            let out = script.output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(4), "{text}");
+            assert!(text.contains("/dev/pts/"), "{text}");
+            assert!(text.contains("stdin-is-a-terminal"), "{text}");
+        } else {
+            egress_testkit::skip("kubectl exec -it needs `script` (util-linux) for a terminal");
+        }
         let bad = api.run(
             &["exec", "gw-1", "-n", "apps", "-c", "nope", "--", "true"],
             "",
