@@ -537,17 +537,13 @@ fn scale(
         for p in pods.iter().take(usize::try_from(have - want).unwrap_or(0)) {
             plan.note(format!("pod {} deleted", object_path(p)));
             plan.delete(p);
-            normal_event(
-                index.state,
+            rs_event(
+                index,
                 settings,
                 plan,
                 rs,
-                (
-                    "replicaset-controller",
-                    "SuccessfulDelete",
-                    &format!("Deleted pod: {}", name(p)),
-                ),
-                Recur::Count,
+                "SuccessfulDelete",
+                &format!("Deleted pod: {}", name(p)),
             );
             deleted.insert(object_path(p));
         }
@@ -585,19 +581,34 @@ fn scale(
             None,
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}),
         );
-        normal_event(
-            index.state,
+        rs_event(
+            index,
             settings,
             plan,
             rs,
-            (
-                "replicaset-controller",
-                "SuccessfulCreate",
-                &format!("Created pod: {pod_name}"),
-            ),
-            Recur::Count,
+            "SuccessfulCreate",
+            &format!("Created pod: {pod_name}"),
         );
     }
+}
+
+/// An event of the ReplicaSet controller about `rs`; each occurrence counts.
+fn rs_event(
+    index: &Index<'_>,
+    settings: &Settings,
+    plan: &mut Plan,
+    rs: &Value,
+    reason: &str,
+    message: &str,
+) {
+    normal_event(
+        index.state,
+        settings,
+        plan,
+        rs,
+        ("replicaset-controller", reason, message),
+        Recur::Count,
+    );
 }
 
 /// Pod status: scheduling, IPs (once the static egress prefix is ready), Running when the
