@@ -238,8 +238,9 @@ fn kubectl_works_against_the_local_cluster() {
     }
     let all = k.ok(&["get", "events", "-A"], "");
     assert!(all.lines().count() > 5, "{all}");
-    // The local gateways read their configuration through this API with the Kubernetes-mode
-    // client (as `egress gateway run --kube` in a Pod): the API's request log has their
+    // The local gateways (and sidecars) read their configuration through this API with the
+    // Kubernetes-mode client (as `egress gateway run --kube` in a Pod): the API's request log
+    // has their
     // lists and watches of every routing kind, and the changes applied above reached them
     // (the seed's walk-through with kubectl checks the traffic).
     let requests = std::fs::read_to_string(c.store().join("run/api-requests.log")).unwrap();
@@ -263,6 +264,14 @@ fn kubectl_works_against_the_local_cluster() {
             "{plural}: {requests}"
         );
     }
+    // The curl Pod's sidecar too: it watches every namespace's Services (its destinations),
+    // which no gateway does.
+    assert!(
+        requests.lines().any(|l| l.contains("GET /api/v1/services?")
+            && l.contains("watch=true")
+            && l.contains(" 200 \"egress/")),
+        "{requests}"
+    );
     // kubectl's own requests are there too, under its name.
     assert!(requests.contains(" \"kubectl/v1.32"), "{requests}");
     // The gateway's log through kubectl logs -l (the seed's step).

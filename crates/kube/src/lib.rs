@@ -19,7 +19,7 @@ pub use cache::{Cache, CacheSnapshot};
 pub use client::KubeOptions;
 pub use kube::Client;
 pub use kube::runtime::watcher::Event;
-pub use scope::{Namespace, Scope, WatchSpec};
+pub use scope::{Namespace, Scope, WatchSpec, Workload};
 pub use source::KubeSource;
 
 /// Errors of Kubernetes mode.

@@ -15,8 +15,19 @@ use kube::core::ApiResource;
 /// Istio's root namespace on AKS (mesh-wide policy and the shared MeshConfig live here).
 pub const ROOT_NAMESPACE: &str = egress_model::resources::core::MESH_CONFIG_NAMESPACE;
 
-/// Who is watching: the gateway instance's namespace, its control-plane revision and the
-/// namespaces it is told to read routing configuration from.
+/// What kind of proxy watches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Workload {
+    /// An egress gateway: the Services and Pods of its own namespace are all it serves by.
+    #[default]
+    Gateway,
+    /// A workload's sidecar: every Service (and its Pods) is a destination it may route to,
+    /// so Services and Pods are watched where the routing kinds are.
+    Sidecar,
+}
+
+/// Who is watching: the instance's namespace, its control-plane revision, the namespaces it
+/// is told to read routing configuration from, and what it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
     /// The instance's own namespace.
@@ -25,6 +36,8 @@ pub struct Scope {
     pub revision: Option<String>,
     /// Namespaces for the routing kinds; empty means all namespaces (Istio's default).
     pub watch_namespaces: Vec<String>,
+    /// A gateway or a sidecar.
+    pub workload: Workload,
 }
 
 /// Where one watch looks.
@@ -150,7 +163,12 @@ pub fn plan(scope: &Scope) -> Vec<WatchSpec> {
         );
     }
     for k in LOCAL_KINDS {
-        out.push(spec(k, Namespace::One(scope.namespace.clone())));
+        let destinations = matches!(k.1, "Service" | "Pod");
+        if destinations && scope.workload == Workload::Sidecar {
+            out.extend(routing.iter().map(|ns| spec(k, ns.clone())));
+        } else {
+            out.push(spec(k, Namespace::One(scope.namespace.clone())));
+        }
     }
     let mut mesh = spec(
         &("", "ConfigMap"),
@@ -173,7 +191,22 @@ mod tests {
             namespace: ns.into(),
             revision: Some("asm-1-24".into()),
             watch_namespaces: watch.iter().map(|s| (*s).to_owned()).collect(),
+            workload: Workload::Gateway,
         }
+    }
+
+    #[test]
+    fn sidecars_watch_every_services_destinations() {
+        let mut sc = scope("apps", &[]);
+        sc.workload = Workload::Sidecar;
+        let p = plan(&sc);
+        for kind in ["Service", "Pod"] {
+            let w: Vec<_> = p.iter().filter(|s| s.kind == kind).collect();
+            assert_eq!(w.len(), 1);
+            assert_eq!(w[0].namespace, Namespace::All, "{kind}");
+        }
+        let secrets: Vec<_> = p.iter().filter(|s| s.kind == "Secret").collect();
+        assert_eq!(secrets[0].namespace, Namespace::One("apps".into()));
     }
 
     #[test]

@@ -21,6 +21,7 @@ fn scope() -> Scope {
         namespace: NS.into(),
         revision: Some("asm-1-24".into()),
         watch_namespaces: Vec::new(),
+        workload: egress_kube::Workload::Gateway,
     }
 }
 

@@ -318,6 +318,7 @@ pub fn gateway_run(
             namespace: g.namespace.clone(),
             revision: g.revision.clone(),
             watch_namespaces: g.watch_namespaces.clone(),
+            workload: egress_kube::Workload::Gateway,
         };
         let source = runtime.block_on(async {
             let client = options.client().await?;

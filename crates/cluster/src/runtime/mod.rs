@@ -94,9 +94,10 @@ pub struct Runtime {
     /// The Kubernetes API client gateways read their configuration with (as `egress gateway
     /// run --kube` does in a Pod); without one they read the store.
     kube: Option<egress_kube::Client>,
-    /// One set of watches per (namespace, revision), shared by the gateways of that scope
-    /// (every replica of a Deployment watches the same objects).
-    kube_sources: BTreeMap<(String, Option<String>), egress_kube::KubeSource>,
+    /// One set of watches per (namespace, revision, gateway or sidecar), shared by the
+    /// instances of that scope (every replica of a Deployment watches the same objects).
+    kube_sources:
+        BTreeMap<(String, Option<String>, egress_kube::Workload), egress_kube::KubeSource>,
 }
 
 impl Runtime {
@@ -118,8 +119,9 @@ impl Runtime {
         }
     }
 
-    /// From now on, gateways started read their configuration through the Kubernetes API
-    /// with `client` (the served API of `egress up`), as they do in a Pod of a real cluster.
+    /// From now on, gateways and sidecars started read their configuration through the
+    /// Kubernetes API with `client` (the served API of `egress up`), as a gateway does in a Pod
+    /// of a real cluster.
     pub fn read_through_api(&mut self, client: egress_kube::Client) {
         self.kube = Some(client);
     }
@@ -130,10 +132,18 @@ impl Runtime {
         kind: &PodKind,
         identity: &GatewayIdentity,
     ) -> Result<ConfigSource, String> {
-        let (PodKind::Gateway, Some(client)) = (kind, &self.kube) else {
+        let Some(client) = &self.kube else {
             return Ok(ConfigSource::Store(self.store.clone()));
         };
-        let key = (identity.namespace.clone(), identity.revision.clone());
+        let workload = match kind {
+            PodKind::Gateway => egress_kube::Workload::Gateway,
+            PodKind::Sidecar => egress_kube::Workload::Sidecar,
+        };
+        let key = (
+            identity.namespace.clone(),
+            identity.revision.clone(),
+            workload,
+        );
         if let Some(source) = self.kube_sources.get(&key) {
             return Ok(ConfigSource::Kube(source.clone()));
         }
@@ -141,6 +151,7 @@ impl Runtime {
             namespace: key.0.clone(),
             revision: key.1.clone(),
             watch_namespaces: Vec::new(),
+            workload,
         };
         let source = egress_kube::KubeSource::start(client.clone(), &scope)
             .map_err(|e| format!("Kubernetes API: {e}"))?;
@@ -294,7 +305,8 @@ impl Runtime {
             .values()
             .map(|r| (r.identity.namespace.clone(), r.identity.revision.clone()))
             .collect();
-        self.kube_sources.retain(|k, _| scopes.contains(k));
+        self.kube_sources
+            .retain(|(ns, rev, _), _| scopes.contains(&(ns.clone(), rev.clone())));
         changed
     }
 
