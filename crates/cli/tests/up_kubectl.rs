@@ -112,6 +112,41 @@ fn kubectl_works_against_the_local_cluster() {
                     })
         })
     });
+    // `kubectl wait` on the Pod's Ready condition and on the prefix by jsonpath.
+    let waited = k.ok(
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod",
+            "-l",
+            "app=curl",
+            "-n",
+            NS,
+            "--timeout=60s",
+        ],
+        "",
+    );
+    assert!(
+        waited
+            .lines()
+            .all(|l| l.starts_with("pod/curl-") && l.ends_with(" condition met")),
+        "{waited}"
+    );
+    let waited = k.ok(
+        &[
+            "wait",
+            "--for=jsonpath={.status.egressIpPrefix}",
+            "sgc/istio-egress-sgc",
+            "-n",
+            NS,
+            "--timeout=10s",
+        ],
+        "",
+    );
+    assert_eq!(
+        waited.trim(),
+        "staticgatewayconfiguration.egressgateway.kubernetes.azure.com/istio-egress-sgc condition met"
+    );
     let pods = k.ok(&["get", "pods", "-n", NS, "-l", "app=curl"], "");
     assert!(
         pods.lines()
