@@ -308,6 +308,9 @@ enum Ownership {
     Recorded,
 }
 
+/// The stored object an update replaces, when the caller has read it already.
+type Previous = Option<Value>;
+
 fn create_as(
     store: &Store,
     path: &ResourcePath,
@@ -403,7 +406,15 @@ pub fn replace(
     } else {
         body
     };
-    write_existing(store, path, name, body, expected, q, Ownership::Update)
+    write_existing(
+        store,
+        path,
+        name,
+        body,
+        expected,
+        q,
+        (Ownership::Update, None),
+    )
 }
 
 fn write_existing(
@@ -413,7 +424,7 @@ fn write_existing(
     body: Value,
     expected: Option<u64>,
     q: &Query,
-    ownership: Ownership,
+    (ownership, previous): (Ownership, Previous),
 ) -> Result<Written, ApiError> {
     if body.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
         return Err(ApiError::BadRequest(
@@ -425,7 +436,10 @@ fn write_existing(
         warnings,
     } = admission::admit(path, body, admission::FieldValidation::of(q))?;
     if ownership == Ownership::Update {
-        let old = get(store, path, name)?;
+        let old = match previous {
+            Some(old) => old,
+            None => get(store, path, name)?,
+        };
         let (api_version, now) = (path.api_version(), now());
         managed::record_update(
             Some(&old),
@@ -495,17 +509,34 @@ pub fn patch(
         let object = managed::apply(live.as_ref(), &patch_body, &w, q.flag("force"))?;
         return match live {
             None => create_as(store, path, object, q, Ownership::Recorded),
-            Some(_) => write_existing(store, path, name, object, expected, q, Ownership::Recorded),
+            Some(_) => write_existing(
+                store,
+                path,
+                name,
+                object,
+                expected,
+                q,
+                (Ownership::Recorded, None),
+            ),
         };
     }
-    let Some(mut object) = live else {
+    let Some(live) = live else {
         return Err(not_found(path, name));
     };
+    let mut object = live.clone();
     match kind {
         PatchType::Merge | PatchType::Apply => patch::merge(&mut object, &patch_body),
         PatchType::Strategic => patch::strategic(&mut object, &patch_body),
     }
-    write_existing(store, path, name, object, expected, q, Ownership::Update)
+    write_existing(
+        store,
+        path,
+        name,
+        object,
+        expected,
+        q,
+        (Ownership::Update, Some(live)),
+    )
 }
 
 /// How a DELETE treats the object's dependents (`propagationPolicy`).

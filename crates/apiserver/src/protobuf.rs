@@ -104,15 +104,6 @@ static TYPE_META: Schema = Schema {
     name: "TypeMeta",
     fields: &[f(1, "apiVersion", Ty::Str), f(2, "kind", Ty::Str)],
 };
-static UNKNOWN: Schema = Schema {
-    name: "Unknown",
-    fields: &[
-        f(1, "typeMeta", Ty::Msg(&TYPE_META)),
-        f(2, "raw", Ty::Bytes),
-        f(3, "contentEncoding", Ty::Str),
-        f(4, "contentType", Ty::Str),
-    ],
-};
 static OBJECT_META: Schema = Schema {
     name: "ObjectMeta",
     fields: &[
@@ -276,30 +267,33 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
     let rest = body
         .strip_prefix(MAGIC)
         .ok_or(ProtoError::Malformed("no k8s magic prefix"))?;
-    let envelope = message(rest, &UNKNOWN, "")?;
-    let type_meta = envelope.get("typeMeta").cloned().unwrap_or(Value::Null);
-    let api_version = type_meta["apiVersion"].as_str().unwrap_or_default();
-    let kind = type_meta["kind"].as_str().unwrap_or_default();
+    // runtime.Unknown: typeMeta (1), raw (2), contentEncoding (3), contentType (4).
+    let (mut type_meta, mut raw) = (Map::new(), None);
+    let mut r = Reader(rest);
+    while !r.0.is_empty() {
+        let (num, wire) = r.key()?;
+        match (num, r.value(wire)?) {
+            (1, Wire::Len(b)) => type_meta = message(b, &TYPE_META, "")?,
+            (2, Wire::Len(b)) => raw = Some(b),
+            (3 | 4, Wire::Len(_)) => {}
+            _ => return Err(ProtoError::Malformed("not a runtime.Unknown envelope")),
+        }
+    }
+    let raw = raw.ok_or(ProtoError::Malformed("the envelope has no object"))?;
+    let api_version = type_meta
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = type_meta
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let schema = schema_of(api_version, kind)
         .ok_or_else(|| ProtoError::Kind(format!("{api_version} {kind}")))?;
-    let raw = raw_bytes(rest)?;
-    let mut object = message(&raw, schema, kind)?;
+    let mut object = message(raw, schema, kind)?;
     object.insert("apiVersion".into(), Value::from(api_version));
     object.insert("kind".into(), Value::from(kind));
     Ok(Value::Object(object))
-}
-
-/// The envelope's `raw` field, undecoded.
-fn raw_bytes(envelope: &[u8]) -> Result<Vec<u8>, ProtoError> {
-    let mut r = Reader(envelope);
-    while !r.0.is_empty() {
-        let (num, wire) = r.key()?;
-        let value = r.value(wire)?;
-        if let (2, Wire::Len(bytes)) = (num, value) {
-            return Ok(bytes.to_vec());
-        }
-    }
-    Err(ProtoError::Malformed("the envelope has no object"))
 }
 
 enum Wire<'a> {

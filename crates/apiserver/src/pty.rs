@@ -38,11 +38,6 @@ impl Pty {
             subordinate,
         })
     }
-
-    /// Sets the window size (columns, rows).
-    pub fn resize(&self, width: u16, height: u16) -> std::io::Result<()> {
-        resize(&self.master, width, height)
-    }
 }
 
 /// Sets the window size (columns, rows) of the terminal whose master side is `master`.
@@ -95,7 +90,7 @@ mod tests {
     #[test]
     fn a_pair_opens_resizes_and_commands_are_wrapped() {
         let pty = Pty::open().unwrap();
-        pty.resize(100, 40).unwrap();
+        resize(&pty.master, 100, 40).unwrap();
         let size = rustix::termios::tcgetwinsize(&pty.subordinate).unwrap();
         assert_eq!((size.ws_col, size.ws_row), (100, 40));
         let mut c = std::process::Command::new("sh");

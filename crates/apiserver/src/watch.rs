@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::feed::{Feed, Published};
 
-use crate::objects::{Filter, Query, as_version, list};
+use crate::objects::{Filter, Query, as_version, blocking, list};
 use crate::path::ResourcePath;
 use crate::status::ApiError;
 
@@ -142,14 +142,6 @@ fn id(o: &Value) -> (Option<String>, String) {
             .unwrap_or_default()
             .to_owned(),
     )
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("watch task: {e}")))?
 }
 
 /// One watch's output: what it sends, and which objects its client knows about (for
