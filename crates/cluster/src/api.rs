@@ -73,7 +73,8 @@ impl Served {
     }
 }
 
-/// Starts the API. `Ok(None)` when the default address is taken (the caller warns).
+/// Starts the API. `Ok(Err(warning))` when the default address is taken (the caller prints
+/// the warning and runs without the API).
 pub async fn start(
     store: &Store,
     ca: &MeshCa,
@@ -89,18 +90,17 @@ pub async fn start(
         .server_config(&names, SERVING_CERT_TTL, Vec::new())
         .map_err(|e| ClusterError::Ca(e.to_string()))?;
     let token = egress_apiserver::new_token();
+    let run = crate::up::run_dir(store.dir());
     let server = match ApiServer::start(Config {
         addr: options.addr,
         store: store.clone(),
-        tls: Arc::clone(&tls),
+        tls,
         token: token.clone(),
-        pod_logs: Some(crate::up::run_dir(store.dir()).join("pods")),
+        pod_logs: Some(run.join("pods")),
         exec: options.exec.clone(),
-        request_log: egress_apiserver::requestlog::RequestLog::open(
-            &crate::up::run_dir(store.dir()).join("api-requests.log"),
-        )
-        .map_err(|e| tracing::warn!("the Kubernetes API's request log: {e}"))
-        .ok(),
+        request_log: egress_apiserver::requestlog::RequestLog::open(&run.join("api-requests.log"))
+            .map_err(|e| tracing::warn!("the Kubernetes API's request log: {e}"))
+            .ok(),
     })
     .await
     {
@@ -127,7 +127,7 @@ pub async fn start(
             .and_then(|p| kubeconfig::merge(&p, &entry).map(|()| p))
             .map_err(|e| e.to_string()),
     };
-    let runtime_kubeconfig = crate::up::run_dir(store.dir()).join("kubeconfig");
+    let runtime_kubeconfig = run.join("kubeconfig");
     kubeconfig::merge(&runtime_kubeconfig, &entry).map_err(|e| settings(e.to_string()))?;
     Ok(Ok(Served {
         server,

@@ -65,9 +65,14 @@ struct Running {
     source: Option<IpAddr>,
     instance: Instance,
     identity: GatewayIdentity,
+    /// The shared API watches it reads, when it reads through the API.
+    watches: Option<SourceKey>,
     /// Renews the workload certificate; stops when the instance is dropped.
     _rotation: Rotation,
 }
+
+/// What a set of API watches is shared by: namespace, revision, gateway or sidecar.
+type SourceKey = (String, Option<String>, egress_kube::Workload);
 
 struct Failure {
     message: String,
@@ -91,13 +96,12 @@ pub struct Runtime {
     /// Instances still draining, by the address they release when done (a new Pod may get
     /// the same IP and must wait for it).
     draining: BTreeMap<Ipv4Addr, tokio::task::JoinHandle<()>>,
-    /// The Kubernetes API client gateways read their configuration with (as `egress gateway
-    /// run --kube` does in a Pod); without one they read the store.
+    /// The Kubernetes API client gateways and sidecars read their configuration with (as
+    /// `egress gateway run --kube` does in a Pod); without one they read the store.
     kube: Option<egress_kube::Client>,
     /// One set of watches per (namespace, revision, gateway or sidecar), shared by the
     /// instances of that scope (every replica of a Deployment watches the same objects).
-    kube_sources:
-        BTreeMap<(String, Option<String>, egress_kube::Workload), egress_kube::KubeSource>,
+    kube_sources: BTreeMap<SourceKey, egress_kube::KubeSource>,
 }
 
 impl Runtime {
@@ -126,14 +130,15 @@ impl Runtime {
         self.kube = Some(client);
     }
 
-    /// Where a gateway of `identity` reads its configuration.
+    /// Where an instance of `kind` with `identity` reads its configuration, and the key of the
+    /// shared API watches it uses, if any.
     fn config_source(
         &mut self,
         kind: &PodKind,
         identity: &GatewayIdentity,
-    ) -> Result<ConfigSource, String> {
+    ) -> Result<(ConfigSource, Option<SourceKey>), String> {
         let Some(client) = &self.kube else {
-            return Ok(ConfigSource::Store(self.store.clone()));
+            return Ok((ConfigSource::Store(self.store.clone()), None));
         };
         let workload = match kind {
             PodKind::Gateway => egress_kube::Workload::Gateway,
@@ -145,7 +150,7 @@ impl Runtime {
             workload,
         );
         if let Some(source) = self.kube_sources.get(&key) {
-            return Ok(ConfigSource::Kube(source.clone()));
+            return Ok((ConfigSource::Kube(source.clone()), Some(key)));
         }
         let scope = egress_kube::Scope {
             namespace: key.0.clone(),
@@ -155,8 +160,8 @@ impl Runtime {
         };
         let source = egress_kube::KubeSource::start(client.clone(), &scope)
             .map_err(|e| format!("Kubernetes API: {e}"))?;
-        self.kube_sources.insert(key, source.clone());
-        Ok(ConfigSource::Kube(source))
+        self.kube_sources.insert(key.clone(), source.clone());
+        Ok((ConfigSource::Kube(source), Some(key)))
     }
 
     /// What the controllers need to know: each instance's state by Pod.
@@ -300,13 +305,12 @@ impl Runtime {
             }
         }
         // Watches nobody reads any more stop (with the last clone of their source).
-        let scopes: std::collections::BTreeSet<(String, Option<String>)> = self
+        let used: std::collections::BTreeSet<&SourceKey> = self
             .running
             .values()
-            .map(|r| (r.identity.namespace.clone(), r.identity.revision.clone()))
+            .filter_map(|r| r.watches.as_ref())
             .collect();
-        self.kube_sources
-            .retain(|(ns, rev, _), _| scopes.contains(&(ns.clone(), rev.clone())));
+        self.kube_sources.retain(|k, _| used.contains(k));
         changed
     }
 
@@ -369,7 +373,7 @@ impl Runtime {
                 },
             },
         };
-        let source = self.config_source(&pod.kind, &pod.identity)?;
+        let (source, watches) = self.config_source(&pod.kind, &pod.identity)?;
         let instance = Instance::start(
             source,
             pod.identity.clone(),
@@ -385,6 +389,7 @@ impl Runtime {
             source: pod.source,
             instance,
             identity: pod.identity.clone(),
+            watches,
             _rotation: cert.rotation,
         })
     }
