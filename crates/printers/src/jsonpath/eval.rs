@@ -1,6 +1,7 @@
 //! Template evaluation, following client-go's `jsonpath.go` (results, ranges, filters).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::cmp::Ordering;
 
 use serde_json::{Number, Value};
@@ -13,6 +14,11 @@ type Vals<'a> = Vec<Cow<'a, Value>>;
 
 /// Ranges may nest at most this deep.
 const MAX_RANGE_DEPTH: usize = 64;
+
+/// How many values one evaluation may select plus how many bytes it may print, together: room
+/// for a listing of a hundred thousand objects with a few fields each, and reached in a fraction
+/// of a second by a template built to multiply its work.
+const BUDGET: u64 = 4 << 20;
 
 /// What an identifier inside a list asked for.
 #[derive(Default)]
@@ -28,7 +34,9 @@ enum Sink<'o> {
 }
 
 pub(super) struct Executor {
-    pub allow_missing_keys: bool,
+    allow_missing_keys: bool,
+    /// What is left of [`BUDGET`].
+    left: Cell<u64>,
 }
 
 /// kubectl's text for one result value.
@@ -116,6 +124,25 @@ fn items<'a>(v: &Cow<'a, Value>) -> Option<Vals<'a>> {
 }
 
 impl Executor {
+    pub(super) fn new(allow_missing_keys: bool) -> Self {
+        Executor {
+            allow_missing_keys,
+            left: Cell::new(BUDGET),
+        }
+    }
+
+    /// Take `n` units from the budget, or fail once it is spent.
+    fn charge(&self, n: usize) -> Result<()> {
+        let n = u64::try_from(n).unwrap_or(u64::MAX).saturating_add(1);
+        match self.left.get().checked_sub(n) {
+            Some(rest) => {
+                self.left.set(rest);
+                Ok(())
+            }
+            None => Err(JsonPathError::TooExpensive(BUDGET)),
+        }
+    }
+
     pub(super) fn run(&self, nodes: &[Node], data: &Value, out: &mut String) -> Result<()> {
         self.run_block(nodes, Cow::Borrowed(data), &mut Sink::Text(out), 0)
     }
@@ -161,7 +188,9 @@ impl Executor {
             match sink {
                 Sink::Text(out) => {
                     let texts: Vec<String> = results.iter().map(|r| result_text(r)).collect();
-                    out.push_str(&texts.join(" "));
+                    let text = texts.join(" ");
+                    self.charge(text.len())?;
+                    out.push_str(&text);
                 }
                 Sink::Results(all) => all.push(results.into_iter().map(Cow::into_owned).collect()),
             }
@@ -171,6 +200,12 @@ impl Executor {
     }
 
     fn walk<'a>(&self, input: Vals<'a>, node: &Node, flags: &mut Flags) -> Result<Vals<'a>> {
+        let out = self.walk_node(input, node, flags)?;
+        self.charge(out.len())?;
+        Ok(out)
+    }
+
+    fn walk_node<'a>(&self, input: Vals<'a>, node: &Node, flags: &mut Flags) -> Result<Vals<'a>> {
         let repeat = |v: Value, n: usize| vec![Cow::Owned(v); n];
         match node {
             Node::List(nodes) => self.eval_list(input, nodes, flags),

@@ -100,6 +100,11 @@ pub enum JsonPathError {
     /// `{end}` outside a range.
     #[error("not in range, nothing to end")]
     EndWithoutRange,
+    /// Evaluation would select or print more than a bounded amount (for example unclosed ranges
+    /// nested inside each other, each running the rest of the template twice). client-go has no
+    /// such bound and runs until memory is exhausted; egress stops and says so.
+    #[error("template evaluation exceeds its limit of {0} selected values or output bytes")]
+    TooExpensive(u64),
 }
 
 /// One bound of `[start:end:step]`.
@@ -149,7 +154,7 @@ impl Template {
     /// fields print nothing instead of failing with `<key> is not found`.
     pub fn execute(&self, data: &Value, allow_missing_keys: bool) -> Result<String, JsonPathError> {
         let mut out = String::new();
-        eval::Executor { allow_missing_keys }.run(&self.nodes, data, &mut out)?;
+        eval::Executor::new(allow_missing_keys).run(&self.nodes, data, &mut out)?;
         Ok(out)
     }
 
@@ -160,7 +165,7 @@ impl Template {
         data: &Value,
         allow_missing_keys: bool,
     ) -> Result<Vec<Vec<Value>>, JsonPathError> {
-        eval::Executor { allow_missing_keys }.find_results(&self.nodes, data)
+        eval::Executor::new(allow_missing_keys).find_results(&self.nodes, data)
     }
 }
 

@@ -293,6 +293,40 @@ fn parse_errors_like_kubectl() {
     );
 }
 
+/// Unclosed ranges run the rest of the template twice each (inside the range and after it), and
+/// a `{.,range}` union doubles what each selects: 40 of them would take 2^40 steps. The budget
+/// stops evaluation with a typed error instead (found by fuzzing; the input is kept in
+/// `fuzz/artifacts-known/jsonpath`).
+#[test]
+fn work_that_multiplies_stops_at_the_budget() {
+    let data = json!({"items": [{"a": 1}, {"a": 2}], "x": "y"});
+    let doubling = "{.,range}x".repeat(40);
+    let started = std::time::Instant::now();
+    let err = parse(&doubling).unwrap().execute(&data, true).unwrap_err();
+    assert!(matches!(err, JsonPathError::TooExpensive(_)), "{err}");
+    let err = parse(&doubling)
+        .unwrap()
+        .find_results(&data, true)
+        .unwrap_err();
+    assert!(matches!(err, JsonPathError::TooExpensive(_)), "{err}");
+    let finding = "0{2range}nex{.,range}nex{.,,2range}nerange}nex{}nex{.,range}nex{.,,2range}nerange}nex{.,range}nex{.,,2range}nexx{.,,,2range}nex.,range}nex{.,,2range}nexx{.,,,2range}nex{.,,range}portsnex{.\u{c},,,,,,,,,}nea&\u{6}\u{6}";
+    if let Ok(t) = parse(finding) {
+        let _ = t.execute(&data, false);
+        let _ = t.execute(&data, true);
+    }
+    // Printed only: the bound is what is asserted, not the time (which would be a timed test).
+    eprintln!("stopped after {:?}", started.elapsed());
+    // A large ordinary listing is far inside the budget.
+    let many: Vec<_> = (0..100_000)
+        .map(|i| json!({"metadata": {"name": format!("p{i}")}}))
+        .collect();
+    let out = parse(r#"{range .items[*]}{.metadata.name}{"\n"}{end}"#)
+        .unwrap()
+        .execute(&json!({"items": many}), false)
+        .unwrap();
+    assert_eq!(out.lines().count(), 100_000);
+}
+
 proptest! {
     #[test]
     fn parse_and_execute_never_panic(template in "[{}\\[\\]().,:?@$*'\"=!<>\\\\a-z0-9 \\-+\n]{0,40}") {
