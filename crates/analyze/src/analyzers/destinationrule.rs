@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::messages::{NO_CA_DESTINATION, NO_CA_PORT, SUBSET_SELECTS_NO_PODS, UNKNOWN_DR_HOST};
+use super::messages::{
+    Msg, NO_CA_DESTINATION, NO_CA_PORT, SUBSET_SELECTS_NO_PODS, UNKNOWN_DR_HOST,
+};
 use super::registry::Registry;
 use super::{array, labels_of, of_kind, report, selector_matches, str_of, string_map, strings};
-use crate::{Finding, Input};
+use crate::{Finding, Input, Level};
 
 /// The node labels Istio adds to a Pod's labels as its locality, and the hostname label.
 const TOPOLOGY_LABELS: [&str; 3] = [
@@ -107,9 +109,25 @@ fn port_text(port: Option<&Value>) -> String {
     }
 }
 
+/// The level of IST0128/IST0129 for TLS settings without caCertificates. istioctl always warns,
+/// yet the proxy (Istio's and egress's alike) then verifies the server against the system's
+/// trust store (`caCertificates` omitted means "system", Istio's `cluster_tls.go`), so the
+/// warning's "no caCertificates are set to validate server identity" reads as if nothing were
+/// verified when the server is (istio/istio #32936). egress keeps the finding, with Istio's code
+/// and text, at Info; it stays a Warning where `insecureSkipVerify: true` really turns
+/// verification off. This is why the seed's TLS-origination DestinationRule analyzes clean.
+fn no_ca_level(tls: Option<&Value>) -> Level {
+    let skips = tls
+        .and_then(|t| t.get("insecureSkipVerify"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if skips { Level::Warning } else { Level::Info }
+}
+
 /// `destinationrule.CaCertificateAnalyzer`: TLS SIMPLE/MUTUAL without caCertificates: IST0128
-/// (top level), IST0129 (per port). A rule with a workloadSelector whose TLS names a
-/// credentialName gets its CA from that secret and is not reported.
+/// (top level), IST0129 (per port), at the level [`no_ca_level`] gives. A rule with a
+/// workloadSelector whose TLS names a credentialName gets its CA from that secret and is not
+/// reported.
 pub(super) fn ca_certificates(inputs: &[Input], out: &mut Vec<Finding>) {
     for dr in of_kind(inputs, "DestinationRule") {
         let host = dr
@@ -130,7 +148,10 @@ pub(super) fn ca_certificates(inputs: &[Input], out: &mut Vec<Finding>) {
         {
             report(
                 out,
-                &NO_CA_DESTINATION,
+                &Msg {
+                    level: no_ca_level(tls),
+                    ..NO_CA_DESTINATION
+                },
                 dr,
                 "spec.trafficPolicy.tls.mode",
                 format!(
@@ -152,7 +173,10 @@ pub(super) fn ca_certificates(inputs: &[Input], out: &mut Vec<Finding>) {
             {
                 report(
                     out,
-                    &NO_CA_PORT,
+                    &Msg {
+                        level: no_ca_level(tls),
+                        ..NO_CA_PORT
+                    },
                     dr,
                     &format!("spec.trafficPolicy.portLevelSettings[{i}].tls.mode"),
                     format!(
