@@ -235,8 +235,12 @@ pub fn commit(store: &Store, writes: &[Write]) -> Result<bool, StoreError> {
 pub enum Outcome {
     /// Nothing to write: the store is where the controllers want it.
     Idle,
-    /// The plan (or its first batch) was committed.
-    Committed,
+    /// The plan (or its first batch) was committed; `left` writes of the plan remain for the
+    /// next passes (0 when the whole plan fit in the batch).
+    Committed {
+        /// Writes of this plan beyond the batch.
+        left: usize,
+    },
     /// The transaction was refused (an object changed, or a name was taken, since the
     /// state was read); the next pass recomputes the plan.
     Refused,
@@ -275,7 +279,12 @@ pub fn pass_outcome(
     for (_, text) in plan.notes.iter().filter(|(i, _)| *i < n) {
         note(text);
     }
-    Ok((Outcome::Committed, state))
+    Ok((
+        Outcome::Committed {
+            left: plan.writes.len() - n,
+        },
+        state,
+    ))
 }
 
 /// Back-to-back busy passes (each wrote, was refused or started an instance) after which the
@@ -287,10 +296,14 @@ pub const BUSY_PASS_LIMIT: u32 = 64;
 pub const BUSY_PASS_PAUSE: Duration = Duration::from_millis(100);
 
 /// Counts back-to-back busy passes and says when the loop must pause (and when to warn).
+/// A pass that works through a plan larger than one batch, leaving fewer writes than the
+/// pass before, is converging, not fighting: it starts the streak afresh.
 #[derive(Debug, Default)]
 pub struct BusyPasses {
     streak: u32,
     warned: bool,
+    /// Writes the last batched pass left for later.
+    left: Option<usize>,
 }
 
 /// What the loop does after a pass.
@@ -310,10 +323,21 @@ pub enum Next {
 impl BusyPasses {
     /// Records a pass (`busy`: it wrote, was refused, or started an instance).
     pub fn after(&mut self, busy: bool) -> Next {
+        self.after_pass(busy, None)
+    }
+
+    /// Records a pass as [`after`](Self::after) does; `left` is how many writes of a plan
+    /// larger than the batch remain after it (`None` when none do).
+    pub fn after_pass(&mut self, busy: bool, left: Option<usize>) -> Next {
+        let shrinking = matches!((left, self.left), (Some(now), Some(before)) if now < before);
+        self.left = left;
         if !busy {
             self.streak = 0;
             self.warned = false;
             return Next::Settle;
+        }
+        if shrinking {
+            self.streak = 0;
         }
         self.streak = self.streak.saturating_add(1);
         if self.streak < BUSY_PASS_LIMIT {
@@ -493,7 +517,11 @@ pub async fn run(
             }
         };
         let started = runtime.sync(&state).await;
-        match busy.after(outcome != Outcome::Idle || started) {
+        let left = match outcome {
+            Outcome::Committed { left } if left > 0 => Some(left),
+            _ => None,
+        };
+        match busy.after_pass(outcome != Outcome::Idle || started, left) {
             Next::Again => continue,
             Next::Pause { warn } => {
                 if warn {

@@ -48,6 +48,27 @@ fn busy_passes_run_back_to_back_until_the_limit_then_pause_and_warn_once() {
     );
 }
 
+#[test]
+fn a_batched_plan_that_shrinks_is_converging_and_one_that_does_not_is_a_fight() {
+    // `--reconcile-batch 1` over a plan of 200 writes: 200 busy passes, each leaving one write
+    // fewer, never warn.
+    let mut busy = BusyPasses::default();
+    for left in (1..200).rev() {
+        assert_eq!(
+            busy.after_pass(true, Some(left)),
+            Next::Again,
+            "{left} left"
+        );
+    }
+    assert_eq!(busy.after_pass(true, None), Next::Again);
+    assert_eq!(busy.after_pass(false, None), Next::Settle);
+    // The same backlog pass after pass (something undoes each batch): the limit, then a warning.
+    for _ in 1..BUSY_PASS_LIMIT {
+        assert_eq!(busy.after_pass(true, Some(5)), Next::Again);
+    }
+    assert_eq!(busy.after_pass(true, Some(5)), Next::Pause { warn: true });
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_stops_when_asked_while_another_writer_keeps_undoing_its_passes() {
     let dir = tempfile::tempdir().unwrap();
