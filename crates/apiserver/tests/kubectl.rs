@@ -578,6 +578,18 @@ async fn kubectl_explain_reads_the_published_schemas() {
                 &["List of containers belonging to the pod."],
             ),
             (
+                &["endpointslice.endpoints.conditions"],
+                &[
+                    "GROUP:      discovery.k8s.io",
+                    "KIND:       EndpointSlice",
+                    "FIELD: conditions <EndpointConditions>",
+                    "  ready\t<boolean>",
+                    "  serving\t<boolean>",
+                    "  terminating\t<boolean>",
+                ],
+                &[],
+            ),
+            (
                 &["--recursive", "pod.spec.containers"],
                 &[
                     "FIELD: containers <[]Container>",

@@ -120,7 +120,8 @@ pub fn consumes(resource: &Resource) -> bool {
         | Resource::ReplicaSet(_)
         | Resource::Event(_)
         | Resource::HorizontalPodAutoscaler(_)
-        | Resource::PodDisruptionBudget(_) => false,
+        | Resource::PodDisruptionBudget(_)
+        | Resource::EndpointSlice(_) => false,
     }
 }
 

@@ -297,6 +297,7 @@ pub fn to_resource(
         "Event" => plain!(Event),
         "HorizontalPodAutoscaler" => plain!(HorizontalPodAutoscaler),
         "PodDisruptionBudget" => plain!(PodDisruptionBudget),
+        "EndpointSlice" => plain!(EndpointSlice),
         other => Err(vec![Finding::error(
             "kind",
             format!("no typed model for kind {other:?}"),

@@ -200,6 +200,15 @@ pub static KINDS: &[KindInfo] = &[
         ["pdb"],
         true
     ),
+    kind!(
+        "discovery.k8s.io",
+        &["v1"],
+        "EndpointSlice",
+        "endpointslices",
+        "endpointslice",
+        [],
+        true
+    ),
 ];
 
 /// Split `apiVersion` into (group, version): `v1` -> ("", "v1").

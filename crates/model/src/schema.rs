@@ -7,7 +7,7 @@
 //! object envelope; their status is free-form, as the Istio CRDs declare it. The
 //! StaticGatewayConfiguration is derived whole.
 
-use k8s_openapi::api::{apps, autoscaling, core, policy};
+use k8s_openapi::api::{apps, autoscaling, core, discovery, policy};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
@@ -44,6 +44,9 @@ pub fn object_schema(
         }
         ("policy", "v1", "PodDisruptionBudget") => {
             generator.subschema_for::<policy::v1::PodDisruptionBudget>()
+        }
+        ("discovery.k8s.io", "v1", "EndpointSlice") => {
+            generator.subschema_for::<discovery::v1::EndpointSlice>()
         }
         ("egressgateway.kubernetes.azure.com", _, "StaticGatewayConfiguration") => {
             generator.subschema_for::<sgc::StaticGatewayConfiguration>()

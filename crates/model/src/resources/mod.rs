@@ -84,6 +84,9 @@ pub enum Resource {
     HorizontalPodAutoscaler(k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler),
     /// `policy/v1` PodDisruptionBudget.
     PodDisruptionBudget(k8s_openapi::api::policy::v1::PodDisruptionBudget),
+    /// `discovery.k8s.io/v1` EndpointSlice (kept by the local cluster for Services with a
+    /// selector).
+    EndpointSlice(k8s_openapi::api::discovery::v1::EndpointSlice),
 }
 
 impl Resource {
@@ -110,6 +113,7 @@ impl Resource {
             Resource::Event(o) => &o.metadata,
             Resource::HorizontalPodAutoscaler(o) => &o.metadata,
             Resource::PodDisruptionBudget(o) => &o.metadata,
+            Resource::EndpointSlice(o) => &o.metadata,
         }
     }
 
@@ -136,6 +140,7 @@ impl Resource {
             Resource::Event(o) => serde_json::to_value(o),
             Resource::HorizontalPodAutoscaler(o) => serde_json::to_value(o),
             Resource::PodDisruptionBudget(o) => serde_json::to_value(o),
+            Resource::EndpointSlice(o) => serde_json::to_value(o),
         }
     }
 }

@@ -41,7 +41,8 @@ pub fn validate(resource: &Resource) -> Report {
         | Resource::Pod(_)
         | Resource::Event(_)
         | Resource::HorizontalPodAutoscaler(_)
-        | Resource::PodDisruptionBudget(_) => {}
+        | Resource::PodDisruptionBudget(_)
+        | Resource::EndpointSlice(_) => {}
     }
     r
 }

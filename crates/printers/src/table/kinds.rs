@@ -119,6 +119,16 @@ pub(super) fn spec(kind: &str) -> KindSpec {
                 ],
                 pdb,
             ),
+            "endpointslice" => (
+                &[
+                    ("NAME", false),
+                    ("ADDRESSTYPE", false),
+                    ("PORTS", false),
+                    ("ENDPOINTS", false),
+                    ("AGE", false),
+                ],
+                endpoint_slice,
+            ),
             "serviceentry" => (
                 &[
                     ("NAME", false),
@@ -511,4 +521,46 @@ fn pdb(o: &Value, _wide: bool, now: SystemTime) -> Vec<String> {
     let max = quantity(o.pointer("/spec/maxUnavailable")).unwrap_or_else(|| "N/A".into());
     let allowed = int(o, "/status/disruptionsAllowed").unwrap_or(0);
     vec![name(o), min, max, allowed.to_string(), age_of(o, now)]
+}
+
+/// At most three items comma-joined, then ` + N more...` for the rest; `<unset>` when there
+/// are none (kubectl's cells for EndpointSlices).
+fn first_three(items: &[String]) -> String {
+    const SHOWN: usize = 3;
+    if items.is_empty() {
+        return "<unset>".into();
+    }
+    let shown = items[..items.len().min(SHOWN)].join(",");
+    match items.len().checked_sub(SHOWN) {
+        Some(more) if more > 0 => format!("{shown} + {more} more..."),
+        _ => shown,
+    }
+}
+
+fn endpoint_slice(o: &Value, _wide: bool, now: SystemTime) -> Vec<String> {
+    // A port is shown by number, else by name (even an empty one), else as `*`.
+    let ports: Vec<String> = list(o, "/ports")
+        .iter()
+        .map(|p| match int(p, "/port") {
+            Some(n) => n.to_string(),
+            None => p
+                .pointer("/name")
+                .and_then(Value::as_str)
+                .unwrap_or("*")
+                .to_string(),
+        })
+        .collect();
+    let addresses: Vec<String> = list(o, "/endpoints")
+        .iter()
+        .flat_map(|e| list(e, "/addresses"))
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    vec![
+        name(o),
+        text(o, "/addressType"),
+        first_three(&ports),
+        first_three(&addresses),
+        age_of(o, now),
+    ]
 }

@@ -368,6 +368,44 @@ egress   Deployment/egress   cpu: 3%/80%   2         5         2          10m
 }
 
 #[test]
+fn endpoint_slice_rows() {
+    let slice = json!({
+        "metadata": {"name": "web-x7k2p", "creationTimestamp": ago(600)},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "metrics", "port": 9090}],
+        "endpoints": [
+            {"addresses": ["10.0.0.1"], "conditions": {"ready": true}},
+            {"addresses": ["10.0.0.2"], "conditions": {"ready": false}}
+        ]
+    });
+    let expected = "\
+NAME        ADDRESSTYPE   PORTS       ENDPOINTS           AGE
+web-x7k2p   IPv4          8080,9090   10.0.0.1,10.0.0.2   10m
+";
+    assert_eq!(table("EndpointSlice", &[slice]), expected);
+    // No ports and no endpoints (a Service no Pod matches): both unset.
+    let empty =
+        json!({"metadata": {"name": "e"}, "addressType": "IPv4", "ports": [], "endpoints": []});
+    assert_eq!(
+        row("EndpointSlice", &empty, false, now())[1..4],
+        ["IPv4", "<unset>", "<unset>"]
+    );
+    // Three shown, then how many more; a port without a number by name, else `*`.
+    let addrs: Vec<Value> = (1..=5)
+        .map(|i| json!({"addresses": [format!("10.0.0.{i}")]}))
+        .collect();
+    let many = json!({"metadata": {"name": "m"}, "addressType": "IPv4",
+        "ports": [{"port": 1}, {"name": "named"}, {}, {"port": 4}], "endpoints": addrs});
+    assert_eq!(
+        row("EndpointSlice", &many, false, now())[2..4],
+        [
+            "1,named,* + 1 more...",
+            "10.0.0.1,10.0.0.2,10.0.0.3 + 2 more..."
+        ]
+    );
+}
+
+#[test]
 fn istio_kinds_use_crd_columns() {
     let created = ago(6 * 86_400 + 4 * 3600);
     let se = json!({"metadata": {"name": "cnn", "creationTimestamp": created},
