@@ -184,6 +184,7 @@ pub fn read_state(store: &Store) -> Result<State, StoreError> {
         pods: list("", "Pod")?,
         events: list("", "Event")?,
         services: list("", "Service")?,
+        endpoint_slices: list("discovery.k8s.io", "EndpointSlice")?,
         namespaces: list("", "Namespace")?,
         managed_clusters: list("containerservice.azure.com", "ManagedCluster")?,
     })

@@ -294,7 +294,48 @@ fn gateway_pods_wait_for_the_prefix_then_run() {
     let want = [plan.pods.ip(2).to_string(), plan.pods.ip(3).to_string()];
     assert_eq!(ips, want.each_ref().map(String::as_str));
     assert!(pods.iter().all(|p| text(p, "/status/phase") == "Pending"));
+    // The gateway Service's EndpointSlice lists both Pods, not ready yet.
+    let slice_endpoints = |store: &Store| -> Vec<(String, bool)> {
+        let slices = list(store, "discovery.k8s.io", "EndpointSlice");
+        assert_eq!(slices.len(), 1, "{slices:#?}");
+        assert_eq!(
+            text(&slices[0], "/metadata/labels/kubernetes.io~1service-name"),
+            "egw"
+        );
+        slices[0]["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let ready = e["conditions"]["ready"].as_bool().unwrap();
+                (e["addresses"][0].as_str().unwrap().to_owned(), ready)
+            })
+            .collect()
+    };
+    let mut endpoints = slice_endpoints(&store);
+    endpoints.sort();
+    assert_eq!(
+        endpoints,
+        [(want[0].clone(), false), (want[1].clone(), false)]
+    );
     converge(&store, &all_ready(&store), &settings);
+    let mut endpoints = slice_endpoints(&store);
+    endpoints.sort();
+    assert_eq!(
+        endpoints,
+        [(want[0].clone(), true), (want[1].clone(), true)]
+    );
+    let slice = &list(&store, "discovery.k8s.io", "EndpointSlice")[0];
+    let ports: Vec<i64> = slice["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ports, [15021, 80, 443]);
+    let info = egress_model::kinds::for_kind("discovery.k8s.io", "EndpointSlice").unwrap();
+    let (_, unknown) = egress_model::decode::to_resource(info, slice).unwrap();
+    assert!(unknown.is_empty(), "{unknown:?}");
     let pods = list(&store, "", "Pod");
     assert!(pods.iter().all(|p| text(p, "/status/phase") == "Running"
         && p.pointer("/status/containerStatuses/0/ready") == Some(&json!(true))));
@@ -475,6 +516,8 @@ fn plain_deployments_get_running_pods_and_state_reads_everything() {
     assert_eq!(state.deployments.len(), 1);
     assert_eq!(state.replica_sets.len(), 1);
     assert_eq!(state.pods.len(), 1);
+    // No Service: no EndpointSlice.
+    assert!(state.endpoint_slices.is_empty());
     // Every stored Pod decodes as a Kubernetes Pod with no unknown field.
     for p in &state.pods {
         let info = egress_model::kinds::for_kind("", "Pod").unwrap();
@@ -652,6 +695,18 @@ fn disable_enable_race_converges_in_every_interleaving_100_times() {
         assert_eq!(pods.len(), 2, "iteration {i}: {pods:#?}");
         let rs = list(&store, "apps", "ReplicaSet");
         assert_eq!(rs.len(), 1, "iteration {i}");
+        // The Service came back with a new uid: one slice, of the new Service, with both Pods.
+        let slices = list(&store, "discovery.k8s.io", "EndpointSlice");
+        assert_eq!(slices.len(), 1, "iteration {i}: {slices:#?}");
+        let svc = store
+            .get(&ObjectKey::new("", "Service", Some(NS), "gw"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            slices[0]["metadata"]["ownerReferences"][0]["uid"], svc["metadata"]["uid"],
+            "iteration {i}"
+        );
+        assert_eq!(slices[0]["endpoints"].as_array().unwrap().len(), 2);
     }
     assert!(worst <= 6, "worst {worst} passes");
 }

@@ -11,11 +11,15 @@
 //! - the ReplicaSet controller creates and deletes Pods (`<replicaset>-<5 chars>`);
 //! - the "kubelet" gives Pods an IP from the pod range once their static egress prefix is
 //!   ready, and reports them Running when their gateway instance is serving;
+//! - the EndpointSlice controller lists, for each Service with a selector, the addresses of
+//!   the Pods it selects (ready or not) in EndpointSlices, and deletes the slices it manages
+//!   once their Service is gone;
 //! - the garbage collector deletes ReplicaSets and Pods whose owner is gone.
 //!
 //! A pass is idempotent: applied to its own output it plans nothing, so a crash between passes
 //! (each pass is one store transaction) converges on restart without loss or duplication.
 
+mod endpoints;
 mod inject;
 mod names;
 mod sgc;
@@ -28,6 +32,7 @@ use egress_store::ObjectKey;
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
+pub use endpoints::{MANAGED_BY, MANAGED_BY_LABEL, SERVICE_NAME_LABEL};
 pub use inject::{SIDECAR_CONTAINER, SIDECAR_PROXY_PORT, has_sidecar};
 pub(crate) use names::short_hash;
 pub use names::{pod_name_suffix, template_hash};
@@ -49,8 +54,11 @@ pub struct State {
     pub pods: Vec<Value>,
     /// Events (so a warning is recorded once, not on every pass).
     pub events: Vec<Value>,
-    /// Services (their ports tell a gateway which target ports to listen on).
+    /// Services (their ports tell a gateway which target ports to listen on; their selectors
+    /// choose the Pods of their EndpointSlices).
     pub services: Vec<Value>,
+    /// `discovery.k8s.io` EndpointSlices.
+    pub endpoint_slices: Vec<Value>,
     /// Namespaces (their `istio.io/rev` label decides sidecar injection).
     pub namespaces: Vec<Value>,
     /// The add-on's ManagedCluster objects (their installed revisions can inject).
@@ -221,6 +229,7 @@ pub fn reconcile(state: &State, facts: &Facts, settings: &Settings) -> Plan {
     let mut plan = Plan::default();
     let prefixes = sgc::reconcile(state, settings, &mut plan);
     workloads::reconcile(state, facts, settings, &prefixes, &mut plan);
+    endpoints::reconcile(state, &mut plan);
     collect_events(state, &mut plan);
     plan
 }

@@ -44,6 +44,21 @@ pub fn pod_name_suffix() -> String {
         .collect()
 }
 
+/// Five characters of the generated-name alphabet derived from some strings: a suffix that
+/// looks like [`pod_name_suffix`] but is the same on every pass (EndpointSlice names).
+pub fn stable_suffix(parts: &[&str]) -> String {
+    let bytes: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+    let mut h = fnv1a(&bytes);
+    let base = ALPHANUMS.len() as u64;
+    (0..5)
+        .map(|_| {
+            let c = ALPHANUMS[usize::try_from(h % base).unwrap_or_default()];
+            h /= base;
+            char::from(c)
+        })
+        .collect()
+}
+
 /// A short deterministic hex hash of some strings (event names).
 pub fn short_hash(parts: &[&str]) -> String {
     let bytes: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
@@ -75,5 +90,10 @@ mod tests {
             assert!(s.bytes().all(|c| ALPHANUMS.contains(&c)));
         }
         assert_ne!(short_hash(&["ab", "c"]), short_hash(&["a", "bc"]));
+        let stable = stable_suffix(&["ns", "web", "uid"]);
+        assert_eq!(stable, stable_suffix(&["ns", "web", "uid"]));
+        assert_ne!(stable, stable_suffix(&["ns", "web", "other-uid"]));
+        assert_eq!(stable.len(), 5);
+        assert!(stable.bytes().all(|c| ALPHANUMS.contains(&c)));
     }
 }

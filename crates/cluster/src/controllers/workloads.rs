@@ -124,7 +124,7 @@ fn desired_replicas(index: &Index<'_>, d: &Value) -> i64 {
     }
 }
 
-fn is_ready(pod: &Value) -> bool {
+pub(super) fn is_ready(pod: &Value) -> bool {
     at(pod, "/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|cs| {
@@ -211,7 +211,7 @@ pub(super) fn reconcile(
 /// The finalizer of a foreground deletion (`kubectl delete --cascade=foreground`).
 const FOREGROUND: &str = "foregroundDeletion";
 
-fn held_for_foreground(o: &Value) -> bool {
+pub(super) fn held_for_foreground(o: &Value) -> bool {
     at(o, "/metadata/finalizers")
         .and_then(Value::as_array)
         .is_some_and(|f| f.iter().any(|f| f == FOREGROUND))
