@@ -2,7 +2,8 @@
 //! `kubectl` then sees what `egress get` sees (the same Service table, the seed's jsonpath
 //! query), and what it applies, labels and deletes is what the local cluster acts on: the
 //! labelled namespace's Deployment gets an injected sidecar, the add-on's gateway Service is
-//! listed by both. Skips (fails under `EGRESS_TEST_STRICT=1`) where kubectl is absent.
+//! listed by both, and `kubectl describe svc` shows its ready Pods as endpoints (from the
+//! EndpointSlice the local cluster keeps). Skips (fails under `EGRESS_TEST_STRICT=1`) where kubectl is absent.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -34,6 +35,23 @@ fn rollout_status(k: &Kubectl) -> String {
         ],
         "",
     )
+}
+
+/// Runs kubectl until `ok` accepts its output, for up to 30 s (the controllers write the
+/// EndpointSlices in the pass after the one that starts seeing Pods ready at the latest).
+fn until_kubectl(k: &Kubectl, args: &[&str], ok: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = k.ok(args, "");
+        if ok(&out) {
+            return out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kubectl {args:?}: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -86,6 +104,75 @@ fn kubectl_works_against_the_local_cluster() {
     let ours = without_age(&c.run(&["get", "svc", "-n", NS]).ok().stdout);
     assert_eq!(theirs, ours);
     assert!(theirs.contains("asm-egress-test"), "{theirs}");
+
+    // The gateway Service's endpoints: `kubectl describe svc` reads its EndpointSlices and
+    // shows the ready gateway Pods' `ip:port` (in Pod name order) for each port.
+    let mut gateway_pods: Vec<(String, String)> = common::ready_pods(&store, NS)
+        .iter()
+        .map(|p| {
+            let field = |ptr: &str| p.pointer(ptr).and_then(Value::as_str).unwrap().to_owned();
+            (field("/metadata/name"), field("/status/podIP"))
+        })
+        .collect();
+    gateway_pods.sort();
+    let endpoints_of = |port: u16| {
+        gateway_pods
+            .iter()
+            .map(|(_, ip)| format!("{ip}:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let shows = |out: &str, port: u16| {
+        let want = endpoints_of(port);
+        out.lines().any(|l| {
+            l.strip_prefix("Endpoints:")
+                .is_some_and(|v| v.trim() == want)
+        })
+    };
+    let described = until_kubectl(
+        &k,
+        &["describe", "svc", "asm-egress-test", "-n", NS],
+        |out| shows(out, 80),
+    );
+    for port in [15021, 443] {
+        assert!(shows(&described, port), "{port}: {described}");
+    }
+    // `kubectl get endpointslices` lists the slice the local cluster keeps (the table `egress
+    // get` prints), labelled with its Service.
+    let slices = k.ok(
+        &[
+            "get",
+            "endpointslices",
+            "-n",
+            NS,
+            "-l",
+            "kubernetes.io/service-name=asm-egress-test",
+        ],
+        "",
+    );
+    let ips: Vec<&str> = gateway_pods.iter().map(|(_, ip)| ip.as_str()).collect();
+    let row: Vec<&str> = slices
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert!(
+        row.first()
+            .is_some_and(|n| n.starts_with("asm-egress-test-") && n.len() == 21),
+        "{slices}"
+    );
+    assert_eq!(
+        row[1..4],
+        ["IPv4", "15021,80,443", &ips.join(",")],
+        "{slices}"
+    );
+    assert_eq!(slices.lines().count(), 2, "{slices}");
+    let ours = c.run(&["get", "endpointslices", "-n", NS]).ok().stdout;
+    assert_eq!(
+        without_age(&k.ok(&["get", "endpointslices", "-n", NS], "")),
+        without_age(&ours)
+    );
 
     // The seed's label and curl sample: the local cluster injects the sidecar.
     assert_eq!(
@@ -360,6 +447,42 @@ fn kubectl_works_against_the_local_cluster() {
         "",
     );
     assert_eq!(left, "", "the Pods went before the Deployment");
+    // The curl Service (no Pod left) keeps an empty slice; deleted in the foreground, the
+    // Service goes once its slice has gone.
+    let curl_slices = || {
+        k.ok(
+            &[
+                "get",
+                "endpointslices",
+                "-n",
+                NS,
+                "-l",
+                "kubernetes.io/service-name=curl",
+                "-o",
+                "name",
+            ],
+            "",
+        )
+    };
+    assert!(
+        curl_slices().starts_with("endpointslice.discovery.k8s.io/curl-"),
+        "{}",
+        curl_slices()
+    );
+    let deleted = k.ok(
+        &[
+            "delete",
+            "service",
+            "curl",
+            "-n",
+            NS,
+            "--cascade=foreground",
+            "--timeout=60s",
+        ],
+        "",
+    );
+    assert_eq!(deleted.trim(), "service \"curl\" deleted");
+    assert_eq!(curl_slices(), "");
 
     // The seed's cleanup line.
     let seed = std::fs::read_to_string(
