@@ -1,5 +1,5 @@
-//! The kinds the local cluster writes beside the user's objects: `apps/v1` ReplicaSets and core
-//! `v1` Events. Each decodes strictly, validates with the API server's messages, and encodes
+//! The kinds the local cluster writes beside the user's objects: `apps/v1` ReplicaSets, core
+//! `v1` Events and `discovery.k8s.io/v1` EndpointSlices. Each decodes strictly, validates with the API server's messages, and encodes
 //! back to the very JSON it came from (the form the store keeps and `get -o yaml` prints).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -280,4 +280,56 @@ fn cli_names_resolve_to_the_new_kinds() {
         ("", "events", "event".to_owned())
     );
     assert_eq!(ev.api_version(), "v1");
+}
+
+const ENDPOINT_SLICE: &str = "\
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-x7k2p
+  labels:
+    kubernetes.io/service-name: web
+    endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io
+addressType: IPv4
+ports:
+- name: http
+  port: 8080
+  protocol: TCP
+endpoints:
+- addresses:
+  - 127.1.0.2
+  conditions:
+    ready: true
+    serving: true
+    terminating: false
+  nodeName: egress-local
+  targetRef:
+    kind: Pod
+    name: web-5b5d8f9b7-abcde
+    namespace: default
+    uid: 0b8e1f4e-2c1a-4c55-9d43-3f0e5f3f0c11
+";
+
+#[test]
+fn endpoint_slice_decodes_strictly_and_round_trips() {
+    let d = valid(ENDPOINT_SLICE);
+    assert_eq!(d.info.api_version(), "discovery.k8s.io/v1");
+    assert_eq!(d.namespace(), Some("default"));
+    let Resource::EndpointSlice(s) = &d.resource else {
+        panic!("wrong variant: {:?}", d.resource);
+    };
+    assert_eq!(s.address_type, "IPv4");
+    assert_eq!(
+        s.endpoints[0].conditions.as_ref().unwrap().ready,
+        Some(true)
+    );
+    assert_round_trip(&d);
+    let bad = ENDPOINT_SLICE.replace("  nodeName:", "  node:");
+    assert_eq!(errors(&bad), ["unknown field \"endpoints[0].node\""]);
+    let slices = kinds::for_cli_name("endpointslices").unwrap();
+    assert_eq!(
+        (slices.kind, slices.qualified_singular()),
+        ("EndpointSlice", "endpointslice.discovery.k8s.io".to_owned())
+    );
+    assert!(slices.short_names.is_empty() && slices.namespaced);
 }
