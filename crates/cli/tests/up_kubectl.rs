@@ -37,6 +37,24 @@ fn rollout_status(k: &Kubectl) -> String {
     )
 }
 
+/// `kubectl delete <kind> curl --cascade=foreground`: what it printed once the object is gone.
+fn delete_in_foreground(k: &Kubectl, kind: &str) -> String {
+    k.ok(
+        &[
+            "delete",
+            kind,
+            "curl",
+            "-n",
+            NS,
+            "--cascade=foreground",
+            "--timeout=60s",
+        ],
+        "",
+    )
+    .trim()
+    .to_owned()
+}
+
 /// Runs kubectl until `ok` accepts its output, for up to 30 s (the controllers write the
 /// EndpointSlices in the pass after the one that starts seeing Pods ready at the latest).
 fn until_kubectl(k: &Kubectl, args: &[&str], ok: impl Fn(&str) -> bool) -> String {
@@ -428,19 +446,10 @@ fn kubectl_works_against_the_local_cluster() {
     rollout_status(&k);
     // Foreground: kubectl waits until the Deployment is gone, and its ReplicaSets and Pods
     // went first.
-    let deleted = k.ok(
-        &[
-            "delete",
-            "deployment",
-            "curl",
-            "-n",
-            NS,
-            "--cascade=foreground",
-            "--timeout=60s",
-        ],
-        "",
+    assert_eq!(
+        delete_in_foreground(&k, "deployment"),
+        "deployment.apps \"curl\" deleted"
     );
-    assert_eq!(deleted.trim(), "deployment.apps \"curl\" deleted");
     assert_eq!(rs_of(&k), "");
     let left = k.ok(
         &["get", "pods", "-n", NS, "-l", "app=curl", "-o", "name"],
@@ -469,19 +478,10 @@ fn kubectl_works_against_the_local_cluster() {
         "{}",
         curl_slices()
     );
-    let deleted = k.ok(
-        &[
-            "delete",
-            "service",
-            "curl",
-            "-n",
-            NS,
-            "--cascade=foreground",
-            "--timeout=60s",
-        ],
-        "",
+    assert_eq!(
+        delete_in_foreground(&k, "service"),
+        "service \"curl\" deleted"
     );
-    assert_eq!(deleted.trim(), "service \"curl\" deleted");
     assert_eq!(curl_slices(), "");
 
     // The seed's cleanup line.

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use super::names::stable_suffix;
-use super::workloads::{held_for_foreground, is_ready};
+use super::workloads::{delete_in_foreground, is_ready};
 use super::{Plan, State, Write, at, is_terminating, name, namespace, object_path, owner_ref, uid};
 
 /// The label naming the Service a slice belongs to.
@@ -294,26 +294,7 @@ fn named_port(pod: &Value, port_name: &str, protocol: &str) -> Option<i64> {
 /// Services deleted in the foreground go once no slice refers to them (the slices go first:
 /// a terminating Service wants none).
 fn foreground_deletions(state: &State, plan: &mut Plan) {
-    let owners: HashSet<&str> = state
-        .endpoint_slices
-        .iter()
-        .flat_map(|s| {
-            at(s, "/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r.get("uid").and_then(Value::as_str))
-        })
-        .collect();
-    for svc in &state.services {
-        if is_terminating(svc) && held_for_foreground(svc) && !owners.contains(uid(svc)) {
-            plan.note(format!(
-                "service {} deleted (foreground: its endpoint slices are gone)",
-                object_path(svc)
-            ));
-            plan.delete(svc);
-        }
-    }
+    delete_in_foreground(state.endpoint_slices.iter(), state.services.iter(), plan);
 }
 
 #[cfg(test)]

@@ -211,7 +211,7 @@ pub(super) fn reconcile(
 /// The finalizer of a foreground deletion (`kubectl delete --cascade=foreground`).
 const FOREGROUND: &str = "foregroundDeletion";
 
-pub(super) fn held_for_foreground(o: &Value) -> bool {
+fn held_for_foreground(o: &Value) -> bool {
     at(o, "/metadata/finalizers")
         .and_then(Value::as_array)
         .is_some_and(|f| f.iter().any(|f| f == FOREGROUND))
@@ -221,10 +221,21 @@ pub(super) fn held_for_foreground(o: &Value) -> bool {
 /// (their dependents go first: a terminating owner does not count as alive, so the passes
 /// collect what it owns).
 fn foreground_deletions(state: &State, plan: &mut Plan) {
-    let owners: BTreeSet<&str> = state
-        .replica_sets
-        .iter()
-        .chain(&state.pods)
+    delete_in_foreground(
+        state.replica_sets.iter().chain(&state.pods),
+        state.deployments.iter().chain(&state.replica_sets),
+        plan,
+    );
+}
+
+/// Deletes each of `owners` that is being deleted in the foreground and that none of
+/// `dependents` names as an owner any more.
+pub(super) fn delete_in_foreground<'a>(
+    dependents: impl Iterator<Item = &'a Value>,
+    owners: impl Iterator<Item = &'a Value>,
+    plan: &mut Plan,
+) {
+    let owned_by: BTreeSet<&str> = dependents
         .flat_map(|o| {
             at(o, "/metadata/ownerReferences")
                 .and_then(Value::as_array)
@@ -233,8 +244,8 @@ fn foreground_deletions(state: &State, plan: &mut Plan) {
                 .filter_map(|r| r.get("uid").and_then(Value::as_str))
         })
         .collect();
-    for o in state.deployments.iter().chain(&state.replica_sets) {
-        if is_terminating(o) && held_for_foreground(o) && !owners.contains(uid(o)) {
+    for o in owners {
+        if is_terminating(o) && held_for_foreground(o) && !owned_by.contains(uid(o)) {
             plan.note(format!(
                 "{} {} deleted (foreground: its dependents are gone)",
                 o.get("kind")
