@@ -123,7 +123,8 @@ pub struct StoreUnreadable(#[from] pub egress_store::StoreError);
 
 /// One reading of the store, object by object: every watched object with its id and whether
 /// it could be read and validated (through `cache`), and a resourceVersion it reflects at
-/// least (the store's before the first list).
+/// least (the store's before the first list). An object whose file cannot be read is
+/// [`Read::Damaged`] when the journal still holds a valid committed version of it.
 /// `Err` when the store itself could not be listed (its `meta.json` or journal unreadable).
 pub fn read_store(
     store: &Store,
@@ -146,7 +147,22 @@ pub fn read_store(
                 Some(line) => format!("{}:{line}: {}", c.path.display(), c.message),
                 None => format!("{}: {}", c.path.display(), c.message),
             };
-            out.push((id, None, Read::Bad(vec![problem])));
+            // The journal may still hold the object as last committed (what the API server
+            // serves for it): when that version is valid, it stays in effect.
+            let read = match store.get_committed(&c.key) {
+                Ok(Some(v)) => match cache.read(&id, info, &v) {
+                    Read::Good(committed) => {
+                        seen.insert(id.clone());
+                        Read::Damaged {
+                            problems: vec![problem],
+                            committed,
+                        }
+                    }
+                    _ => Read::Bad(vec![problem]),
+                },
+                _ => Read::Bad(vec![problem]),
+            };
+            out.push((id, None, read));
         }
         for v in &listed.items {
             let id = object_id(info, v);
@@ -200,5 +216,48 @@ mod tests {
         cache.retain(&BTreeSet::new());
         assert!(matches!(cache.read(&id, info, &bad), Read::Bad(_)));
         assert_eq!(cache.decoded(), 3, "a forgotten object is decoded again");
+    }
+
+    /// A store object whose file was cut short by hand reads as damaged with its committed
+    /// version from the journal, so a reader that never saw it good still has it in effect.
+    #[test]
+    fn a_damaged_store_file_is_read_at_its_committed_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = egress_store::ObjectKey::new(
+            "networking.istio.io",
+            "ServiceEntry",
+            Some("default"),
+            "se",
+        );
+        store
+            .transact(|tx| {
+                tx.apply(
+                    &egress_store::ObjectKey::for_namespace("default"),
+                    serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+                                       "metadata": {"name": "default"}}),
+                )?;
+                tx.apply(&key, se("a.example.com")).map(|_| ())
+            })
+            .unwrap();
+        let file = dir
+            .path()
+            .join("objects/networking.istio.io/ServiceEntry/default/se.json");
+        let body = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &body[..body.len() / 3]).unwrap();
+
+        let (reads, _) = read_store(&store, &mut DecodeCache::new()).unwrap();
+        let damaged: Vec<_> = reads.iter().filter(|(id, _, _)| id.name == "se").collect();
+        assert_eq!(damaged.len(), 1);
+        assert!(
+            matches!(&damaged[0].2, Read::Damaged { problems, .. } if problems[0].contains("se.json")),
+            "{:?}",
+            damaged[0].2
+        );
+        let (merged, _) =
+            load_store_last_good(&store, &mut DecodeCache::new(), &mut LastGood::new()).unwrap();
+        assert_eq!(merged.resources.len(), 1);
+        assert_eq!(merged.problems.len(), 1);
+        assert_eq!(merged.problems[0].held, crate::lastgood::Held::LastGood);
     }
 }

@@ -48,6 +48,15 @@ pub enum Read {
     Good(Resource),
     /// Unreadable or invalid: every problem (file, line and field where known).
     Bad(Vec<String>),
+    /// Unreadable as stored (a file damaged by hand), while the store's journal still holds
+    /// the object as last committed and that version is valid: the problems, and that
+    /// version, which is what was declared and so what stays in effect.
+    Damaged {
+        /// Why the stored object cannot be read.
+        problems: Vec<String>,
+        /// The object as last committed.
+        committed: Resource,
+    },
 }
 
 /// One object as read, with the unit (file) it came from, if any.
@@ -147,35 +156,45 @@ impl LastGood {
         let mut good = BTreeMap::new();
         let mut origins = BTreeMap::new();
         let mut problems: BTreeMap<ObjectId, Problem> = BTreeMap::new();
+        let mut committed: BTreeMap<ObjectId, Resource> = BTreeMap::new();
         for (id, origin, read) in reads {
-            match read {
+            let found = match read {
                 Read::Good(r) => {
                     problems.remove(&id);
                     if let Some(o) = origin {
                         origins.insert(id.clone(), o);
                     }
                     good.insert(id, r);
+                    continue;
                 }
-                Read::Bad(found) => {
-                    if good.contains_key(&id) {
-                        continue;
-                    }
-                    let entry = problems.entry(id.clone()).or_insert_with(|| Problem {
-                        id: id.clone(),
-                        held: Held::Refused,
-                        problems: Vec::new(),
-                    });
-                    entry.problems.extend(found);
-                    if let Some(o) = origin {
-                        origins.insert(id, o);
-                    }
+                Read::Bad(found) => found,
+                Read::Damaged {
+                    problems: found,
+                    committed: last,
+                } => {
+                    committed.insert(id.clone(), last);
+                    found
                 }
+            };
+            if good.contains_key(&id) {
+                continue;
+            }
+            let entry = problems.entry(id.clone()).or_insert_with(|| Problem {
+                id: id.clone(),
+                held: Held::Refused,
+                problems: Vec::new(),
+            });
+            entry.problems.extend(found);
+            if let Some(o) = origin {
+                origins.insert(id, o);
             }
         }
         for (id, problem) in &mut problems {
-            if let Some(last) = self.good.get(id) {
+            // The journal's committed version is the declared one; the version this record
+            // last saw good is the fallback.
+            if let Some(last) = committed.remove(id).or_else(|| self.good.get(id).cloned()) {
                 problem.held = Held::LastGood;
-                good.insert(id.clone(), last.clone());
+                good.insert(id.clone(), last);
             }
         }
         for (id, last) in &self.good {

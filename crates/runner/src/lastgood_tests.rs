@@ -119,3 +119,36 @@ fn a_good_read_wins_over_a_bad_one_for_the_same_id() {
     assert_eq!(m.resources, vec![se("a", "a.com")]);
     assert!(m.problems.is_empty());
 }
+
+/// A file damaged by hand while the journal still holds the object as committed: that version
+/// is in effect (held as last good) even when this record never saw it good, and it wins over
+/// an older version the record did see (it is what was last declared).
+#[test]
+fn a_damaged_object_stays_at_its_committed_version() {
+    let damaged = |host: &str| {
+        (
+            id("a"),
+            None,
+            Read::Damaged {
+                problems: vec!["a.json:8: EOF while parsing".to_owned()],
+                committed: se("a", host),
+            },
+        )
+    };
+    let mut fresh = LastGood::new();
+    let m = fresh.merge([damaged("committed.example.com")], &none());
+    assert_eq!(m.resources, vec![se("a", "committed.example.com")]);
+    assert_eq!(m.problems.len(), 1);
+    assert_eq!(m.problems[0].held, Held::LastGood);
+    assert_eq!(m.problems[0].problems, ["a.json:8: EOF while parsing"]);
+
+    let mut seen_older = LastGood::new();
+    seen_older.merge([good("a", "older.example.com")], &none());
+    let m = seen_older.merge([damaged("committed.example.com")], &none());
+    assert_eq!(m.resources, vec![se("a", "committed.example.com")]);
+    assert!(m.changed);
+    // Without the journal's version, the record's own last good one stays.
+    let m = seen_older.merge([bad("a")], &none());
+    assert_eq!(m.resources, vec![se("a", "committed.example.com")]);
+    assert_eq!(m.problems[0].held, Held::LastGood);
+}
