@@ -208,36 +208,18 @@ pub fn list(
     } else {
         None
     };
-    let listed = store.list(path.info.group, path.info.kind, ns)?;
     // A damaged object file is listed as last committed (from the journal), so a client that
     // lists again (a gateway's watch relisting) keeps it; one the journal no longer has is
     // left out, and said so.
-    let mut all = listed.items;
-    for damaged in &listed.corrupt {
-        match store.get_committed(&damaged.key) {
-            Ok(Some(committed)) => all.push(committed),
-            Ok(None) | Err(_) => tracing::warn!(
-                key = %damaged.key,
-                "a damaged object the journal no longer holds is left out of the list"
-            ),
-        }
+    let listed = store.list_committed(path.info.group, path.info.kind, ns)?;
+    for lost in listed.corrupt.iter().filter(|c| !c.recovered) {
+        tracing::warn!(
+            key = %lost.key,
+            "a damaged object the journal no longer holds is left out of the list"
+        );
     }
-    let place = |o: &Value| {
-        (
-            o.pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            o.pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-        )
-    };
-    if !listed.corrupt.is_empty() {
-        all.sort_by_key(place);
-    }
-    let items = all
+    let items = listed
+        .items
         .into_iter()
         .filter(|o| filter.matches(o))
         .map(|o| as_version(o, path))

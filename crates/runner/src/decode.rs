@@ -140,33 +140,32 @@ pub fn read_store(
         let Some(info) = kinds::for_kind(group, kind) else {
             continue;
         };
-        let listed = store.list(group, kind, None)?;
+        // Damaged files come back as last committed (from the journal) where it holds them;
+        // that version stays in effect, with the damage reported.
+        let listed = store.list_committed(group, kind, None)?;
+        let mut damaged = BTreeMap::new();
         for c in &listed.corrupt {
             let id = ObjectId::new(&c.key.kind, c.key.namespace.as_deref(), &c.key.name);
             let problem = match c.line {
                 Some(line) => format!("{}:{line}: {}", c.path.display(), c.message),
                 None => format!("{}: {}", c.path.display(), c.message),
             };
-            // The journal may still hold the object as last committed (what the API server
-            // serves for it): when that version is valid, it stays in effect.
-            let read = match store.get_committed(&c.key) {
-                Ok(Some(v)) => match cache.read(&id, info, &v) {
-                    Read::Good(committed) => {
-                        seen.insert(id.clone());
-                        Read::Damaged {
-                            problems: vec![problem],
-                            committed,
-                        }
-                    }
-                    _ => Read::Bad(vec![problem]),
-                },
-                _ => Read::Bad(vec![problem]),
-            };
-            out.push((id, None, read));
+            if c.recovered {
+                damaged.insert(id, problem);
+            } else {
+                out.push((id, None, Read::Bad(vec![problem])));
+            }
         }
         for v in &listed.items {
             let id = object_id(info, v);
-            let read = cache.read(&id, info, v);
+            let read = match (cache.read(&id, info, v), damaged.remove(&id)) {
+                (read, None) => read,
+                (Read::Good(committed), Some(problem)) => Read::Damaged {
+                    problems: vec![problem],
+                    committed,
+                },
+                (_, Some(problem)) => Read::Bad(vec![problem]),
+            };
             seen.insert(id.clone());
             out.push((id, None, read));
         }

@@ -35,6 +35,9 @@ pub struct CorruptObject {
     pub column: Option<usize>,
     /// What is wrong.
     pub message: String,
+    /// The journal still holds the object as last committed, and that body is listed in its
+    /// place ([`crate::Store::list_committed`] only).
+    pub recovered: bool,
 }
 
 impl CorruptObject {
@@ -51,6 +54,7 @@ impl CorruptObject {
                 line,
                 column,
                 message,
+                recovered: false,
             },
             other => CorruptObject {
                 path,
@@ -58,6 +62,7 @@ impl CorruptObject {
                 line: None,
                 column: None,
                 message: other.to_string(),
+                recovered: false,
             },
         }
     }

@@ -141,8 +141,39 @@ impl Store {
         kind: &str,
         namespace: Option<&str>,
     ) -> Result<ListResult, StoreError> {
+        self.list_as(group, kind, namespace, false)
+    }
+
+    /// Lists like [`Store::list`], with each damaged object file answered as last committed,
+    /// as [`Store::get_committed`] answers it: the journal's body is among the items and its
+    /// entry in [`ListResult::corrupt`] is `recovered`. One the journal no longer holds (or
+    /// cannot be read for) stays out of the items, as in [`Store::list`].
+    pub fn list_committed(
+        &self,
+        group: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<ListResult, StoreError> {
+        self.list_as(group, kind, namespace, true)
+    }
+
+    fn list_as(
+        &self,
+        group: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        committed: bool,
+    ) -> Result<ListResult, StoreError> {
         self.read(|meta| {
             let mut result = objects::list(&self.paths.objects, group, kind, namespace)?;
+            if committed {
+                for c in &mut result.corrupt {
+                    if let Ok(Some(body)) = crate::recover::journal_state(&self.paths, &c.key) {
+                        result.items.push(body);
+                        c.recovered = true;
+                    }
+                }
+            }
             result
                 .items
                 .sort_by(|a, b| objects::sort_key(a).cmp(&objects::sort_key(b)));

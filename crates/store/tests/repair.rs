@@ -39,6 +39,21 @@ fn store_repair_restores_damaged_files_from_the_journal() {
     );
     let path = truncate(&store, "objects/core/ConfigMap/a/one.json", 30);
     assert_eq!(store.list("", "ConfigMap", None).unwrap().corrupt.len(), 1);
+    // Before any repair, readers that ask for the committed state get the journal's body,
+    // listed in its place; a plain list leaves it out.
+    let committed = store.list_committed("", "ConfigMap", None).unwrap();
+    assert_eq!(
+        committed.items,
+        vec![
+            good.clone(),
+            store.list("", "ConfigMap", None).unwrap().items[0].clone()
+        ]
+    );
+    assert!(committed.corrupt[0].recovered);
+    assert_eq!(
+        store.get_committed(&cm_key("a", "one")).unwrap(),
+        Some(good.clone())
+    );
     let rv = store.resource_version().unwrap();
 
     let (repaired, lost) = store.repair().unwrap();
